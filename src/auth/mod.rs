@@ -1,0 +1,167 @@
+//! Accounts and sessions: register, log in, log out, and the extractors that tell a handler
+//! who is asking ([`CurrentUser`], [`Admin`]).
+
+pub mod password;
+
+use std::{future::Future, pin::Pin};
+
+use actix_session::{Session, SessionExt};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::{
+    db::{CreateUserError, Db},
+    domain::{Password, Role, User, Username},
+    error::ApiError,
+    startup::AppState,
+};
+
+const USER_ID: &str = "user_id";
+/// A per-login id kept in the session, so logout can close exactly that login's streams.
+const SESSION_ID: &str = "sid";
+
+/// Creates an account (role `user`).
+pub async fn register(db: &Db, username: &str, password: String) -> Result<User, ApiError> {
+    let username = Username::parse(username)?;
+    let password = Password::parse(password)?;
+    create_user(db, &username, password, Role::User).await
+}
+
+/// Creates an account with a role (also used by the CLI).
+pub async fn create_user(
+    db: &Db,
+    username: &Username,
+    password: Password,
+    role: Role,
+) -> Result<User, ApiError> {
+    let hash = password::hash(password).await?;
+    match db.create_user(username, &hash, role).await {
+        Ok(user) => Ok(user),
+        Err(CreateUserError::Taken) => Err(ApiError::Conflict {
+            code: "username_taken",
+            message: "that username is taken".into(),
+        }),
+        Err(CreateUserError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Checks a username and password; unknown names and wrong passwords fail alike.
+pub async fn authenticate(db: &Db, username: &str, password: String) -> Result<User, ApiError> {
+    let found = db.user_for_login(username).await?;
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    match (password::verify(password, hash).await?, user) {
+        (true, Some(user)) => Ok(user),
+        _ => Err(ApiError::InvalidCredentials),
+    }
+}
+
+/// Starts a logged-in session for `user`, under a fresh session key (no fixation).
+pub fn start_session(session: &Session, user: &User) -> Result<(), ApiError> {
+    session.renew();
+    session
+        .insert(USER_ID, user.id)
+        .and_then(|_| session.insert(SESSION_ID, Uuid::new_v4()))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("session insert: {e}")))
+}
+
+/// Ends the session (its row is deleted, so the old cookie is worthless) and returns the
+/// login id whose streams should close.
+pub fn end_session(session: &Session) -> Option<Uuid> {
+    let sid = session.get::<Uuid>(SESSION_ID).ok().flatten();
+    session.purge();
+    sid
+}
+
+/// The logged-in user of this request, from the session cookie. Rejects with 401.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// The account, fresh from the database (role changes apply at once).
+    pub user: User,
+    /// This login's id.
+    pub session_id: Uuid,
+}
+
+impl CurrentUser {
+    /// Reads the session; `Ok(None)` when nobody is logged in.
+    pub async fn from_session(
+        state: &AppState,
+        session: &Session,
+    ) -> Result<Option<Self>, ApiError> {
+        let ids = session
+            .get::<Uuid>(USER_ID)
+            .ok()
+            .flatten()
+            .zip(session.get::<Uuid>(SESSION_ID).ok().flatten());
+        let Some((user_id, session_id)) = ids else {
+            return Ok(None);
+        };
+        Ok(state
+            .db
+            .user_by_id(user_id)
+            .await?
+            .map(|user| Self { user, session_id }))
+    }
+}
+
+type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+fn app_state(req: &HttpRequest) -> web::Data<AppState> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .expect("AppState is registered by Application::build")
+}
+
+impl FromRequest for CurrentUser {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = app_state(req);
+        let session = req.get_session();
+        Box::pin(async move {
+            CurrentUser::from_session(&state, &session)
+                .await?
+                .ok_or(ApiError::Unauthorized)
+        })
+    }
+}
+
+/// Admin access: an admin's session, or `Authorization: Bearer <admin.api_token>`.
+/// Logged in but not admin is 403; neither is 401.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// The admin user, when access came from a session.
+    pub user: Option<User>,
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = app_state(req);
+        let session = req.get_session();
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned);
+        Box::pin(async move {
+            if let (Some(given), Some(token)) = (&bearer, &state.settings.admin.api_token)
+                && bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+            {
+                return Ok(Admin { user: None });
+            }
+            match CurrentUser::from_session(&state, &session).await? {
+                Some(c) if c.user.role == Role::Admin => Ok(Admin { user: Some(c.user) }),
+                Some(_) => Err(ApiError::Forbidden("admins only")),
+                None => Err(ApiError::Unauthorized),
+            }
+        })
+    }
+}

@@ -1,0 +1,244 @@
+//! The message log: room messages and broadcasts, one id sequence.
+
+use bytes::Bytes;
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite};
+use uuid::Uuid;
+
+use super::Db;
+use crate::{
+    domain::{RoomName, UserRef},
+    hub::{ReplayFrame, frame},
+};
+
+/// A stored room message (`room` set) or broadcast (`room` empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Position in the one id sequence.
+    pub id: i64,
+    /// The room, or `None` for a broadcast.
+    pub room: Option<RoomName>,
+    /// Author; `None` for a broadcast sent with the API token.
+    pub user: Option<UserRef>,
+    /// Trimmed text.
+    pub body: String,
+    /// RFC 3339 UTC.
+    pub sent_at: String,
+}
+
+/// The contract's `Message` object.
+#[derive(Serialize)]
+pub struct MessageJson<'a> {
+    id: i64,
+    room: &'a RoomName,
+    user: &'a UserRef,
+    body: &'a str,
+    sent_at: &'a str,
+}
+
+/// The contract's broadcast object.
+#[derive(Serialize)]
+pub struct BroadcastJson<'a> {
+    id: i64,
+    body: &'a str,
+    sent_at: &'a str,
+}
+
+/// A deleted or token-sent author still needs a shape in `Message.user`.
+static NOBODY: std::sync::LazyLock<UserRef> = std::sync::LazyLock::new(|| UserRef {
+    id: Uuid::nil(),
+    username: "".into(),
+});
+
+impl StoredMessage {
+    /// As the contract's `Message`; `None` for a broadcast.
+    pub fn message_json(&self) -> Option<MessageJson<'_>> {
+        Some(MessageJson {
+            id: self.id,
+            room: self.room.as_ref()?,
+            user: self.user.as_ref().unwrap_or(&NOBODY),
+            body: &self.body,
+            sent_at: &self.sent_at,
+        })
+    }
+
+    /// As the contract's broadcast object.
+    pub fn broadcast_json(&self) -> BroadcastJson<'_> {
+        BroadcastJson {
+            id: self.id,
+            body: &self.body,
+            sent_at: &self.sent_at,
+        }
+    }
+
+    /// The SSE frame: `message` for a room message, `broadcast` otherwise, with `id:`.
+    pub fn frame(&self) -> Bytes {
+        match self.message_json() {
+            Some(m) => frame::encode("message", Some(self.id), &m),
+            None => frame::encode("broadcast", Some(self.id), &self.broadcast_json()),
+        }
+    }
+
+    fn replay_frame(&self) -> ReplayFrame {
+        ReplayFrame {
+            id: self.id,
+            is_broadcast: self.room.is_none(),
+            bytes: self.frame(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    room: Option<String>,
+    user_id: Option<Uuid>,
+    username: Option<String>,
+    body: String,
+    sent_at: String,
+}
+
+impl From<Row> for StoredMessage {
+    fn from(r: Row) -> Self {
+        StoredMessage {
+            id: r.id,
+            // Only validated names are ever stored.
+            room: r.room.as_deref().and_then(|s| RoomName::parse(s).ok()),
+            user: r.user_id.map(|id| UserRef {
+                id,
+                username: r.username.unwrap_or_default().into(),
+            }),
+            body: r.body,
+            sent_at: r.sent_at,
+        }
+    }
+}
+
+const SELECT: &str = "SELECT m.id, m.room, m.user_id, u.username, m.body, m.sent_at \
+                      FROM messages m LEFT JOIN users u ON u.id = m.user_id ";
+
+/// Bounds of a history page.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// Only ids below this.
+    pub before: Option<i64>,
+    /// Only ids above this (the page then starts right after it).
+    pub after: Option<i64>,
+    /// Most messages returned.
+    pub limit: u32,
+}
+
+/// What a resume read back.
+pub struct Replay {
+    /// Encoded frames, ascending by id.
+    pub frames: Vec<ReplayFrame>,
+    /// False when `limit` cut older events.
+    pub complete: bool,
+}
+
+impl Db {
+    /// One page of a room's history, ascending by id. With `after`, the page starts right
+    /// after it; otherwise it is the newest messages below `before` (or the newest of all).
+    pub async fn messages_page(
+        &self,
+        room: &RoomName,
+        page: Page,
+    ) -> sqlx::Result<Vec<StoredMessage>> {
+        let mut q = QueryBuilder::<Sqlite>::new(SELECT);
+        q.push("WHERE m.room = ").push_bind(room.as_str());
+        if let Some(before) = page.before {
+            q.push(" AND m.id < ").push_bind(before);
+        }
+        if let Some(after) = page.after {
+            q.push(" AND m.id > ").push_bind(after);
+        }
+        let ascending = page.after.is_some();
+        q.push(if ascending {
+            " ORDER BY m.id ASC"
+        } else {
+            " ORDER BY m.id DESC"
+        });
+        q.push(" LIMIT ").push_bind(i64::from(page.limit));
+        let mut rows: Vec<StoredMessage> = q
+            .build_query_as::<Row>()
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        if !ascending {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    /// Everything a resuming connection missed in `rooms`, plus broadcasts: ids in
+    /// `(after, upto]`, ascending, the newest `limit` of them.
+    pub async fn replay_since(
+        &self,
+        rooms: &[RoomName],
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> sqlx::Result<Replay> {
+        let mut q = QueryBuilder::<Sqlite>::new(SELECT);
+        q.push("WHERE m.id > ")
+            .push_bind(after)
+            .push(" AND m.id <= ")
+            .push_bind(upto)
+            .push(" AND (m.room IS NULL OR m.room IN (");
+        let mut list = q.separated(", ");
+        for r in rooms {
+            list.push_bind(r.as_str());
+        }
+        q.push(")) ORDER BY m.id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let mut rows: Vec<Row> = q.build_query_as().fetch_all(self.pool()).await?;
+        let complete = rows.len() <= limit as usize;
+        rows.truncate(limit as usize);
+        Ok(Replay {
+            frames: rows
+                .into_iter()
+                .rev()
+                .map(|r| StoredMessage::from(r).replay_frame())
+                .collect(),
+            complete,
+        })
+    }
+
+    /// The last `n` messages (ids up to `upto`) of each room, ascending by id.
+    pub async fn recent(
+        &self,
+        rooms: &[RoomName],
+        n: u32,
+        upto: i64,
+    ) -> sqlx::Result<Vec<ReplayFrame>> {
+        let mut all = Vec::new();
+        for room in rooms {
+            let page = Page {
+                before: Some(upto + 1),
+                after: None,
+                limit: n,
+            };
+            all.extend(self.messages_page(room, page).await?);
+        }
+        all.sort_by_key(|m| m.id);
+        Ok(all.iter().map(StoredMessage::replay_frame).collect())
+    }
+
+    /// Highest id stored (0 when empty).
+    pub async fn last_message_id(&self) -> sqlx::Result<i64> {
+        let (id,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM messages")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
+    /// How many messages and broadcasts are stored.
+    pub async fn count_messages(&self) -> sqlx::Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
+    }
+}

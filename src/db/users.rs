@@ -1,0 +1,113 @@
+//! Accounts.
+
+use uuid::Uuid;
+
+use super::{Db, now_rfc3339};
+use crate::domain::{Role, User, Username};
+
+/// Why an account could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    /// The name is taken (in any letter case).
+    #[error("username is taken")]
+    Taken,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    username: String,
+    role: String,
+    password_hash: String,
+}
+
+impl UserRow {
+    fn user(&self) -> User {
+        User {
+            id: self.id,
+            username: self.username.clone(),
+            // The CHECK constraint admits only these two.
+            role: Role::parse(&self.role).unwrap_or(Role::User),
+        }
+    }
+}
+
+impl Db {
+    /// Creates an account with an already computed password hash.
+    pub async fn create_user(
+        &self,
+        username: &Username,
+        password_hash: &str,
+        role: Role,
+    ) -> Result<User, CreateUserError> {
+        let id = Uuid::new_v4();
+        let res = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(username.as_str())
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(now_rfc3339())
+        .execute(self.pool())
+        .await;
+        match res {
+            Ok(_) => Ok(User {
+                id,
+                username: username.as_str().to_owned(),
+                role,
+            }),
+            Err(e)
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) =>
+            {
+                Err(CreateUserError::Taken)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The user and password hash for a login name (any letter case).
+    pub async fn user_for_login(&self, username: &str) -> sqlx::Result<Option<(User, String)>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, username, role, password_hash FROM users WHERE lower(username) = lower(?)",
+        )
+        .bind(username)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| (r.user(), r.password_hash)))
+    }
+
+    /// A user by id.
+    pub async fn user_by_id(&self, id: Uuid) -> sqlx::Result<Option<User>> {
+        let row: Option<UserRow> =
+            sqlx::query_as("SELECT id, username, role, password_hash FROM users WHERE id = ?")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|r| r.user()))
+    }
+
+    /// Sets a user's role; `None` when there is no such user.
+    pub async fn set_role(&self, username: &str, role: Role) -> sqlx::Result<Option<User>> {
+        sqlx::query("UPDATE users SET role = ? WHERE lower(username) = lower(?)")
+            .bind(role.as_str())
+            .bind(username)
+            .execute(self.pool())
+            .await?;
+        Ok(self.user_for_login(username).await?.map(|(u, _)| u))
+    }
+
+    /// Every account, by name.
+    pub async fn list_users(&self) -> sqlx::Result<Vec<User>> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT id, username, role, password_hash FROM users ORDER BY lower(username)",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(UserRow::user).collect())
+    }
+}

@@ -1,0 +1,126 @@
+//! The single message writer: group commit, then publish in id order.
+//!
+//! Posts queue here. The writer takes everything queued (up to [`MAX_BATCH`]), inserts it in
+//! one transaction — one fsync for the lot — and only after the commit publishes each event
+//! in id order and answers each poster. So a `201` means "on disk", a failed insert is never
+//! sent, and ids reach subscribers in the order they were assigned.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sqlx::{Connection, SqliteConnection};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use super::{Db, StoredMessage, now_rfc3339};
+use crate::{
+    broker::Broker,
+    domain::{MessageBody, RoomName, UserRef},
+};
+
+/// Most posts committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+
+/// Posts waiting for the writer beyond this make posters wait (backpressure).
+const QUEUE: usize = 4096;
+
+struct Job {
+    room: Option<RoomName>,
+    user: Option<UserRef>,
+    body: MessageBody,
+    reply: oneshot::Sender<anyhow::Result<StoredMessage>>,
+}
+
+/// Handle for submitting posts; cheap to clone. The writer task ends (after committing
+/// everything queued) once every handle is dropped.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Opens the writer's own connection and starts the task.
+    pub async fn start(db: &Db, broker: Arc<dyn Broker>) -> anyhow::Result<(Self, JoinHandle<()>)> {
+        let conn = SqliteConnection::connect_with(&db.options)
+            .await
+            .context("opening the writer's database connection")?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(run(conn, rx, broker));
+        Ok((Self { tx }, task))
+    }
+
+    /// Stores a room message (`room` set) or a broadcast, durably, then publishes it.
+    /// Returns once it is committed and handed to the broker.
+    pub async fn post(
+        &self,
+        room: Option<RoomName>,
+        user: Option<UserRef>,
+        body: MessageBody,
+    ) -> anyhow::Result<StoredMessage> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job {
+                room,
+                user,
+                body,
+                reply,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the message writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the message writer stopped before answering"))?
+    }
+}
+
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, broker: Arc<dyn Broker>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match commit(&mut conn, &batch).await {
+            Ok(stored) => {
+                metrics::counter!("roomcast_messages_stored_total").increment(stored.len() as u64);
+                for (job, msg) in batch.drain(..).zip(stored) {
+                    broker.publish(&msg);
+                    let _ = job.reply.send(Ok(msg));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, posts = batch.len(), "message batch failed; nothing sent");
+                for job in batch.drain(..) {
+                    let _ = job
+                        .reply
+                        .send(Err(anyhow::anyhow!("storing the message failed")));
+                }
+            }
+        }
+    }
+    let _ = conn.close().await;
+}
+
+async fn commit(conn: &mut SqliteConnection, batch: &[Job]) -> anyhow::Result<Vec<StoredMessage>> {
+    let mut tx = conn.begin().await?;
+    let mut stored = Vec::with_capacity(batch.len());
+    for job in batch {
+        let sent_at = now_rfc3339();
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO messages (room, user_id, body, sent_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(job.room.as_ref().map(RoomName::as_str))
+        .bind(job.user.as_ref().map(|u| u.id))
+        .bind(job.body.as_str())
+        .bind(&sent_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        stored.push(StoredMessage {
+            id,
+            room: job.room.clone(),
+            user: job.user.clone(),
+            body: job.body.as_str().to_owned(),
+            sent_at,
+        });
+    }
+    tx.commit().await?;
+    Ok(stored)
+}

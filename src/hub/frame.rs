@@ -1,0 +1,75 @@
+//! SSE wire format. Every event is encoded here exactly once; the resulting `Bytes` is shared
+//! by every subscriber it goes to.
+//!
+//! `data` is always one line of JSON: serde_json escapes `\n`, `\r` and every other control
+//! character, so no body can end a frame early or smuggle in an `event:`/`id:` line.
+
+use std::io::Write;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
+
+/// The comment written after `sse.heartbeat_secs` of silence.
+pub const PING: Bytes = Bytes::from_static(b": ping\n\n");
+
+/// Encodes one event. `id` is set for persisted events only.
+pub fn encode(event: &str, id: Option<i64>, data: &impl Serialize) -> Bytes {
+    let mut buf = BytesMut::with_capacity(128).writer();
+    if let Some(id) = id {
+        let _ = writeln!(buf, "id: {id}");
+    }
+    let _ = write!(buf, "event: {event}\ndata: ");
+    // Serializing plain structs of strings and numbers cannot fail.
+    let _ = serde_json::to_writer(&mut buf, data);
+    let mut buf = buf.into_inner();
+    buf.put_slice(b"\n\n");
+    buf.freeze()
+}
+
+/// The first frame of every stream: the reconnect delay and the connection id.
+pub fn connected(connection_id: &impl Serialize, heartbeat_secs: u64) -> Bytes {
+    #[derive(Serialize)]
+    struct Connected<'a, T> {
+        connection_id: &'a T,
+        heartbeat_secs: u64,
+    }
+    let event = encode(
+        "connected",
+        None,
+        &Connected {
+            connection_id,
+            heartbeat_secs,
+        },
+    );
+    let mut buf = BytesMut::with_capacity(event.len() + 12);
+    buf.put_slice(b"retry: 3000\n");
+    buf.put_slice(&event);
+    buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_stays_on_one_line_whatever_the_body() {
+        let body = "line1\nevent: evil\r\nid: 99\r\rdata: x\u{2028}é";
+        let frame = encode("message", Some(7), &serde_json::json!({ "body": body }));
+        let text = std::str::from_utf8(&frame).unwrap();
+        assert!(text.starts_with("id: 7\nevent: message\ndata: {"));
+        assert!(text.ends_with("}\n\n"));
+        let lines: Vec<&str> = text.trim_end_matches("\n\n").split(['\n', '\r']).collect();
+        assert_eq!(lines.len(), 3, "exactly id, event and data lines: {text:?}");
+        let data: serde_json::Value = serde_json::from_str(&lines[2]["data: ".len()..]).unwrap();
+        assert_eq!(data["body"], body, "the body round-trips verbatim");
+    }
+
+    #[test]
+    fn connected_frame_matches_the_contract() {
+        let frame = connected(&"abc", 15);
+        assert_eq!(
+            &frame[..],
+            b"retry: 3000\nevent: connected\ndata: {\"connection_id\":\"abc\",\"heartbeat_secs\":15}\n\n"
+        );
+    }
+}

@@ -1,0 +1,650 @@
+//! The routing core: open connections, rooms and presence. No HTTP in here.
+//!
+//! * `connections`: connection id → owner, session, sender of its bounded queue.
+//! * `rooms`: a `DashMap` of room → subscribers and per-user presence counts. A room exists
+//!   exactly while it has a subscriber: joins create it through the map's entry API and the
+//!   last leave removes it under the same shard lock, so a join can never land in a room that
+//!   is being dropped.
+//! * Fan-out: an event is encoded once ([`frame`]) and the same `Bytes` is pushed with
+//!   `try_send` into each subscriber's queue. A full queue disconnects that subscriber only.
+//! * Ordering: persisted events (ids) are fanned out under `publish_gate`, which also records
+//!   the last id fanned out. Joins take the same gate, so a join knows exactly which ids it
+//!   will get live (those above the watermark) and which its replay must read from the
+//!   database (those at or below it): no gap, no duplicate.
+
+pub mod frame;
+mod stream;
+
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use dashmap::{DashMap, mapref::entry::Entry};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+pub use stream::ConnectionStream;
+
+use crate::domain::{ConnectionId, EventName, RoomName, UserRef};
+
+/// Most rooms one connection may hold.
+pub const MAX_ROOMS_PER_CONNECTION: usize = 100;
+
+/// What goes through a connection's queue.
+pub(crate) enum Outbound {
+    /// A ready-to-write frame (shared bytes).
+    Frame(Bytes),
+    /// A broadcast frame; its id lets a later replay skip what was already delivered.
+    Broadcast(i64, Bytes),
+    /// Marks where a subscribe's replay belongs in this connection's event order. The
+    /// stream waits for the frames before writing anything queued after the marker.
+    Replay(oneshot::Receiver<Vec<ReplayFrame>>),
+}
+
+/// One persisted event read back from the database for a replay.
+#[derive(Debug)]
+pub struct ReplayFrame {
+    /// Its message id.
+    pub id: i64,
+    /// Broadcasts go to every connection, so a replayed one may already have been delivered.
+    pub is_broadcast: bool,
+    /// The encoded SSE frame.
+    pub bytes: Bytes,
+}
+
+/// Which named events a connection wants; `connected` and `broadcast` always pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter {
+    names: BTreeSet<EventName>,
+    message: bool,
+    presence: bool,
+}
+
+impl EventFilter {
+    /// A filter that passes exactly these names.
+    pub fn new(names: impl IntoIterator<Item = EventName>) -> Self {
+        let names: BTreeSet<EventName> = names.into_iter().collect();
+        let has = |n: &str| names.iter().any(|e| e.as_str() == n);
+        Self {
+            message: has("message"),
+            presence: has("presence"),
+            names,
+        }
+    }
+
+    /// The names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &EventName> {
+        self.names.iter()
+    }
+
+    fn accepts(&self, kind: Kind<'_>) -> bool {
+        match kind {
+            Kind::Message => self.message,
+            Kind::Presence => self.presence,
+            Kind::Custom(name) => self.names.iter().any(|n| n.as_str() == name),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind<'a> {
+    Message,
+    Presence,
+    Custom(&'a str),
+}
+
+/// One open event stream.
+#[derive(Debug)]
+pub struct Connection {
+    /// Unguessable id, returned in the `connected` event.
+    pub id: ConnectionId,
+    /// The user whose session opened it.
+    pub user: UserRef,
+    /// The login session it belongs to (logout closes exactly these).
+    pub session_id: Uuid,
+    /// `Last-Event-ID` the stream was opened with, for the first resume.
+    pub last_event_id: Option<i64>,
+    closed: AtomicBool,
+    state: Mutex<ConnState>,
+}
+
+#[derive(Debug, Default)]
+struct ConnState {
+    rooms: BTreeSet<RoomName>,
+    filter: Option<Arc<EventFilter>>,
+    /// Set under this lock when the connection is removed, so a racing subscribe cannot
+    /// add rooms to a connection that is already gone.
+    removed: bool,
+}
+
+impl Connection {
+    /// Whether the hub has closed this connection.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+struct ConnEntry {
+    conn: Arc<Connection>,
+    tx: mpsc::Sender<Outbound>,
+}
+
+struct Subscriber {
+    tx: mpsc::Sender<Outbound>,
+    filter: Option<Arc<EventFilter>>,
+}
+
+#[derive(Default)]
+struct Room {
+    subscribers: HashMap<ConnectionId, Subscriber>,
+    /// user → (the user as shown, connections of that user in this room)
+    presence: HashMap<Uuid, (UserRef, u32)>,
+}
+
+/// Live counters (the rest of the stats are computed from the maps).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Frames handed to subscriber queues.
+    pub events_delivered: AtomicU64,
+    /// Connections cut because their queue was full.
+    pub slow_disconnects: AtomicU64,
+}
+
+/// A snapshot of the hub for `/api/admin/stats` and `/metrics`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct HubStats {
+    /// Open streams.
+    pub connections: usize,
+    /// Distinct users with at least one open stream.
+    pub users_online: usize,
+    /// Rooms with at least one subscriber.
+    pub rooms: usize,
+    /// (connection, room) pairs.
+    pub subscriptions: usize,
+    /// Frames handed to subscriber queues since start.
+    pub events_delivered: u64,
+    /// Connections cut for being too slow since start.
+    pub slow_disconnects: u64,
+}
+
+/// A room as listed by `GET /api/rooms`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// Room name.
+    pub name: RoomName,
+    /// Connections subscribed.
+    pub subscribers: usize,
+    /// Distinct users subscribed.
+    pub users: usize,
+}
+
+/// Why the hub refused a request.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    /// No such connection, or not the caller's.
+    #[error("no such connection")]
+    UnknownConnection,
+    /// The connection would hold more than [`MAX_ROOMS_PER_CONNECTION`] rooms.
+    #[error("a connection holds at most {MAX_ROOMS_PER_CONNECTION} rooms")]
+    TooManyRooms,
+}
+
+/// What a subscribe did.
+#[derive(Debug)]
+pub struct Subscribed {
+    /// Every room the connection holds now, sorted.
+    pub rooms: Vec<RoomName>,
+    /// Its event filter now (`None`: all events).
+    pub filter: Option<Arc<EventFilter>>,
+    /// Rooms this call joined (replay covers only these).
+    pub joined: Vec<RoomName>,
+    /// Ids at or below this were fanned out before the join; the replay reads them.
+    pub watermark: i64,
+    /// Where the replay frames go, when one was asked for and rooms were joined.
+    pub replay: Option<oneshot::Sender<Vec<ReplayFrame>>>,
+    /// The connection's `Last-Event-ID` from when its stream opened.
+    pub stream_last_event_id: Option<i64>,
+}
+
+/// What an unsubscribe left.
+#[derive(Debug)]
+pub struct Unsubscribed {
+    /// Rooms still held, sorted.
+    pub rooms: Vec<RoomName>,
+    /// Event filter (`None`: all).
+    pub filter: Option<Arc<EventFilter>>,
+}
+
+/// The routing core. Cheap to share (`Arc<Hub>`); every method is thread-safe.
+pub struct Hub {
+    connections: DashMap<ConnectionId, ConnEntry>,
+    rooms: DashMap<RoomName, Room>,
+    publish_gate: Mutex<i64>,
+    queue_capacity: usize,
+    heartbeat: std::time::Duration,
+    counters: Counters,
+}
+
+#[derive(Serialize)]
+struct PresenceData<'a> {
+    room: &'a RoomName,
+    user: &'a UserRef,
+    action: &'static str,
+}
+
+#[derive(Serialize)]
+struct CustomData<'a, T> {
+    room: &'a RoomName,
+    user: &'a UserRef,
+    data: &'a T,
+}
+
+impl Hub {
+    /// A hub whose connections queue at most `queue_capacity` frames and ping after
+    /// `heartbeat` of silence.
+    pub fn new(queue_capacity: usize, heartbeat: std::time::Duration) -> Self {
+        Self {
+            connections: DashMap::new(),
+            rooms: DashMap::new(),
+            publish_gate: Mutex::new(0),
+            queue_capacity,
+            heartbeat,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Registers a new connection and returns the stream that feeds its HTTP response.
+    /// Dropping the stream (client gone) removes the connection everywhere.
+    pub fn connect(
+        self: &Arc<Self>,
+        user: UserRef,
+        session_id: Uuid,
+        last_event_id: Option<i64>,
+    ) -> ConnectionStream {
+        let (tx, rx) = mpsc::channel(self.queue_capacity);
+        let conn = Arc::new(Connection {
+            id: ConnectionId::new(),
+            user,
+            session_id,
+            last_event_id,
+            closed: AtomicBool::new(false),
+            state: Mutex::new(ConnState::default()),
+        });
+        self.connections.insert(
+            conn.id,
+            ConnEntry {
+                conn: conn.clone(),
+                tx,
+            },
+        );
+        ConnectionStream::new(self.clone(), conn, rx, self.heartbeat)
+    }
+
+    /// Subscribes a connection of `owner` to `rooms` with `filter` (replacing the previous
+    /// filter). With `want_replay`, or when the stream was opened with a `Last-Event-ID`, the
+    /// connection is told to wait for replay frames before any live event of the joined
+    /// rooms; send them through [`Subscribed::replay`].
+    pub fn subscribe(
+        &self,
+        id: ConnectionId,
+        owner: Uuid,
+        rooms: &[RoomName],
+        filter: Option<EventFilter>,
+        want_replay: bool,
+    ) -> Result<Subscribed, HubError> {
+        let (conn, tx) = self.owned(id, owner)?;
+        let want_replay = want_replay || conn.last_event_id.is_some();
+        let filter = filter.map(Arc::new);
+        let mut presence_joins = Vec::new();
+        let mut state = conn.state.lock();
+        if state.removed {
+            return Err(HubError::UnknownConnection);
+        }
+        let joined: Vec<RoomName> = rooms
+            .iter()
+            .filter(|r| !state.rooms.contains(*r))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if state.rooms.len() + joined.len() > MAX_ROOMS_PER_CONNECTION {
+            return Err(HubError::TooManyRooms);
+        }
+        if state.filter != filter {
+            for room in &state.rooms {
+                if let Some(mut r) = self.rooms.get_mut(room)
+                    && let Some(sub) = r.subscribers.get_mut(&id)
+                {
+                    sub.filter = filter.clone();
+                }
+            }
+            state.filter = filter.clone();
+        }
+        let mut replay = None;
+        let watermark;
+        {
+            let gate = self.publish_gate.lock();
+            if want_replay && !joined.is_empty() {
+                let (rtx, rrx) = oneshot::channel();
+                if tx.try_send(Outbound::Replay(rrx)).is_err() {
+                    drop(gate);
+                    drop(state);
+                    self.disconnect_slow(id);
+                    return Err(HubError::UnknownConnection);
+                }
+                replay = Some(rtx);
+            }
+            for room in &joined {
+                let mut r = self.rooms.entry(room.clone()).or_default();
+                r.subscribers.insert(
+                    id,
+                    Subscriber {
+                        tx: tx.clone(),
+                        filter: filter.clone(),
+                    },
+                );
+                let count = &mut r
+                    .presence
+                    .entry(conn.user.id)
+                    .or_insert_with(|| (conn.user.clone(), 0))
+                    .1;
+                *count += 1;
+                if *count == 1 {
+                    presence_joins.push(room.clone());
+                }
+                state.rooms.insert(room.clone());
+            }
+            watermark = *gate;
+        }
+        let out = Subscribed {
+            rooms: state.rooms.iter().cloned().collect(),
+            filter,
+            joined,
+            watermark,
+            replay,
+            stream_last_event_id: conn.last_event_id,
+        };
+        drop(state);
+        for room in presence_joins {
+            self.send_presence(&room, &conn.user, "join");
+        }
+        Ok(out)
+    }
+
+    /// Removes a connection of `owner` from `rooms` (rooms it does not hold are ignored).
+    pub fn unsubscribe(
+        &self,
+        id: ConnectionId,
+        owner: Uuid,
+        rooms: &[RoomName],
+    ) -> Result<Unsubscribed, HubError> {
+        let (conn, _) = self.owned(id, owner)?;
+        let mut state = conn.state.lock();
+        if state.removed {
+            return Err(HubError::UnknownConnection);
+        }
+        let mut leaves = Vec::new();
+        for room in rooms {
+            if state.rooms.remove(room) && self.leave_room(room, id, &conn.user) {
+                leaves.push(room.clone());
+            }
+        }
+        let out = Unsubscribed {
+            rooms: state.rooms.iter().cloned().collect(),
+            filter: state.filter.clone(),
+        };
+        drop(state);
+        for room in leaves {
+            self.send_presence(&room, &conn.user, "leave");
+        }
+        Ok(out)
+    }
+
+    /// Takes `id` out of `room`; drops the room when it empties. True when this was the
+    /// user's last connection in the room (a presence `leave` is due).
+    fn leave_room(&self, room: &RoomName, id: ConnectionId, user: &UserRef) -> bool {
+        let Entry::Occupied(mut e) = self.rooms.entry(room.clone()) else {
+            return false;
+        };
+        let r = e.get_mut();
+        if r.subscribers.remove(&id).is_none() {
+            return false;
+        }
+        let mut last_of_user = false;
+        if let Some((_, count)) = r.presence.get_mut(&user.id) {
+            *count -= 1;
+            if *count == 0 {
+                r.presence.remove(&user.id);
+                last_of_user = true;
+            }
+        }
+        if r.subscribers.is_empty() {
+            e.remove();
+        }
+        last_of_user
+    }
+
+    /// Closes a connection: it leaves every room and its stream ends. Idempotent.
+    pub fn remove(&self, id: ConnectionId) {
+        let Some((_, entry)) = self.connections.remove(&id) else {
+            return;
+        };
+        let conn = entry.conn;
+        conn.closed.store(true, Ordering::Release);
+        let rooms = {
+            let mut state = conn.state.lock();
+            state.removed = true;
+            std::mem::take(&mut state.rooms)
+        };
+        for room in rooms {
+            if self.leave_room(&room, id, &conn.user) {
+                self.send_presence(&room, &conn.user, "leave");
+            }
+        }
+        // `entry.tx` and every room's sender clone are gone now, which wakes the stream.
+    }
+
+    fn disconnect_slow(&self, id: ConnectionId) {
+        if self.connections.contains_key(&id) {
+            self.counters
+                .slow_disconnects
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(connection = %id, "queue full: disconnecting a slow client");
+            self.remove(id);
+        }
+    }
+
+    /// Closes every stream of `session_id` (logout). Returns how many.
+    pub fn close_session(&self, session_id: Uuid) -> usize {
+        self.close_where(|c| c.session_id == session_id)
+    }
+
+    /// Closes every stream of a user (admin disconnect). Returns how many.
+    pub fn close_user(&self, user_id: Uuid) -> usize {
+        self.close_where(|c| c.user.id == user_id)
+    }
+
+    /// Closes every stream (shutdown). Returns how many.
+    pub fn close_all(&self) -> usize {
+        self.close_where(|_| true)
+    }
+
+    fn close_where(&self, pred: impl Fn(&Connection) -> bool) -> usize {
+        let ids: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|e| pred(&e.conn))
+            .map(|e| *e.key())
+            .collect();
+        for id in &ids {
+            self.remove(*id);
+        }
+        ids.len()
+    }
+
+    fn owned(
+        &self,
+        id: ConnectionId,
+        owner: Uuid,
+    ) -> Result<(Arc<Connection>, mpsc::Sender<Outbound>), HubError> {
+        match self.connections.get(&id) {
+            Some(e) if e.conn.user.id == owner => Ok((e.conn.clone(), e.tx.clone())),
+            _ => Err(HubError::UnknownConnection),
+        }
+    }
+
+    /// Fans out a stored room message, already encoded with its id.
+    pub fn publish_message(&self, id: i64, room: &RoomName, frame: &Bytes) {
+        let mut last = self.publish_gate.lock();
+        self.fan_out(room, Kind::Message, frame);
+        *last = id;
+    }
+
+    /// Sends a stored broadcast to every open connection.
+    pub fn publish_broadcast(&self, id: i64, frame: &Bytes) {
+        let mut last = self.publish_gate.lock();
+        let mut slow = Vec::new();
+        let mut delivered = 0;
+        for e in self.connections.iter() {
+            match e.tx.try_send(Outbound::Broadcast(id, frame.clone())) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => slow.push(*e.key()),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        *last = id;
+        drop(last);
+        self.settle(delivered, slow);
+    }
+
+    /// Sends an ephemeral custom event to the room's subscribers that asked for `name`.
+    pub fn publish_custom(
+        &self,
+        room: &RoomName,
+        user: &UserRef,
+        name: &EventName,
+        data: &impl Serialize,
+    ) {
+        let frame = frame::encode(name.as_str(), None, &CustomData { room, user, data });
+        self.fan_out(room, Kind::Custom(name.as_str()), &frame);
+    }
+
+    fn send_presence(&self, room: &RoomName, user: &UserRef, action: &'static str) {
+        let frame = frame::encode("presence", None, &PresenceData { room, user, action });
+        self.fan_out(room, Kind::Presence, &frame);
+    }
+
+    fn fan_out(&self, room: &RoomName, kind: Kind<'_>, frame: &Bytes) {
+        let mut slow = Vec::new();
+        let mut delivered = 0;
+        if let Some(r) = self.rooms.get(room) {
+            for (id, sub) in &r.subscribers {
+                if sub.filter.as_ref().is_some_and(|f| !f.accepts(kind)) {
+                    continue;
+                }
+                match sub.tx.try_send(Outbound::Frame(frame.clone())) {
+                    Ok(()) => delivered += 1,
+                    Err(mpsc::error::TrySendError::Full(_)) => slow.push(*id),
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+        }
+        self.settle(delivered, slow);
+    }
+
+    fn settle(&self, delivered: u64, slow: Vec<ConnectionId>) {
+        self.counters
+            .events_delivered
+            .fetch_add(delivered, Ordering::Relaxed);
+        for id in slow {
+            self.disconnect_slow(id);
+        }
+    }
+
+    /// The id of the last persisted event fanned out.
+    pub fn watermark(&self) -> i64 {
+        *self.publish_gate.lock()
+    }
+
+    /// Raises the watermark to the last id already stored, at start-up (nothing above it
+    /// can be in flight yet).
+    pub fn set_watermark(&self, id: i64) {
+        let mut last = self.publish_gate.lock();
+        *last = (*last).max(id);
+    }
+
+    /// Rooms that have subscribers now, sorted by name.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        let mut out: Vec<RoomInfo> = self
+            .rooms
+            .iter()
+            .map(|r| RoomInfo {
+                name: r.key().clone(),
+                subscribers: r.subscribers.len(),
+                users: r.presence.len(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Users with a connection in `room` now, sorted by name.
+    pub fn presence(&self, room: &RoomName) -> Vec<UserRef> {
+        let mut users: Vec<UserRef> = self
+            .rooms
+            .get(room)
+            .map(|r| r.presence.values().map(|(u, _)| u.clone()).collect())
+            .unwrap_or_default();
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        users
+    }
+
+    /// Live figures.
+    pub fn stats(&self) -> HubStats {
+        let users: HashSet<Uuid> = self.connections.iter().map(|e| e.conn.user.id).collect();
+        HubStats {
+            connections: self.connections.len(),
+            users_online: users.len(),
+            rooms: self.rooms.len(),
+            subscriptions: self.rooms.iter().map(|r| r.subscribers.len()).sum(),
+            events_delivered: self.counters.events_delivered.load(Ordering::Relaxed),
+            slow_disconnects: self.counters.slow_disconnects.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Checks the invariants (tests): no empty room is mapped, presence counts equal the
+    /// connections present, and rooms and connections agree.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for r in self.rooms.iter() {
+            if r.subscribers.is_empty() {
+                return Err(format!("room {} is empty but mapped", r.key()));
+            }
+            let mut per_user: HashMap<Uuid, u32> = HashMap::new();
+            for id in r.subscribers.keys() {
+                let Some(e) = self.connections.get(id) else {
+                    return Err(format!("room {} holds closed connection {id}", r.key()));
+                };
+                *per_user.entry(e.conn.user.id).or_default() += 1;
+            }
+            let counted: HashMap<Uuid, u32> =
+                r.presence.iter().map(|(u, (_, n))| (*u, *n)).collect();
+            if per_user != counted {
+                return Err(format!(
+                    "room {}: presence {counted:?} != {per_user:?}",
+                    r.key()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

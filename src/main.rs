@@ -1,0 +1,138 @@
+//! The `roomcast` command: serve (default), migrate, and user administration.
+
+use std::{io::Read, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use roomcast::{
+    Application, auth,
+    config::Settings,
+    db::Db,
+    domain::{Password, Role, Username},
+    telemetry,
+};
+
+#[derive(Parser)]
+#[command(version, about = "Multi-room chat over Server-Sent Events")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from stdin (not echoed on a terminal).
+    Create {
+        /// 3-32 chars of A-Z a-z 0-9 _
+        name: String,
+        /// Make the account an admin.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Set an account's role.
+    SetRole {
+        /// The account.
+        name: String,
+        /// `admin` or `user`.
+        #[arg(value_parser = ["admin", "user"])]
+        role: String,
+    },
+    /// List accounts.
+    List,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("roomcast: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_tracing(&settings.log.filter);
+    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roomcast: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            tracing::info!(port = app.port(), "roomcast listening");
+            app.run_until_stopped().await
+        }
+        Command::Migrate => {
+            Db::connect(&settings.database).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::User { command } => {
+            let db = Db::connect(&settings.database).await?;
+            user_command(&db, command).await
+        }
+    }
+}
+
+async fn user_command(db: &Db, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create { name, admin } => {
+            let username = Username::parse(&name)?;
+            let password = Password::parse(read_password()?)?;
+            let role = if admin { Role::Admin } else { Role::User };
+            let user = auth::create_user(db, &username, password, role).await?;
+            println!(
+                "created {} ({}) as {}",
+                user.username,
+                user.id,
+                role.as_str()
+            );
+        }
+        UserCommand::SetRole { name, role } => {
+            let role =
+                Role::parse(&role).ok_or_else(|| anyhow::anyhow!("role is admin or user"))?;
+            let user = db
+                .set_role(&name, role)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user named {name}"))?;
+            println!("{} is now {}", user.username, role.as_str());
+        }
+        UserCommand::List => {
+            for u in db.list_users().await? {
+                println!("{}\t{}\t{}", u.username, u.role.as_str(), u.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the password: prompted without echo on a terminal, else the first line of stdin.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    let line = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("password: ")?
+    } else {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s.lines().next().unwrap_or_default().to_owned()
+    };
+    Ok(line)
+}

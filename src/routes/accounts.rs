@@ -1,0 +1,73 @@
+//! `/api/register`, `/api/login`, `/api/logout`, `/api/me`.
+
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    auth::{self, CurrentUser},
+    error::ApiError,
+    startup::AppState,
+};
+
+/// Body of register and login.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// Applies the per-IP limit on login and registration attempts.
+pub fn limit_auth(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    match req.peer_addr() {
+        Some(addr) => state.limits.auth(addr.ip()),
+        None => Ok(()),
+    }
+}
+
+/// `POST /api/register` → `201 {"user"}` and a logged-in session.
+pub async fn register(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    limit_auth(&state, &req)?;
+    let Credentials { username, password } = body.into_inner();
+    let user = auth::register(&state.db, &username, password).await?;
+    auth::start_session(&session, &user)?;
+    Ok(HttpResponse::Created().json(json!({ "user": user })))
+}
+
+/// `POST /api/login` → `200 {"user"}`; `401 invalid_credentials`.
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    limit_auth(&state, &req)?;
+    let Credentials { username, password } = body.into_inner();
+    let user = auth::authenticate(&state.db, &username, password).await?;
+    auth::start_session(&session, &user)?;
+    Ok(HttpResponse::Ok().json(json!({ "user": user })))
+}
+
+/// `POST /api/logout` → `204`; the session is deleted and its streams closed.
+pub async fn logout(
+    state: web::Data<AppState>,
+    _user: CurrentUser,
+    session: Session,
+) -> HttpResponse {
+    if let Some(sid) = auth::end_session(&session) {
+        state.hub.close_session(sid);
+    }
+    HttpResponse::NoContent().finish()
+}
+
+/// `GET /api/me` → `200 {"user"}`.
+pub async fn me(current: CurrentUser) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "user": current.user }))
+}

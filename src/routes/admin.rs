@@ -1,0 +1,59 @@
+//! Admin: broadcast, stats, disconnect a user.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    auth::Admin,
+    domain::{MessageBody, UserRef},
+    error::ApiError,
+    startup::AppState,
+};
+
+/// Body of `POST /api/admin/broadcast`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBroadcast {
+    body: String,
+}
+
+/// `POST /api/admin/broadcast`: stored, then sent to every open connection.
+pub async fn broadcast(
+    state: web::Data<AppState>,
+    admin: Admin,
+    body: web::Json<NewBroadcast>,
+) -> Result<HttpResponse, ApiError> {
+    let body = MessageBody::parse(&body.body, state.settings.limits.message_chars)?;
+    let author = admin.user.as_ref().map(UserRef::from);
+    let stored = state.writer.post(None, author, body).await?;
+    Ok(HttpResponse::Created().json(json!({ "broadcast": stored.broadcast_json() })))
+}
+
+/// `GET /api/admin/stats`: live figures.
+pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
+    let hub = state.hub.stats();
+    let stored = state.db.count_messages().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "connections": hub.connections,
+        "users_online": hub.users_online,
+        "rooms": hub.rooms,
+        "subscriptions": hub.subscriptions,
+        "messages_stored": stored,
+        "events_delivered": hub.events_delivered,
+        "slow_disconnects": hub.slow_disconnects,
+    })))
+}
+
+/// `POST /api/admin/users/{username}/disconnect` → `{"closed": n}`.
+pub async fn disconnect(
+    state: web::Data<AppState>,
+    _: Admin,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let Some((user, _)) = state.db.user_for_login(&username).await? else {
+        return Err(ApiError::not_found("unknown_user", "no such user"));
+    };
+    let closed = state.hub.close_user(user.id);
+    Ok(HttpResponse::Ok().json(json!({ "closed": closed })))
+}

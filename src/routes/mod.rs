@@ -1,0 +1,47 @@
+//! HTTP handlers, thin: parse the request into validated types, call the domain, map errors.
+
+mod accounts;
+mod admin;
+mod events;
+mod health;
+mod rooms;
+
+use actix_web::web;
+
+use crate::error::ApiError;
+
+/// Registers every route. Unknown paths answer `404 not_found`, known paths with the wrong
+/// method `405 method_not_allowed`, both in the contract's JSON shape.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
+        .service(
+            web::scope("/api")
+                .service(web::resource("/register").post(accounts::register))
+                .service(web::resource("/login").post(accounts::login))
+                .service(web::resource("/logout").post(accounts::logout))
+                .service(web::resource("/me").get(accounts::me))
+                .service(web::resource("/events").get(events::open))
+                .service(web::resource("/subscribe").post(events::subscribe))
+                .service(web::resource("/unsubscribe").post(events::unsubscribe))
+                .service(web::resource("/rooms").get(rooms::list))
+                .service(
+                    web::resource("/rooms/{room}/messages")
+                        .get(rooms::history)
+                        .post(rooms::post_message),
+                )
+                .service(web::resource("/rooms/{room}/events").post(rooms::post_event))
+                .service(web::resource("/rooms/{room}/presence").get(rooms::presence))
+                .service(web::resource("/admin/broadcast").post(admin::broadcast))
+                .service(web::resource("/admin/stats").get(admin::stats))
+                .service(
+                    web::resource("/admin/users/{username}/disconnect").post(admin::disconnect),
+                ),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found("not_found", "no such route"))
+}

@@ -1,0 +1,259 @@
+//! Wiring: build every part from the settings, bind, serve, and shut down cleanly.
+
+use std::{net::TcpListener, path::Path, sync::Arc, time::Duration};
+
+use actix_session::{
+    SessionMiddleware,
+    config::{PersistentSession, TtlExtensionPolicy},
+};
+use actix_web::{
+    App, HttpServer,
+    cookie::{Key, SameSite, time},
+    dev::Server,
+    middleware::{ErrorHandlers, from_fn},
+    web,
+};
+use anyhow::Context;
+use tokio::task::JoinHandle;
+
+use crate::{
+    auth::password,
+    broker::LocalBroker,
+    config::Settings,
+    db::{Db, SqlSessionStore, writer::Writer},
+    error,
+    hub::Hub,
+    ratelimit::Limits,
+    routes, telemetry,
+};
+
+/// What every handler can reach.
+pub struct AppState {
+    /// Settings as loaded.
+    pub settings: Arc<Settings>,
+    /// Accounts, sessions and the message log.
+    pub db: Db,
+    /// Connections and rooms.
+    pub hub: Arc<Hub>,
+    /// The group-committing message writer.
+    pub writer: Writer,
+    /// Rate limiters.
+    pub limits: Limits,
+}
+
+/// A built, bound, not yet running roomcast.
+pub struct Application {
+    port: u16,
+    server: Server,
+    hub: Arc<Hub>,
+    db: Db,
+    writer_task: JoinHandle<()>,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Opens the database (migrating it), starts the writer, binds the listener.
+    /// `server.port = 0` binds a free port; see [`Application::port`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let db = Db::connect(&settings.database).await?;
+        let hub = Arc::new(Hub::new(
+            settings.sse.queue_capacity,
+            Duration::from_secs(settings.sse.heartbeat_secs),
+        ));
+        hub.set_watermark(db.last_message_id().await?);
+        let broker = Arc::new(LocalBroker::new(hub.clone()));
+        let (writer, writer_task) = Writer::start(&db, broker).await?;
+        let key = session_key(&settings)?;
+        password::warm_up().await;
+        tokio::spawn(purge_sessions(db.clone()));
+
+        let addr = (settings.server.host.as_str(), settings.server.port);
+        let listener =
+            TcpListener::bind(addr).with_context(|| format!("binding {}:{}", addr.0, addr.1))?;
+        let port = listener.local_addr()?.port();
+
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            db: db.clone(),
+            hub: hub.clone(),
+            writer,
+            limits: Limits::new(&settings.rate_limit),
+        });
+        let store = SqlSessionStore::new(db.clone());
+        let secure = settings.cookie_secure();
+        let ttl = time::Duration::hours(settings.session.ttl_hours as i64);
+        let body_cap = settings.limits.body_bytes;
+        let metrics = telemetry::metrics_handle();
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::Data::new(metrics.clone()))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(body_cap)
+                        .error_handler(error::json_error),
+                )
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(body_cap)
+                        .error_handler(error::form_error),
+                )
+                .app_data(web::PayloadConfig::new(body_cap))
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .configure(routes::configure)
+                .wrap(ErrorHandlers::new().default_handler(telemetry::render_plain_errors))
+                .wrap(
+                    SessionMiddleware::builder(store.clone(), key.clone())
+                        .cookie_name("roomcast_session".to_owned())
+                        .cookie_http_only(true)
+                        .cookie_same_site(SameSite::Lax)
+                        .cookie_secure(secure)
+                        .session_lifecycle(
+                            PersistentSession::default()
+                                .session_ttl(ttl)
+                                .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+                        )
+                        .build(),
+                )
+                .wrap(from_fn(telemetry::observe))
+        })
+        .listen(listener)?
+        // A browser that closes its EventSource half-closes the socket; without this the
+        // stream would only notice at its next write (heartbeat).
+        .h1_allow_half_closed(false)
+        .disable_signals()
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if let Some(workers) = settings.server.workers {
+            server = server.workers(workers);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+            hub,
+            db,
+            writer_task,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the process gets SIGTERM or SIGINT, then shuts down cleanly.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then: stops accepting, ends every stream with a
+    /// complete frame, lets the writer commit and publish what it acknowledged, closes the
+    /// database. All within `server.shutdown_timeout_secs`.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            res = &mut server => return res.context("server task")?.context("server"),
+            () = stop => {}
+        }
+        tracing::info!("shutting down");
+        let hub = self.hub.clone();
+        let graceful = async move {
+            // Streams would keep a graceful stop waiting forever: end them first.
+            let stopping = tokio::spawn(async move { handle.stop(true).await });
+            let closed = hub.close_all();
+            tracing::info!(streams = closed, "closed every stream");
+            let _ = stopping.await;
+            let _ = server.await;
+            // The last handle to the writer lived in the app state, now dropped with the
+            // server: the writer commits what is queued and ends.
+            let _ = self.writer_task.await;
+            self.db.close().await;
+        };
+        if tokio::time::timeout(self.shutdown_timeout, graceful)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown timed out");
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// The cookie key: from `session.secret`, else generated once into the data directory.
+fn session_key(settings: &Settings) -> anyhow::Result<Key> {
+    if let Some(secret) = &settings.session.secret {
+        return Ok(Key::derive_from(secret.as_bytes()));
+    }
+    let path = settings.server.data_dir.join("session.key");
+    load_or_create_key(&path)
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<Key> {
+    match std::fs::read(path) {
+        Ok(bytes) => Key::try_from(bytes.as_slice())
+            .map_err(|_| anyhow::anyhow!("{} is not a 64-byte session key", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let key = Key::generate();
+            write_private(path, key.master())?;
+            tracing::info!(path = %path.display(), "generated a new session key");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Deletes expired sessions once an hour.
+async fn purge_sessions(db: Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match db.purge_expired_sessions().await {
+            Ok(n) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
+    }
+}
