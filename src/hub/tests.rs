@@ -149,14 +149,14 @@ async fn too_many_rooms_is_refused_whole() {
     let rooms: Vec<RoomName> = (0..MAX_ROOMS_PER_CONNECTION)
         .map(|i| room(&format!("r{i}")))
         .collect();
-    hub.subscribe(s.connection().id, alice.id, &rooms, None, false)
+    hub.subscribe(s.connection().id, alice.id, &rooms, only_messages(), false)
         .unwrap();
     let err = hub
         .subscribe(
             s.connection().id,
             alice.id,
             &[room("one-more")],
-            None,
+            only_messages(),
             false,
         )
         .unwrap_err();
@@ -198,7 +198,7 @@ async fn replay_comes_before_live_events_queued_behind_it() {
     drain(&mut s).await;
     hub.set_watermark(5);
     let sub = hub
-        .subscribe(id, alice.id, &[room("r")], None, true)
+        .subscribe(id, alice.id, &[room("r")], only_messages(), true)
         .unwrap();
     assert_eq!(sub.watermark, 5);
     // Live events published while the replay is being read must wait behind it.
