@@ -1,0 +1,7 @@
+//! Integration tests: the real server on a random port with its own temporary database,
+//! driven over HTTP and SSE. One binary (one link step) with a module per area.
+
+mod helpers;
+
+mod accounts;
+mod errors;
