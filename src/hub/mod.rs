@@ -230,6 +230,8 @@ pub struct Hub {
     queue_capacity: usize,
     heartbeat: std::time::Duration,
     counters: Counters,
+    /// Set by [`Hub::close_all`]: the server is stopping, new streams end at once.
+    closing: AtomicBool,
 }
 
 #[derive(Serialize)]
@@ -257,6 +259,7 @@ impl Hub {
             queue_capacity,
             heartbeat,
             counters: Counters::default(),
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -284,6 +287,11 @@ impl Hub {
                 tx,
             },
         );
+        // Checked after the insert so a stream opened while `close_all` runs is either
+        // closed by it or sees the flag here.
+        if self.closing.load(Ordering::Acquire) {
+            self.remove(conn.id);
+        }
         ConnectionStream::new(self.clone(), conn, rx, self.heartbeat)
     }
 
@@ -471,8 +479,9 @@ impl Hub {
         self.close_where(|c| c.user.id == user_id)
     }
 
-    /// Closes every stream (shutdown). Returns how many.
+    /// Closes every stream, now and from now on (shutdown). Returns how many.
     pub fn close_all(&self) -> usize {
+        self.closing.store(true, Ordering::Release);
         self.close_where(|_| true)
     }
 

@@ -52,15 +52,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 impl TestApp {
     /// A client with an empty cookie jar.
     pub fn client(&self) -> Client {
-        let jar = Arc::new(Jar::default());
-        Client {
-            http: reqwest::Client::builder()
-                .cookie_provider(jar.clone())
-                .build()
-                .expect("http client"),
-            base: self.base.clone(),
-            jar,
-        }
+        Client::new(&self.base)
     }
 
     /// A client logged in as a freshly registered `name`.
@@ -84,6 +76,19 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for the server at `base`, with an empty cookie jar.
+    pub fn new(base: &str) -> Self {
+        let jar = Arc::new(Jar::default());
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .build()
+                .expect("http client"),
+            base: base.to_owned(),
+            jar,
+        }
+    }
+
     /// The `Cookie` header this client would send now.
     pub fn cookie(&self) -> String {
         let url = self.base.parse().expect("base url");
@@ -228,6 +233,8 @@ pub struct Event {
     pub retry: Option<String>,
     /// The comment text for `: ping` style frames.
     pub comment: Option<String>,
+    /// The frame exactly as received, blank line included.
+    pub raw: String,
 }
 
 impl Event {
@@ -343,7 +350,10 @@ impl Sse {
 }
 
 fn parse_frame(frame: &str) -> Event {
-    let mut e = Event::default();
+    let mut e = Event {
+        raw: frame.to_owned(),
+        ..Event::default()
+    };
     let mut data = Vec::new();
     for line in frame.trim_end_matches('\n').split('\n') {
         if let Some(c) = line.strip_prefix(':') {
@@ -365,4 +375,137 @@ fn parse_frame(frame: &str) -> Event {
     }
     e.data = data.join("\n");
     e
+}
+
+// ---- Additions for the stream, subscribe and rooms tests. ----
+
+impl TestApp {
+    /// `POST /api/admin/broadcast` with the bearer `token` (set `admin.api_token` first).
+    pub async fn broadcast(&self, token: &str, body: &str) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/admin/broadcast", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "body": body }))
+            .send()
+            .await
+            .expect("POST /api/admin/broadcast");
+        assert_eq!(res.status(), 201, "admin broadcast");
+        res.json::<Value>().await.expect("broadcast answer")["broadcast"].clone()
+    }
+}
+
+impl Client {
+    /// `GET /api/me`'s user.
+    pub async fn me(&self) -> Value {
+        let res = self.get("/api/me").await;
+        assert_eq!(res.status(), 200, "GET /api/me");
+        res.json::<Value>().await.expect("me answer")["user"].clone()
+    }
+
+    /// `{"id","username"}` of this client's user, as events show it.
+    pub async fn user_ref(&self) -> Value {
+        let me = self.me().await;
+        json!({ "id": me["id"], "username": me["username"] })
+    }
+
+    /// `GET /api/rooms`'s `rooms` array.
+    pub async fn rooms(&self) -> Vec<Value> {
+        let res = self.get("/api/rooms").await;
+        assert_eq!(res.status(), 200, "GET /api/rooms");
+        let body: Value = res.json().await.expect("rooms answer");
+        body["rooms"].as_array().expect("rooms array").clone()
+    }
+
+    /// The `GET /api/rooms` entry for `room`, if listed.
+    pub async fn room_info(&self, room: &str) -> Option<Value> {
+        self.rooms().await.into_iter().find(|r| r["name"] == room)
+    }
+
+    /// Usernames from `GET /api/rooms/{room}/presence`.
+    pub async fn presence_names(&self, room: &str) -> Vec<String> {
+        let res = self.get(&format!("/api/rooms/{room}/presence")).await;
+        assert_eq!(res.status(), 200, "GET presence of {room}");
+        let body: Value = res.json().await.expect("presence answer");
+        body["users"]
+            .as_array()
+            .expect("users array")
+            .iter()
+            .map(|u| u["username"].as_str().expect("username").to_owned())
+            .collect()
+    }
+
+    /// `POST /api/rooms/{room}/events`.
+    pub async fn custom(&self, room: &str, event: &str, data: Value) -> reqwest::Response {
+        self.post(
+            &format!("/api/rooms/{room}/events"),
+            json!({ "event": event, "data": data }),
+        )
+        .await
+    }
+
+    /// Posts a custom event that must be accepted.
+    pub async fn send_custom(&self, room: &str, event: &str, data: Value) {
+        let res = self.custom(room, event, data).await;
+        assert_eq!(res.status(), 202, "custom `{event}` to {room}");
+    }
+
+    /// `POST /api/subscribe` with `body` (connection id added), the raw response.
+    pub async fn try_subscribe(&self, sse: &Sse, mut body: Value) -> reqwest::Response {
+        body["connection_id"] = json!(sse.connection_id);
+        self.post("/api/subscribe", body).await
+    }
+
+    /// `POST /api/unsubscribe` that must succeed; the answer.
+    pub async fn unsubscribe(&self, sse: &Sse, rooms: &[&str]) -> Value {
+        let res = self
+            .post(
+                "/api/unsubscribe",
+                json!({ "connection_id": sse.connection_id, "rooms": rooms }),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "unsubscribe");
+        res.json().await.expect("unsubscribe answer")
+    }
+}
+
+impl Sse {
+    /// The next non-comment event, which must be named `name`.
+    pub async fn expect_next(&mut self, name: &str) -> Event {
+        match self.next_event().await {
+            Some(e) if e.event == name => e,
+            Some(e) => panic!("expected `{name}` next, got {e:?}"),
+            None => panic!("expected `{name}` next, got nothing (stream ended or timed out)"),
+        }
+    }
+}
+
+/// Checks the contract's error shape with `status`; returns the code.
+pub async fn assert_error_status(res: reqwest::Response, status: u16) -> String {
+    assert_eq!(res.status(), status, "status");
+    let body: Value = res.json().await.expect("error body is JSON");
+    assert_eq!(
+        body.as_object().map(|o| o.len()),
+        Some(1),
+        "only `error` at the top: {body}"
+    );
+    let err = body["error"].as_object().expect("`error` object");
+    assert_eq!(err.len(), 2, "code and message only: {body}");
+    assert!(
+        err["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "a message: {body}"
+    );
+    err["code"].as_str().expect("a code string").to_owned()
+}
+
+/// Polls `check` until it is true, failing with `what` after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

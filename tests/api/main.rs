@@ -2,6 +2,8 @@
 //! driven over HTTP and SSE. One binary (one link step) with a module per area.
 
 mod helpers;
+mod process;
 
 mod accounts;
 mod errors;
+mod resume;

@@ -1,0 +1,101 @@
+//! Runs the real `roomcast` binary, for tests that kill or signal it.
+
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+/// A running `roomcast serve`.
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// Everything it logged after the start line, as it comes.
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts the binary on a free port with its data in `dir`, plus extra env vars.
+    pub fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
+        cmd.current_dir(dir)
+            .env("ROOMCAST__SERVER__PORT", "0")
+            .env("ROOMCAST__SERVER__DATA_DIR", dir)
+            .env(
+                "ROOMCAST__DATABASE__URL",
+                format!("sqlite://{}/rc.db?mode=rwc", dir.display()),
+            )
+            .env("ROOMCAST__RATE_LIMIT__AUTH_PER_MIN", "100000")
+            .env("ROOMCAST__RATE_LIMIT__MESSAGES_PER_SEC", "100000")
+            .env("ROOMCAST__RATE_LIMIT__MESSAGES_BURST", "100000")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting the roomcast binary");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let port = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the server logs its port within 30 s");
+            if let Some(rest) = line.split("port=").nth(1) {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                break digits.parse::<u16>().expect("a port number");
+            }
+        };
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log: rx,
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill_9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns its status and how long it took.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
+        let started = std::time::Instant::now();
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(ok.success(), "kill -TERM failed");
+        let status = self.child.wait().expect("exit status");
+        (status, started.elapsed())
+    }
+
+    /// A test client for this server.
+    pub fn client(&self) -> crate::helpers::Client {
+        crate::helpers::Client::new(&self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
