@@ -7,3 +7,4 @@ mod process;
 mod accounts;
 mod errors;
 mod resume;
+mod stream;

@@ -1,0 +1,702 @@
+//! The stream (`GET /api/events`) and who gets which event on it.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{
+    Client, Sse, TestApp, WAIT, assert_error, eventually, spawn_app, spawn_app_with,
+};
+
+/// Opens a stream subscribed to `rooms` with every event, and reads its own presence joins.
+async fn joined(c: &Client, rooms: &[&str]) -> Sse {
+    let mut sse = c.events().await;
+    c.subscribe(&sse, rooms).await;
+    for _ in rooms {
+        let own = sse.expect_next("presence").await;
+        assert_eq!(own.json()["action"], "join", "own join first: {own:?}");
+    }
+    sse
+}
+
+/// Opens a stream subscribed to `rooms` with only `events` (reading its own presence joins
+/// when it asked for `presence`).
+async fn joined_for(c: &Client, rooms: &[&str], events: &[&str]) -> Sse {
+    let mut sse = c.events().await;
+    c.subscribe_with(&sse, json!({ "rooms": rooms, "events": events }))
+        .await;
+    if events.contains(&"presence") {
+        for _ in rooms {
+            let own = sse.expect_next("presence").await;
+            assert_eq!(own.json()["action"], "join", "own join first: {own:?}");
+        }
+    }
+    sse
+}
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+async fn spawn_with_admin_token() -> TestApp {
+    spawn_app_with(|s| s.admin.api_token = Some(TOKEN.to_owned())).await
+}
+
+// ---- GET /api/events ----
+
+#[tokio::test]
+async fn events_without_a_session_is_401() {
+    let app = spawn_app().await;
+    let res = app.client().get("/api/events").await;
+    assert_error(res, 401, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn events_answers_200_event_stream_without_caching_or_buffering() {
+    let app = spawn_app().await;
+    let c = app.user("alice").await;
+    let res = c
+        .http
+        .get(format!("{}/api/events", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "GET /api/events with a session");
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    };
+    assert!(
+        header("content-type").starts_with("text/event-stream"),
+        "content type was {:?}",
+        header("content-type")
+    );
+    assert_eq!(header("cache-control"), "no-cache", "Cache-Control");
+    assert_eq!(header("x-accel-buffering"), "no", "X-Accel-Buffering");
+}
+
+#[tokio::test]
+async fn the_first_frame_is_retry_and_connected_with_a_uuid_v4() {
+    let app = spawn_app_with(|s| s.sse.heartbeat_secs = 7).await;
+    let c = app.user("alice").await;
+    let sse = c.events().await;
+    let id = uuid::Uuid::parse_str(&sse.connection_id).expect("connection_id is a uuid");
+    assert_eq!(id.get_version_num(), 4, "connection_id is a uuid v4");
+    let expected = format!(
+        "retry: 3000\nevent: connected\ndata: {{\"connection_id\":\"{}\",\"heartbeat_secs\":7}}\n\n",
+        sse.connection_id
+    );
+    assert!(
+        sse.raw.starts_with(&expected),
+        "first frame was {:?}, expected {expected:?}",
+        sse.raw
+    );
+}
+
+#[tokio::test]
+async fn each_stream_gets_its_own_connection_id() {
+    let app = spawn_app().await;
+    let c = app.user("alice").await;
+    let a = c.events().await;
+    let b = c.events().await;
+    let d = app.user("bob").await.events().await;
+    assert_ne!(a.connection_id, b.connection_id, "two tabs share an id");
+    assert_ne!(a.connection_id, d.connection_id, "two users share an id");
+}
+
+#[tokio::test]
+async fn connected_goes_only_to_its_own_connection() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut first = joined_for(&alice, &["r"], &["message"]).await;
+    let _second = alice.events().await;
+    let _other = app.user("bob").await.events().await;
+    alice.say("r", "after the others connected").await;
+    let e = first.expect_next("message").await;
+    assert_eq!(
+        e.json()["body"],
+        "after the others connected",
+        "another stream's `connected` leaked onto this one"
+    );
+}
+
+#[tokio::test]
+async fn a_ping_comes_after_heartbeat_secs_of_silence() {
+    let app = spawn_app_with(|s| s.sse.heartbeat_secs = 1).await;
+    let mut sse = app.user("alice").await.events().await;
+    let start = tokio::time::Instant::now();
+    let frame = sse
+        .next_within(Duration::from_secs(4))
+        .await
+        .expect("a frame within 4 s with heartbeat_secs = 1");
+    assert_eq!(
+        frame.comment.as_deref(),
+        Some("ping"),
+        "a `: ping` comment: {frame:?}"
+    );
+    assert_eq!(frame.raw, ": ping\n\n", "the ping frame on the wire");
+    assert!(
+        start.elapsed() >= Duration::from_millis(800),
+        "ping came before a second of silence: {:?}",
+        start.elapsed()
+    );
+    // And it keeps coming while nothing else is sent.
+    let again = sse.next_within(Duration::from_secs(4)).await;
+    assert_eq!(
+        again.and_then(|f| f.comment),
+        Some("ping".to_owned()),
+        "a second ping after another silence"
+    );
+}
+
+// ---- `message` ----
+
+#[tokio::test]
+async fn a_message_reaches_every_subscriber_of_the_room_with_its_id() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut a = joined_for(&alice, &["r"], &["message"]).await;
+    let mut b = joined_for(&bob, &["r"], &["message"]).await;
+    let sent = alice.say("r", "hello").await;
+    for (who, sse) in [("alice", &mut a), ("bob", &mut b)] {
+        let e = sse.expect_next("message").await;
+        assert_eq!(e.json(), sent, "{who} got the stored Message");
+        assert_eq!(
+            e.id_num(),
+            sent["id"].as_i64().unwrap(),
+            "{who}: `id:` is the message id"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_message_skips_subscribers_of_other_rooms() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut a = joined_for(&alice, &["here"], &["message"]).await;
+    alice.say("elsewhere", "not for you").await;
+    alice.say("here", "for you").await;
+    let e = a.expect_next("message").await;
+    assert_eq!(
+        e.json()["body"],
+        "for you",
+        "a message of another room arrived"
+    );
+}
+
+#[tokio::test]
+async fn a_message_skips_connections_that_filtered_it_out() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut typing_only = joined_for(&alice, &["r"], &["typing"]).await;
+    alice.say("r", "filtered out").await;
+    alice.send_custom("r", "typing", json!(1)).await;
+    let e = typing_only.next_event().await.expect("the typing event");
+    assert_eq!(
+        e.event, "typing",
+        "a connection subscribed to `typing` only got {e:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_skips_streams_of_users_not_in_the_room() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    // Bob's stream is open but holds another room.
+    let mut b = joined_for(&bob, &["other"], &["message"]).await;
+    alice.say("r", "only for r").await;
+    bob.say("other", "sentinel").await;
+    let e = b.expect_next("message").await;
+    assert_eq!(
+        e.json()["body"],
+        "sentinel",
+        "a stream not subscribed to the room got its message"
+    );
+}
+
+// ---- `presence` ----
+
+#[tokio::test]
+async fn a_join_goes_to_the_room_with_the_user() {
+    let app = spawn_app().await;
+    let bob = app.user("bob").await;
+    let mut b = joined(&bob, &["r"]).await;
+    let alice = app.user("alice").await;
+    let mut a = alice.events().await;
+    alice.subscribe(&a, &["r"]).await;
+    let expected = json!({ "room": "r", "user": alice.user_ref().await, "action": "join" });
+    let e = b.expect_next("presence").await;
+    assert_eq!(e.json(), expected, "bob sees alice join");
+    assert_eq!(e.id, None, "presence is ephemeral: no `id:`");
+    let own = a.expect_next("presence").await;
+    assert_eq!(own.json(), expected, "alice sees her own join");
+}
+
+#[tokio::test]
+async fn presence_skips_other_rooms_and_filtered_connections() {
+    let app = spawn_app().await;
+    let bob = app.user("bob").await;
+    let mut other_room = joined(&bob, &["other"]).await;
+    let mut no_presence = joined_for(&bob, &["r"], &["message"]).await;
+    let alice = app.user("alice").await;
+    let a = alice.events().await;
+    alice.subscribe(&a, &["r"]).await;
+    // Sentinels: a message in each room.
+    alice.say("other", "sentinel other").await;
+    alice.say("r", "sentinel r").await;
+    let e = other_room.next_event().await.expect("sentinel");
+    assert_eq!(
+        (e.event.as_str(), e.json()["body"].clone()),
+        ("message", json!("sentinel other")),
+        "a join in another room arrived"
+    );
+    let e = no_presence.next_event().await.expect("sentinel");
+    assert_eq!(
+        (e.event.as_str(), e.json()["body"].clone()),
+        ("message", json!("sentinel r")),
+        "a connection without `presence` in its events got a join"
+    );
+}
+
+#[tokio::test]
+async fn presence_join_is_sent_once_per_user_across_two_tabs() {
+    let app = spawn_app().await;
+    let bob = app.user("bob").await;
+    let mut b = joined_for(&bob, &["r"], &["presence"]).await;
+    let alice = app.user("alice").await;
+    let tab1 = alice.events().await;
+    let tab2 = alice.events().await;
+    alice.subscribe(&tab1, &["r"]).await;
+    let e = b.expect_next("presence").await;
+    assert_eq!(e.json()["user"]["username"], "alice");
+    assert_eq!(e.json()["action"], "join");
+    alice.subscribe(&tab2, &["r"]).await;
+    // Sentinel: carol joins; a second alice join would come first.
+    let carol = app.user("carol").await;
+    let c = carol.events().await;
+    carol.subscribe(&c, &["r"]).await;
+    let e = b.expect_next("presence").await;
+    assert_eq!(
+        e.json()["user"]["username"],
+        "carol",
+        "alice's second tab sent another join: {e:?}"
+    );
+    assert_eq!(
+        bob.presence_names("r").await,
+        ["alice", "bob", "carol"],
+        "presence lists alice once"
+    );
+}
+
+#[tokio::test]
+async fn presence_leave_comes_only_when_the_users_last_connection_goes() {
+    let app = spawn_app().await;
+    let bob = app.user("bob").await;
+    let mut b = joined_for(&bob, &["r"], &["presence"]).await;
+    let alice = app.user("alice").await;
+    let tab1 = alice.events().await;
+    let tab2 = alice.events().await;
+    alice.subscribe(&tab1, &["r"]).await;
+    alice.subscribe(&tab2, &["r"]).await;
+    assert_eq!(b.expect_next("presence").await.json()["action"], "join");
+
+    // One tab unsubscribes, the other closes: a leave only for the second.
+    let left = alice.unsubscribe(&tab1, &["r"]).await;
+    assert_eq!(left["rooms"], json!([]), "tab 1 holds no room now");
+    let carol = app.user("carol").await;
+    let c = carol.events().await;
+    carol.subscribe(&c, &["r"]).await;
+    let e = b.expect_next("presence").await;
+    assert_eq!(
+        (
+            e.json()["user"]["username"].clone(),
+            e.json()["action"].clone()
+        ),
+        (json!("carol"), json!("join")),
+        "alice left while her second tab was still in the room"
+    );
+    assert!(
+        bob.presence_names("r").await.contains(&"alice".to_owned()),
+        "alice is still present through tab 2"
+    );
+
+    drop(tab2);
+    let e = b.expect_next("presence").await;
+    let expected = json!({ "room": "r", "user": alice.user_ref().await, "action": "leave" });
+    assert_eq!(e.json(), expected, "leave when alice's last tab goes");
+}
+
+#[tokio::test]
+async fn a_stream_closed_by_the_client_is_noticed_promptly() {
+    // A heartbeat far beyond the wait proves the close is not noticed by a ping write.
+    let app = spawn_app_with(|s| s.sse.heartbeat_secs = 60).await;
+    let bob = app.user("bob").await;
+    let mut b = joined_for(&bob, &["r"], &["presence"]).await;
+    let alice = app.user("alice").await;
+    let a = alice.events().await;
+    alice.subscribe(&a, &["r", "solo"]).await;
+    assert_eq!(b.expect_next("presence").await.json()["action"], "join");
+
+    drop(a);
+    let e = b.expect_next("presence").await;
+    assert_eq!(
+        (
+            e.json()["user"]["username"].clone(),
+            e.json()["action"].clone()
+        ),
+        (json!("alice"), json!("leave")),
+        "no prompt leave after alice closed her stream"
+    );
+    assert_eq!(
+        bob.presence_names("r").await,
+        ["bob"],
+        "alice still present"
+    );
+    eventually("the room only alice held is removed", || async {
+        bob.room_info("solo").await.is_none()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_room_whose_last_stream_closes_is_removed_from_the_list() {
+    let app = spawn_app_with(|s| s.sse.heartbeat_secs = 60).await;
+    let alice = app.user("alice").await;
+    let a = alice.events().await;
+    alice.subscribe(&a, &["lonely"]).await;
+    let info = alice.room_info("lonely").await.expect("room listed");
+    assert_eq!(info["subscribers"], 1);
+    drop(a);
+    eventually("the emptied room leaves GET /api/rooms", || async {
+        alice.room_info("lonely").await.is_none()
+    })
+    .await;
+}
+
+// ---- custom events ----
+
+#[tokio::test]
+async fn a_custom_event_reaches_subscribers_of_that_name_without_an_id() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut all = joined(&bob, &["r"]).await;
+    let mut named = joined_for(&bob, &["r"], &["typing"]).await;
+    alice
+        .send_custom("r", "typing", json!({ "typing": true, "n": [1, 2] }))
+        .await;
+    let expected = json!({
+        "room": "r",
+        "user": alice.user_ref().await,
+        "data": { "typing": true, "n": [1, 2] },
+    });
+    for (who, sse) in [("all events", &mut all), ("typing", &mut named)] {
+        let e = sse.expect_next("typing").await;
+        assert_eq!(e.json(), expected, "{who}: custom event data");
+        assert_eq!(e.id, None, "{who}: a custom event has no `id:`");
+    }
+}
+
+#[tokio::test]
+async fn a_custom_event_skips_other_names_and_other_rooms() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut typing = joined_for(&alice, &["r"], &["typing"]).await;
+    let mut messages = joined_for(&alice, &["r"], &["message"]).await;
+    let mut elsewhere = joined_for(&alice, &["other"], &["typing", "message"]).await;
+    alice.send_custom("r", "cursor", json!(1)).await;
+    alice.send_custom("r", "typing", json!("sentinel")).await;
+    let e = typing.next_event().await.expect("sentinel");
+    assert_eq!(
+        (e.event.as_str(), e.json()["data"].clone()),
+        ("typing", json!("sentinel")),
+        "a `typing`-only connection got another custom name"
+    );
+    alice.say("r", "sentinel").await;
+    let e = messages.next_event().await.expect("sentinel");
+    assert_eq!(
+        e.event, "message",
+        "a `message`-only connection got a custom event: {e:?}"
+    );
+    alice.say("other", "sentinel").await;
+    let e = elsewhere.next_event().await.expect("sentinel");
+    assert_eq!(
+        e.event, "message",
+        "a custom event of another room arrived: {e:?}"
+    );
+}
+
+// ---- `broadcast` ----
+
+#[tokio::test]
+async fn a_broadcast_reaches_every_open_connection_whatever_it_subscribed() {
+    let app = spawn_with_admin_token().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut no_rooms = alice.events().await;
+    let mut typing_only = joined_for(&alice, &["r"], &["typing"]).await;
+    let mut nothing = joined_for(&bob, &["r"], &[]).await;
+    let mut all = joined(&bob, &["other"]).await;
+    let sent = app.broadcast(TOKEN, "server going down").await;
+    for (who, sse) in [
+        ("no rooms", &mut no_rooms),
+        ("typing only", &mut typing_only),
+        ("empty events", &mut nothing),
+        ("all events", &mut all),
+    ] {
+        let e = sse.expect_next("broadcast").await;
+        assert_eq!(
+            e.json(),
+            sent,
+            "{who}: broadcast data is the stored broadcast"
+        );
+        let obj = e.json();
+        let mut keys: Vec<&String> = obj.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["body", "id", "sent_at"], "{who}: broadcast shape");
+        assert_eq!(
+            e.id_num(),
+            sent["id"].as_i64().unwrap(),
+            "{who}: `id:` is the broadcast id"
+        );
+    }
+}
+
+// ---- framing ----
+
+/// Splits a frame into its lines, checking it carries no `\r` at all.
+fn lines(raw: &str) -> Vec<&str> {
+    assert!(!raw.contains('\r'), "a \\r on the wire: {raw:?}");
+    raw.strip_suffix("\n\n")
+        .unwrap_or_else(|| panic!("frame does not end in a blank line: {raw:?}"))
+        .split('\n')
+        .collect()
+}
+
+#[tokio::test]
+async fn injection_looking_bodies_arrive_verbatim_on_one_data_line() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut a = joined_for(&alice, &["r"], &["message"]).await;
+    let bodies = [
+        "line one\nevent: evil\nid: 9\ndata: y",
+        "crlf\r\nevent: x\r\n\r\ndata: z",
+        "cr\revent: x\rid: 9\r\rafter",
+        "\n\nevent: x\n\n",
+        "id: 9",
+        "data: {\"body\":\"forged\"}",
+        ": comment\n\nretry: 1",
+        "unicode é 漢字 🎉 \u{2028} \u{2029} \u{85} \u{1b}[31m tab\there",
+        "  padded both ends \n\t",
+    ];
+    for body in bodies {
+        let sent = alice.say("r", body).await;
+        assert_eq!(
+            sent["body"],
+            body.trim(),
+            "the stored body is the trimmed body"
+        );
+        let e = a.expect_next("message").await;
+        let l = lines(&e.raw);
+        assert_eq!(l.len(), 3, "exactly id, event and data lines: {:?}", e.raw);
+        assert_eq!(l[0], format!("id: {}", sent["id"]), "id line");
+        assert_eq!(l[1], "event: message", "event line");
+        assert!(l[2].starts_with("data: "), "data line: {:?}", l[2]);
+        let data: Value = serde_json::from_str(&l[2]["data: ".len()..]).expect("data is JSON");
+        assert_eq!(data["body"], body.trim(), "body arrives verbatim");
+        assert_eq!(data, sent, "the event carries the stored Message");
+    }
+}
+
+#[tokio::test]
+async fn injection_looking_custom_data_arrives_verbatim_on_one_data_line() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut a = joined_for(&alice, &["r"], &["note"]).await;
+    let data = json!({ "text": "x\n\nevent: message\nid: 99\r\ndata: {}\r\r", "k": ["\n"] });
+    alice.send_custom("r", "note", data.clone()).await;
+    let e = a.expect_next("note").await;
+    let l = lines(&e.raw);
+    assert_eq!(l, ["event: note", l[1]], "only event and data lines");
+    assert_eq!(e.json()["data"], data, "custom data arrives verbatim");
+}
+
+#[tokio::test]
+async fn every_subscriber_gets_the_same_bytes_for_an_event() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut a = joined_for(&alice, &["r"], &["message"]).await;
+    let mut b = joined_for(&bob, &["r"], &["message"]).await;
+    alice.say("r", "same for all").await;
+    let ea = a.expect_next("message").await;
+    let eb = b.expect_next("message").await;
+    assert_eq!(ea.raw, eb.raw, "two subscribers got different frames");
+}
+
+// ---- logout ----
+
+#[tokio::test]
+async fn logout_closes_that_sessions_streams_only() {
+    let app = spawn_app().await;
+    let first = app.user("alice").await;
+    let second = app.client();
+    assert_eq!(second.login("alice", "password123").await.status(), 200);
+    let mut s1a = first.events().await;
+    let mut s1b = first.events().await;
+    let mut s2 = joined_for(&second, &["r"], &["message"]).await;
+
+    let res = first.post("/api/logout", json!(null)).await;
+    assert_eq!(res.status(), 204, "logout");
+    assert!(
+        s1a.ends_within(WAIT).await,
+        "a stream of the logged-out session stayed open"
+    );
+    assert!(
+        s1b.ends_within(WAIT).await,
+        "the session's second stream stayed open"
+    );
+
+    second.say("r", "still here").await;
+    let e = s2.expect_next("message").await;
+    assert_eq!(
+        e.json()["body"],
+        "still here",
+        "the other login's stream must live on"
+    );
+}
+
+// ---- slow readers ----
+
+/// Opens `GET /api/events` on a raw socket with a tiny receive buffer and reads only the
+/// `connected` frame; returns the socket (never read again) and the connection id.
+async fn open_stalled_stream(app: &TestApp, c: &Client) -> (tokio::net::TcpStream, String) {
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let mut stream = socket.connect(addr).await.expect("connect");
+    let req = format!(
+        "GET /api/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCookie: {}\r\n\r\n",
+        addr,
+        c.cookie()
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let key = "\"connection_id\":\"";
+    let id = loop {
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .expect("the connected frame in time")
+            .unwrap();
+        assert!(n > 0, "stream closed before `connected`");
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200"), "stream answer: {text}");
+        if let Some(at) = text.find(key)
+            && text.len() >= at + key.len() + 36
+        {
+            break text[at + key.len()..at + key.len() + 36].to_owned();
+        }
+    };
+    (stream, id)
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
+    let app = spawn_app_with(|s| {
+        s.sse.queue_capacity = 8;
+        s.database.sqlite_synchronous = roomcast::config::SqliteSync::Normal;
+    })
+    .await;
+    let poster = app.user("poster").await;
+    let fast = app.user("fast").await;
+    let slow = app.user("slow").await;
+
+    let mut fast_sse = joined(&fast, &["flood"]).await;
+    let (_stalled, slow_id) = open_stalled_stream(&app, &slow).await;
+    let res = slow
+        .post(
+            "/api/subscribe",
+            json!({ "connection_id": slow_id, "rooms": ["flood"], "events": ["message"] }),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "subscribing the stalled stream");
+    let e = fast_sse.expect_next("presence").await;
+    assert_eq!(e.json()["user"]["username"], "slow", "slow joins");
+
+    // The fast reader drains its stream all along, on its own task.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(e) = fast_sse.next_event().await {
+            if tx.send(e).is_err() {
+                break;
+            }
+        }
+    });
+
+    let filler = "x".repeat(3990);
+    let mut posted = Vec::new();
+    let mut cut_after = None;
+    // 4000 × ~4 KB = 16 MB: far beyond what socket buffers and the queue can hold.
+    for i in 0..4000 {
+        let m = poster.say("flood", &format!("{i:06} {filler}")).await;
+        posted.push(m["id"].as_i64().unwrap());
+        if i % 25 == 24
+            && !poster
+                .presence_names("flood")
+                .await
+                .contains(&"slow".into())
+        {
+            cut_after = Some(i);
+            break;
+        }
+    }
+    let cut_after = cut_after.unwrap_or_else(|| {
+        panic!(
+            "a reader that stopped reading was still subscribed after {} messages",
+            posted.len()
+        )
+    });
+    // Others keep receiving after the cut.
+    for i in 0..20 {
+        let m = poster.say("flood", &format!("after cut {i}")).await;
+        posted.push(m["id"].as_i64().unwrap());
+    }
+    let info = poster.room_info("flood").await.expect("flood still listed");
+    assert_eq!(
+        info["subscribers"], 1,
+        "only the fast reader is left: {info}"
+    );
+
+    let mut got = Vec::new();
+    let mut saw_leave = false;
+    while got.len() < posted.len() {
+        let e = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the fast reader got {} of {} messages (slow cut after {cut_after})",
+                    got.len(),
+                    posted.len()
+                )
+            })
+            .expect("the fast reader's stream ended");
+        match e.event.as_str() {
+            "message" => got.push(e.id_num()),
+            "presence" => {
+                let d = e.json();
+                if d["user"]["username"] == "slow" && d["action"] == "leave" {
+                    saw_leave = true;
+                }
+            }
+            other => panic!("unexpected `{other}` on the fast reader"),
+        }
+    }
+    assert_eq!(got, posted, "the fast reader got every message, in order");
+    assert!(saw_leave, "the slow reader's leave reached the room");
+    reader.abort();
+}
