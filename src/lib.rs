@@ -24,5 +24,6 @@ pub mod ratelimit;
 mod routes;
 pub mod startup;
 pub mod telemetry;
+mod web_security;
 
 pub use startup::{AppState, Application};

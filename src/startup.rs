@@ -118,6 +118,7 @@ impl Application {
                         )
                         .build(),
                 )
+                .wrap(from_fn(crate::web_security::guard))
                 .wrap(from_fn(telemetry::observe))
         })
         .listen(listener)?

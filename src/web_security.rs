@@ -124,7 +124,10 @@ mod tests {
         assert_eq!(authority("http://example.com/a?b"), Some("example.com"));
         assert_eq!(authority("http://example.com:80/"), Some("example.com"));
         assert_eq!(authority("https://example.com:443"), Some("example.com"));
-        assert_eq!(authority("https://example.com:8443#x"), Some("example.com:8443"));
+        assert_eq!(
+            authority("https://example.com:8443#x"),
+            Some("example.com:8443")
+        );
         assert_eq!(authority("null"), None);
         assert_eq!(authority("ftp://example.com"), None);
         assert_eq!(authority("http://user@evil.com"), None);

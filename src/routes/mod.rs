@@ -4,6 +4,7 @@ mod accounts;
 mod admin;
 mod events;
 mod health;
+mod pages;
 mod rooms;
 
 use actix_web::web;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::resource("/admin/users/{username}/disconnect").post(admin::disconnect),
                 ),
         )
+        .configure(pages::configure)
         .default_service(web::to(not_found));
 }
 

@@ -33,19 +33,18 @@ use crate::{
 
 /// Registers the pages and `/static`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/")
-            .name("chat")
-            .get(chat)
-            .head(chat),
-    )
-    .service(web::resource("/login").get(login_form).post(login))
-    .service(web::resource("/register").get(register_form).post(register))
-    .service(
-        web::scope("/static")
-            .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "public, max-age=3600")))
-            .service(Files::new("", static_dir()).use_etag(true).prefer_utf8(true)),
-    );
+    cfg.service(web::resource("/").get(chat))
+        .service(web::resource("/login").get(login_form).post(login))
+        .service(web::resource("/register").get(register_form).post(register))
+        .service(
+            web::scope("/static")
+                .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "public, max-age=3600")))
+                .service(
+                    Files::new("", static_dir())
+                        .use_etag(true)
+                        .prefer_utf8(true),
+                ),
+        );
 }
 
 /// Where the assets are: `./static` when run from the repository (or a deployment laid
@@ -68,7 +67,9 @@ fn asset_version() -> &'static str {
         let mut h = DefaultHasher::new();
         env!("CARGO_PKG_VERSION").hash(&mut h);
         for name in ["app.js", "app.css"] {
-            std::fs::read(dir.join(name)).unwrap_or_default().hash(&mut h);
+            std::fs::read(dir.join(name))
+                .unwrap_or_default()
+                .hash(&mut h);
         }
         format!("{:012x}", h.finish() & 0xffff_ffff_ffff)
     })
@@ -116,6 +117,7 @@ impl FieldErrors {
 #[template(path = "login.html")]
 struct LoginPage<'a> {
     v: &'a str,
+    pw_autocomplete: &'a str,
     username: &'a str,
     errors: FieldErrors,
 }
@@ -124,6 +126,7 @@ struct LoginPage<'a> {
 #[template(path = "register.html")]
 struct RegisterPage<'a> {
     v: &'a str,
+    pw_autocomplete: &'a str,
     username: &'a str,
     errors: FieldErrors,
 }
@@ -184,6 +187,7 @@ async fn login_form(
     }
     html(&LoginPage {
         v: asset_version(),
+        pw_autocomplete: "current-password",
         username: "",
         errors: FieldErrors::default(),
     })
@@ -209,6 +213,7 @@ async fn login(
         Err(ApiError::Internal(e)) => Err(ApiError::Internal(e)),
         Err(e) => html(&LoginPage {
             v: asset_version(),
+            pw_autocomplete: "current-password",
             username: &username,
             errors: FieldErrors::from_api(&e),
         }),
@@ -225,6 +230,7 @@ async fn register_form(
     }
     html(&RegisterPage {
         v: asset_version(),
+        pw_autocomplete: "new-password",
         username: "",
         errors: FieldErrors::default(),
     })
@@ -250,6 +256,7 @@ async fn register(
         Err(ApiError::Internal(e)) => Err(ApiError::Internal(e)),
         Err(e) => html(&RegisterPage {
             v: asset_version(),
+            pw_autocomplete: "new-password",
             username: &username,
             errors: FieldErrors::from_api(&e),
         }),

@@ -1,0 +1,679 @@
+// roomcast browser app: one EventSource per tab, the two-step subscribe, resume by id.
+//
+// Every user-provided string (message bodies, usernames, room names) is rendered with
+// textContent, never as HTML.
+
+const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const EVENTS = ["message", "presence", "typing"];
+const HISTORY = 50; // messages per room on first load and per "earlier" page
+const TYPING_SEND_MS = 2000; // at most one `typing` event per this interval
+const TYPING_SHOW_MS = 4000; // how long a `typing` event keeps "… is typing" up
+const RECONNECT_MS = 3000; // when the browser gives up on the EventSource
+
+const $ = (id) => document.getElementById(id);
+const meEl = $("me");
+const me = {
+  id: meEl.dataset.userId,
+  username: meEl.dataset.username,
+  role: meEl.dataset.role,
+};
+const storeKey = `roomcast.rooms.${me.id}`;
+const currentKey = `roomcast.current.${me.id}`;
+
+/** @type {Map<string, RoomState>} */
+const rooms = new Map();
+let current = null; // name of the room on screen
+let es = null; // the EventSource
+let connectionId = null; // from `connected`, valid while the stream lives
+let lastSeenId = 0; // highest persisted event id read off the stream
+let lastTypingSent = 0;
+let shownBroadcastId = 0;
+let subscribing = null; // promise of the subscribe in flight, if any
+let countUnread = false; // off while the first subscribe replays each room's history
+
+class RoomState {
+  constructor(name) {
+    this.name = name;
+    this.messages = new Map(); // id -> Message
+    this.ids = []; // ascending
+    this.hasMore = true; // earlier history may exist
+    this.loadingEarlier = false;
+    this.presence = new Map(); // user id -> username
+    this.typing = new Map(); // user id -> {username, timer}
+    this.unread = 0;
+  }
+  oldest() {
+    return this.ids.length ? this.ids[0] : null;
+  }
+  /** Adds a message; false when it is already there. Keeps ids ascending. */
+  add(msg) {
+    if (this.messages.has(msg.id)) return false;
+    this.messages.set(msg.id, msg);
+    let i = this.ids.length;
+    while (i > 0 && this.ids[i - 1] > msg.id) i--;
+    this.ids.splice(i, 0, msg.id);
+    return true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Persistence of the joined rooms
+
+function loadJoined() {
+  try {
+    const list = JSON.parse(localStorage.getItem(storeKey) || "null");
+    if (Array.isArray(list)) return list.filter((r) => typeof r === "string" && ROOM_RE.test(r));
+  } catch {
+    /* fall through */
+  }
+  return ["general"];
+}
+
+function saveJoined() {
+  localStorage.setItem(storeKey, JSON.stringify([...rooms.keys()]));
+  if (current) localStorage.setItem(currentKey, current);
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP
+
+class HttpError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new HttpError(0, "network", "You are offline; try again when the connection is back.");
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    /* not JSON */
+  }
+  if (!res.ok) {
+    if (res.status === 401) {
+      location.assign("/login");
+    }
+    const err = data && data.error;
+    throw new HttpError(res.status, err ? err.code : "http", err ? err.message : `HTTP ${res.status}`);
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------------------------------
+// The stream
+
+function setConn(state) {
+  const el = $("conn");
+  el.classList.remove("conn-live", "conn-reconnecting", "conn-connecting");
+  el.classList.add(`conn-${state}`);
+  el.dataset.state = state;
+  $("conn-text").textContent =
+    state === "live" ? "Live" : state === "reconnecting" ? "Reconnecting…" : "Connecting…";
+}
+
+function connect() {
+  if (es) es.close();
+  connectionId = null;
+  es = new EventSource("/api/events");
+  const mine = es;
+  es.addEventListener("connected", (e) => {
+    if (es !== mine) return;
+    const data = JSON.parse(e.data);
+    connectionId = data.connection_id;
+    subscribeAll();
+  });
+  es.addEventListener("message", (e) => {
+    noteId(e);
+    onMessage(JSON.parse(e.data), true);
+  });
+  es.addEventListener("broadcast", (e) => {
+    noteId(e);
+    showBroadcast(JSON.parse(e.data));
+  });
+  es.addEventListener("presence", (e) => onPresence(JSON.parse(e.data)));
+  es.addEventListener("typing", (e) => onTyping(JSON.parse(e.data)));
+  es.addEventListener("error", () => {
+    if (es !== mine) return;
+    connectionId = null;
+    setConn("reconnecting");
+    if (es.readyState === EventSource.CLOSED) {
+      // The browser gave up (e.g. a non-200 answer): check the session, then start over;
+      // the subscribe resumes from `lastSeenId` explicitly.
+      setTimeout(async () => {
+        if (es !== mine) return;
+        try {
+          await api("GET", "/api/me");
+          connect();
+        } catch (err) {
+          if (err.status !== 401) setTimeout(() => es === mine && connect(), RECONNECT_MS);
+        }
+      }, RECONNECT_MS);
+    }
+  });
+}
+
+function noteId(e) {
+  const id = Number(e.lastEventId);
+  if (Number.isFinite(id) && id > lastSeenId) lastSeenId = id;
+}
+
+/** The two-step subscribe, for every joined room, after each `connected`. */
+async function subscribeAll() {
+  const cid = connectionId;
+  const names = [...rooms.keys()];
+  if (!names.length) {
+    setConn("live");
+    return;
+  }
+  const body = { connection_id: cid, rooms: names, events: EVENTS };
+  // On a reconnect the stream was opened with the browser's Last-Event-ID and the server
+  // resumes from there; saying it explicitly also covers a stream we had to reopen by hand.
+  const resumeFrom = lastSeenId;
+  if (resumeFrom > 0) body.last_event_id = resumeFrom;
+  else body.history = HISTORY;
+  const p = api("POST", "/api/subscribe", body);
+  subscribing = p;
+  try {
+    const res = await p;
+    if (cid !== connectionId) return;
+    setConn("live");
+    setTimeout(() => {
+      countUnread = true;
+    }, 0);
+    if (res.replay && res.replay.complete === false) {
+      for (const name of names) await pageAfter(name, resumeFrom);
+    }
+    for (const name of names) refreshPresence(name);
+  } catch (err) {
+    if (cid !== connectionId) return;
+    console.warn("subscribe failed", err);
+    // The connection is unusable without its subscription: start a new one.
+    setTimeout(() => cid === connectionId && connect(), RECONNECT_MS);
+  } finally {
+    if (subscribing === p) subscribing = null;
+  }
+}
+
+/** Loads what a capped replay skipped, with `after=`. */
+async function pageAfter(name, after) {
+  let from = after;
+  for (;;) {
+    const data = await api("GET", `/api/rooms/${name}/messages?after=${from}&limit=200`);
+    for (const m of data.messages) onMessage(m, false);
+    if (data.messages.length < 200) return;
+    from = data.messages[data.messages.length - 1].id;
+  }
+}
+
+async function refreshPresence(name) {
+  try {
+    const data = await api("GET", `/api/rooms/${name}/presence`);
+    const room = rooms.get(name);
+    if (!room) return;
+    room.presence = new Map(data.users.map((u) => [u.id, u.username]));
+    if (name === current) renderPresence();
+  } catch (err) {
+    console.warn("presence failed", err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Events
+
+function onMessage(msg, live) {
+  const room = rooms.get(msg.room);
+  if (!room || !room.add(msg)) return; // not ours any more, or a duplicate
+  clearTyping(room, msg.user.id);
+  if (msg.room === current) {
+    insertMessage(msg);
+  } else if (live && countUnread) {
+    room.unread++;
+    renderRooms();
+  }
+}
+
+function onPresence(ev) {
+  const room = rooms.get(ev.room);
+  if (!room) return;
+  if (ev.action === "join") room.presence.set(ev.user.id, ev.user.username);
+  else if (ev.action === "leave") {
+    room.presence.delete(ev.user.id);
+    clearTyping(room, ev.user.id);
+  }
+  if (ev.room === current) renderPresence();
+}
+
+function onTyping(ev) {
+  const room = rooms.get(ev.room);
+  if (!room || ev.user.id === me.id) return;
+  const prev = room.typing.get(ev.user.id);
+  if (prev) clearTimeout(prev.timer);
+  const timer = setTimeout(() => clearTyping(room, ev.user.id), TYPING_SHOW_MS);
+  room.typing.set(ev.user.id, { username: ev.user.username, timer });
+  if (ev.room === current) renderTyping();
+}
+
+function clearTyping(room, userId) {
+  const t = room.typing.get(userId);
+  if (!t) return;
+  clearTimeout(t.timer);
+  room.typing.delete(userId);
+  if (room.name === current) renderTyping();
+}
+
+function showBroadcast(b) {
+  if (b.id <= shownBroadcastId) return;
+  shownBroadcastId = b.id;
+  $("banner-text").textContent = b.body;
+  const t = $("banner-time");
+  t.dateTime = b.sent_at;
+  t.textContent = formatTime(b.sent_at);
+  $("banner").hidden = false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Rendering
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dateFmt = new Intl.DateTimeFormat(undefined, {
+  month: "short",
+  day: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+});
+
+function formatTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  const today = new Date().toDateString() === d.toDateString();
+  return (today ? timeFmt : dateFmt).format(d);
+}
+
+function messageEl(msg) {
+  const li = document.createElement("li");
+  li.className = "msg";
+  if (msg.user.id === me.id) li.classList.add("mine");
+  li.dataset.id = String(msg.id);
+  const head = document.createElement("div");
+  head.className = "msg-head";
+  const who = document.createElement("span");
+  who.className = "msg-user";
+  who.textContent = msg.user.username;
+  const when = document.createElement("time");
+  when.className = "msg-time";
+  when.dateTime = msg.sent_at;
+  when.textContent = formatTime(msg.sent_at);
+  when.title = msg.sent_at;
+  head.append(who, " ", when);
+  const body = document.createElement("p");
+  body.className = "msg-body";
+  body.textContent = msg.body;
+  li.append(head, body);
+  return li;
+}
+
+function nearBottom(el) {
+  return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+}
+
+/** Puts one message of the current room in place (ids ascending). */
+function insertMessage(msg) {
+  const list = $("messages");
+  const scroller = $("scroller");
+  const stick = nearBottom(scroller) || msg.user.id === me.id;
+  const li = messageEl(msg);
+  let after = list.lastElementChild;
+  while (after && Number(after.dataset.id) > msg.id) after = after.previousElementSibling;
+  if (after) after.after(li);
+  else list.prepend(li);
+  $("empty").hidden = true;
+  if (stick && li === list.lastElementChild) scroller.scrollTop = scroller.scrollHeight;
+  renderHistoryControls();
+}
+
+function renderMessages() {
+  const list = $("messages");
+  const room = current && rooms.get(current);
+  list.replaceChildren(...(room ? room.ids.map((id) => messageEl(room.messages.get(id))) : []));
+  $("empty").hidden = !!(room && room.ids.length);
+  $("empty").textContent = room ? "No messages yet. Say hello!" : "Join a room to start chatting.";
+  renderHistoryControls();
+  const scroller = $("scroller");
+  scroller.scrollTop = scroller.scrollHeight;
+}
+
+function renderHistoryControls() {
+  const room = current && rooms.get(current);
+  $("load-earlier").hidden = !room || !room.hasMore || room.ids.length === 0;
+  $("history-start").hidden = !room || room.hasMore || room.ids.length === 0;
+}
+
+function renderRooms() {
+  const list = $("room-list");
+  const items = [];
+  for (const room of rooms.values()) {
+    const li = document.createElement("li");
+    li.className = "room-item";
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "room-open";
+    open.dataset.room = room.name;
+    const label = document.createElement("span");
+    label.textContent = `#${room.name}`;
+    open.append(label);
+    if (room.name === current) {
+      open.setAttribute("aria-current", "true");
+      li.classList.add("current");
+    }
+    if (room.unread > 0) {
+      const badge = document.createElement("span");
+      badge.className = "unread";
+      badge.textContent = String(room.unread);
+      badge.setAttribute("aria-label", `${room.unread} unread`);
+      open.append(badge);
+    }
+    open.addEventListener("click", () => switchRoom(room.name));
+    const leave = document.createElement("button");
+    leave.type = "button";
+    leave.className = "room-leave quiet";
+    leave.textContent = "×";
+    leave.title = `Leave #${room.name}`;
+    leave.setAttribute("aria-label", `Leave #${room.name}`);
+    leave.addEventListener("click", () => leaveRoom(room.name));
+    li.append(open, leave);
+    items.push(li);
+  }
+  list.replaceChildren(...items);
+}
+
+function renderPresence() {
+  const list = $("presence");
+  const room = current && rooms.get(current);
+  const people = room ? [...room.presence.entries()] : [];
+  people.sort((a, b) => a[1].localeCompare(b[1]));
+  list.replaceChildren(
+    ...people.map(([id, name]) => {
+      const li = document.createElement("li");
+      li.textContent = name;
+      if (id === me.id) {
+        li.classList.add("self");
+        const you = document.createElement("span");
+        you.className = "you";
+        you.textContent = " (you)";
+        li.append(you);
+      }
+      return li;
+    }),
+  );
+  $("people-title").textContent = room ? `In #${room.name} (${people.length})` : "In this room";
+}
+
+function renderTyping() {
+  const room = current && rooms.get(current);
+  const names = room ? [...room.typing.values()].map((t) => t.username) : [];
+  const el = $("typing");
+  if (!names.length) el.textContent = "";
+  else if (names.length === 1) el.textContent = `${names[0]} is typing…`;
+  else if (names.length === 2) el.textContent = `${names[0]} and ${names[1]} are typing…`;
+  else el.textContent = "Several people are typing…";
+}
+
+function renderRoom() {
+  const room = current && rooms.get(current);
+  $("room-title").textContent = room ? `#${room.name}` : "No room";
+  $("composer-label").textContent = room ? `Message #${room.name}` : "Message";
+  $("composer-input").disabled = !room;
+  $("send").disabled = !room;
+  if (room) room.unread = 0;
+  renderRooms();
+  renderMessages();
+  renderPresence();
+  renderTyping();
+}
+
+// ---------------------------------------------------------------------------------------
+// Actions
+
+function switchRoom(name) {
+  if (!rooms.has(name)) return;
+  current = name;
+  saveJoined();
+  renderRoom();
+  const room = rooms.get(name);
+  if (room.ids.length < HISTORY && room.hasMore) loadEarlier();
+}
+
+async function joinRoom(name) {
+  if (rooms.has(name)) {
+    switchRoom(name);
+    return;
+  }
+  rooms.set(name, new RoomState(name));
+  switchRoom(name);
+  if (connectionId) {
+    try {
+      await subscribing;
+      await api("POST", "/api/subscribe", {
+        connection_id: connectionId,
+        rooms: [name],
+        events: EVENTS,
+      });
+    } catch (err) {
+      if (err.code === "too_many_rooms") {
+        rooms.delete(name);
+        current = rooms.keys().next().value || null;
+        saveJoined();
+        renderRoom();
+        throw err;
+      }
+      // Otherwise the next `connected` subscribes it with the others.
+    }
+    refreshPresence(name);
+  }
+  // The latest page of history (live messages and this page may overlap: deduped by id).
+  const room = rooms.get(name);
+  if (room && room.ids.length < HISTORY) await loadEarlier(name, true);
+}
+
+async function leaveRoom(name) {
+  const room = rooms.get(name);
+  if (!room) return;
+  for (const t of room.typing.values()) clearTimeout(t.timer);
+  rooms.delete(name);
+  if (current === name) current = rooms.keys().next().value || null;
+  saveJoined();
+  renderRoom();
+  if (connectionId) {
+    try {
+      await api("POST", "/api/unsubscribe", { connection_id: connectionId, rooms: [name] });
+    } catch (err) {
+      console.warn("unsubscribe failed", err);
+    }
+  }
+}
+
+/**
+ * Loads a page of earlier messages of `name` (the current room by default) with
+ * `before=`; `latest` loads the newest page instead (a room just joined).
+ */
+async function loadEarlier(name = current, latest = false) {
+  const room = name && rooms.get(name);
+  if (!room || room.loadingEarlier || (!latest && !room.hasMore)) return;
+  room.loadingEarlier = true;
+  const before = latest ? null : room.oldest();
+  const q = before ? `before=${before}&limit=${HISTORY}` : `limit=${HISTORY}`;
+  try {
+    const data = await api("GET", `/api/rooms/${name}/messages?${q}`);
+    if (rooms.get(name) !== room) return;
+    if (before !== null || data.messages.length < HISTORY) {
+      room.hasMore = data.messages.length === HISTORY;
+    }
+    const scroller = $("scroller");
+    const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+    let added = false;
+    for (const m of data.messages) added = room.add(m) || added;
+    if (name === current) {
+      if (added) {
+        renderMessages();
+        // Keep the reader where they were when older messages go in above.
+        if (before !== null) scroller.scrollTop = scroller.scrollHeight - fromBottom;
+      } else {
+        renderHistoryControls();
+      }
+    }
+  } catch (err) {
+    console.warn("history failed", err);
+  } finally {
+    room.loadingEarlier = false;
+  }
+}
+
+async function send() {
+  const input = $("composer-input");
+  const body = input.value;
+  const room = current;
+  if (!room || !body.trim()) return;
+  $("composer-error").textContent = "";
+  input.value = "";
+  autosize();
+  try {
+    const data = await api("POST", `/api/rooms/${room}/messages`, { body });
+    onMessage(data.message, false);
+  } catch (err) {
+    if (current === room && !input.value) {
+      input.value = body;
+      autosize();
+    }
+    $("composer-error").textContent = err.message;
+  }
+}
+
+function typing() {
+  const now = Date.now();
+  if (!current || !$("composer-input").value.trim() || now - lastTypingSent < TYPING_SEND_MS) return;
+  lastTypingSent = now;
+  api("POST", `/api/rooms/${current}/events`, { event: "typing", data: {} }).catch(() => {});
+}
+
+function autosize() {
+  const input = $("composer-input");
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Wiring
+
+$("composer").addEventListener("submit", (e) => {
+  e.preventDefault();
+  send();
+});
+$("composer-input").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    send();
+  }
+});
+$("composer-input").addEventListener("input", () => {
+  autosize();
+  typing();
+});
+
+$("join-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const input = $("join-name");
+  const name = input.value.trim().toLowerCase().replace(/^#/, "");
+  const err = $("join-error");
+  if (!ROOM_RE.test(name)) {
+    err.textContent = "Room names are 1–64 characters: a-z, 0-9, _ and -.";
+    input.setAttribute("aria-invalid", "true");
+    return;
+  }
+  err.textContent = "";
+  input.removeAttribute("aria-invalid");
+  input.value = "";
+  try {
+    await joinRoom(name);
+    $("composer-input").focus();
+  } catch (ex) {
+    err.textContent = ex.message;
+  }
+});
+
+$("scroller").addEventListener("scroll", () => {
+  if ($("scroller").scrollTop < 60) loadEarlier();
+});
+$("load-earlier").addEventListener("click", () => loadEarlier());
+
+$("banner-close").addEventListener("click", () => {
+  $("banner").hidden = true;
+});
+
+$("logout").addEventListener("click", async () => {
+  try {
+    await api("POST", "/api/logout");
+  } catch {
+    /* logged out either way */
+  }
+  if (es) es.close();
+  location.assign("/login");
+});
+
+const broadcastForm = $("broadcast-form");
+if (broadcastForm) {
+  broadcastForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const input = $("broadcast-input");
+    const status = $("broadcast-status");
+    if (!input.value.trim()) return;
+    try {
+      const data = await api("POST", "/api/admin/broadcast", { body: input.value });
+      input.value = "";
+      status.textContent = "Sent.";
+      showBroadcast(data.broadcast);
+    } catch (err) {
+      status.textContent = err.message;
+    }
+  });
+}
+
+window.addEventListener("online", () => {
+  if (!es || es.readyState === EventSource.CLOSED) connect();
+});
+
+// Start: restore the joined rooms, then open the stream.
+for (const name of loadJoined()) rooms.set(name, new RoomState(name));
+const saved = localStorage.getItem(currentKey);
+current = saved && rooms.has(saved) ? saved : rooms.keys().next().value || null;
+saveJoined();
+renderRoom();
+setConn("connecting");
+connect();
+
+// For the end-to-end tests and the curious: read-only views of the state.
+window.roomcast = {
+  get connectionId() {
+    return connectionId;
+  },
+  get lastSeenId() {
+    return lastSeenId;
+  },
+  get current() {
+    return current;
+  },
+};
