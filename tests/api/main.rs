@@ -8,3 +8,4 @@ mod accounts;
 mod errors;
 mod resume;
 mod stream;
+mod subscribe;
