@@ -100,3 +100,43 @@ async fn every_response_carries_a_request_id() {
     let id = res.headers().get("x-request-id").expect("x-request-id");
     assert!(uuid::Uuid::parse_str(id.to_str().unwrap()).is_ok());
 }
+
+#[tokio::test]
+async fn a_500_carries_no_internals() {
+    use sqlx::Connection;
+    let app = spawn_app().await;
+    let c = app.user("alice").await;
+    let mut db = sqlx::SqliteConnection::connect(&app.settings.database.url)
+        .await
+        .expect("open the test database");
+    sqlx::query("DROP TABLE messages")
+        .execute(&mut db)
+        .await
+        .expect("drop messages");
+    db.close().await.unwrap();
+
+    for res in [
+        c.get("/api/rooms/x/messages").await,
+        c.post("/api/rooms/x/messages", json!({ "body": "hi" }))
+            .await,
+    ] {
+        let message = assert_error(res, 500, "internal").await.to_lowercase();
+        for leak in [
+            "sqlite",
+            "sqlx",
+            "table",
+            "messages",
+            "select",
+            "insert",
+            "no such",
+            "error returned",
+            ".rs",
+            "database",
+        ] {
+            assert!(
+                !message.contains(leak),
+                "a 500 message leaks internals ({leak:?}): {message:?}"
+            );
+        }
+    }
+}

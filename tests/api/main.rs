@@ -9,3 +9,4 @@ mod errors;
 mod resume;
 mod stream;
 mod subscribe;
+mod rooms;
