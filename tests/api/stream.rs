@@ -51,6 +51,16 @@ async fn events_without_a_session_is_401() {
 }
 
 #[tokio::test]
+async fn events_with_a_logged_out_cookie_is_401() {
+    let app = spawn_app().await;
+    let c = app.user("alice").await;
+    let cookie = c.cookie();
+    assert_eq!(c.post("/api/logout", json!(null)).await.status(), 204);
+    let res = c.get_with_cookie("/api/events", &cookie).await;
+    assert_error(res, 401, "unauthorized").await;
+}
+
+#[tokio::test]
 async fn events_answers_200_event_stream_without_caching_or_buffering() {
     let app = spawn_app().await;
     let c = app.user("alice").await;
@@ -148,6 +158,24 @@ async fn a_ping_comes_after_heartbeat_secs_of_silence() {
         Some("ping".to_owned()),
         "a second ping after another silence"
     );
+}
+
+#[tokio::test]
+async fn no_ping_is_written_while_events_keep_flowing() {
+    let app = spawn_app_with(|s| s.sse.heartbeat_secs = 2).await;
+    let alice = app.user("alice").await;
+    let mut sse = joined_for(&alice, &["r"], &["tick"]).await;
+    // An event every 400 ms for 5 s: never 2 s of silence.
+    for i in 0..12 {
+        alice.send_custom("r", "tick", json!(i)).await;
+        let frame = sse.next().await.expect("the tick");
+        assert_eq!(
+            frame.comment, None,
+            "a ping while events were flowing (before tick {i})"
+        );
+        assert_eq!(frame.json()["data"], i, "tick {i}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
 }
 
 // ---- `message` ----
@@ -610,6 +638,7 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
     let app = spawn_app_with(|s| {
         s.sse.queue_capacity = 8;
         s.database.sqlite_synchronous = roomcast::config::SqliteSync::Normal;
+        s.admin.api_token = Some(TOKEN.to_owned());
     })
     .await;
     let poster = app.user("poster").await;
@@ -617,7 +646,7 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
     let slow = app.user("slow").await;
 
     let mut fast_sse = joined(&fast, &["flood"]).await;
-    let (_stalled, slow_id) = open_stalled_stream(&app, &slow).await;
+    let (mut stalled, slow_id) = open_stalled_stream(&app, &slow).await;
     let res = slow
         .post(
             "/api/subscribe",
@@ -699,4 +728,38 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
     assert_eq!(got, posted, "the fast reader got every message, in order");
     assert!(saw_leave, "the slow reader's leave reached the room");
     reader.abort();
+
+    let stats: Value = reqwest::Client::new()
+        .get(format!("{}/api/admin/stats", app.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["slow_disconnects"], 1,
+        "one slow disconnect counted: {stats}"
+    );
+
+    // When the stalled client finally reads, its response ends: the server cut it off.
+    let mut tail = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = stalled.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            tail.extend_from_slice(&buf[..n]);
+            if tail.ends_with(b"\r\n0\r\n\r\n") {
+                return;
+            }
+            let keep = tail.len().saturating_sub(16);
+            tail.drain(..keep);
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the slow reader's stream never ended");
 }
