@@ -117,6 +117,49 @@ impl From<Row> for StoredMessage {
 const SELECT: &str = "SELECT m.id, m.room, m.user_id, u.username, m.body, m.sent_at \
                       FROM messages m LEFT JOIN users u ON u.id = m.user_id ";
 
+/// A history page, newest first unless `after` is set (then oldest first).
+fn page_query(prefix: &str, room: &RoomName, page: Page) -> QueryBuilder<Sqlite> {
+    let mut q = QueryBuilder::<Sqlite>::new(format!("{prefix}{SELECT}"));
+    q.push("WHERE m.room = ").push_bind(room.as_str());
+    if let Some(before) = page.before {
+        q.push(" AND m.id < ").push_bind(before);
+    }
+    if let Some(after) = page.after {
+        q.push(" AND m.id > ").push_bind(after);
+    }
+    q.push(if page.after.is_some() {
+        " ORDER BY m.id ASC"
+    } else {
+        " ORDER BY m.id DESC"
+    });
+    q.push(" LIMIT ").push_bind(i64::from(page.limit));
+    q
+}
+
+/// Events of `rooms` plus broadcasts in `(after, upto]`, newest first, one more than
+/// `limit` so the caller can tell whether the limit cut anything.
+fn replay_query(
+    prefix: &str,
+    rooms: &[RoomName],
+    after: i64,
+    upto: i64,
+    limit: u32,
+) -> QueryBuilder<Sqlite> {
+    let mut q = QueryBuilder::<Sqlite>::new(format!("{prefix}{SELECT}"));
+    q.push("WHERE m.id > ")
+        .push_bind(after)
+        .push(" AND m.id <= ")
+        .push_bind(upto)
+        .push(" AND (m.room IS NULL OR m.room IN (");
+    let mut list = q.separated(", ");
+    for r in rooms {
+        list.push_bind(r.as_str());
+    }
+    q.push(")) ORDER BY m.id DESC LIMIT ")
+        .push_bind(i64::from(limit) + 1);
+    q
+}
+
 /// Bounds of a history page.
 #[derive(Debug, Clone, Copy)]
 pub struct Page {
@@ -144,21 +187,8 @@ impl Db {
         room: &RoomName,
         page: Page,
     ) -> sqlx::Result<Vec<StoredMessage>> {
-        let mut q = QueryBuilder::<Sqlite>::new(SELECT);
-        q.push("WHERE m.room = ").push_bind(room.as_str());
-        if let Some(before) = page.before {
-            q.push(" AND m.id < ").push_bind(before);
-        }
-        if let Some(after) = page.after {
-            q.push(" AND m.id > ").push_bind(after);
-        }
         let ascending = page.after.is_some();
-        q.push(if ascending {
-            " ORDER BY m.id ASC"
-        } else {
-            " ORDER BY m.id DESC"
-        });
-        q.push(" LIMIT ").push_bind(i64::from(page.limit));
+        let mut q = page_query("", room, page);
         let mut rows: Vec<StoredMessage> = q
             .build_query_as::<Row>()
             .fetch_all(self.pool())
@@ -181,18 +211,7 @@ impl Db {
         upto: i64,
         limit: u32,
     ) -> sqlx::Result<Replay> {
-        let mut q = QueryBuilder::<Sqlite>::new(SELECT);
-        q.push("WHERE m.id > ")
-            .push_bind(after)
-            .push(" AND m.id <= ")
-            .push_bind(upto)
-            .push(" AND (m.room IS NULL OR m.room IN (");
-        let mut list = q.separated(", ");
-        for r in rooms {
-            list.push_bind(r.as_str());
-        }
-        q.push(")) ORDER BY m.id DESC LIMIT ")
-            .push_bind(i64::from(limit) + 1);
+        let mut q = replay_query("", rooms, after, upto, limit);
         let mut rows: Vec<Row> = q.build_query_as().fetch_all(self.pool()).await?;
         let complete = rows.len() <= limit as usize;
         rows.truncate(limit as usize);
@@ -240,5 +259,62 @@ impl Db {
             .fetch_one(self.pool())
             .await?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    async fn plan(db: &Db, mut q: QueryBuilder<Sqlite>) -> String {
+        let rows: Vec<(i64, i64, i64, String)> =
+            q.build_query_as().fetch_all(db.pool()).await.unwrap();
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+    }
+
+    /// History pages and replays must read through `messages_room_id`, never scan the log.
+    #[tokio::test]
+    async fn history_and_replay_read_through_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Settings::defaults().database;
+        s.url = format!("sqlite://{}/plan.db?mode=rwc", dir.path().display());
+        let db = Db::connect(&s).await.unwrap();
+        let room = RoomName::parse("r").unwrap();
+        let rooms = [room.clone(), RoomName::parse("s").unwrap()];
+        for page in [
+            Page {
+                before: None,
+                after: None,
+                limit: 50,
+            },
+            Page {
+                before: Some(9),
+                after: None,
+                limit: 50,
+            },
+            Page {
+                before: None,
+                after: Some(9),
+                limit: 50,
+            },
+        ] {
+            let p = plan(&db, page_query("EXPLAIN QUERY PLAN ", &room, page)).await;
+            assert!(
+                p.contains("USING INDEX messages_room_id")
+                    || p.contains("USING COVERING INDEX messages_room_id"),
+                "{page:?}: {p}"
+            );
+            assert!(!p.contains("SCAN m"), "{page:?} scans: {p}");
+        }
+        let p = plan(
+            &db,
+            replay_query("EXPLAIN QUERY PLAN ", &rooms, 5, 100, 1000),
+        )
+        .await;
+        assert!(
+            p.contains("messages_room_id") && !p.contains("SCAN m"),
+            "replay: {p}"
+        );
     }
 }

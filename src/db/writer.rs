@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
@@ -99,28 +99,38 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, broker: Ar
     let _ = conn.close().await;
 }
 
+/// Inserts the batch with one multi-row statement in one transaction (one fsync).
 async fn commit(conn: &mut SqliteConnection, batch: &[Job]) -> anyhow::Result<Vec<StoredMessage>> {
+    let sent_at = now_rfc3339();
+    let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO messages (room, user_id, body, sent_at) ");
+    q.push_values(batch, |mut row, job| {
+        row.push_bind(job.room.as_ref().map(|r| r.as_str().to_owned()))
+            .push_bind(job.user.as_ref().map(|u| u.id))
+            .push_bind(job.body.as_str().to_owned())
+            .push_bind(sent_at.clone());
+    });
+    q.push(" RETURNING id");
     let mut tx = conn.begin().await?;
-    let mut stored = Vec::with_capacity(batch.len());
-    for job in batch {
-        let sent_at = now_rfc3339();
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO messages (room, user_id, body, sent_at) VALUES (?, ?, ?, ?) RETURNING id",
-        )
-        .bind(job.room.as_ref().map(RoomName::as_str))
-        .bind(job.user.as_ref().map(|u| u.id))
-        .bind(job.body.as_str())
-        .bind(&sent_at)
-        .fetch_one(&mut *tx)
-        .await?;
-        stored.push(StoredMessage {
+    let mut ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    anyhow::ensure!(
+        ids.len() == batch.len(),
+        "insert returned {} ids for {} rows",
+        ids.len(),
+        batch.len()
+    );
+    // Rows are inserted in VALUES order by the only writer, so ascending ids match it;
+    // sorting makes that independent of the order RETURNING happens to use.
+    ids.sort_unstable();
+    Ok(batch
+        .iter()
+        .zip(ids)
+        .map(|(job, id)| StoredMessage {
             id,
             room: job.room.clone(),
             user: job.user.clone(),
             body: job.body.as_str().to_owned(),
-            sent_at,
-        });
-    }
-    tx.commit().await?;
-    Ok(stored)
+            sent_at: sent_at.clone(),
+        })
+        .collect())
 }
