@@ -51,6 +51,11 @@ impl Writer {
         Ok((Self { tx }, task))
     }
 
+    /// Whether the writer task is still taking posts (readiness).
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Stores a room message (`room` set) or a broadcast, durably, then publishes it.
     /// Returns once it is committed and handed to the broker.
     pub async fn post(

@@ -10,8 +10,11 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-/// `GET /readyz`: the database answers.
+/// `GET /readyz`: the database answers and the message writer runs.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !state.writer.is_running() {
+        return Err(ApiError::Unavailable("the message writer has stopped".into()));
+    }
     match state.db.ping().await {
         Ok(()) => Ok(HttpResponse::Ok().content_type("text/plain").body("ready")),
         Err(e) => {

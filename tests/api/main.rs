@@ -5,8 +5,9 @@ mod helpers;
 mod process;
 
 mod accounts;
+mod admin;
 mod errors;
 mod resume;
+mod rooms;
 mod stream;
 mod subscribe;
-mod rooms;

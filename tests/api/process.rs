@@ -99,3 +99,29 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `roomcast ARGS` against the database in `dir`, feeding `stdin`.
+pub fn cli(dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(args)
+        .current_dir(dir)
+        .env("ROOMCAST__SERVER__DATA_DIR", dir)
+        .env(
+            "ROOMCAST__DATABASE__URL",
+            format!("sqlite://{}/rc.db?mode=rwc", dir.display()),
+        )
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running the roomcast binary");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("writing stdin");
+    child.wait_with_output().expect("cli output")
+}

@@ -1,0 +1,424 @@
+//! Admin and operations: access rules, broadcast, stats, disconnect, metrics, rate limits,
+//! the CLI, graceful shutdown.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{Client, TestApp, assert_error, spawn_app, spawn_app_with},
+    process::{Server, cli},
+};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+async fn app_with_token() -> TestApp {
+    spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await
+}
+
+fn bearer(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .request(method, format!("{}{path}", app.base))
+        .bearer_auth(token)
+}
+
+/// Registers `name` and makes it an admin directly in the database, then logs in again.
+async fn admin_user(app: &TestApp, name: &str) -> Client {
+    let c = app.user(name).await;
+    let db = roomcast::db::Db::connect(&app.settings.database)
+        .await
+        .unwrap();
+    db.set_role(name, roomcast::domain::Role::Admin)
+        .await
+        .unwrap();
+    c
+}
+
+#[tokio::test]
+async fn admin_routes_are_401_without_credentials_and_403_for_users() {
+    let app = app_with_token().await;
+    let anon = app.client();
+    assert_error(anon.get("/api/admin/stats").await, 401, "unauthorized").await;
+    let user = app.user("plain").await;
+    assert_error(user.get("/api/admin/stats").await, 403, "forbidden").await;
+    let res = user
+        .post("/api/admin/broadcast", json!({ "body": "hi" }))
+        .await;
+    assert_error(res, 403, "forbidden").await;
+    let wrong = bearer(
+        &app,
+        reqwest::Method::GET,
+        "/api/admin/stats",
+        "not-the-token-at-all",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_error(wrong, 401, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn the_bearer_token_and_an_admin_session_both_grant_access() {
+    let app = app_with_token().await;
+    let ok = bearer(&app, reqwest::Method::GET, "/api/admin/stats", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "bearer token");
+    let admin = admin_user(&app, "boss").await;
+    assert_eq!(
+        admin.get("/api/admin/stats").await.status(),
+        200,
+        "admin session"
+    );
+}
+
+#[tokio::test]
+async fn bearer_access_is_off_without_a_configured_token() {
+    let app = spawn_app().await;
+    let res = bearer(&app, reqwest::Method::GET, "/api/admin/stats", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 401, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn a_broadcast_is_stored_and_reaches_every_open_connection() {
+    let app = app_with_token().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut unsubscribed = alice.events().await;
+    let mut filtered = bob.events().await;
+    bob.subscribe_with(&filtered, json!({ "rooms": ["r"], "events": ["typing"] }))
+        .await;
+    let before = bob.say("r", "before").await["id"].as_i64().unwrap();
+
+    let res = bearer(&app, reqwest::Method::POST, "/api/admin/broadcast", TOKEN)
+        .json(&json!({ "body": "  maintenance at noon  " }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    let b = &body["broadcast"];
+    assert_eq!(b.as_object().unwrap().len(), 3, "id, body, sent_at: {b}");
+    assert_eq!(b["body"], "maintenance at noon");
+    assert!(
+        b["id"].as_i64().unwrap() > before,
+        "broadcasts share the message id sequence"
+    );
+
+    for sse in [&mut unsubscribed, &mut filtered] {
+        let e = sse.expect("broadcast").await;
+        assert_eq!(e.id_num(), b["id"].as_i64().unwrap());
+        assert_eq!(
+            e.json(),
+            *b,
+            "broadcast event data equals the stored broadcast"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_broadcast_is_400() {
+    let app = app_with_token().await;
+    let res = bearer(&app, reqwest::Method::POST, "/api/admin/broadcast", TOKEN)
+        .json(&json!({ "body": "   " }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(res, 400, "invalid_body").await;
+}
+
+#[tokio::test]
+async fn stats_count_live() {
+    let app = app_with_token().await;
+    let stats = || async {
+        bearer(&app, reqwest::Method::GET, "/api/admin/stats", TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let s = stats().await;
+    let keys: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 7, "exactly the contract's fields: {keys:?}");
+    assert_eq!(s["connections"], 0);
+
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut a1 = alice.events().await;
+    let a2 = alice.events().await;
+    let b1 = bob.events().await;
+    alice.subscribe(&a1, &["x", "y"]).await;
+    alice.subscribe(&a2, &["x"]).await;
+    bob.subscribe(&b1, &["x"]).await;
+    bob.say("x", "hello").await;
+    a1.expect("message").await;
+    let s = stats().await;
+    assert_eq!(s["connections"], 3, "{s}");
+    assert_eq!(s["users_online"], 2, "{s}");
+    assert_eq!(s["rooms"], 2, "{s}");
+    assert_eq!(s["subscriptions"], 4, "{s}");
+    assert_eq!(s["messages_stored"], 1, "{s}");
+    assert!(s["events_delivered"].as_u64().unwrap() >= 3, "{s}");
+    assert_eq!(s["slow_disconnects"], 0, "{s}");
+}
+
+#[tokio::test]
+async fn disconnect_closes_every_stream_of_that_user_only() {
+    let app = app_with_token().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut a1 = alice.events().await;
+    let mut a2 = alice.events().await;
+    let mut b = bob.events().await;
+    let res = bearer(
+        &app,
+        reqwest::Method::POST,
+        "/api/admin/users/ALICE/disconnect",
+        TOKEN,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({ "closed": 2 }));
+    assert!(
+        a1.ends_within(Duration::from_secs(3)).await,
+        "alice's first stream still open"
+    );
+    assert!(
+        a2.ends_within(Duration::from_secs(3)).await,
+        "alice's second stream still open"
+    );
+    assert!(
+        !b.ends_within(Duration::from_millis(300)).await,
+        "bob's stream was closed too"
+    );
+    let res = bearer(
+        &app,
+        reqwest::Method::POST,
+        "/api/admin/users/nobody/disconnect",
+        TOKEN,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_error(res, 404, "unknown_user").await;
+}
+
+#[tokio::test]
+async fn readyz_answers_while_the_database_does() {
+    let app = spawn_app().await;
+    let res = app.client().get("/readyz").await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_expose_the_figures_in_prometheus_text() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut sse = alice.events().await;
+    alice.subscribe(&sse, &["m"]).await;
+    alice.say("m", "counted").await;
+    sse.expect("message").await;
+    let _ = app.client().get("/api/me").await;
+    let res = app.client().get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    let text = res.text().await.unwrap();
+    for name in [
+        "roomcast_connections 1",
+        "roomcast_rooms 1",
+        "roomcast_subscriptions 1",
+        "roomcast_messages_stored_total",
+        "roomcast_events_delivered_total",
+        "roomcast_slow_disconnects_total",
+        "roomcast_http_request_duration_seconds_bucket",
+    ] {
+        assert!(text.contains(name), "metrics lack {name:?}:\n{text}");
+    }
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("roomcast_http_requests_total")
+                && l.contains("route=\"/api/me\"")
+                && l.contains("status=\"401\"")
+        })
+        .unwrap_or_else(|| panic!("no request counter by route and status:\n{text}"));
+    assert!(!line.ends_with(" 0"), "{line}");
+}
+
+#[tokio::test]
+async fn posting_past_the_rate_limit_is_429_and_stores_nothing() {
+    let app = spawn_app_with(|s| {
+        s.rate_limit.messages_per_sec = 1;
+        s.rate_limit.messages_burst = 2;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    alice.say("r", "one").await;
+    alice.say("r", "two").await;
+    let res = alice
+        .post("/api/rooms/r/messages", json!({ "body": "three" }))
+        .await;
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert_error(res, 429, "rate_limited").await;
+    assert_eq!(retry.as_deref(), Some("1"), "Retry-After in whole seconds");
+    let res = alice
+        .post(
+            "/api/rooms/r/events",
+            json!({ "event": "typing", "data": {} }),
+        )
+        .await;
+    assert_error(res, 429, "rate_limited").await;
+    let page: Value = alice
+        .get("/api/rooms/r/messages")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page["messages"].as_array().unwrap().len(),
+        2,
+        "the limited post was stored"
+    );
+    // Another user has an allowance of their own.
+    app.user("bob").await.say("r", "bob's").await;
+}
+
+#[tokio::test]
+async fn logins_past_the_per_ip_limit_are_429() {
+    let app = spawn_app_with(|s| s.rate_limit.auth_per_min = 3).await;
+    let c = app.client();
+    assert_eq!(c.register("alice", "password123").await.status(), 201);
+    assert_eq!(c.login("alice", "password123").await.status(), 200);
+    assert_eq!(c.login("alice", "wrong-password").await.status(), 401);
+    let res = c.login("alice", "password123").await;
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_error(res, 429, "rate_limited").await;
+}
+
+#[test]
+fn the_cli_creates_the_first_admin_and_manages_roles() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(
+        dir.path(),
+        &["user", "create", "root_admin", "--admin"],
+        "s3cret-password\n",
+    );
+    assert!(
+        out.status.success(),
+        "create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = cli(
+        dir.path(),
+        &["user", "create", "ROOT_ADMIN"],
+        "s3cret-password\n",
+    );
+    assert!(!again.status.success(), "a taken name must fail");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("taken"),
+        "says why"
+    );
+    let short = cli(dir.path(), &["user", "create", "someone"], "short\n");
+    assert!(!short.status.success(), "a short password must fail");
+
+    let out = cli(
+        dir.path(),
+        &["user", "create", "helper"],
+        "another-password\n",
+    );
+    assert!(out.status.success());
+    let out = cli(dir.path(), &["user", "set-role", "helper", "admin"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let missing = cli(dir.path(), &["user", "set-role", "ghost", "admin"], "");
+    assert!(!missing.status.success(), "an unknown user must fail");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("ghost"));
+    let list = String::from_utf8(cli(dir.path(), &["user", "list"], "").stdout).unwrap();
+    assert!(list.contains("root_admin\tadmin"), "{list}");
+    assert!(list.contains("helper\tadmin"), "{list}");
+}
+
+#[tokio::test]
+async fn the_cli_admin_can_log_in_and_broadcast() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(
+        dir.path(),
+        &["user", "create", "first", "--admin"],
+        "first-password\n",
+    );
+    assert!(out.status.success());
+    let server = Server::start(dir.path(), &[]);
+    let c = server.client();
+    let res = c.login("first", "first-password").await;
+    let me: Value = res.json().await.unwrap();
+    assert_eq!(me["user"]["role"], "admin");
+    let res = c
+        .post("/api/admin/broadcast", json!({ "body": "hello all" }))
+        .await;
+    assert_eq!(res.status(), 201);
+}
+
+/// SIGTERM: every stream ends after complete frames, acknowledged posts are on disk, and
+/// the process exits 0 within the shutdown timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_streams_cleanly_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[("ROOMCAST__SERVER__SHUTDOWN_TIMEOUT_SECS", "5")],
+    );
+    let c = server.client();
+    assert_eq!(c.register("alice", "password123").await.status(), 201);
+    let mut sse = c.events().await;
+    c.subscribe(&sse, &["r"]).await;
+    let acked = c.say("r", "just before the signal").await["id"]
+        .as_i64()
+        .unwrap();
+    sse.expect("message").await;
+
+    let (status, took) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        sse.ends_within(Duration::from_secs(1)).await,
+        "the stream was not ended"
+    );
+    assert!(
+        sse.raw.ends_with("\n\n"),
+        "a broken frame at the end: {:?}",
+        sse.raw
+    );
+
+    let server = Server::start(dir.path(), &[]);
+    let c = server.client();
+    c.login("alice", "password123").await;
+    let page: Value = c.get("/api/rooms/r/messages").await.json().await.unwrap();
+    assert_eq!(page["messages"][0]["id"], acked);
+}
