@@ -550,6 +550,7 @@ async function send() {
   if (!room || !body.trim()) return;
   $("composer-error").textContent = "";
   input.value = "";
+  lastTypingSent = 0; // the next keystroke is news again
   autosize();
   try {
     const data = await api("POST", `/api/rooms/${room}/messages`, { body });

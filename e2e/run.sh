@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# End-to-end browser tests: installs what they need, builds the server, runs them.
+#
+#   e2e/run.sh                          # debug build of the server
+#   ROOMCAST_BIN=target/release/roomcast e2e/run.sh
+#
+# Needs: Debian's chromium (installed with apt-get when missing), node >= 18 with npm,
+# cargo. Exits non-zero when a test fails. Screenshots land in e2e/screenshots/.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if [ ! -x "$CHROMIUM" ]; then
+    echo "e2e: installing chromium"
+    apt_install chromium
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "e2e: installing node and npm"
+    apt_install nodejs npm
+fi
+
+cd "$here"
+# playwright-core never downloads a browser by itself; this makes sure nothing else does.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+want="$(node -p 'require("./package.json").devDependencies["playwright-core"]')"
+have="$(node -p 'try { require("./node_modules/playwright-core/package.json").version } catch { "" }')"
+if [ "$want" != "$have" ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ -z "${ROOMCAST_BIN:-}" ]; then
+    echo "e2e: building the server"
+    (cd "$root" && cargo build --bin roomcast)
+    export ROOMCAST_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/roomcast"
+fi
+case "$ROOMCAST_BIN" in
+    /*) ;;
+    *) ROOMCAST_BIN="$root/$ROOMCAST_BIN" ;;
+esac
+export ROOMCAST_BIN
+echo "e2e: server $ROOMCAST_BIN, browser $("$CHROMIUM" --version 2>/dev/null || echo "$CHROMIUM")"
+
+mkdir -p screenshots
+node --test chat.test.mjs
