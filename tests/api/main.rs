@@ -7,6 +7,7 @@ mod process;
 mod accounts;
 mod admin;
 mod errors;
+mod pages;
 mod resume;
 mod rooms;
 mod stream;
