@@ -322,8 +322,9 @@ step("a <script> body shows as text and does not run", async () => {
   assert.equal(await alice.page.evaluate(() => window.__pwned), undefined);
 });
 
-step("offline and back: every missed message shows exactly once, in order", async () => {
+step("offline and back: every missed message shows exactly once, in order", async (t) => {
   const before = await shownMessages(bob.page);
+  const streamsBefore = await bob.page.evaluate(() => window.roomcast.streamsOpened);
   await bob.context.setOffline(true);
   // Cut the stream from the server side too, so the test does not depend on how the
   // browser treats an open stream when the network goes away.
@@ -373,6 +374,15 @@ step("offline and back: every missed message shows exactly once, in order", asyn
     "exactly what was there plus what was missed",
   );
   await waitPresence(alice.page, ["alice", "bob"]);
+  const { streamsOpened, resumedBy } = await bob.page.evaluate(() => ({
+    streamsOpened: window.roomcast.streamsOpened,
+    resumedBy: window.roomcast.resumedBy,
+  }));
+  t.diagnostic(
+    streamsOpened === streamsBefore
+      ? `the browser reconnected its EventSource; resume asked by ${resumedBy === "header" ? "Last-Event-ID" : "last_event_id"}`
+      : `the page opened ${streamsOpened - streamsBefore} new EventSource(s); resume by ${resumedBy}`,
+  );
 });
 
 step("joined rooms survive a reload", async () => {

@@ -126,8 +126,12 @@ function setConn(state) {
     state === "live" ? "Live" : state === "reconnecting" ? "Reconnecting…" : "Connecting…";
 }
 
+let resumedBy = null; // how the last resume was asked for: "header" or "body"
+let streamsOpened = 0; // EventSource objects made (the browser's own reconnects not counted)
+
 function connect() {
   if (es) es.close();
+  streamsOpened++;
   connectionId = null;
   es = new EventSource("/api/events");
   const mine = es;
@@ -135,7 +139,9 @@ function connect() {
     if (es !== mine) return;
     const data = JSON.parse(e.data);
     connectionId = data.connection_id;
-    subscribeAll();
+    // Every event carries the EventSource's last event id: on the browser's own reconnect
+    // it is the `Last-Event-ID` this stream was opened with, and the server resumes from it.
+    subscribeAll(Number(e.lastEventId) || 0);
   });
   es.addEventListener("message", (e) => {
     noteId(e);
@@ -172,8 +178,16 @@ function noteId(e) {
   if (Number.isFinite(id) && id > lastSeenId) lastSeenId = id;
 }
 
-/** The two-step subscribe, for every joined room, after each `connected`. */
-async function subscribeAll() {
+/**
+ * The two-step subscribe, for every joined room, after each `connected`. What it asks the
+ * server to replay:
+ * - the browser reconnected its EventSource: the stream was opened with `Last-Event-ID`
+ *   (`headerId`), so nothing in the body; the server replays everything after it;
+ * - the page opened a new EventSource after having seen events: `last_event_id` explicitly;
+ * - first load: the last `HISTORY` messages of each room.
+ * Whatever arrives twice (history pages, replays, our own posts) is dropped by id.
+ */
+async function subscribeAll(headerId = 0) {
   const cid = connectionId;
   const names = [...rooms.keys()];
   if (!names.length) {
@@ -181,11 +195,16 @@ async function subscribeAll() {
     return;
   }
   const body = { connection_id: cid, rooms: names, events: EVENTS };
-  // On a reconnect the stream was opened with the browser's Last-Event-ID and the server
-  // resumes from there; saying it explicitly also covers a stream we had to reopen by hand.
   const resumeFrom = lastSeenId;
-  if (resumeFrom > 0) body.last_event_id = resumeFrom;
-  else body.history = HISTORY;
+  if (resumeFrom > 0) {
+    if (headerId > 0) resumedBy = "header";
+    else {
+      body.last_event_id = resumeFrom;
+      resumedBy = "body";
+    }
+  } else {
+    body.history = HISTORY;
+  }
   const p = api("POST", "/api/subscribe", body);
   subscribing = p;
   try {
@@ -676,5 +695,11 @@ window.roomcast = {
   },
   get current() {
     return current;
+  },
+  get streamsOpened() {
+    return streamsOpened;
+  },
+  get resumedBy() {
+    return resumedBy;
   },
 };
