@@ -385,6 +385,45 @@ step("offline and back: every missed message shows exactly once, in order", asyn
   );
 });
 
+step("a stream the browser gives up on is reopened by the page and resumes by id", async (t) => {
+  const before = await shownMessages(bob.page);
+  const streamsBefore = await bob.page.evaluate(() => window.roomcast.streamsOpened);
+  // Every new stream now gets a 503: the browser's EventSource fails for good (CLOSED).
+  await bob.page.route("**/api/events", (route) =>
+    route.fulfill({ status: 503, contentType: "text/plain", body: "down for a moment" }),
+  );
+  const res = await fetch(`${base}/api/admin/users/bob/disconnect`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  assert.equal(res.status, 200);
+  await bob.page.waitForFunction(() => document.getElementById("conn").dataset.state === "reconnecting");
+  const missed = [];
+  for (let i = 1; i <= 3; i++) {
+    const text = `while the stream was refused ${i}`;
+    await say(alice.page, text);
+    missed.push(text);
+  }
+  // The page notices the EventSource is closed and makes a new one (still refused) …
+  await bob.page.waitForFunction((n) => window.roomcast.streamsOpened > n, streamsBefore, {
+    timeout: 20_000,
+  });
+  // … then the server is back.
+  await bob.page.unroute("**/api/events");
+  await waitLive(bob.page, 20_000);
+  await bob.page.locator("#messages .msg-body", { hasText: missed.at(-1) }).waitFor({ timeout: 20_000 });
+  await new Promise((r) => setTimeout(r, 1000));
+  const after = await shownMessages(bob.page);
+  assertAscendingUnique(after, "after reopening");
+  assert.deepEqual(
+    after.map((m) => m.body),
+    [...before.map((m) => m.body), ...missed],
+  );
+  const resumedBy = await bob.page.evaluate(() => window.roomcast.resumedBy);
+  assert.equal(resumedBy, "body", "a new EventSource resumes with last_event_id");
+  t.diagnostic(`streams opened by the page: ${(await bob.page.evaluate(() => window.roomcast.streamsOpened)) - streamsBefore}`);
+});
+
 step("joined rooms survive a reload", async () => {
   await bob.page.reload();
   await waitLive(bob.page);
