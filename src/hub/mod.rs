@@ -109,14 +109,14 @@ pub struct Connection {
     pub user: UserRef,
     /// The login session it belongs to (logout closes exactly these).
     pub session_id: Uuid,
-    /// `Last-Event-ID` the stream was opened with, for the first resume.
-    pub last_event_id: Option<i64>,
     closed: AtomicBool,
     state: Mutex<ConnState>,
 }
 
 #[derive(Debug, Default)]
 struct ConnState {
+    /// `Last-Event-ID` the stream was opened with; the next subscribe resumes from it.
+    resume_from: Option<i64>,
     rooms: BTreeSet<RoomName>,
     filter: Option<Arc<EventFilter>>,
     /// Set under this lock when the connection is removed, so a racing subscribe cannot
@@ -209,7 +209,7 @@ pub struct Subscribed {
     pub watermark: i64,
     /// Where the replay frames go, when one was asked for and rooms were joined.
     pub replay: Option<oneshot::Sender<Vec<ReplayFrame>>>,
-    /// The connection's `Last-Event-ID` from when its stream opened.
+    /// The `Last-Event-ID` the stream was opened with, when this is its first subscribe.
     pub stream_last_event_id: Option<i64>,
 }
 
@@ -276,9 +276,11 @@ impl Hub {
             id: ConnectionId::new(),
             user,
             session_id,
-            last_event_id,
             closed: AtomicBool::new(false),
-            state: Mutex::new(ConnState::default()),
+            state: Mutex::new(ConnState {
+                resume_from: last_event_id,
+                ..ConnState::default()
+            }),
         });
         self.connections.insert(
             conn.id,
@@ -296,8 +298,8 @@ impl Hub {
     }
 
     /// Subscribes a connection of `owner` to `rooms` with `filter` (replacing the previous
-    /// filter). With `want_replay`, or when the stream was opened with a `Last-Event-ID`, the
-    /// connection is told to wait for replay frames before any live event of the joined
+    /// filter). With `want_replay`, or on the first subscribe of a stream opened with a
+    /// `Last-Event-ID`, the connection is told to wait for replay frames before any live event of the joined
     /// rooms; send them through [`Subscribed::replay`].
     pub fn subscribe(
         &self,
@@ -308,13 +310,13 @@ impl Hub {
         want_replay: bool,
     ) -> Result<Subscribed, HubError> {
         let (conn, tx) = self.owned(id, owner)?;
-        let want_replay = want_replay || conn.last_event_id.is_some();
         let filter = filter.map(Arc::new);
         let mut presence_joins = Vec::new();
         let mut state = conn.state.lock();
         if state.removed {
             return Err(HubError::UnknownConnection);
         }
+        let stream_last_event_id = state.resume_from;
         let joined: Vec<RoomName> = rooms
             .iter()
             .filter(|r| !state.rooms.contains(*r))
@@ -325,6 +327,9 @@ impl Hub {
         if state.rooms.len() + joined.len() > MAX_ROOMS_PER_CONNECTION {
             return Err(HubError::TooManyRooms);
         }
+        // Consumed only by a subscribe that succeeds.
+        state.resume_from = None;
+        let want_replay = want_replay || stream_last_event_id.is_some();
         if state.filter != filter {
             for room in &state.rooms {
                 if let Some(mut r) = self.rooms.get_mut(room)
@@ -377,7 +382,7 @@ impl Hub {
             joined,
             watermark,
             replay,
-            stream_last_event_id: conn.last_event_id,
+            stream_last_event_id,
         };
         drop(state);
         for room in presence_joins {

@@ -216,6 +216,30 @@ async fn replay_comes_before_live_events_queued_behind_it() {
 }
 
 #[tokio::test]
+async fn the_streams_last_event_id_resumes_only_the_next_subscribe() {
+    let hub = hub();
+    let alice = user("alice");
+    let s = hub.connect(alice.clone(), Uuid::new_v4(), Some(7));
+    let id = s.connection().id;
+    let first = hub
+        .subscribe(id, alice.id, &[room("a")], only_messages(), false)
+        .unwrap();
+    assert_eq!(first.stream_last_event_id, Some(7));
+    assert!(
+        first.replay.is_some(),
+        "the first subscribe resumes from the header"
+    );
+    let second = hub
+        .subscribe(id, alice.id, &[room("b")], only_messages(), false)
+        .unwrap();
+    assert_eq!(second.stream_last_event_id, None);
+    assert!(
+        second.replay.is_none(),
+        "a later subscribe does not replay again"
+    );
+}
+
+#[tokio::test]
 async fn a_replay_skips_broadcasts_already_delivered() {
     let hub = hub();
     let alice = user("alice");

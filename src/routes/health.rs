@@ -13,7 +13,9 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: the database answers and the message writer runs.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if !state.writer.is_running() {
-        return Err(ApiError::Unavailable("the message writer has stopped".into()));
+        return Err(ApiError::Unavailable(
+            "the message writer has stopped".into(),
+        ));
     }
     match state.db.ping().await {
         Ok(()) => Ok(HttpResponse::Ok().content_type("text/plain").body("ready")),
