@@ -177,47 +177,85 @@ async fn chat(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
     })
 }
 
+/// The two credential forms; they differ only in template and in the accounts call.
+#[derive(Clone, Copy)]
+enum Form {
+    Login,
+    Register,
+}
+
+impl Form {
+    fn render(self, username: &str, errors: FieldErrors) -> Result<HttpResponse, ApiError> {
+        let v = asset_version();
+        match self {
+            Form::Login => html(&LoginPage {
+                v,
+                pw_autocomplete: "current-password",
+                username,
+                errors,
+            }),
+            Form::Register => html(&RegisterPage {
+                v,
+                pw_autocomplete: "new-password",
+                username,
+                errors,
+            }),
+        }
+    }
+
+    /// The empty form, or `/` for someone already logged in.
+    async fn show(self, state: &AppState, session: &Session) -> Result<HttpResponse, ApiError> {
+        if logged_in(state, session).await? {
+            return Ok(see_other("/"));
+        }
+        self.render("", FieldErrors::default())
+    }
+
+    /// 303 to `/` on success (logged in), else the form again with the error by its field.
+    async fn submit(
+        self,
+        state: &AppState,
+        req: &HttpRequest,
+        session: &Session,
+        form: CredentialsForm,
+    ) -> Result<HttpResponse, ApiError> {
+        let CredentialsForm { username, password } = form;
+        let outcome = match limit_auth(state, req) {
+            Ok(()) => match self {
+                Form::Login => auth::authenticate(&state.db, &username, password).await,
+                Form::Register => auth::register(&state.db, &username, password).await,
+            },
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(user) => {
+                auth::start_session(session, &user)?;
+                Ok(see_other("/"))
+            }
+            Err(e @ ApiError::Internal(_)) => Err(e),
+            Err(e) => self.render(&username, FieldErrors::from_api(&e)),
+        }
+    }
+}
+
 /// `GET /login`.
 async fn login_form(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, ApiError> {
-    if logged_in(&state, &session).await? {
-        return Ok(see_other("/"));
-    }
-    html(&LoginPage {
-        v: asset_version(),
-        pw_autocomplete: "current-password",
-        username: "",
-        errors: FieldErrors::default(),
-    })
+    Form::Login.show(&state, &session).await
 }
 
-/// `POST /login`: 303 to `/` on success, else the form again with the error.
+/// `POST /login`.
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: Session,
     form: web::Form<CredentialsForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let CredentialsForm { username, password } = form.into_inner();
-    let outcome = match limit_auth(&state, &req) {
-        Ok(()) => auth::authenticate(&state.db, &username, password).await,
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok(user) => {
-            auth::start_session(&session, &user)?;
-            Ok(see_other("/"))
-        }
-        Err(ApiError::Internal(e)) => Err(ApiError::Internal(e)),
-        Err(e) => html(&LoginPage {
-            v: asset_version(),
-            pw_autocomplete: "current-password",
-            username: &username,
-            errors: FieldErrors::from_api(&e),
-        }),
-    }
+    Form::Login
+        .submit(&state, &req, &session, form.into_inner())
+        .await
 }
 
 /// `GET /register`.
@@ -225,40 +263,17 @@ async fn register_form(
     state: web::Data<AppState>,
     session: Session,
 ) -> Result<HttpResponse, ApiError> {
-    if logged_in(&state, &session).await? {
-        return Ok(see_other("/"));
-    }
-    html(&RegisterPage {
-        v: asset_version(),
-        pw_autocomplete: "new-password",
-        username: "",
-        errors: FieldErrors::default(),
-    })
+    Form::Register.show(&state, &session).await
 }
 
-/// `POST /register`: 303 to `/` on success (logged in), else the form again with the error.
+/// `POST /register`.
 async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: Session,
     form: web::Form<CredentialsForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let CredentialsForm { username, password } = form.into_inner();
-    let outcome = match limit_auth(&state, &req) {
-        Ok(()) => auth::register(&state.db, &username, password).await,
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok(user) => {
-            auth::start_session(&session, &user)?;
-            Ok(see_other("/"))
-        }
-        Err(ApiError::Internal(e)) => Err(ApiError::Internal(e)),
-        Err(e) => html(&RegisterPage {
-            v: asset_version(),
-            pw_autocomplete: "new-password",
-            username: &username,
-            errors: FieldErrors::from_api(&e),
-        }),
-    }
+    Form::Register
+        .submit(&state, &req, &session, form.into_inner())
+        .await
 }
