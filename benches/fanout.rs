@@ -39,8 +39,14 @@ async fn deliveries(subscribers: usize, messages: usize) -> f64 {
     for i in 0..subscribers {
         let u = user(i);
         let mut s = hub.connect(u.clone(), Uuid::new_v4(), None);
-        hub.subscribe(s.connection().id, u.id, &[room.clone()], filter(), false)
-            .unwrap();
+        hub.subscribe(
+            s.connection().id,
+            u.id,
+            std::slice::from_ref(&room),
+            filter(),
+            false,
+        )
+        .unwrap();
         s.next().await; // the `connected` frame
         readers.push(tokio::spawn(async move {
             let mut n = 0usize;
