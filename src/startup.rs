@@ -38,7 +38,7 @@ pub struct AppState {
     /// The group-committing message writer.
     pub writer: Writer,
     /// Rate limiters.
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
 }
 
 /// A built, bound, not yet running roomcast.
@@ -66,7 +66,8 @@ impl Application {
         let (writer, writer_task) = Writer::start(&db, broker).await?;
         let key = session_key(&settings)?;
         password::warm_up().await;
-        tokio::spawn(purge_sessions(db.clone()));
+        let limits = Arc::new(Limits::new(&settings.rate_limit));
+        tokio::spawn(housekeeping(db.clone(), limits.clone()));
 
         let addr = (settings.server.host.as_str(), settings.server.port);
         let listener =
@@ -78,7 +79,7 @@ impl Application {
             db: db.clone(),
             hub: hub.clone(),
             writer,
-            limits: Limits::new(&settings.rate_limit),
+            limits,
         });
         let store = SqlSessionStore::new(db.clone());
         let secure = settings.cookie_secure();
@@ -246,15 +247,19 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes expired sessions once an hour.
-async fn purge_sessions(db: Db) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
+/// Once a minute: forget rate-limit keys that are back to a full allowance (else every IP
+/// and user ever seen stays in memory). Once an hour: delete expired sessions.
+async fn housekeeping(db: Db, limits: Arc<Limits>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    for minute in 0u64.. {
         tick.tick().await;
-        match db.purge_expired_sessions().await {
-            Ok(n) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        limits.shrink();
+        if minute % 60 == 0 {
+            match db.purge_expired_sessions().await {
+                Ok(n) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+            }
         }
     }
 }

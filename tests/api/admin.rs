@@ -422,3 +422,33 @@ async fn sigterm_closes_streams_cleanly_and_exits() {
     let page: Value = c.get("/api/rooms/r/messages").await.json().await.unwrap();
     assert_eq!(page["messages"][0]["id"], acked);
 }
+
+#[test]
+fn a_bad_config_value_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .current_dir(dir.path())
+        .env("ROOMCAST__SERVER__DATA_DIR", dir.path())
+        .env("ROOMCAST__SERVER__PORT", "not-a-port")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with a bad port");
+    assert!(
+        stderr.contains("server.port"),
+        "the message names the key: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "a panic instead of a message: {stderr}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .current_dir(dir.path())
+        .env("ROOMCAST__SSE__QUEUE_CAPACITY", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("sse.queue_capacity"), "{stderr}");
+}
