@@ -157,7 +157,7 @@ impl Settings {
                 Environment::with_prefix("ROOMCAST")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(false),
             )
             .build()
             .and_then(|c| c.try_deserialize())

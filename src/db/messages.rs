@@ -1,5 +1,7 @@
 //! The message log: room messages and broadcasts, one id sequence.
 
+use std::ops::RangeInclusive;
+
 use bytes::Bytes;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite};
@@ -136,13 +138,14 @@ fn page_query(prefix: &str, room: &RoomName, page: Page) -> QueryBuilder<Sqlite>
     q
 }
 
-/// Events of `rooms` plus broadcasts in `(after, upto]`, newest first, one more than
-/// `limit` so the caller can tell whether the limit cut anything.
+/// Events of `rooms` plus broadcasts (but those in `sent`) in `(after, upto]`, newest
+/// first, one more than `limit` so the caller can tell whether the limit cut anything.
 fn replay_query(
     prefix: &str,
     rooms: &[RoomName],
     after: i64,
     upto: i64,
+    sent: &RangeInclusive<i64>,
     limit: u32,
 ) -> QueryBuilder<Sqlite> {
     let mut q = QueryBuilder::<Sqlite>::new(format!("{prefix}{SELECT}"));
@@ -150,7 +153,11 @@ fn replay_query(
         .push_bind(after)
         .push(" AND m.id <= ")
         .push_bind(upto)
-        .push(" AND (m.room IS NULL OR m.room IN (");
+        .push(" AND ((m.room IS NULL AND m.id NOT BETWEEN ")
+        .push_bind(*sent.start())
+        .push(" AND ")
+        .push_bind(*sent.end())
+        .push(") OR m.room IN (");
     let mut list = q.separated(", ");
     for r in rooms {
         list.push_bind(r.as_str());
@@ -202,16 +209,17 @@ impl Db {
         Ok(rows)
     }
 
-    /// Everything a resuming connection missed in `rooms`, plus broadcasts: ids in
-    /// `(after, upto]`, ascending, the newest `limit` of them.
+    /// Everything a resuming connection missed in `rooms`, plus the broadcasts it was not
+    /// `sent` live: ids in `(after, upto]`, ascending, the newest `limit` of them.
     pub async fn replay_since(
         &self,
         rooms: &[RoomName],
         after: i64,
         upto: i64,
+        sent: &RangeInclusive<i64>,
         limit: u32,
     ) -> sqlx::Result<Replay> {
-        let mut q = replay_query("", rooms, after, upto, limit);
+        let mut q = replay_query("", rooms, after, upto, sent, limit);
         let mut rows: Vec<Row> = q.build_query_as().fetch_all(self.pool()).await?;
         let complete = rows.len() <= limit as usize;
         rows.truncate(limit as usize);
@@ -309,7 +317,7 @@ mod tests {
         }
         let p = plan(
             &db,
-            replay_query("EXPLAIN QUERY PLAN ", &rooms, 5, 100, 1000),
+            replay_query("EXPLAIN QUERY PLAN ", &rooms, 5, 100, &(7..=9), 1000),
         )
         .await;
         assert!(

@@ -41,8 +41,8 @@ pub const MAX_ROOMS_PER_CONNECTION: usize = 100;
 pub(crate) enum Outbound {
     /// A ready-to-write frame (shared bytes).
     Frame(Bytes),
-    /// A broadcast frame; its id lets a later replay skip what was already delivered.
-    Broadcast(i64, Bytes),
+    /// A broadcast frame (a resuming stream drops these until its replay).
+    Broadcast(Bytes),
     /// Marks where a subscribe's replay belongs in this connection's event order. The
     /// stream waits for the frames before writing anything queued after the marker.
     Replay(oneshot::Receiver<Vec<ReplayFrame>>),
@@ -53,7 +53,7 @@ pub(crate) enum Outbound {
 pub struct ReplayFrame {
     /// Its message id.
     pub id: i64,
-    /// Broadcasts go to every connection, so a replayed one may already have been delivered.
+    /// Broadcasts go to every connection, so a replayed one may already have been sent.
     pub is_broadcast: bool,
     /// The encoded SSE frame.
     pub bytes: Bytes,
@@ -84,6 +84,11 @@ impl EventFilter {
         self.names.iter()
     }
 
+    /// Whether `message` events pass (replays consist of them, plus broadcasts).
+    pub fn passes_messages(&self) -> bool {
+        self.message
+    }
+
     fn accepts(&self, kind: Kind<'_>) -> bool {
         match kind {
             Kind::Message => self.message,
@@ -111,6 +116,9 @@ pub struct Connection {
     pub session_id: Uuid,
     closed: AtomicBool,
     state: Mutex<ConnState>,
+    /// The last persisted id fanned out when it registered: broadcasts above it are sent
+    /// to it live.
+    registered_at: i64,
 }
 
 #[derive(Debug, Default)]
@@ -146,6 +154,46 @@ struct Room {
     subscribers: HashMap<ConnectionId, Subscriber>,
     /// user → (the user as shown, connections of that user in this room)
     presence: HashMap<Uuid, (UserRef, u32)>,
+}
+
+impl Room {
+    /// Queues `frame` to every subscriber whose filter passes `kind`.
+    fn deliver(&self, kind: Kind<'_>, frame: &Bytes, out: &mut Delivery) {
+        for (id, sub) in &self.subscribers {
+            if sub.filter.as_ref().is_none_or(|f| f.accepts(kind)) {
+                out.push(*id, &sub.tx, Outbound::Frame(frame.clone()));
+            }
+        }
+    }
+
+    fn deliver_presence(
+        &self,
+        room: &RoomName,
+        user: &UserRef,
+        action: &'static str,
+        out: &mut Delivery,
+    ) {
+        let frame = frame::encode("presence", None, &PresenceData { room, user, action });
+        self.deliver(Kind::Presence, &frame, out);
+    }
+}
+
+/// What one fan-out did: frames queued, and subscribers whose queue was full (cut once
+/// every lock is released).
+#[derive(Default)]
+struct Delivery {
+    delivered: u64,
+    slow: Vec<ConnectionId>,
+}
+
+impl Delivery {
+    fn push(&mut self, id: ConnectionId, tx: &mpsc::Sender<Outbound>, item: Outbound) {
+        match tx.try_send(item) {
+            Ok(()) => self.delivered += 1,
+            Err(mpsc::error::TrySendError::Full(_)) => self.slow.push(id),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
 }
 
 /// Live counters (the rest of the stats are computed from the maps).
@@ -211,6 +259,8 @@ pub struct Subscribed {
     pub replay: Option<oneshot::Sender<Vec<ReplayFrame>>>,
     /// The `Last-Event-ID` the stream was opened with, when this is its first subscribe.
     pub stream_last_event_id: Option<i64>,
+    /// Broadcast ids the connection was already sent live; a replay leaves them out.
+    pub broadcasts_sent: std::ops::RangeInclusive<i64>,
 }
 
 /// What an unsubscribe left.
@@ -265,6 +315,10 @@ impl Hub {
 
     /// Registers a new connection and returns the stream that feeds its HTTP response.
     /// Dropping the stream (client gone) removes the connection everywhere.
+    ///
+    /// A stream opened with `last_event_id` is resuming: until its first subscribe's replay,
+    /// it gets no live broadcasts, because that replay brings them, in order with the
+    /// room messages it missed.
     pub fn connect(
         self: &Arc<Self>,
         user: UserRef,
@@ -272,35 +326,47 @@ impl Hub {
         last_event_id: Option<i64>,
     ) -> ConnectionStream {
         let (tx, rx) = mpsc::channel(self.queue_capacity);
-        let conn = Arc::new(Connection {
-            id: ConnectionId::new(),
-            user,
-            session_id,
-            closed: AtomicBool::new(false),
-            state: Mutex::new(ConnState {
-                resume_from: last_event_id,
-                ..ConnState::default()
-            }),
-        });
-        self.connections.insert(
-            conn.id,
-            ConnEntry {
+        let id = ConnectionId::new();
+        let conn = {
+            // Under the gate: every broadcast above this id is sent to this connection live,
+            // none at or below it is.
+            let gate = self.publish_gate.lock();
+            let conn = Arc::new(Connection {
+                id,
+                user,
+                session_id,
+                closed: AtomicBool::new(false),
+                state: Mutex::new(ConnState {
+                    resume_from: last_event_id,
+                    ..ConnState::default()
+                }),
+                registered_at: *gate,
+            });
+            let tx_entry = ConnEntry {
                 conn: conn.clone(),
                 tx,
-            },
-        );
+            };
+            self.connections.insert(id, tx_entry);
+            conn
+        };
         // Checked after the insert so a stream opened while `close_all` runs is either
         // closed by it or sees the flag here.
         if self.closing.load(Ordering::Acquire) {
-            self.remove(conn.id);
+            self.remove(id);
         }
-        ConnectionStream::new(self.clone(), conn, rx, self.heartbeat)
+        ConnectionStream::new(
+            self.clone(),
+            conn,
+            rx,
+            self.heartbeat,
+            last_event_id.is_some(),
+        )
     }
 
     /// Subscribes a connection of `owner` to `rooms` with `filter` (replacing the previous
     /// filter). With `want_replay`, or on the first subscribe of a stream opened with a
-    /// `Last-Event-ID`, the connection is told to wait for replay frames before any live event of the joined
-    /// rooms; send them through [`Subscribed::replay`].
+    /// `Last-Event-ID`, the connection is told to wait for replay frames before any live
+    /// event of the joined rooms; send them through [`Subscribed::replay`].
     pub fn subscribe(
         &self,
         id: ConnectionId,
@@ -311,7 +377,7 @@ impl Hub {
     ) -> Result<Subscribed, HubError> {
         let (conn, tx) = self.owned(id, owner)?;
         let filter = filter.map(Arc::new);
-        let mut presence_joins = Vec::new();
+        let mut out = Delivery::default();
         let mut state = conn.state.lock();
         if state.removed {
             return Err(HubError::UnknownConnection);
@@ -370,25 +436,32 @@ impl Hub {
                     .1;
                 *count += 1;
                 if *count == 1 {
-                    presence_joins.push(room.clone());
+                    // Sent under the room's lock, so a racing leave of the same user cannot
+                    // overtake it.
+                    r.deliver_presence(room, &conn.user, "join", &mut out);
                 }
                 state.rooms.insert(room.clone());
             }
             watermark = *gate;
         }
-        let out = Subscribed {
+        let sent = Subscribed {
             rooms: state.rooms.iter().cloned().collect(),
             filter,
             joined,
             watermark,
             replay,
             stream_last_event_id,
+            // A resuming stream dropped the live broadcasts it was sent; otherwise it was
+            // sent every broadcast published since it registered.
+            broadcasts_sent: if stream_last_event_id.is_some() {
+                1..=0
+            } else {
+                conn.registered_at + 1..=watermark
+            },
         };
         drop(state);
-        for room in presence_joins {
-            self.send_presence(&room, &conn.user, "join");
-        }
-        Ok(out)
+        self.settle(out);
+        Ok(sent)
     }
 
     /// Removes a connection of `owner` from `rooms` (rooms it does not hold are ignored).
@@ -399,49 +472,45 @@ impl Hub {
         rooms: &[RoomName],
     ) -> Result<Unsubscribed, HubError> {
         let (conn, _) = self.owned(id, owner)?;
+        let mut out = Delivery::default();
         let mut state = conn.state.lock();
         if state.removed {
             return Err(HubError::UnknownConnection);
         }
-        let mut leaves = Vec::new();
         for room in rooms {
-            if state.rooms.remove(room) && self.leave_room(room, id, &conn.user) {
-                leaves.push(room.clone());
+            if state.rooms.remove(room) {
+                self.leave_room(room, id, &conn.user, &mut out);
             }
         }
-        let out = Unsubscribed {
+        let left = Unsubscribed {
             rooms: state.rooms.iter().cloned().collect(),
             filter: state.filter.clone(),
         };
         drop(state);
-        for room in leaves {
-            self.send_presence(&room, &conn.user, "leave");
-        }
-        Ok(out)
+        self.settle(out);
+        Ok(left)
     }
 
-    /// Takes `id` out of `room`; drops the room when it empties. True when this was the
-    /// user's last connection in the room (a presence `leave` is due).
-    fn leave_room(&self, room: &RoomName, id: ConnectionId, user: &UserRef) -> bool {
+    /// Takes `id` out of `room`, sends `leave` when it was the user's last connection
+    /// there, and drops the room when it empties — all under the room's lock.
+    fn leave_room(&self, room: &RoomName, id: ConnectionId, user: &UserRef, out: &mut Delivery) {
         let Entry::Occupied(mut e) = self.rooms.entry(room.clone()) else {
-            return false;
+            return;
         };
         let r = e.get_mut();
         if r.subscribers.remove(&id).is_none() {
-            return false;
+            return;
         }
-        let mut last_of_user = false;
         if let Some((_, count)) = r.presence.get_mut(&user.id) {
             *count -= 1;
             if *count == 0 {
                 r.presence.remove(&user.id);
-                last_of_user = true;
+                r.deliver_presence(room, user, "leave", out);
             }
         }
         if r.subscribers.is_empty() {
             e.remove();
         }
-        last_of_user
     }
 
     /// Closes a connection: it leaves every room and its stream ends. Idempotent.
@@ -456,12 +525,13 @@ impl Hub {
             state.removed = true;
             std::mem::take(&mut state.rooms)
         };
+        let mut out = Delivery::default();
         for room in rooms {
-            if self.leave_room(&room, id, &conn.user) {
-                self.send_presence(&room, &conn.user, "leave");
-            }
+            self.leave_room(&room, id, &conn.user, &mut out);
         }
         // `entry.tx` and every room's sender clone are gone now, which wakes the stream.
+        drop(entry.tx);
+        self.settle(out);
     }
 
     fn disconnect_slow(&self, id: ConnectionId) {
@@ -516,26 +586,30 @@ impl Hub {
 
     /// Fans out a stored room message, already encoded with its id.
     pub fn publish_message(&self, id: i64, room: &RoomName, frame: &Bytes) {
-        let mut last = self.publish_gate.lock();
-        self.fan_out(room, Kind::Message, frame);
-        *last = id;
+        let mut out = Delivery::default();
+        {
+            let mut last = self.publish_gate.lock();
+            if let Some(r) = self.rooms.get(room) {
+                r.deliver(Kind::Message, frame, &mut out);
+            }
+            *last = id;
+        }
+        // Outside the gate: disconnecting takes connection locks, which `subscribe` takes
+        // before the gate.
+        self.settle(out);
     }
 
     /// Sends a stored broadcast to every open connection.
     pub fn publish_broadcast(&self, id: i64, frame: &Bytes) {
-        let mut last = self.publish_gate.lock();
-        let mut slow = Vec::new();
-        let mut delivered = 0;
-        for e in self.connections.iter() {
-            match e.tx.try_send(Outbound::Broadcast(id, frame.clone())) {
-                Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => slow.push(*e.key()),
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+        let mut out = Delivery::default();
+        {
+            let mut last = self.publish_gate.lock();
+            for e in self.connections.iter() {
+                out.push(*e.key(), &e.tx, Outbound::Broadcast(frame.clone()));
             }
+            *last = id;
         }
-        *last = id;
-        drop(last);
-        self.settle(delivered, slow);
+        self.settle(out);
     }
 
     /// Sends an ephemeral custom event to the room's subscribers that asked for `name`.
@@ -547,37 +621,20 @@ impl Hub {
         data: &impl Serialize,
     ) {
         let frame = frame::encode(name.as_str(), None, &CustomData { room, user, data });
-        self.fan_out(room, Kind::Custom(name.as_str()), &frame);
-    }
-
-    fn send_presence(&self, room: &RoomName, user: &UserRef, action: &'static str) {
-        let frame = frame::encode("presence", None, &PresenceData { room, user, action });
-        self.fan_out(room, Kind::Presence, &frame);
-    }
-
-    fn fan_out(&self, room: &RoomName, kind: Kind<'_>, frame: &Bytes) {
-        let mut slow = Vec::new();
-        let mut delivered = 0;
+        let mut out = Delivery::default();
         if let Some(r) = self.rooms.get(room) {
-            for (id, sub) in &r.subscribers {
-                if sub.filter.as_ref().is_some_and(|f| !f.accepts(kind)) {
-                    continue;
-                }
-                match sub.tx.try_send(Outbound::Frame(frame.clone())) {
-                    Ok(()) => delivered += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => slow.push(*id),
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
-                }
-            }
+            r.deliver(Kind::Custom(name.as_str()), &frame, &mut out);
         }
-        self.settle(delivered, slow);
+        self.settle(out);
     }
 
-    fn settle(&self, delivered: u64, slow: Vec<ConnectionId>) {
+    /// Counts what was delivered and cuts the subscribers whose queue was full. Called with
+    /// no lock held.
+    fn settle(&self, out: Delivery) {
         self.counters
             .events_delivered
-            .fetch_add(delivered, Ordering::Relaxed);
-        for id in slow {
+            .fetch_add(out.delivered, Ordering::Relaxed);
+        for id in out.slow {
             self.disconnect_slow(id);
         }
     }

@@ -26,8 +26,9 @@ pub struct ConnectionStream {
     rx: mpsc::Receiver<Outbound>,
     first: Option<Bytes>,
     replay: Option<oneshot::Receiver<Vec<ReplayFrame>>>,
-    /// Highest broadcast id written, so a replay does not repeat one.
-    last_broadcast: i64,
+    /// Opened with `Last-Event-ID` and not yet replayed: live broadcasts are dropped, as
+    /// the coming replay carries them in order.
+    resuming: bool,
     heartbeat: Duration,
     /// Fires at `last_write + heartbeat`; re-armed lazily rather than on every write.
     ping_at: Pin<Box<Sleep>>,
@@ -40,6 +41,7 @@ impl ConnectionStream {
         conn: Arc<Connection>,
         rx: mpsc::Receiver<Outbound>,
         heartbeat: Duration,
+        resuming: bool,
     ) -> Self {
         let first = frame::connected(&conn.id, heartbeat.as_secs());
         let now = Instant::now();
@@ -49,7 +51,7 @@ impl ConnectionStream {
             rx,
             first: Some(first),
             replay: None,
-            last_broadcast: 0,
+            resuming,
             heartbeat,
             ping_at: Box::pin(tokio::time::sleep_until(now + heartbeat)),
             last_write: now,
@@ -66,15 +68,10 @@ impl ConnectionStream {
         Poll::Ready(Some(Ok(bytes)))
     }
 
-    fn splice_replay(&mut self, frames: Vec<ReplayFrame>) -> Option<Bytes> {
-        let mut buf = BytesMut::new();
+    /// All replayed frames as one write.
+    fn splice_replay(frames: Vec<ReplayFrame>) -> Option<Bytes> {
+        let mut buf = BytesMut::with_capacity(frames.iter().map(|f| f.bytes.len()).sum());
         for f in frames {
-            if f.is_broadcast && f.id <= self.last_broadcast {
-                continue;
-            }
-            if f.is_broadcast {
-                self.last_broadcast = f.id;
-            }
             buf.extend_from_slice(&f.bytes);
         }
         (!buf.is_empty()).then(|| buf.freeze())
@@ -113,9 +110,10 @@ impl Stream for ConnectionStream {
                     Poll::Pending => return this.poll_ping(cx),
                     Poll::Ready(result) => {
                         this.replay = None;
-                        // A dropped sender means the replay failed; the subscribe call
-                        // reported that, and live events continue.
-                        if let Some(bytes) = result.ok().and_then(|f| this.splice_replay(f)) {
+                        this.resuming = false;
+                        // A dropped sender means the subscribe call failed; it closes the
+                        // connection, so the client resumes afresh.
+                        if let Some(bytes) = result.ok().and_then(Self::splice_replay) {
                             return this.wrote(bytes);
                         }
                         continue;
@@ -124,10 +122,8 @@ impl Stream for ConnectionStream {
             }
             return match this.rx.poll_recv(cx) {
                 Poll::Ready(Some(Outbound::Frame(bytes))) => this.wrote(bytes),
-                Poll::Ready(Some(Outbound::Broadcast(id, bytes))) => {
-                    this.last_broadcast = this.last_broadcast.max(id);
-                    this.wrote(bytes)
-                }
+                Poll::Ready(Some(Outbound::Broadcast(_))) if this.resuming => continue,
+                Poll::Ready(Some(Outbound::Broadcast(bytes))) => this.wrote(bytes),
                 Poll::Ready(Some(Outbound::Replay(rx))) => {
                     this.replay = Some(rx);
                     continue;

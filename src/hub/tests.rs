@@ -240,12 +240,14 @@ async fn the_streams_last_event_id_resumes_only_the_next_subscribe() {
 }
 
 #[tokio::test]
-async fn a_replay_skips_broadcasts_already_delivered() {
+async fn broadcasts_sent_live_are_named_for_the_replay_to_leave_out() {
     let hub = hub();
     let alice = user("alice");
+    hub.set_watermark(2);
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
     drain(&mut s).await;
     hub.publish_broadcast(3, &Bytes::from_static(b"b3\n\n"));
+    assert_eq!(drain(&mut s).await, "b3\n\n");
     let sub = hub
         .subscribe(
             s.connection().id,
@@ -255,7 +257,36 @@ async fn a_replay_skips_broadcasts_already_delivered() {
             true,
         )
         .unwrap();
-    let frames = [(2, false), (3, true)]
+    assert_eq!(
+        sub.broadcasts_sent,
+        3..=3,
+        "sent live: only what came after registering"
+    );
+}
+
+#[tokio::test]
+async fn a_resuming_stream_gets_broadcasts_only_through_its_replay() {
+    let hub = hub();
+    let alice = user("alice");
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), Some(1));
+    drain(&mut s).await;
+    hub.publish_broadcast(3, &Bytes::from_static(b"b3\n\n"));
+    assert_eq!(
+        drain(&mut s).await,
+        "",
+        "a live broadcast overtook the replay"
+    );
+    let sub = hub
+        .subscribe(
+            s.connection().id,
+            alice.id,
+            &[room("r")],
+            only_messages(),
+            false,
+        )
+        .unwrap();
+    assert!(sub.broadcasts_sent.is_empty(), "nothing was sent live");
+    let frames = [(2, true), (3, true), (4, false)]
         .into_iter()
         .map(|(id, is_broadcast)| ReplayFrame {
             id,
@@ -264,7 +295,59 @@ async fn a_replay_skips_broadcasts_already_delivered() {
         })
         .collect();
     sub.replay.unwrap().send(frames).unwrap();
-    assert_eq!(drain(&mut s).await, "b3\n\n2\n\n");
+    assert_eq!(drain(&mut s).await, "2\n\n3\n\n4\n\n");
+    hub.publish_broadcast(5, &Bytes::from_static(b"b5\n\n"));
+    assert_eq!(
+        drain(&mut s).await,
+        "b5\n\n",
+        "live broadcasts flow after the replay"
+    );
+}
+
+/// Subscribes (connection lock, then the publish gate) race with message fan-outs that
+/// overflow those same connections' queues (publish gate, then cutting the connection). A
+/// lock-order inversion between the two would hang this test.
+#[test]
+fn subscribes_racing_overflowing_fan_outs_do_not_deadlock() {
+    let hub = Arc::new(Hub::new(2, Duration::from_secs(3600)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for t in 0..2 {
+        let (hub, handle, done) = (hub.clone(), rt.handle().clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let _rt = handle.enter();
+            let u = user(&format!("u{t}"));
+            for i in 0..3000 {
+                let s = hub.connect(u.clone(), Uuid::new_v4(), None);
+                let id = s.connection().id;
+                // Never drained: the queue fills with `connected`, a replay marker, frames.
+                let _ = hub.subscribe(id, u.id, &[room("a")], only_messages(), true);
+                let _ = hub.subscribe(id, u.id, &[room("b")], only_messages(), true);
+                if i % 7 == 0 {
+                    drop(s);
+                }
+            }
+            let _ = done.send(());
+        });
+    }
+    {
+        let (hub, done) = (hub.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            for id in 1..20_000 {
+                let r = if id % 2 == 0 { room("a") } else { room("b") };
+                hub.publish_message(id, &r, &Bytes::from_static(b"m\n\n"));
+            }
+            let _ = done.send(());
+        });
+    }
+    for _ in 0..3 {
+        done_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a thread hung: lock-order deadlock between subscribe and publish");
+    }
 }
 
 /// Many threads join and leave overlapping rooms while streams open and close; afterwards no

@@ -8,7 +8,7 @@ use crate::{
     auth::CurrentUser,
     domain::{ConnectionId, EventName, RoomName, UserRef},
     error::ApiError,
-    hub::{EventFilter, HubError, MAX_ROOMS_PER_CONNECTION},
+    hub::{EventFilter, HubError, MAX_ROOMS_PER_CONNECTION, Subscribed},
     startup::AppState,
 };
 
@@ -107,38 +107,63 @@ pub async fn subscribe(
         ));
     }
 
-    let hub = &state.hub;
     let wants_replay = body.last_event_id.is_some() || history > 0;
-    let sub = hub.subscribe(id, current.user.id, &rooms, filter, wants_replay)?;
-    let resume_from = body.last_event_id.or(sub.stream_last_event_id);
-    let (mut count, mut complete) = (0, true);
-    if let Some(replay_tx) = sub.replay {
-        let frames = match resume_from {
-            Some(from) => {
-                let replay = state
-                    .db
-                    .replay_since(
-                        &sub.joined,
-                        from,
-                        sub.watermark,
-                        state.settings.history.replay_limit,
-                    )
-                    .await?;
-                complete = replay.complete;
-                replay.frames
-            }
-            None => state.db.recent(&sub.joined, history, sub.watermark).await?,
-        };
-        count = frames.len();
-        // The stream may have closed meanwhile; then there is nobody to replay to.
-        let _ = replay_tx.send(frames);
-    }
+    let mut sub = state
+        .hub
+        .subscribe(id, current.user.id, &rooms, filter, wants_replay)?;
+    let (count, complete) = match replay(&state, &mut sub, body.last_event_id, history).await {
+        Ok(done) => done,
+        Err(e) => {
+            // The rooms are joined but the replay is lost: close the stream so the client
+            // reconnects and resumes from its last id, rather than carry on with a gap.
+            state.hub.remove(id);
+            return Err(e);
+        }
+    };
     Ok(HttpResponse::Ok().json(json!({
         "connection_id": id,
         "rooms": sub.rooms,
         "events": sub.filter.map(|f| f.names().cloned().collect::<Vec<_>>()),
         "replay": { "count": count, "complete": complete },
     })))
+}
+
+/// Reads what the subscribe should replay and hands it to the stream; returns
+/// `(count, complete)` for the answer.
+async fn replay(
+    state: &AppState,
+    sub: &mut Subscribed,
+    last_event_id: Option<i64>,
+    history: u32,
+) -> Result<(usize, bool), ApiError> {
+    let Some(replay_tx) = sub.replay.take() else {
+        return Ok((0, true));
+    };
+    // Replays are `message` events (and broadcasts, which always pass).
+    let rooms: &[RoomName] = match &sub.filter {
+        Some(f) if !f.passes_messages() => &[],
+        _ => &sub.joined,
+    };
+    let (frames, complete) = match last_event_id.or(sub.stream_last_event_id) {
+        Some(from) => {
+            let r = state
+                .db
+                .replay_since(
+                    rooms,
+                    from,
+                    sub.watermark,
+                    &sub.broadcasts_sent,
+                    state.settings.history.replay_limit,
+                )
+                .await?;
+            (r.frames, r.complete)
+        }
+        None => (state.db.recent(rooms, history, sub.watermark).await?, true),
+    };
+    let count = frames.len();
+    // The stream may have closed meanwhile; then there is nobody to replay to.
+    let _ = replay_tx.send(frames);
+    Ok((count, complete))
 }
 
 /// Body of `POST /api/unsubscribe`.

@@ -350,3 +350,66 @@ async fn every_acknowledged_message_survives_kill_9() {
         acked.len()
     );
 }
+
+/// A stream reopened with `Last-Event-ID` gets what it missed — broadcasts included — and
+/// what arrives before its first subscribe, in one ascending sequence, nothing twice.
+#[tokio::test]
+async fn a_resumed_stream_gets_missed_and_early_broadcasts_in_id_order() {
+    let app = spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let seen = alice.say("r", "seen").await["id"].as_i64().unwrap();
+    let b1 = broadcast(&app, "while away").await;
+    let m = alice.say("r", "missed").await["id"].as_i64().unwrap();
+    let mut sse = bob.events_from(Some(seen)).await;
+    let b2 = broadcast(&app, "before the subscribe").await;
+    let ans = bob.subscribe(&sse, &["r"]).await;
+    assert_eq!(ans["replay"], json!({ "count": 3, "complete": true }));
+    let live = alice.say("r", "live").await["id"].as_i64().unwrap();
+    assert_eq!(ids_until(&mut sse, live).await, vec![b1, m, b2, live]);
+}
+
+#[tokio::test]
+async fn a_replay_leaves_out_broadcasts_already_sent_live_and_counts_what_it_sends() {
+    let app = spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let from = alice.say("r", "resume point").await["id"].as_i64().unwrap();
+    let m = alice.say("r", "missed").await["id"].as_i64().unwrap();
+    let mut sse = bob.events().await;
+    let b = broadcast(&app, "seen live").await;
+    assert_eq!(sse.expect("broadcast").await.id_num(), b);
+    let ans = bob
+        .subscribe_with(&sse, json!({ "rooms": ["r"], "last_event_id": from }))
+        .await;
+    assert_eq!(
+        ans["replay"]["count"], 1,
+        "only the room message is replayed"
+    );
+    assert_eq!(ids_until(&mut sse, m).await, vec![m]);
+    let live = alice.say("r", "live").await["id"].as_i64().unwrap();
+    assert_eq!(
+        ids_until(&mut sse, live).await,
+        vec![live],
+        "the broadcast came twice"
+    );
+}
+
+#[tokio::test]
+async fn a_replay_respects_the_event_filter() {
+    let app = spawn_app().await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    alice.say("r", "old").await;
+    let mut sse = bob.events().await;
+    let ans = bob
+        .subscribe_with(
+            &sse,
+            json!({ "rooms": ["r"], "events": ["typing"], "history": 5 }),
+        )
+        .await;
+    assert_eq!(
+        ans["replay"]["count"], 0,
+        "messages replayed to a typing-only subscriber"
+    );
+    alice.send_custom("r", "typing", json!({})).await;
+    let e = sse.next_event().await.expect("the typing event");
+    assert_eq!(e.event, "typing", "got {e:?} before the typing event");
+}
