@@ -454,7 +454,7 @@ impl Hub {
             // A resuming stream dropped the live broadcasts it was sent; otherwise it was
             // sent every broadcast published since it registered.
             broadcasts_sent: if stream_last_event_id.is_some() {
-                1..=0
+                std::ops::RangeInclusive::new(1, 0) // none
             } else {
                 conn.registered_at + 1..=watermark
             },
