@@ -25,6 +25,7 @@ use std::{
 
 use bytes::Bytes;
 use dashmap::{DashMap, mapref::entry::Entry};
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -41,8 +42,8 @@ pub const MAX_ROOMS_PER_CONNECTION: usize = 100;
 pub(crate) enum Outbound {
     /// A ready-to-write frame (shared bytes).
     Frame(Bytes),
-    /// A broadcast frame (a resuming stream drops these until its replay).
-    Broadcast(Bytes),
+    /// A broadcast frame and its id (held and merged by id until the first replay).
+    Broadcast(i64, Bytes),
     /// Marks where a subscribe's replay belongs in this connection's event order. The
     /// stream waits for the frames before writing anything queued after the marker.
     Replay(oneshot::Receiver<Vec<ReplayFrame>>),
@@ -115,16 +116,21 @@ pub struct Connection {
     /// The login session it belongs to (logout closes exactly these).
     pub session_id: Uuid,
     closed: AtomicBool,
+    /// Wakes the stream when the connection is removed while it waits for a replay.
+    close_waker: AtomicWaker,
     state: Mutex<ConnState>,
-    /// The last persisted id fanned out when it registered: broadcasts above it are sent
-    /// to it live.
-    registered_at: i64,
 }
 
 #[derive(Debug, Default)]
 struct ConnState {
     /// `Last-Event-ID` the stream was opened with; the next subscribe resumes from it.
     resume_from: Option<i64>,
+    /// Whether a subscribe has succeeded (the first one always sends a replay marker, which
+    /// releases the broadcasts the stream held until then).
+    subscribed: bool,
+    /// Every broadcast above this id has been sent to the connection (live, held, or in a
+    /// replay), so replays leave those out. Starts at the watermark when it registered.
+    broadcasts_covered_from: i64,
     rooms: BTreeSet<RoomName>,
     filter: Option<Arc<EventFilter>>,
     /// Set under this lock when the connection is removed, so a racing subscribe cannot
@@ -259,7 +265,8 @@ pub struct Subscribed {
     pub replay: Option<oneshot::Sender<Vec<ReplayFrame>>>,
     /// The `Last-Event-ID` the stream was opened with, when this is its first subscribe.
     pub stream_last_event_id: Option<i64>,
-    /// Broadcast ids the connection was already sent live; a replay leaves them out.
+    /// Broadcast ids the connection has been (or is about to be) sent; a replay leaves
+    /// them out.
     pub broadcasts_sent: std::ops::RangeInclusive<i64>,
 }
 
@@ -316,9 +323,8 @@ impl Hub {
     /// Registers a new connection and returns the stream that feeds its HTTP response.
     /// Dropping the stream (client gone) removes the connection everywhere.
     ///
-    /// A stream opened with `last_event_id` is resuming: until its first subscribe's replay,
-    /// it gets no live broadcasts, because that replay brings them, in order with the
-    /// room messages it missed.
+    /// Live broadcasts wait in the stream until its first subscribe and are then merged by
+    /// id into that subscribe's replay (see [`ConnectionStream`]).
     pub fn connect(
         self: &Arc<Self>,
         user: UserRef,
@@ -336,11 +342,12 @@ impl Hub {
                 user,
                 session_id,
                 closed: AtomicBool::new(false),
+                close_waker: AtomicWaker::new(),
                 state: Mutex::new(ConnState {
                     resume_from: last_event_id,
+                    broadcasts_covered_from: *gate,
                     ..ConnState::default()
                 }),
-                registered_at: *gate,
             });
             let tx_entry = ConnEntry {
                 conn: conn.clone(),
@@ -354,19 +361,14 @@ impl Hub {
         if self.closing.load(Ordering::Acquire) {
             self.remove(id);
         }
-        ConnectionStream::new(
-            self.clone(),
-            conn,
-            rx,
-            self.heartbeat,
-            last_event_id.is_some(),
-        )
+        ConnectionStream::new(self.clone(), conn, rx, self.heartbeat, self.queue_capacity)
     }
 
     /// Subscribes a connection of `owner` to `rooms` with `filter` (replacing the previous
-    /// filter). With `want_replay`, or on the first subscribe of a stream opened with a
-    /// `Last-Event-ID`, the connection is told to wait for replay frames before any live
-    /// event of the joined rooms; send them through [`Subscribed::replay`].
+    /// filter). On the first subscribe, or with `want_replay`, the stream is told to wait
+    /// for replay frames (possibly none) before any live event of the joined rooms; send
+    /// them through [`Subscribed::replay`]. The first subscribe of a stream opened with a
+    /// `Last-Event-ID` resumes from it ([`Subscribed::stream_last_event_id`]).
     pub fn subscribe(
         &self,
         id: ConnectionId,
@@ -395,7 +397,8 @@ impl Hub {
         }
         // Consumed only by a subscribe that succeeds.
         state.resume_from = None;
-        let want_replay = want_replay || stream_last_event_id.is_some();
+        let want_replay = want_replay || !state.subscribed;
+        state.subscribed = true;
         if state.filter != filter {
             for room in &state.rooms {
                 if let Some(mut r) = self.rooms.get_mut(room)
@@ -412,13 +415,17 @@ impl Hub {
             let gate = self.publish_gate.lock();
             if want_replay && !joined.is_empty() {
                 let (rtx, rrx) = oneshot::channel();
-                if tx.try_send(Outbound::Replay(rrx)).is_err() {
-                    drop(gate);
-                    drop(state);
-                    self.disconnect_slow(id);
-                    return Err(HubError::UnknownConnection);
+                match tx.try_send(Outbound::Replay(rrx)) {
+                    Ok(()) => replay = Some(rtx),
+                    Err(e) => {
+                        drop(gate);
+                        drop(state);
+                        if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                            self.disconnect_slow(id);
+                        }
+                        return Err(HubError::UnknownConnection);
+                    }
                 }
-                replay = Some(rtx);
             }
             for room in &joined {
                 let mut r = self.rooms.entry(room.clone()).or_default();
@@ -451,13 +458,7 @@ impl Hub {
             watermark,
             replay,
             stream_last_event_id,
-            // A resuming stream dropped the live broadcasts it was sent; otherwise it was
-            // sent every broadcast published since it registered.
-            broadcasts_sent: if stream_last_event_id.is_some() {
-                std::ops::RangeInclusive::new(1, 0) // none
-            } else {
-                conn.registered_at + 1..=watermark
-            },
+            broadcasts_sent: state.broadcasts_covered_from + 1..=watermark,
         };
         drop(state);
         self.settle(out);
@@ -520,6 +521,7 @@ impl Hub {
         };
         let conn = entry.conn;
         conn.closed.store(true, Ordering::Release);
+        conn.close_waker.wake();
         let rooms = {
             let mut state = conn.state.lock();
             state.removed = true;
@@ -605,7 +607,7 @@ impl Hub {
         {
             let mut last = self.publish_gate.lock();
             for e in self.connections.iter() {
-                out.push(*e.key(), &e.tx, Outbound::Broadcast(frame.clone()));
+                out.push(*e.key(), &e.tx, Outbound::Broadcast(id, frame.clone()));
             }
             *last = id;
         }
@@ -636,6 +638,16 @@ impl Hub {
             .fetch_add(out.delivered, Ordering::Relaxed);
         for id in out.slow {
             self.disconnect_slow(id);
+        }
+    }
+
+    /// Records that a replay sent every broadcast above `from` (up to its watermark), so a
+    /// later replay on the same connection leaves them out.
+    pub fn broadcasts_replayed(&self, id: ConnectionId, from: i64) {
+        let conn = self.connections.get(&id).map(|e| e.conn.clone());
+        if let Some(conn) = conn {
+            let mut state = conn.state.lock();
+            state.broadcasts_covered_from = state.broadcasts_covered_from.min(from);
         }
     }
 

@@ -1,5 +1,10 @@
 //! The body of one SSE response: the `connected` frame, then the connection's queue, with
 //! replays spliced in where their marker sits and `: ping` after a silence.
+//!
+//! Broadcasts that arrive before the stream's first subscribe are held back and merged by
+//! id into that subscribe's replay, so a resuming client sees one ascending sequence (a
+//! broadcast is never written ahead of older room messages it is about to be replayed).
+//! A stream that does not subscribe within [`HOLD_GRACE`] gets them as they are.
 
 use std::{
     convert::Infallible,
@@ -18,6 +23,10 @@ use tokio::{
 
 use super::{Connection, Hub, Outbound, ReplayFrame, frame};
 
+/// How long a new stream holds broadcasts while waiting for its first subscribe. Browsers
+/// subscribe right after `connected`, well within it.
+pub const HOLD_GRACE: Duration = Duration::from_secs(1);
+
 /// Streams one connection's frames. Dropping it (the client went away, or the server closed
 /// the connection) removes the connection from the hub.
 pub struct ConnectionStream {
@@ -26,14 +35,19 @@ pub struct ConnectionStream {
     rx: mpsc::Receiver<Outbound>,
     first: Option<Bytes>,
     replay: Option<oneshot::Receiver<Vec<ReplayFrame>>>,
-    /// Opened with `Last-Event-ID` and not yet replayed: live broadcasts are dropped, as
-    /// the coming replay carries them in order.
-    resuming: bool,
+    /// Broadcasts held until the first subscribe's replay (`None` once released).
+    held: Option<Vec<(i64, Bytes)>>,
+    /// Most broadcasts held; past it the client is as slow as one with a full queue.
+    hold_cap: usize,
+    /// When held broadcasts are written anyway, if no subscribe came.
+    release_at: Instant,
     heartbeat: Duration,
     /// Fires at `last_write + heartbeat`; re-armed lazily rather than on every write.
     ping_at: Pin<Box<Sleep>>,
     last_write: Instant,
 }
+
+type Item = Poll<Option<Result<Bytes, Infallible>>>;
 
 impl ConnectionStream {
     pub(super) fn new(
@@ -41,7 +55,7 @@ impl ConnectionStream {
         conn: Arc<Connection>,
         rx: mpsc::Receiver<Outbound>,
         heartbeat: Duration,
-        resuming: bool,
+        hold_cap: usize,
     ) -> Self {
         let first = frame::connected(&conn.id, heartbeat.as_secs());
         let now = Instant::now();
@@ -51,9 +65,11 @@ impl ConnectionStream {
             rx,
             first: Some(first),
             replay: None,
-            resuming,
+            held: Some(Vec::new()),
+            hold_cap,
+            release_at: now + HOLD_GRACE,
             heartbeat,
-            ping_at: Box::pin(tokio::time::sleep_until(now + heartbeat)),
+            ping_at: Box::pin(tokio::time::sleep_until(now + heartbeat.min(HOLD_GRACE))),
             last_write: now,
         }
     }
@@ -63,13 +79,23 @@ impl ConnectionStream {
         &self.conn
     }
 
-    fn wrote(&mut self, bytes: Bytes) -> Poll<Option<Result<Bytes, Infallible>>> {
+    fn wrote(&mut self, bytes: Bytes) -> Item {
         self.last_write = Instant::now();
         Poll::Ready(Some(Ok(bytes)))
     }
 
-    /// All replayed frames as one write.
-    fn splice_replay(frames: Vec<ReplayFrame>) -> Option<Bytes> {
+    /// The replay merged by id with the held broadcasts (ids are unique; a held broadcast
+    /// the replay also carries is written once), as one write.
+    fn splice(&mut self, mut frames: Vec<ReplayFrame>) -> Option<Bytes> {
+        if let Some(held) = self.held.take() {
+            frames.extend(held.into_iter().map(|(id, bytes)| ReplayFrame {
+                id,
+                is_broadcast: true,
+                bytes,
+            }));
+            frames.sort_by_key(|f| f.id);
+            frames.dedup_by_key(|f| f.id);
+        }
         let mut buf = BytesMut::with_capacity(frames.iter().map(|f| f.bytes.len()).sum());
         for f in frames {
             buf.extend_from_slice(&f.bytes);
@@ -77,18 +103,36 @@ impl ConnectionStream {
         (!buf.is_empty()).then(|| buf.freeze())
     }
 
-    fn poll_ping(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
+    /// Timers: held broadcasts are released [`HOLD_GRACE`] after connecting if no subscribe
+    /// took them; a `: ping` is written after `heartbeat` of silence.
+    fn poll_ping(&mut self, cx: &mut Context<'_>) -> Item {
         loop {
             if self.ping_at.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
+            let now = Instant::now();
+            let may_release = self.replay.is_none() && self.held.is_some();
+            if may_release && now >= self.release_at {
+                let held = self.held.take().unwrap_or_default();
+                if !held.is_empty() {
+                    let mut buf = BytesMut::new();
+                    for (_, bytes) in held {
+                        buf.extend_from_slice(&bytes);
+                    }
+                    return self.wrote(buf.freeze());
+                }
+            }
             let due = self.last_write + self.heartbeat;
-            if Instant::now() >= due {
-                let next = Instant::now() + self.heartbeat;
-                self.ping_at.as_mut().reset(next);
+            if now >= due {
+                self.ping_at.as_mut().reset(now + self.heartbeat);
                 return self.wrote(frame::PING);
             }
-            self.ping_at.as_mut().reset(due);
+            let next = if self.replay.is_none() && self.held.is_some() {
+                due.min(self.release_at)
+            } else {
+                due
+            };
+            self.ping_at.as_mut().reset(next);
         }
     }
 }
@@ -96,7 +140,7 @@ impl ConnectionStream {
 impl Stream for ConnectionStream {
     type Item = Result<Bytes, Infallible>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Item {
         let this = &mut *self;
         if let Some(first) = this.first.take() {
             return this.wrote(first);
@@ -106,24 +150,33 @@ impl Stream for ConnectionStream {
                 return Poll::Ready(None);
             }
             if let Some(replay) = this.replay.as_mut() {
+                // Not reading the queue meanwhile, so let `Hub::remove` wake us instead.
+                this.conn.close_waker.register(cx.waker());
                 match Pin::new(replay).poll(cx) {
                     Poll::Pending => return this.poll_ping(cx),
-                    Poll::Ready(result) => {
+                    Poll::Ready(Ok(frames)) => {
                         this.replay = None;
-                        this.resuming = false;
-                        // A dropped sender means the subscribe call failed; it closes the
-                        // connection, so the client resumes afresh.
-                        if let Some(bytes) = result.ok().and_then(Self::splice_replay) {
+                        if let Some(bytes) = this.splice(frames) {
                             return this.wrote(bytes);
                         }
                         continue;
                     }
+                    // The subscribe request died before its replay was read (client gone,
+                    // database error): end the stream, so the client reconnects and resumes
+                    // from its last id instead of carrying on with a gap.
+                    Poll::Ready(Err(_)) => return Poll::Ready(None),
                 }
             }
             return match this.rx.poll_recv(cx) {
                 Poll::Ready(Some(Outbound::Frame(bytes))) => this.wrote(bytes),
-                Poll::Ready(Some(Outbound::Broadcast(_))) if this.resuming => continue,
-                Poll::Ready(Some(Outbound::Broadcast(bytes))) => this.wrote(bytes),
+                Poll::Ready(Some(Outbound::Broadcast(id, bytes))) => match this.held.as_mut() {
+                    Some(held) if held.len() >= this.hold_cap => Poll::Ready(None),
+                    Some(held) => {
+                        held.push((id, bytes));
+                        continue;
+                    }
+                    None => this.wrote(bytes),
+                },
                 Poll::Ready(Some(Outbound::Replay(rx))) => {
                     this.replay = Some(rx);
                     continue;

@@ -21,6 +21,22 @@ fn room(name: &str) -> RoomName {
     RoomName::parse(name).unwrap()
 }
 
+/// Subscribes as the HTTP handler does with nothing to replay: the (empty) replay is sent
+/// at once, which also releases the broadcasts the stream held until its first subscribe.
+fn join(
+    hub: &Hub,
+    id: ConnectionId,
+    owner: Uuid,
+    rooms: &[RoomName],
+    filter: Option<EventFilter>,
+) -> Subscribed {
+    let mut sub = hub.subscribe(id, owner, rooms, filter, false).unwrap();
+    if let Some(tx) = sub.replay.take() {
+        tx.send(Vec::new()).unwrap();
+    }
+    sub
+}
+
 fn only_messages() -> Option<EventFilter> {
     Some(EventFilter::new([EventName::builtin("message")]))
 }
@@ -43,10 +59,8 @@ async fn messages_reach_only_the_rooms_subscribers() {
     let mut a = hub.connect(alice.clone(), Uuid::new_v4(), None);
     let mut b = hub.connect(bob.clone(), Uuid::new_v4(), None);
     let (a_id, b_id) = (a.connection().id, b.connection().id);
-    hub.subscribe(a_id, alice.id, &[room("x")], None, false)
-        .unwrap();
-    hub.subscribe(b_id, bob.id, &[room("y")], None, false)
-        .unwrap();
+    join(&hub, a_id, alice.id, &[room("x")], None);
+    join(&hub, b_id, bob.id, &[room("y")], None);
     drain(&mut a).await;
     drain(&mut b).await;
 
@@ -74,16 +88,13 @@ async fn presence_joins_once_per_user_and_leaves_with_the_last_tab() {
     let hub = hub();
     let (alice, bob) = (user("alice"), user("bob"));
     let mut watcher = hub.connect(bob.clone(), Uuid::new_v4(), None);
-    hub.subscribe(watcher.connection().id, bob.id, &[room("r")], None, false)
-        .unwrap();
+    join(&hub, watcher.connection().id, bob.id, &[room("r")], None);
     drain(&mut watcher).await;
 
     let tab1 = hub.connect(alice.clone(), Uuid::new_v4(), None);
     let tab2 = hub.connect(alice.clone(), Uuid::new_v4(), None);
-    hub.subscribe(tab1.connection().id, alice.id, &[room("r")], None, false)
-        .unwrap();
-    hub.subscribe(tab2.connection().id, alice.id, &[room("r")], None, false)
-        .unwrap();
+    join(&hub, tab1.connection().id, alice.id, &[room("r")], None);
+    join(&hub, tab2.connection().id, alice.id, &[room("r")], None);
     let seen = drain(&mut watcher).await;
     assert_eq!(seen.matches("\"action\":\"join\"").count(), 1, "{seen}");
     assert_eq!(hub.presence(&room("r")).len(), 2);
@@ -106,8 +117,7 @@ async fn the_last_leave_removes_the_room() {
     let alice = user("alice");
     let s = hub.connect(alice.clone(), Uuid::new_v4(), None);
     let id = s.connection().id;
-    hub.subscribe(id, alice.id, &[room("a"), room("b")], None, false)
-        .unwrap();
+    join(&hub, id, alice.id, &[room("a"), room("b")], None);
     assert_eq!(hub.rooms().len(), 2);
     let left = hub.unsubscribe(id, alice.id, &[room("a")]).unwrap();
     assert_eq!(left.rooms, vec![room("b")]);
@@ -126,8 +136,7 @@ async fn filters_pass_only_the_named_events() {
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
     let id = s.connection().id;
     let only_typing = EventFilter::new([EventName::parse("typing").unwrap()]);
-    hub.subscribe(id, alice.id, &[room("r")], Some(only_typing), false)
-        .unwrap();
+    join(&hub, id, alice.id, &[room("r")], Some(only_typing));
     drain(&mut s).await;
     hub.publish_message(1, &room("r"), &Bytes::from_static(b"m\n\n"));
     let name = EventName::parse("typing").unwrap();
@@ -149,8 +158,7 @@ async fn too_many_rooms_is_refused_whole() {
     let rooms: Vec<RoomName> = (0..MAX_ROOMS_PER_CONNECTION)
         .map(|i| room(&format!("r{i}")))
         .collect();
-    hub.subscribe(s.connection().id, alice.id, &rooms, only_messages(), false)
-        .unwrap();
+    join(&hub, s.connection().id, alice.id, &rooms, only_messages());
     let err = hub
         .subscribe(
             s.connection().id,
@@ -170,10 +178,8 @@ async fn a_full_queue_disconnects_only_that_subscriber() {
     let (alice, bob) = (user("alice"), user("bob"));
     let mut slow = hub.connect(alice.clone(), Uuid::new_v4(), None);
     let mut fast = hub.connect(bob.clone(), Uuid::new_v4(), None);
-    hub.subscribe(slow.connection().id, alice.id, &[room("r")], None, false)
-        .unwrap();
-    hub.subscribe(fast.connection().id, bob.id, &[room("r")], None, false)
-        .unwrap();
+    join(&hub, slow.connection().id, alice.id, &[room("r")], None);
+    join(&hub, fast.connection().id, bob.id, &[room("r")], None);
     drain(&mut slow).await;
     for i in 1..=20 {
         hub.publish_message(i, &room("r"), &Bytes::from(format!("{i}\n\n")));
@@ -225,10 +231,8 @@ async fn the_streams_last_event_id_resumes_only_the_next_subscribe() {
         .subscribe(id, alice.id, &[room("a")], only_messages(), false)
         .unwrap();
     assert_eq!(first.stream_last_event_id, Some(7));
-    assert!(
-        first.replay.is_some(),
-        "the first subscribe resumes from the header"
-    );
+    assert!(first.replay.is_some(), "the first subscribe replays");
+    first.replay.unwrap().send(Vec::new()).unwrap();
     let second = hub
         .subscribe(id, alice.id, &[room("b")], only_messages(), false)
         .unwrap();
@@ -240,41 +244,17 @@ async fn the_streams_last_event_id_resumes_only_the_next_subscribe() {
 }
 
 #[tokio::test]
-async fn broadcasts_sent_live_are_named_for_the_replay_to_leave_out() {
+async fn broadcasts_before_the_first_subscribe_merge_into_its_replay_by_id() {
     let hub = hub();
     let alice = user("alice");
     hub.set_watermark(2);
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
-    drain(&mut s).await;
-    hub.publish_broadcast(3, &Bytes::from_static(b"b3\n\n"));
-    assert_eq!(drain(&mut s).await, "b3\n\n");
-    let sub = hub
-        .subscribe(
-            s.connection().id,
-            alice.id,
-            &[room("r")],
-            only_messages(),
-            true,
-        )
-        .unwrap();
-    assert_eq!(
-        sub.broadcasts_sent,
-        3..=3,
-        "sent live: only what came after registering"
-    );
-}
-
-#[tokio::test]
-async fn a_resuming_stream_gets_broadcasts_only_through_its_replay() {
-    let hub = hub();
-    let alice = user("alice");
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), Some(1));
     drain(&mut s).await;
-    hub.publish_broadcast(3, &Bytes::from_static(b"b3\n\n"));
+    hub.publish_broadcast(4, &Bytes::from_static(b"b4\n\n"));
     assert_eq!(
         drain(&mut s).await,
         "",
-        "a live broadcast overtook the replay"
+        "a broadcast overtook the coming replay"
     );
     let sub = hub
         .subscribe(
@@ -285,8 +265,13 @@ async fn a_resuming_stream_gets_broadcasts_only_through_its_replay() {
             false,
         )
         .unwrap();
-    assert!(sub.broadcasts_sent.is_empty(), "nothing was sent live");
-    let frames = [(2, true), (3, true), (4, false)]
+    assert_eq!(
+        sub.broadcasts_sent,
+        3..=4,
+        "the held broadcast counts as sent"
+    );
+    // What the database would return: the missed message 2 and broadcast 3.
+    let frames = [(2, false), (3, true)]
         .into_iter()
         .map(|(id, is_broadcast)| ReplayFrame {
             id,
@@ -295,13 +280,71 @@ async fn a_resuming_stream_gets_broadcasts_only_through_its_replay() {
         })
         .collect();
     sub.replay.unwrap().send(frames).unwrap();
-    assert_eq!(drain(&mut s).await, "2\n\n3\n\n4\n\n");
+    assert_eq!(
+        drain(&mut s).await,
+        "2\n\n3\n\nb4\n\n",
+        "one ascending sequence"
+    );
     hub.publish_broadcast(5, &Bytes::from_static(b"b5\n\n"));
     assert_eq!(
         drain(&mut s).await,
         "b5\n\n",
         "live broadcasts flow after the replay"
     );
+}
+
+#[tokio::test]
+async fn a_replayed_broadcast_is_not_replayed_again() {
+    let hub = hub();
+    let alice = user("alice");
+    hub.set_watermark(9);
+    let s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let id = s.connection().id;
+    let first = join(&hub, id, alice.id, &[room("a")], None);
+    assert!(first.broadcasts_sent.is_empty(), "nothing sent yet");
+    hub.broadcasts_replayed(id, 4);
+    let second = hub
+        .subscribe(id, alice.id, &[room("b")], None, true)
+        .unwrap();
+    assert_eq!(
+        second.broadcasts_sent,
+        5..=9,
+        "broadcasts above 4 were replayed"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_replay_ends_the_stream() {
+    let hub = hub();
+    let alice = user("alice");
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    drain(&mut s).await;
+    let sub = hub
+        .subscribe(s.connection().id, alice.id, &[room("r")], None, false)
+        .unwrap();
+    drop(sub);
+    assert_eq!(
+        s.next().await.map(|r| r.is_ok()),
+        None,
+        "the stream must end"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_waiting_for_its_replay_ends_when_removed() {
+    let hub = hub();
+    let alice = user("alice");
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    drain(&mut s).await;
+    let sub = hub
+        .subscribe(s.connection().id, alice.id, &[room("r")], None, false)
+        .unwrap();
+    let waiting = tokio::spawn(async move { s.next().await.is_none() });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    hub.close_all();
+    let ended = tokio::time::timeout(Duration::from_secs(1), waiting).await;
+    assert!(matches!(ended, Ok(Ok(true))), "still waiting after removal");
+    drop(sub);
 }
 
 /// Subscribes (connection lock, then the publish gate) race with message fan-outs that
@@ -377,7 +420,7 @@ fn churn_keeps_the_invariants() {
                         room(&format!("r{}", i % 3)),
                         room(&format!("r{}", (i + t) % 5)),
                     ];
-                    hub.subscribe(id, u.id, &rooms, None, false).unwrap();
+                    join(&hub, id, u.id, &rooms, None);
                     if i % 3 == 0 {
                         hub.unsubscribe(id, u.id, &rooms[..1]).unwrap();
                     }
@@ -408,14 +451,13 @@ async fn invariants_hold_with_streams_open() {
     let mut streams = Vec::new();
     for (i, u) in users.iter().cycle().take(9).enumerate() {
         let s = hub.connect(u.clone(), Uuid::new_v4(), None);
-        hub.subscribe(
+        join(
+            &hub,
             s.connection().id,
             u.id,
             &[room(&format!("r{}", i % 2))],
             None,
-            false,
-        )
-        .unwrap();
+        );
         streams.push(s);
     }
     hub.check_invariants().unwrap();

@@ -111,7 +111,7 @@ pub async fn subscribe(
     let mut sub = state
         .hub
         .subscribe(id, current.user.id, &rooms, filter, wants_replay)?;
-    let (count, complete) = match replay(&state, &mut sub, body.last_event_id, history).await {
+    let (count, complete) = match replay(&state, id, &mut sub, body.last_event_id, history).await {
         Ok(done) => done,
         Err(e) => {
             // The rooms are joined but the replay is lost: close the stream so the client
@@ -132,6 +132,7 @@ pub async fn subscribe(
 /// `(count, complete)` for the answer.
 async fn replay(
     state: &AppState,
+    id: ConnectionId,
     sub: &mut Subscribed,
     last_event_id: Option<i64>,
     history: u32,
@@ -156,9 +157,17 @@ async fn replay(
                     state.settings.history.replay_limit,
                 )
                 .await?;
+            // The broadcasts it carries are sent from here on (from where the limit cut).
+            let covered = match (r.complete, r.frames.first()) {
+                (false, Some(oldest)) => oldest.id - 1,
+                _ => from,
+            };
+            state.hub.broadcasts_replayed(id, covered);
             (r.frames, r.complete)
         }
-        None => (state.db.recent(rooms, history, sub.watermark).await?, true),
+        None if history > 0 => (state.db.recent(rooms, history, sub.watermark).await?, true),
+        // A first subscribe with nothing to replay still releases the held broadcasts.
+        None => (Vec::new(), true),
     };
     let count = frames.len();
     // The stream may have closed meanwhile; then there is nobody to replay to.

@@ -363,7 +363,8 @@ async fn a_resumed_stream_gets_missed_and_early_broadcasts_in_id_order() {
     let mut sse = bob.events_from(Some(seen)).await;
     let b2 = broadcast(&app, "before the subscribe").await;
     let ans = bob.subscribe(&sse, &["r"]).await;
-    assert_eq!(ans["replay"], json!({ "count": 3, "complete": true }));
+    // b1 and m are replayed; b2 was live, held back and merged in its place.
+    assert_eq!(ans["replay"], json!({ "count": 2, "complete": true }));
     let live = alice.say("r", "live").await["id"].as_i64().unwrap();
     assert_eq!(ids_until(&mut sse, live).await, vec![b1, m, b2, live]);
 }
@@ -412,4 +413,30 @@ async fn a_replay_respects_the_event_filter() {
     alice.send_custom("r", "typing", json!({})).await;
     let e = sse.next_event().await.expect("the typing event");
     assert_eq!(e.event, "typing", "got {e:?} before the typing event");
+}
+
+#[tokio::test]
+async fn a_second_resume_on_one_stream_does_not_repeat_broadcasts() {
+    let app = spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let m1 = alice.say("ra", "one").await["id"].as_i64().unwrap();
+    let m2 = alice.say("rb", "two").await["id"].as_i64().unwrap();
+    let b = broadcast(&app, "once").await;
+    let m4 = alice.say("ra", "four").await["id"].as_i64().unwrap();
+    let mut sse = bob.events().await;
+    let first = bob
+        .subscribe_with(&sse, json!({ "rooms": ["ra"], "last_event_id": 0 }))
+        .await;
+    assert_eq!(first["replay"]["count"], 3);
+    assert_eq!(ids_until(&mut sse, m4).await, vec![m1, b, m4]);
+    let second = bob
+        .subscribe_with(&sse, json!({ "rooms": ["rb"], "last_event_id": 0 }))
+        .await;
+    assert_eq!(
+        second["replay"]["count"], 1,
+        "the broadcast was replayed again"
+    );
+    assert_eq!(ids_until(&mut sse, m2).await, vec![m2]);
+    let live = alice.say("rb", "live").await["id"].as_i64().unwrap();
+    assert_eq!(ids_until(&mut sse, live).await, vec![live]);
 }
