@@ -6,6 +6,7 @@
 const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const EVENTS = ["message", "presence", "typing"];
 const HISTORY = 50; // messages per room on first load and per "earlier" page
+const MAX_ROOMS = 100; // rooms one connection may hold (the server refuses more)
 const TYPING_SEND_MS = 2000; // at most one `typing` event per this interval
 const TYPING_SHOW_MS = 4000; // how long a `typing` event keeps "… is typing" up
 const RECONNECT_MS = 3000; // when the browser gives up on the EventSource
@@ -24,11 +25,10 @@ const currentKey = `roomcast.current.${me.id}`;
 const rooms = new Map();
 let current = null; // name of the room on screen
 let es = null; // the EventSource
-let connectionId = null; // from `connected`, valid while the stream lives
+let link = null; // the live connection, from `connected` (see `connect`); null between streams
 let lastSeenId = 0; // highest persisted event id read off the stream
 let lastTypingSent = 0;
 let shownBroadcastId = 0;
-let subscribing = null; // promise of the subscribe in flight, if any
 let countUnread = false; // off while the first subscribe replays each room's history
 
 class RoomState {
@@ -36,6 +36,8 @@ class RoomState {
     this.name = name;
     this.messages = new Map(); // id -> Message
     this.ids = []; // ascending
+    this.loaded = false; // the latest page is in (read after the room's subscribe answered)
+    this.loadingLatest = false;
     this.hasMore = true; // earlier history may exist
     this.loadingEarlier = false;
     this.presence = new Map(); // user id -> username
@@ -62,7 +64,10 @@ class RoomState {
 function loadJoined() {
   try {
     const list = JSON.parse(localStorage.getItem(storeKey) || "null");
-    if (Array.isArray(list)) return list.filter((r) => typeof r === "string" && ROOM_RE.test(r));
+    if (Array.isArray(list)) {
+      const names = list.filter((r) => typeof r === "string" && ROOM_RE.test(r));
+      return [...new Set(names)].slice(0, MAX_ROOMS);
+    }
   } catch {
     /* fall through */
   }
@@ -132,16 +137,23 @@ let streamsOpened = 0; // EventSource objects made (the browser's own reconnects
 function connect() {
   if (es) es.close();
   streamsOpened++;
-  connectionId = null;
+  link = null;
   es = new EventSource("/api/events");
   const mine = es;
   es.addEventListener("connected", (e) => {
     if (es !== mine) return;
     const data = JSON.parse(e.data);
-    connectionId = data.connection_id;
-    // Every event carries the EventSource's last event id: on the browser's own reconnect
-    // it is the `Last-Event-ID` this stream was opened with, and the server resumes from it.
-    subscribeAll(Number(e.lastEventId) || 0);
+    // A new connection: whatever was queued for the old one is dropped (see `enqueue`).
+    link = {
+      id: data.connection_id,
+      // Every event carries the EventSource's last event id: on the browser's own reconnect
+      // it is the `Last-Event-ID` this stream was opened with, and the server resumes from it.
+      headerId: Number(e.lastEventId) || 0,
+      queue: Promise.resolve(),
+      started: false, // the first subscribe (the one that resumes) has been sent
+      held: new Set(), // rooms the server holds for this connection
+    };
+    syncRooms();
   });
   es.addEventListener("message", (e) => {
     noteId(e);
@@ -155,7 +167,7 @@ function connect() {
   es.addEventListener("typing", (e) => onTyping(JSON.parse(e.data)));
   es.addEventListener("error", () => {
     if (es !== mine) return;
-    connectionId = null;
+    link = null;
     setConn("reconnecting");
     if (es.readyState === EventSource.CLOSED) {
       // The browser gave up (e.g. a non-200 answer): check the session, then start over;
@@ -178,26 +190,78 @@ function noteId(e) {
   if (Number.isFinite(id) && id > lastSeenId) lastSeenId = id;
 }
 
+/** Starts over with a new stream, unless `stale` has been replaced already. */
+function reconnectLater(stale) {
+  setTimeout(() => link === stale && connect(), RECONNECT_MS);
+}
+
 /**
- * The two-step subscribe, for every joined room, after each `connected`. What it asks the
- * server to replay:
+ * Runs `task(conn)` after every subscribe/unsubscribe queued before it on the same
+ * connection, one request at a time; dropped when the connection has been replaced by then.
+ */
+function enqueue(conn, task) {
+  const run = conn.queue.then(() => (link === conn ? task(conn) : undefined));
+  conn.queue = run.catch(() => {});
+  return run;
+}
+
+/**
+ * Brings the server's rooms for this connection in line with the joined rooms. Every join
+ * and leave asks for it; the queue keeps the requests in order, and each run looks at the
+ * rooms as they are then, so a room left before its subscribe went out is never subscribed.
+ */
+function syncRooms() {
+  if (link) enqueue(link, syncTask).catch((err) => console.warn("subscribe failed", err));
+}
+
+async function syncTask(conn) {
+  if (!conn.started) {
+    await subscribeFirst(conn);
+    return;
+  }
+  const gone = [...conn.held].filter((name) => !rooms.has(name));
+  if (gone.length) {
+    const res = await request(conn, "/api/unsubscribe", { connection_id: conn.id, rooms: gone });
+    if (!res) return;
+    conn.held = new Set(res.rooms);
+  }
+  const added = [...rooms.keys()].filter((name) => !conn.held.has(name));
+  if (added.length) {
+    const body = { connection_id: conn.id, rooms: added, events: EVENTS };
+    const res = await request(conn, "/api/subscribe", body, (err) => {
+      if (err.code !== "too_many_rooms") return false;
+      for (const name of added) forgetRoom(name);
+      showJoinError(err.message);
+      return true;
+    });
+    if (!res) return;
+    conn.held = new Set(res.rooms);
+    for (const name of added) refreshPresence(name);
+  }
+  loadMissingHistory(conn);
+}
+
+/**
+ * The two-step subscribe's first request on a connection, for every joined room; the
+ * server resumes only on this one. What it asks to replay:
  * - the browser reconnected its EventSource: the stream was opened with `Last-Event-ID`
  *   (`headerId`), so nothing in the body; the server replays everything after it;
  * - the page opened a new EventSource after having seen events: `last_event_id` explicitly;
  * - first load: the last `HISTORY` messages of each room.
  * Whatever arrives twice (history pages, replays, our own posts) is dropped by id.
+ * With no room joined it waits: the next join sends it.
  */
-async function subscribeAll(headerId = 0) {
-  const cid = connectionId;
+async function subscribeFirst(conn) {
   const names = [...rooms.keys()];
   if (!names.length) {
     setConn("live");
     return;
   }
-  const body = { connection_id: cid, rooms: names, events: EVENTS };
+  conn.started = true;
+  const body = { connection_id: conn.id, rooms: names, events: EVENTS };
   const resumeFrom = lastSeenId;
   if (resumeFrom > 0) {
-    if (headerId > 0) resumedBy = "header";
+    if (conn.headerId > 0) resumedBy = "header";
     else {
       body.last_event_id = resumeFrom;
       resumedBy = "body";
@@ -205,26 +269,52 @@ async function subscribeAll(headerId = 0) {
   } else {
     body.history = HISTORY;
   }
-  const p = api("POST", "/api/subscribe", body);
-  subscribing = p;
-  try {
-    const res = await p;
-    if (cid !== connectionId) return;
-    setConn("live");
-    setTimeout(() => {
-      countUnread = true;
-    }, 0);
-    if (res.replay && res.replay.complete === false) {
-      for (const name of names) await pageAfter(name, resumeFrom);
+  const res = await request(conn, "/api/subscribe", body);
+  if (!res) return;
+  conn.held = new Set(res.rooms);
+  setConn("live");
+  setTimeout(() => {
+    countUnread = true;
+  }, 0);
+  if (body.history) {
+    // The replay on the stream is each room's latest page.
+    for (const name of names) {
+      const room = rooms.get(name);
+      if (room) room.loaded = true;
     }
-    for (const name of names) refreshPresence(name);
+  }
+  if (res.replay && res.replay.complete === false) {
+    for (const name of names) pageAfter(name, resumeFrom).catch((err) => console.warn("paging failed", err));
+  }
+  for (const name of names) refreshPresence(name);
+  loadMissingHistory(conn);
+}
+
+/**
+ * One subscribe/unsubscribe; null when it failed or the connection was replaced meanwhile.
+ * A failure `handled` does not take care of leaves the server's view of the connection
+ * unknown: the page starts over with a new stream, whose first subscribe names every room.
+ */
+async function request(conn, path, body, handled = () => false) {
+  try {
+    const res = await api("POST", path, body);
+    return link === conn ? res : null;
   } catch (err) {
-    if (cid !== connectionId) return;
-    console.warn("subscribe failed", err);
-    // The connection is unusable without its subscription: start a new one.
-    setTimeout(() => cid === connectionId && connect(), RECONNECT_MS);
-  } finally {
-    if (subscribing === p) subscribing = null;
+    if (link !== conn || handled(err)) return null;
+    console.warn(`${path} failed`, err);
+    reconnectLater(conn);
+    return null;
+  }
+}
+
+/**
+ * Rooms the server holds for `conn` whose latest page is not in yet (joined since the last
+ * load, or on a resume that replays only what came after `lastSeenId`): read it now that
+ * the subscribe has answered, so every later message comes on the stream.
+ */
+function loadMissingHistory(conn) {
+  for (const room of rooms.values()) {
+    if (!room.loaded && conn.held.has(room.name)) loadLatest(room, conn);
   }
 }
 
@@ -378,7 +468,7 @@ function renderMessages() {
 
 function renderHistoryControls() {
   const room = current && rooms.get(current);
-  $("load-earlier").hidden = !room || !room.hasMore || room.ids.length === 0;
+  $("load-earlier").hidden = !room || !room.loaded || !room.hasMore || room.ids.length === 0;
   $("history-start").hidden = !room || room.hasMore || room.ids.length === 0;
 }
 
@@ -474,87 +564,101 @@ function switchRoom(name) {
   saveJoined();
   renderRoom();
   const room = rooms.get(name);
-  if (room.ids.length < HISTORY && room.hasMore) loadEarlier();
+  if (room.loaded && room.ids.length < HISTORY && room.hasMore) loadEarlier();
 }
 
-async function joinRoom(name) {
-  if (rooms.has(name)) {
-    switchRoom(name);
-    return;
-  }
-  rooms.set(name, new RoomState(name));
-  switchRoom(name);
-  if (connectionId) {
-    try {
-      await subscribing;
-      await api("POST", "/api/subscribe", {
-        connection_id: connectionId,
-        rooms: [name],
-        events: EVENTS,
-      });
-    } catch (err) {
-      if (err.code === "too_many_rooms") {
-        rooms.delete(name);
-        current = rooms.keys().next().value || null;
-        saveJoined();
-        renderRoom();
-        throw err;
-      }
-      // Otherwise the next `connected` subscribes it with the others.
+/**
+ * Joins `name` (or shows it, when joined already); false when refused. The subscribe and
+ * then the room's latest page follow through the queue (see `syncRooms`); with no stream
+ * up, the next `connected` subscribes it with the others.
+ */
+function joinRoom(name) {
+  if (!rooms.has(name)) {
+    if (rooms.size >= MAX_ROOMS) {
+      showJoinError(`You can be in at most ${MAX_ROOMS} rooms. Leave one to join another.`);
+      return false;
     }
-    refreshPresence(name);
+    rooms.set(name, new RoomState(name));
   }
-  // The latest page of history (live messages and this page may overlap: deduped by id).
-  const room = rooms.get(name);
-  if (room && room.ids.length < HISTORY) await loadEarlier(name, true);
+  switchRoom(name);
+  syncRooms();
+  return true;
 }
 
-async function leaveRoom(name) {
+function leaveRoom(name) {
+  if (!forgetRoom(name)) return;
+  showJoinError("");
+  syncRooms();
+}
+
+/** Drops a room from the page; false when it was not joined. */
+function forgetRoom(name) {
   const room = rooms.get(name);
-  if (!room) return;
+  if (!room) return false;
   for (const t of room.typing.values()) clearTimeout(t.timer);
   rooms.delete(name);
   if (current === name) current = rooms.keys().next().value || null;
   saveJoined();
   renderRoom();
-  if (connectionId) {
-    try {
-      await api("POST", "/api/unsubscribe", { connection_id: connectionId, rooms: [name] });
-    } catch (err) {
-      console.warn("unsubscribe failed", err);
-    }
+  return true;
+}
+
+function showJoinError(text) {
+  $("join-error").textContent = text;
+}
+
+/** Puts a page of history in; `above`: it goes above what is shown, keep the reader's place. */
+function addPage(room, messages, above) {
+  const scroller = $("scroller");
+  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+  let added = false;
+  for (const m of messages) added = room.add(m) || added;
+  if (room.name !== current) return;
+  if (added) {
+    renderMessages();
+    if (above) scroller.scrollTop = scroller.scrollHeight - fromBottom;
+  } else {
+    renderHistoryControls();
   }
 }
 
 /**
- * Loads a page of earlier messages of `name` (the current room by default) with
- * `before=`; `latest` loads the newest page instead (a room just joined).
+ * The latest page of a room, once its subscribe has answered (see `loadMissingHistory`):
+ * whatever is stored after this read comes on the stream. One read at a time per room;
+ * one in flight was started after a subscribe answered too.
  */
-async function loadEarlier(name = current, latest = false) {
+async function loadLatest(room, conn) {
+  if (room.loadingLatest) return;
+  room.loadingLatest = true;
+  try {
+    const data = await api("GET", `/api/rooms/${room.name}/messages?limit=${HISTORY}`);
+    if (rooms.get(room.name) !== room) return;
+    room.loaded = true;
+    room.hasMore = data.messages.length === HISTORY;
+    addPage(room, data.messages, false);
+  } catch (err) {
+    console.warn("history failed", err);
+    // Again while this connection lives; a new one reads it after its own subscribe.
+    setTimeout(() => {
+      if (link === conn && rooms.get(room.name) === room && !room.loaded) loadLatest(room, conn);
+    }, RECONNECT_MS);
+  } finally {
+    room.loadingLatest = false;
+  }
+}
+
+/** Loads a page of earlier messages of `name` (the current room by default) with `before=`. */
+async function loadEarlier(name = current) {
   const room = name && rooms.get(name);
-  if (!room || room.loadingEarlier || (!latest && !room.hasMore)) return;
+  if (!room || !room.loaded || room.loadingEarlier || !room.hasMore) return;
   room.loadingEarlier = true;
-  const before = latest ? null : room.oldest();
+  const before = room.oldest();
   const q = before ? `before=${before}&limit=${HISTORY}` : `limit=${HISTORY}`;
   try {
     const data = await api("GET", `/api/rooms/${name}/messages?${q}`);
     if (rooms.get(name) !== room) return;
-    if (before !== null || data.messages.length < HISTORY) {
-      room.hasMore = data.messages.length === HISTORY;
-    }
-    const scroller = $("scroller");
-    const fromBottom = scroller.scrollHeight - scroller.scrollTop;
-    let added = false;
-    for (const m of data.messages) added = room.add(m) || added;
-    if (name === current) {
-      if (added) {
-        renderMessages();
-        // Keep the reader where they were when older messages go in above.
-        if (before !== null) scroller.scrollTop = scroller.scrollHeight - fromBottom;
-      } else {
-        renderHistoryControls();
-      }
-    }
+    room.hasMore = data.messages.length === HISTORY;
+    addPage(room, data.messages, before !== null);
   } catch (err) {
     console.warn("history failed", err);
   } finally {
@@ -614,7 +718,7 @@ $("composer-input").addEventListener("input", () => {
   typing();
 });
 
-$("join-form").addEventListener("submit", async (e) => {
+$("join-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const input = $("join-name");
   const name = input.value.trim().toLowerCase().replace(/^#/, "");
@@ -626,13 +730,9 @@ $("join-form").addEventListener("submit", async (e) => {
   }
   err.textContent = "";
   input.removeAttribute("aria-invalid");
+  if (!joinRoom(name)) return;
   input.value = "";
-  try {
-    await joinRoom(name);
-    $("composer-input").focus();
-  } catch (ex) {
-    err.textContent = ex.message;
-  }
+  $("composer-input").focus();
 });
 
 $("scroller").addEventListener("scroll", () => {
@@ -688,7 +788,7 @@ connect();
 // For the end-to-end tests and the curious: read-only views of the state.
 window.roomcast = {
   get connectionId() {
-    return connectionId;
+    return link ? link.id : null;
   },
   get lastSeenId() {
     return lastSeenId;
