@@ -239,6 +239,46 @@ async function waitPresence(page, names) {
   );
 }
 
+/** Posts `b{from}`..`b{to}` to `room` through the API from `page`, `gapMs` apart. */
+function postMany(page, room, from, to, gapMs) {
+  return page.evaluate(
+    async ({ room, from, to, gapMs }) => {
+      for (let i = from; i <= to; i++) {
+        const res = await fetch(`/api/rooms/${room}/messages`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ body: `b${i}` }),
+        });
+        if (res.status !== 201) throw new Error(`post ${i}: ${res.status}`);
+        if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+      }
+    },
+    { room, from, to, gapMs },
+  );
+}
+
+/** Scrolls the room up until the message `body` is shown. */
+async function scrollToStart(page, body) {
+  const first = page.locator("#messages .msg-body", { hasText: new RegExp(`^${body}$`) });
+  for (let i = 0; i < 10; i++) {
+    await page.locator("#scroller").evaluate((el) => {
+      el.scrollTop = 0;
+      el.dispatchEvent(new Event("scroll"));
+    });
+    if ((await first.count()) > 0) break;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  await first.waitFor();
+}
+
+/** Leaves `room` and opens `next`. */
+async function leaveTo(page, room, next) {
+  await page.getByRole("button", { name: `Leave #${room}` }).click();
+  await page.waitForFunction((room) => window.roomcast.current !== room, room);
+  await page.getByRole("button", { name: `#${next}`, exact: true }).click();
+  await page.waitForFunction((next) => window.roomcast.current === next, next);
+}
+
 function assertAscendingUnique(msgs, what) {
   const ids = msgs.map((m) => m.id);
   assert.equal(new Set(ids).size, ids.length, `${what}: duplicate message ids ${ids}`);
@@ -477,6 +517,135 @@ step("earlier history loads when scrolling up", async () => {
   await bob.page.getByRole("button", { name: `#${ROOM}`, exact: true }).click();
   await bob.page.waitForFunction((room) => window.roomcast.current === room, ROOM);
   await alice.page.getByRole("button", { name: `#${ROOM}`, exact: true }).click();
+});
+
+step("joining a busy room while someone posts: every message shows once, in order", async () => {
+  const room = "busy";
+  await joinRoom(alice.page, room);
+  await postMany(alice.page, room, 1, 60, 0);
+  // Bob's subscribes take a while on the wire: whatever is posted meanwhile must still
+  // reach him, on the stream or in the history page he reads after subscribing.
+  await bob.page.route("**/api/subscribe", async (route) => {
+    await new Promise((r) => setTimeout(r, 400));
+    await route.continue();
+  });
+  const posting = postMany(alice.page, room, 61, 100, 15);
+  await joinRoom(bob.page, room);
+  await posting;
+  await bob.page.unroute("**/api/subscribe");
+  await bob.page.locator("#messages .msg-body", { hasText: /^b100$/ }).waitFor();
+  await new Promise((r) => setTimeout(r, 500));
+  const all = Array.from({ length: 100 }, (_, i) => `b${i + 1}`);
+  const shown = await shownMessages(bob.page);
+  assertAscendingUnique(shown, "busy room");
+  assert.deepEqual(
+    shown.map((m) => m.body),
+    all.slice(all.length - shown.length),
+    "the newest messages without a hole",
+  );
+  await scrollToStart(bob.page, "b1");
+  const full = await shownMessages(bob.page);
+  assertAscendingUnique(full, "busy room, all of it");
+  assert.deepEqual(
+    full.map((m) => m.body),
+    all,
+  );
+  await leaveTo(bob.page, room, ROOM);
+  await leaveTo(alice.page, room, ROOM);
+});
+
+step("leaving a room while its subscribe is on the way leaves no subscription behind", async () => {
+  const room = "ghost";
+  await bob.page.route("**/api/subscribe", async (route) => {
+    await new Promise((r) => setTimeout(r, 500));
+    await route.continue();
+  });
+  await bob.page.getByLabel("Join a room").fill(room);
+  await bob.page.getByLabel("Join a room").press("Enter");
+  await bob.page.getByRole("button", { name: `Leave #${room}` }).click();
+  await new Promise((r) => setTimeout(r, 1500));
+  await bob.page.unroute("**/api/subscribe");
+  const presence = await alice.page.evaluate(async (room) => {
+    const res = await fetch(`/api/rooms/${room}/presence`);
+    return (await res.json()).users.map((u) => u.username);
+  }, room);
+  assert.ok(!presence.includes("bob"), `bob is not in #${room}: ${presence}`);
+  // Bob still gets his room's messages: the stream is fine.
+  await bob.page.getByRole("button", { name: `#${ROOM}`, exact: true }).click();
+  await say(alice.page, "after the ghost");
+  await bob.page.locator("#messages .msg-body", { hasText: "after the ghost" }).waitFor();
+});
+
+step("at most 100 rooms: a longer saved list is cut, the 101st join is refused", async () => {
+  const carol = await newUserPage(DESKTOP);
+  await registerViaForm(carol.page, "carol");
+  const names = Array.from({ length: 150 }, (_, i) => `many-${String(i).padStart(3, "0")}`);
+  await carol.page.evaluate((names) => {
+    const id = document.getElementById("me").dataset.userId;
+    localStorage.setItem(`roomcast.rooms.${id}`, JSON.stringify(names));
+  }, names);
+  await carol.page.reload();
+  await waitLive(carol.page);
+  // Stays live on its one stream (no refused subscribe, no reconnect loop).
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await carol.page.evaluate(() => document.getElementById("conn").dataset.state), "live");
+  assert.equal(await carol.page.evaluate(() => window.roomcast.streamsOpened), 1);
+  assert.equal(await carol.page.locator("#room-list li").count(), 100);
+  const presence = await carol.page.evaluate(async () => {
+    const res = await fetch("/api/rooms/many-099/presence");
+    return (await res.json()).users.map((u) => u.username);
+  });
+  assert.deepEqual(presence, ["carol"], "subscribed to the 100th room");
+
+  const before = await carol.page.evaluate(() => window.roomcast.current);
+  await carol.page.getByLabel("Join a room").fill("one-too-many");
+  await carol.page.getByLabel("Join a room").press("Enter");
+  await carol.page.locator("#join-error", { hasText: /at most 100 rooms/ }).waitFor();
+  assert.equal(await carol.page.locator("#room-list li").count(), 100);
+  assert.equal(await carol.page.evaluate(() => window.roomcast.current), before);
+  assert.equal(await carol.page.getByLabel("Join a room").inputValue(), "one-too-many", "the name is kept");
+
+  // Leaving one makes room for it.
+  await carol.page.getByRole("button", { name: "Leave #many-000" }).click();
+  assert.equal(await carol.page.locator("#join-error").textContent(), "");
+  await joinRoom(carol.page, "one-too-many");
+  assert.equal(await carol.page.locator("#room-list li").count(), 100);
+  await carol.context.close();
+});
+
+step("a first room joined after a reconnect is subscribed and shows its messages", async () => {
+  const dave = await newUserPage(DESKTOP);
+  await registerViaForm(dave.page, "dave");
+  // Dave sees one event (his own message), then leaves every room.
+  await say(dave.page, "dave was here");
+  await dave.page.waitForFunction(() => window.roomcast.lastSeenId > 0);
+  await dave.page.getByRole("button", { name: "Leave #general" }).click();
+  await dave.page.locator("#room-list li").first().waitFor({ state: "detached" });
+
+  const res = await fetch(`${base}/api/admin/users/dave/disconnect`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  assert.equal(res.status, 200);
+  await dave.page.waitForFunction(() => document.getElementById("conn").dataset.state === "reconnecting");
+  await say(alice.page, "while dave had no room");
+  await waitLive(dave.page, 20_000);
+
+  await joinRoom(dave.page, ROOM);
+  await dave.page.locator("#messages .msg-body", { hasText: "while dave had no room" }).waitFor();
+  await say(alice.page, "hello dave");
+  await dave.page.locator("#messages .msg-body", { hasText: "hello dave" }).waitFor();
+  await new Promise((r) => setTimeout(r, 500));
+  const shown = await shownMessages(dave.page);
+  assertAscendingUnique(shown, "dave");
+  const alices = await shownMessages(alice.page);
+  assert.deepEqual(
+    shown.map((m) => m.id),
+    alices.slice(alices.length - shown.length).map((m) => m.id),
+    "the room's newest messages, as alice sees them",
+  );
+  assert.equal(await dave.page.evaluate(() => window.roomcast.resumedBy), "header");
+  await dave.context.close();
 });
 
 step("an admin broadcasts; everyone sees the banner", async () => {

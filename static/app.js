@@ -252,7 +252,8 @@ async function syncTask(conn) {
  * With no room joined it waits: the next join sends it.
  */
 async function subscribeFirst(conn) {
-  const names = [...rooms.keys()];
+  const joined = [...rooms.values()];
+  const names = joined.map((room) => room.name);
   if (!names.length) {
     setConn("live");
     return;
@@ -278,13 +279,12 @@ async function subscribeFirst(conn) {
   }, 0);
   if (body.history) {
     // The replay on the stream is each room's latest page.
-    for (const name of names) {
-      const room = rooms.get(name);
-      if (room) room.loaded = true;
-    }
+    for (const room of joined) room.loaded = true;
   }
   if (res.replay && res.replay.complete === false) {
-    for (const name of names) pageAfter(name, resumeFrom).catch((err) => console.warn("paging failed", err));
+    for (const name of names) {
+      pageAfter(name, resumeFrom).catch((err) => console.warn("paging failed", err));
+    }
   }
   for (const name of names) refreshPresence(name);
   loadMissingHistory(conn);
@@ -292,7 +292,7 @@ async function subscribeFirst(conn) {
 
 /**
  * One subscribe/unsubscribe; null when it failed or the connection was replaced meanwhile.
- * A failure `handled` does not take care of leaves the server's view of the connection
+ * A failure that `handled` does not take care of leaves the server's view of the connection
  * unknown: the page starts over with a new stream, whose first subscribe names every room.
  */
 async function request(conn, path, body, handled = () => false) {
