@@ -10,7 +10,9 @@
 //! * Ordering: persisted events (ids) are fanned out under `publish_gate`, which also records
 //!   the last id fanned out. Joins take the same gate, so a join knows exactly which ids it
 //!   will get live (those above the watermark) and which its replay must read from the
-//!   database (those at or below it): no gap, no duplicate.
+//!   database (those at or below it): no gap, no duplicate. Broadcasts reaching a stream
+//!   before its first subscribe wait in the stream and are merged by id into that
+//!   subscribe's replay, so a resuming client sees one ascending id sequence.
 
 pub mod frame;
 mod stream;
@@ -261,7 +263,9 @@ pub struct Subscribed {
     pub joined: Vec<RoomName>,
     /// Ids at or below this were fanned out before the join; the replay reads them.
     pub watermark: i64,
-    /// Where the replay frames go, when one was asked for and rooms were joined.
+    /// Where the replay frames go, on a first subscribe or when one was asked for (and
+    /// rooms were joined). Always answer it, with no frames if there is nothing to replay:
+    /// the stream waits for it, and ends if it is dropped.
     pub replay: Option<oneshot::Sender<Vec<ReplayFrame>>>,
     /// The `Last-Event-ID` the stream was opened with, when this is its first subscribe.
     pub stream_last_event_id: Option<i64>,
