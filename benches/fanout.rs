@@ -24,6 +24,24 @@ fn rss_bytes() -> usize {
     pages * 4096
 }
 
+/// Subscribes as the HTTP handler does with nothing to replay (the stream waits for the
+/// first subscribe's replay, possibly empty).
+fn join(
+    hub: &Hub,
+    id: roomcast::domain::ConnectionId,
+    owner: Uuid,
+    rooms: &[RoomName],
+    filter: Option<EventFilter>,
+    want_replay: bool,
+) {
+    let sub = hub
+        .subscribe(id, owner, rooms, filter, want_replay)
+        .expect("subscribe");
+    if let Some(tx) = sub.replay {
+        let _ = tx.send(Vec::new());
+    }
+}
+
 fn user(i: usize) -> UserRef {
     UserRef {
         id: Uuid::new_v4(),
@@ -39,14 +57,14 @@ async fn deliveries(subscribers: usize, messages: usize) -> f64 {
     for i in 0..subscribers {
         let u = user(i);
         let mut s = hub.connect(u.clone(), Uuid::new_v4(), None);
-        hub.subscribe(
+        join(
+            &hub,
             s.connection().id,
             u.id,
             std::slice::from_ref(&room),
             filter(),
             false,
-        )
-        .unwrap();
+        );
         s.next().await; // the `connected` frame
         readers.push(tokio::spawn(async move {
             let mut n = 0usize;
@@ -92,14 +110,14 @@ async fn idle_memory(connections: usize) -> f64 {
         // Only messages: an idle room sends none, so the queue holds nothing (presence
         // frames of the other joiners would otherwise pile up, as no socket drains them here).
         let only_messages = Some(EventFilter::new([EventName::builtin("message")]));
-        hub.subscribe(
+        join(
+            &hub,
             s.connection().id,
             u.id,
             &rooms[i % 10..i % 10 + 1],
             only_messages,
             false,
-        )
-        .unwrap();
+        );
         s.next().await;
         streams.push(s);
     }
