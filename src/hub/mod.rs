@@ -655,11 +655,6 @@ impl Hub {
         }
     }
 
-    /// The id of the last persisted event fanned out.
-    pub fn watermark(&self) -> i64 {
-        *self.publish_gate.lock()
-    }
-
     /// Raises the watermark to the last id already stored, at start-up (nothing above it
     /// can be in flight yet).
     pub fn set_watermark(&self, id: i64) {
