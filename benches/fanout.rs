@@ -24,8 +24,7 @@ fn rss_bytes() -> usize {
     pages * 4096
 }
 
-/// Subscribes as the HTTP handler does with nothing to replay (the stream waits for the
-/// first subscribe's replay, possibly empty).
+/// Subscribes; a replay, if the hub asks for one, is answered with nothing.
 fn join(
     hub: &Hub,
     id: roomcast::domain::ConnectionId,

@@ -208,11 +208,6 @@ impl MessageBody {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The owned text.
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
 /// A user's role.

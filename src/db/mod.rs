@@ -6,7 +6,7 @@ mod sessions;
 mod users;
 pub mod writer;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{str::FromStr, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
@@ -71,11 +71,6 @@ impl Db {
     /// The read/write pool (accounts, sessions, reads).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        self.options.get_filename()
     }
 
     /// Answers when the database does (readiness).

@@ -46,6 +46,8 @@ pub(crate) enum Outbound {
     Frame(Bytes),
     /// A broadcast frame and its id (held and merged by id until the first replay).
     Broadcast(i64, Bytes),
+    /// The first subscribe, with nothing to replay: write the held broadcasts now.
+    Release,
     /// Marks where a subscribe's replay belongs in this connection's event order. The
     /// stream waits for the frames before writing anything queued after the marker.
     Replay(oneshot::Receiver<Vec<ReplayFrame>>),
@@ -127,8 +129,8 @@ pub struct Connection {
 struct ConnState {
     /// `Last-Event-ID` the stream was opened with; the next subscribe resumes from it.
     resume_from: Option<i64>,
-    /// Whether a subscribe has succeeded (the first one always sends a replay marker, which
-    /// releases the broadcasts the stream held until then).
+    /// Whether a subscribe has succeeded (the first one releases the broadcasts the stream
+    /// held until then, merged into its replay or as they are).
     subscribed: bool,
     /// Every broadcast above this id has been sent to the connection (live, held, or in a
     /// replay), so replays leave those out. Starts at the watermark when it registered.
@@ -206,11 +208,11 @@ impl Delivery {
 
 /// Live counters (the rest of the stats are computed from the maps).
 #[derive(Debug, Default)]
-pub struct Counters {
+struct Counters {
     /// Frames handed to subscriber queues.
-    pub events_delivered: AtomicU64,
+    events_delivered: AtomicU64,
     /// Connections cut because their queue was full.
-    pub slow_disconnects: AtomicU64,
+    slow_disconnects: AtomicU64,
 }
 
 /// A snapshot of the hub for `/api/admin/stats` and `/metrics`.
@@ -263,9 +265,9 @@ pub struct Subscribed {
     pub joined: Vec<RoomName>,
     /// Ids at or below this were fanned out before the join; the replay reads them.
     pub watermark: i64,
-    /// Where the replay frames go, on a first subscribe or when one was asked for (and
-    /// rooms were joined). Always answer it, with no frames if there is nothing to replay:
-    /// the stream waits for it, and ends if it is dropped.
+    /// Where the replay frames go, when one was asked for (or the stream resumes) and
+    /// rooms were joined. Always answer it: the stream waits for it, and ends if it is
+    /// dropped.
     pub replay: Option<oneshot::Sender<Vec<ReplayFrame>>>,
     /// The `Last-Event-ID` the stream was opened with, when this is its first subscribe.
     pub stream_last_event_id: Option<i64>,
@@ -369,10 +371,10 @@ impl Hub {
     }
 
     /// Subscribes a connection of `owner` to `rooms` with `filter` (replacing the previous
-    /// filter). On the first subscribe, or with `want_replay`, the stream is told to wait
-    /// for replay frames (possibly none) before any live event of the joined rooms; send
-    /// them through [`Subscribed::replay`]. The first subscribe of a stream opened with a
-    /// `Last-Event-ID` resumes from it ([`Subscribed::stream_last_event_id`]).
+    /// filter). With `want_replay`, or on the first subscribe of a stream opened with a
+    /// `Last-Event-ID` ([`Subscribed::stream_last_event_id`]), the stream is told to wait
+    /// for replay frames before any live event of the joined rooms; send them through
+    /// [`Subscribed::replay`].
     pub fn subscribe(
         &self,
         id: ConnectionId,
@@ -401,8 +403,8 @@ impl Hub {
         }
         // Consumed only by a subscribe that succeeds.
         state.resume_from = None;
-        let want_replay = want_replay || !state.subscribed;
-        state.subscribed = true;
+        let want_replay = want_replay || stream_last_event_id.is_some();
+        let first = !std::mem::replace(&mut state.subscribed, true);
         if state.filter != filter {
             for room in &state.rooms {
                 if let Some(mut r) = self.rooms.get_mut(room)
@@ -417,19 +419,24 @@ impl Hub {
         let watermark;
         {
             let gate = self.publish_gate.lock();
-            if want_replay && !joined.is_empty() {
+            let marker = if want_replay && !joined.is_empty() {
                 let (rtx, rrx) = oneshot::channel();
-                match tx.try_send(Outbound::Replay(rrx)) {
-                    Ok(()) => replay = Some(rtx),
-                    Err(e) => {
-                        drop(gate);
-                        drop(state);
-                        if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                            self.disconnect_slow(id);
-                        }
-                        return Err(HubError::UnknownConnection);
-                    }
+                replay = Some(rtx);
+                Some(Outbound::Replay(rrx))
+            } else if first {
+                Some(Outbound::Release)
+            } else {
+                None
+            };
+            if let Some(marker) = marker
+                && let Err(e) = tx.try_send(marker)
+            {
+                drop(gate);
+                drop(state);
+                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                    self.disconnect_slow(id);
                 }
+                return Err(HubError::UnknownConnection);
             }
             for room in &joined {
                 let mut r = self.rooms.entry(room.clone()).or_default();

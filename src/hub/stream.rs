@@ -3,8 +3,9 @@
 //!
 //! Broadcasts that arrive before the stream's first subscribe are held back and merged by
 //! id into that subscribe's replay, so a resuming client sees one ascending sequence (a
-//! broadcast is never written ahead of older room messages it is about to be replayed).
-//! A stream that does not subscribe within [`HOLD_GRACE`] gets them as they are.
+//! broadcast is never written ahead of older room messages it is about to be replayed). A
+//! first subscribe with nothing to replay, or [`HOLD_GRACE`] without one, releases them as
+//! they are.
 
 use std::{
     convert::Infallible,
@@ -103,6 +104,16 @@ impl ConnectionStream {
         (!buf.is_empty()).then(|| buf.freeze())
     }
 
+    /// The held broadcasts, as they are (already in id order), as one write.
+    fn release(&mut self) -> Option<Bytes> {
+        let held = self.held.take()?;
+        let mut buf = BytesMut::with_capacity(held.iter().map(|(_, b)| b.len()).sum());
+        for (_, bytes) in held {
+            buf.extend_from_slice(&bytes);
+        }
+        (!buf.is_empty()).then(|| buf.freeze())
+    }
+
     /// Timers: held broadcasts are released [`HOLD_GRACE`] after connecting if no subscribe
     /// took them; a `: ping` is written after `heartbeat` of silence.
     fn poll_ping(&mut self, cx: &mut Context<'_>) -> Item {
@@ -112,15 +123,11 @@ impl ConnectionStream {
             }
             let now = Instant::now();
             let may_release = self.replay.is_none() && self.held.is_some();
-            if may_release && now >= self.release_at {
-                let held = self.held.take().unwrap_or_default();
-                if !held.is_empty() {
-                    let mut buf = BytesMut::new();
-                    for (_, bytes) in held {
-                        buf.extend_from_slice(&bytes);
-                    }
-                    return self.wrote(buf.freeze());
-                }
+            if may_release
+                && now >= self.release_at
+                && let Some(bytes) = self.release()
+            {
+                return self.wrote(bytes);
             }
             let due = self.last_write + self.heartbeat;
             if now >= due {
@@ -176,6 +183,10 @@ impl Stream for ConnectionStream {
                         continue;
                     }
                     None => this.wrote(bytes),
+                },
+                Poll::Ready(Some(Outbound::Release)) => match this.release() {
+                    Some(bytes) => this.wrote(bytes),
+                    None => continue,
                 },
                 Poll::Ready(Some(Outbound::Replay(rx))) => {
                     this.replay = Some(rx);

@@ -21,8 +21,8 @@ fn room(name: &str) -> RoomName {
     RoomName::parse(name).unwrap()
 }
 
-/// Subscribes as the HTTP handler does with nothing to replay: the (empty) replay is sent
-/// at once, which also releases the broadcasts the stream held until its first subscribe.
+/// Subscribes without asking for a replay; a resuming stream's replay is answered with
+/// nothing, as the handler would when the database has nothing newer.
 fn join(
     hub: &Hub,
     id: ConnectionId,
@@ -294,6 +294,29 @@ async fn broadcasts_before_the_first_subscribe_merge_into_its_replay_by_id() {
 }
 
 #[tokio::test]
+async fn a_first_subscribe_without_replay_releases_held_broadcasts_at_once() {
+    let hub = hub();
+    let alice = user("alice");
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    drain(&mut s).await;
+    hub.publish_broadcast(3, &Bytes::from_static(b"b3\n\n"));
+    assert_eq!(drain(&mut s).await, "", "held until the first subscribe");
+    let sub = join(
+        &hub,
+        s.connection().id,
+        alice.id,
+        &[room("r")],
+        only_messages(),
+    );
+    assert!(sub.replay.is_none(), "nothing to replay");
+    assert_eq!(
+        drain(&mut s).await,
+        "b3\n\n",
+        "released by the subscribe, not the timer"
+    );
+}
+
+#[tokio::test]
 async fn a_replayed_broadcast_is_not_replayed_again() {
     let hub = hub();
     let alice = user("alice");
@@ -320,7 +343,7 @@ async fn a_dropped_replay_ends_the_stream() {
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
     drain(&mut s).await;
     let sub = hub
-        .subscribe(s.connection().id, alice.id, &[room("r")], None, false)
+        .subscribe(s.connection().id, alice.id, &[room("r")], None, true)
         .unwrap();
     drop(sub);
     assert_eq!(
@@ -337,7 +360,7 @@ async fn a_stream_waiting_for_its_replay_ends_when_removed() {
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
     drain(&mut s).await;
     let sub = hub
-        .subscribe(s.connection().id, alice.id, &[room("r")], None, false)
+        .subscribe(s.connection().id, alice.id, &[room("r")], None, true)
         .unwrap();
     let waiting = tokio::spawn(async move { s.next().await.is_none() });
     tokio::time::sleep(Duration::from_millis(20)).await;

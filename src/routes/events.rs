@@ -165,9 +165,7 @@ async fn replay(
             state.hub.broadcasts_replayed(id, covered);
             (r.frames, r.complete)
         }
-        None if history > 0 => (state.db.recent(rooms, history, sub.watermark).await?, true),
-        // A first subscribe with nothing to replay still releases the held broadcasts.
-        None => (Vec::new(), true),
+        None => (state.db.recent(rooms, history, sub.watermark).await?, true),
     };
     let count = frames.len();
     // The stream may have closed meanwhile; then there is nobody to replay to.
