@@ -233,7 +233,8 @@ impl Db {
         })
     }
 
-    /// The last `n` messages (ids up to `upto`) of each room, ascending by id.
+    /// The last `n` messages (ids up to `upto`) of each room, ascending by id. One indexed
+    /// `LIMIT n` read per room: a single windowed query would rank every row of a big room.
     pub async fn recent(
         &self,
         rooms: &[RoomName],
