@@ -1,9 +1,15 @@
-//! Where stored events go after the commit. One trait, so a cross-node broker (every node's
-//! hub gets every event) can replace the in-process one without touching the writer or hub.
+//! Where the two lower layers meet: committed events go from the writer to the hubs that
+//! route them ([`Broker`]), and replays come from the message log to the hub ([`History`]
+//! for [`Db`]). One trait each, so a cross-node broker can replace the in-process one
+//! without touching the writer or the hub.
 
-use std::sync::Arc;
+use std::{ops::RangeInclusive, sync::Arc};
 
-use crate::{db::StoredMessage, hub::Hub};
+use crate::{
+    db::Db,
+    domain::{RoomName, StoredMessage},
+    hub::{History, Hub, ReplayPage},
+};
 
 /// Delivers committed events to the hubs that route them.
 pub trait Broker: Send + Sync + 'static {
@@ -25,11 +31,31 @@ impl LocalBroker {
 
 impl Broker for LocalBroker {
     fn publish(&self, event: &StoredMessage) {
-        // Encoded once here; the hub shares these bytes with every subscriber.
-        let frame = event.frame();
-        match &event.room {
-            Some(room) => self.hub.publish_message(event.id, room, &frame),
-            None => self.hub.publish_broadcast(event.id, &frame),
-        }
+        self.hub.publish(event);
+    }
+}
+
+impl History for Db {
+    async fn since(
+        &self,
+        rooms: &[RoomName],
+        after: i64,
+        up_to: i64,
+        skip_broadcasts: RangeInclusive<i64>,
+        limit: u32,
+    ) -> anyhow::Result<ReplayPage> {
+        let (events, complete) = self
+            .replay_since(rooms, after, up_to, &skip_broadcasts, limit)
+            .await?;
+        Ok(ReplayPage { events, complete })
+    }
+
+    async fn recent(
+        &self,
+        rooms: &[RoomName],
+        n: u32,
+        up_to: i64,
+    ) -> anyhow::Result<Vec<StoredMessage>> {
+        Ok(Db::recent(self, rooms, n, up_to).await?)
     }
 }

@@ -1,23 +1,159 @@
 //! The one error type of the HTTP surface. Every failure, ours or actix's, renders as the
-//! contract's `{"error":{"code","message"}}` with a stable machine code.
+//! contract's `{"error":{"code","message"}}` with a machine code from the closed
+//! [`ErrorCode`] list. Errors of the layers below (domain parsing, the hub, the writer) are
+//! mapped here, so those layers know nothing of HTTP.
 
 use std::borrow::Cow;
 
 use actix_web::{
     HttpRequest, HttpResponse, ResponseError,
-    error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError},
+    error::{PathError, QueryPayloadError, UrlencodedError},
     http::{StatusCode, header},
 };
 use serde::Serialize;
 
+use crate::{domain::ParseError, hub::HubError, writer::WriteError};
+
+/// Declares [`ErrorCode`] from one table: variant, wire name, HTTP status.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $wire:literal => $status:ident,)*) => {
+        /// Every machine code the API answers with. The list in `docs/api.md` is checked
+        /// against this enum by a test, so the two cannot drift apart.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the table's order.
+            pub const ALL: &[ErrorCode] = &[$(Self::$variant,)*];
+
+            /// The code as it appears on the wire, e.g. `invalid_room`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)*
+                }
+            }
+
+            /// The HTTP status this code is answered with.
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(Self::$variant => StatusCode::$status,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// a request line or head that could not be parsed
+    BadRequest = "bad_request" => BAD_REQUEST,
+    /// a JSON body that is not JSON
+    InvalidJson = "invalid_json" => BAD_REQUEST,
+    /// JSON of the wrong shape: not one object, a missing, unknown or mistyped field
+    InvalidRequest = "invalid_request" => BAD_REQUEST,
+    /// a form body of the wrong shape
+    InvalidForm = "invalid_form" => BAD_REQUEST,
+    /// a query string of the wrong shape
+    InvalidQuery = "invalid_query" => BAD_REQUEST,
+    /// a path segment of the wrong type
+    InvalidPath = "invalid_path" => BAD_REQUEST,
+    /// not a room name
+    InvalidRoom = "invalid_room" => BAD_REQUEST,
+    /// an empty room list
+    InvalidRooms = "invalid_rooms" => BAD_REQUEST,
+    /// not a username
+    InvalidUsername = "invalid_username" => BAD_REQUEST,
+    /// a password of the wrong length
+    InvalidPassword = "invalid_password" => BAD_REQUEST,
+    /// not an event name
+    InvalidEvent = "invalid_event" => BAD_REQUEST,
+    /// a built-in event name used as a custom event
+    ReservedEvent = "reserved_event" => BAD_REQUEST,
+    /// a message body empty or too long after trimming
+    InvalidBody = "invalid_body" => BAD_REQUEST,
+    /// `history` out of range
+    InvalidHistory = "invalid_history" => BAD_REQUEST,
+    /// a negative `last_event_id`
+    InvalidLastEventId = "invalid_last_event_id" => BAD_REQUEST,
+    /// `limit` out of range
+    InvalidLimit = "invalid_limit" => BAD_REQUEST,
+    /// a connection would hold more rooms than allowed
+    TooManyRooms = "too_many_rooms" => BAD_REQUEST,
+    /// no valid session
+    Unauthorized = "unauthorized" => UNAUTHORIZED,
+    /// wrong username or password (the same answer for both)
+    InvalidCredentials = "invalid_credentials" => UNAUTHORIZED,
+    /// logged in but not allowed
+    Forbidden = "forbidden" => FORBIDDEN,
+    /// no such route
+    NotFound = "not_found" => NOT_FOUND,
+    /// no such connection, or not the caller's
+    UnknownConnection = "unknown_connection" => NOT_FOUND,
+    /// no such user
+    UnknownUser = "unknown_user" => NOT_FOUND,
+    /// the path exists, the method does not
+    MethodNotAllowed = "method_not_allowed" => METHOD_NOT_ALLOWED,
+    /// the request took too long to arrive
+    RequestTimeout = "request_timeout" => REQUEST_TIMEOUT,
+    /// the username is taken
+    UsernameTaken = "username_taken" => CONFLICT,
+    /// the request body is over the cap
+    PayloadTooLarge = "payload_too_large" => PAYLOAD_TOO_LARGE,
+    /// a custom event's `data` is over its cap
+    DataTooLarge = "data_too_large" => PAYLOAD_TOO_LARGE,
+    /// not `application/json` where JSON is required
+    UnsupportedMediaType = "unsupported_media_type" => UNSUPPORTED_MEDIA_TYPE,
+    /// request headers over the server's limit
+    HeadersTooLarge = "headers_too_large" => REQUEST_HEADER_FIELDS_TOO_LARGE,
+    /// slow down; `Retry-After` says for how long
+    RateLimited = "rate_limited" => TOO_MANY_REQUESTS,
+    /// a dependency is not answering, or the server is stopping
+    Unavailable = "unavailable" => SERVICE_UNAVAILABLE,
+    /// a bug; the server log has the details
+    Internal = "internal" => INTERNAL_SERVER_ERROR,
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ErrorCode {
+    /// The code for a bare status that actix (not our handlers) produced.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            400 => Self::BadRequest,
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            408 => Self::RequestTimeout,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            429 => Self::RateLimited,
+            431 => Self::HeadersTooLarge,
+            503 => Self::Unavailable,
+            s if s >= 500 => Self::Internal,
+            _ => Self::BadRequest,
+        }
+    }
+}
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: malformed input or a failed validation rule.
     #[error("{message}")]
     BadRequest {
-        /// Stable machine code, e.g. `invalid_room`.
-        code: &'static str,
+        /// Which rule, e.g. [`ErrorCode::InvalidRoom`].
+        code: ErrorCode,
         /// What was wrong, for a person.
         message: Cow<'static, str>,
     },
@@ -33,8 +169,8 @@ pub enum ApiError {
     /// 404: no such thing (or not yours).
     #[error("{message}")]
     NotFound {
-        /// Stable machine code, e.g. `unknown_connection`.
-        code: &'static str,
+        /// What kind of thing, e.g. [`ErrorCode::UnknownConnection`].
+        code: ErrorCode,
         /// What was missing.
         message: Cow<'static, str>,
     },
@@ -44,9 +180,9 @@ pub enum ApiError {
     /// 409: conflicts with existing state.
     #[error("{message}")]
     Conflict {
-        /// Stable machine code, e.g. `username_taken`.
-        code: &'static str,
-        /// What conflicted.
+        /// What conflicted, e.g. [`ErrorCode::UsernameTaken`].
+        code: ErrorCode,
+        /// What conflicted, for a person.
         message: Cow<'static, str>,
     },
     /// 413: the body is over the configured cap.
@@ -70,7 +206,7 @@ pub enum ApiError {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
     },
-    /// 503: a dependency (database, broker) is not answering, or the server is stopping.
+    /// 503: a dependency (database, writer) is not answering, or the server is stopping.
     #[error("{0}")]
     Unavailable(Cow<'static, str>),
     /// 500: a bug or an unexpected failure. Logged in full; the client sees no internals.
@@ -80,7 +216,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// A 400 with a machine code.
-    pub fn validation(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn validation(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self::BadRequest {
             code,
             message: message.into(),
@@ -88,7 +224,7 @@ impl ApiError {
     }
 
     /// A 404 with a machine code.
-    pub fn not_found(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self::NotFound {
             code,
             message: message.into(),
@@ -97,24 +233,25 @@ impl ApiError {
 
     /// The answer for a connection id that does not exist or is not the caller's.
     pub fn unknown_connection() -> Self {
-        Self::not_found("unknown_connection", "no such connection")
+        Self::not_found(ErrorCode::UnknownConnection, "no such connection")
     }
 
-    /// The stable machine code of this error.
-    pub fn code(&self) -> &'static str {
+    /// The machine code of this error.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest { code, .. } | Self::NotFound { code, .. } => code,
-            Self::Conflict { code, .. } => code,
-            Self::Unauthorized => "unauthorized",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::Forbidden(_) => "forbidden",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::DataTooLarge { .. } => "data_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
+            Self::BadRequest { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. } => *code,
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            Self::DataTooLarge { .. } => ErrorCode::DataTooLarge,
+            Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -125,6 +262,45 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<ParseError> for ApiError {
+    fn from(e: ParseError) -> Self {
+        let code = match &e {
+            ParseError::Room => ErrorCode::InvalidRoom,
+            ParseError::Username => ErrorCode::InvalidUsername,
+            ParseError::Password => ErrorCode::InvalidPassword,
+            ParseError::EventName => ErrorCode::InvalidEvent,
+            ParseError::ReservedEvent(_) => ErrorCode::ReservedEvent,
+            ParseError::MessageBody { .. } => ErrorCode::InvalidBody,
+            // A malformed id is simply one the caller does not own.
+            ParseError::ConnectionId => return Self::unknown_connection(),
+            ParseError::NoRooms => ErrorCode::InvalidRooms,
+            ParseError::TooManyRooms => ErrorCode::TooManyRooms,
+            ParseError::History => ErrorCode::InvalidHistory,
+            ParseError::LastEventId => ErrorCode::InvalidLastEventId,
+        };
+        Self::validation(code, e.to_string())
+    }
+}
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::UnknownConnection => Self::unknown_connection(),
+            HubError::TooManyRooms => Self::validation(ErrorCode::TooManyRooms, e.to_string()),
+            HubError::History(e) => {
+                tracing::warn!(error = ?e, "reading a replay failed; the stream was closed");
+                Self::Unavailable("the message history is not answering; reconnect".into())
+            }
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        Self::Unavailable(e.to_string().into())
+    }
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     error: Detail<'a>,
@@ -132,34 +308,20 @@ struct Body<'a> {
 
 #[derive(Serialize)]
 struct Detail<'a> {
-    code: &'a str,
+    code: ErrorCode,
     message: &'a str,
 }
 
 /// Renders the contract's error body.
-pub fn error_json(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(Body {
+pub fn error_json(code: ErrorCode, message: &str) -> HttpResponse {
+    HttpResponse::build(code.status()).json(Body {
         error: Detail { code, message },
     })
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::PayloadTooLarge { .. } | Self::DataTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -172,7 +334,7 @@ impl ResponseError for ApiError {
             Self::Internal(_) => "internal error; the server log has the details".to_owned(),
             other => other.to_string(),
         };
-        let mut res = error_json(self.status_code(), self.code(), &message);
+        let mut res = error_json(self.code(), &message);
         if let Self::RateLimited { retry_after_secs } = self {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, (*retry_after_secs).into());
@@ -181,57 +343,64 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Maps actix's JSON extractor failures into the contract (installed via `JsonConfig`).
-pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    match err {
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Overflow { limit }
-        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            ApiError::PayloadTooLarge { limit }
-        }
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::validation("invalid_request", e.to_string())
-        }
-        JsonPayloadError::Deserialize(e) => ApiError::validation("invalid_json", e.to_string()),
-        other => ApiError::validation("invalid_json", other.to_string()),
-    }
-    .into()
-}
-
 /// Maps form extractor failures (HTML pages) into the contract.
 pub fn form_error(err: UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
     match err {
         UrlencodedError::ContentType => ApiError::UnsupportedMediaType,
         UrlencodedError::Overflow { limit, .. } => ApiError::PayloadTooLarge { limit },
-        other => ApiError::validation("invalid_form", other.to_string()),
+        other => ApiError::validation(ErrorCode::InvalidForm, other.to_string()),
     }
     .into()
 }
 
 /// Maps query-string extractor failures into the contract.
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::validation("invalid_query", err.to_string()).into()
+    ApiError::validation(ErrorCode::InvalidQuery, err.to_string()).into()
 }
 
 /// Maps path extractor failures into the contract.
 pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::validation("invalid_path", err.to_string()).into()
+    ApiError::validation(ErrorCode::InvalidPath, err.to_string()).into()
 }
 
-/// The code a bare status gets when actix (not our handlers) produced the error.
-pub fn code_for_status(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "bad_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        408 => "request_timeout",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        429 => "rate_limited",
-        503 => "unavailable",
-        s if s >= 500 => "internal",
-        _ => "error",
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/api.md` lists every code the API can answer, and nothing else.
+    #[test]
+    fn docs_list_exactly_the_error_codes() {
+        let doc = include_str!("../docs/api.md");
+        let section = doc
+            .split("<!-- error-codes:start -->")
+            .nth(1)
+            .and_then(|rest| rest.split("<!-- error-codes:end -->").next())
+            .expect("docs/api.md has the error-codes markers");
+        let documented: Vec<(String, u16)> = section
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let status = cells.get(2)?.parse().ok()?;
+                Some((code.to_owned(), status))
+            })
+            .collect();
+        let actual: Vec<(String, u16)> = ErrorCode::ALL
+            .iter()
+            .map(|c| (c.as_str().to_owned(), c.status().as_u16()))
+            .collect();
+        assert_eq!(
+            documented, actual,
+            "docs/api.md's error-code table must list ErrorCode::ALL, in order, with statuses"
+        );
+    }
+
+    #[test]
+    fn codes_serialize_as_their_wire_names() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(code).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+        assert_eq!(ErrorCode::TooManyRooms.as_str(), "too_many_rooms");
     }
 }

@@ -1,17 +1,23 @@
 //! roomcast: a multi-room chat service streaming to browsers over Server-Sent Events.
 //!
-//! How a message travels, and where each step lives:
+//! Layers, each using only those below it:
 //!
-//! 1. `routes` — thin handlers parse the request into validated types ([`domain`]) and turn
-//!    failures into the contract's JSON ([`error`]). Who is asking comes from [`auth`].
-//! 2. [`db::writer`] — every post joins a queue; one task commits queued posts in a single
-//!    transaction (group commit), then hands each to the [`broker`] in id order.
-//! 3. [`broker`] — local now; a cross-node broker would deliver to every node's hub.
-//! 4. [`hub`] — connections and rooms. An event is encoded once into an SSE frame and the
-//!    same bytes are queued to every subscriber; each connection's [`hub::ConnectionStream`]
-//!    is the body of its `GET /api/events` response.
+//! 1. [`domain`] — validated names and ids, users, stored events and the contract's JSON
+//!    shapes. Knows no HTTP, SQL or SSE.
+//! 2. [`db`] (SQLite: accounts, sessions, the message log) and [`hub`] (connections, rooms,
+//!    fan-out, the resume protocol; SSE bytes are made only in [`hub::frame`]). Neither
+//!    knows the other.
+//! 3. [`writer`] (group commit: a post is on disk before anyone gets it) and [`broker`]
+//!    (committed events to the hub; replays from the log to the hub through
+//!    [`hub::History`]).
+//! 4. HTTP: [`state`], [`auth`], [`error`], [`ratelimit`], `routes` (thin handlers: parse,
+//!    call one thing, map errors), [`telemetry`], `web_security`.
+//! 5. [`startup`] wires it all from [`config::Settings`]; `main.rs` is just the CLI.
 //!
-//! [`Application::build`] wires it all from [`config::Settings`]; `main.rs` is just the CLI.
+//! How a message travels: `POST /api/rooms/{room}/messages` → [`writer::Writer::post`] →
+//! one transaction for everything queued → [`broker::Broker::publish`] in id order →
+//! [`hub::Hub::publish`] encodes it once and queues the same bytes to every subscriber →
+//! each connection's [`hub::ConnectionStream`] is the body of its `GET /api/events`.
 
 pub mod auth;
 pub mod broker;
@@ -23,7 +29,10 @@ pub mod hub;
 pub mod ratelimit;
 mod routes;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 mod web_security;
+pub mod writer;
 
-pub use startup::{AppState, Application};
+pub use startup::Application;
+pub use state::AppState;

@@ -20,26 +20,15 @@ use crate::{
     auth::password,
     broker::LocalBroker,
     config::Settings,
-    db::{Db, SqlSessionStore, writer::Writer},
+    db::{Db, SqlSessionStore},
     error,
-    hub::Hub,
+    hub::{Hub, HubSettings},
     ratelimit::Limits,
-    routes, telemetry,
+    routes,
+    state::AppState,
+    telemetry,
+    writer::Writer,
 };
-
-/// What every handler can reach.
-pub struct AppState {
-    /// Settings as loaded.
-    pub settings: Arc<Settings>,
-    /// Accounts, sessions and the message log.
-    pub db: Db,
-    /// Connections and rooms.
-    pub hub: Arc<Hub>,
-    /// The group-committing message writer.
-    pub writer: Writer,
-    /// Rate limiters.
-    pub limits: Arc<Limits>,
-}
 
 /// A built, bound, not yet running roomcast.
 pub struct Application {
@@ -48,6 +37,7 @@ pub struct Application {
     hub: Arc<Hub>,
     db: Db,
     writer_task: JoinHandle<()>,
+    housekeeping: Housekeeping,
     shutdown_timeout: Duration,
 }
 
@@ -57,17 +47,18 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let db = Db::connect(&settings.database).await?;
-        let hub = Arc::new(Hub::new(
-            settings.sse.queue_capacity,
-            Duration::from_secs(settings.sse.heartbeat_secs),
-        ));
+        let hub = Arc::new(Hub::new(HubSettings {
+            queue_capacity: settings.sse.queue_capacity,
+            heartbeat: Duration::from_secs(settings.sse.heartbeat_secs),
+            replay_limit: settings.history.replay_limit,
+        }));
         hub.set_watermark(db.last_message_id().await?);
         let broker = Arc::new(LocalBroker::new(hub.clone()));
         let (writer, writer_task) = Writer::start(&db, broker).await?;
         let key = session_key(&settings)?;
         password::warm_up().await;
         let limits = Arc::new(Limits::new(&settings.rate_limit));
-        tokio::spawn(housekeeping(db.clone(), limits.clone()));
+        let housekeeping = Housekeeping::start(db.clone(), limits.clone());
 
         let addr = (settings.server.host.as_str(), settings.server.port);
         let listener =
@@ -91,11 +82,6 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::Data::new(metrics.clone()))
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(body_cap)
-                        .error_handler(error::json_error),
-                )
                 .app_data(
                     web::FormConfig::default()
                         .limit(body_cap)
@@ -137,6 +123,7 @@ impl Application {
             hub,
             db,
             writer_task,
+            housekeeping,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         })
     }
@@ -144,6 +131,11 @@ impl Application {
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The application's database (tests inspect and provoke it).
+    pub fn db(&self) -> Db {
+        self.db.clone()
     }
 
     /// Serves until the process gets SIGTERM or SIGINT, then shuts down cleanly.
@@ -162,6 +154,7 @@ impl Application {
             () = stop => {}
         }
         tracing::info!("shutting down");
+        self.housekeeping.stop().await;
         let hub = self.hub.clone();
         let graceful = async move {
             // Streams would keep a graceful stop waiting forever: end them first.
@@ -245,6 +238,31 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
+}
+
+/// The periodic chores task; stopped and joined on shutdown.
+struct Housekeeping {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Housekeeping {
+    fn start(db: Db, limits: Arc<Limits>) -> Self {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut stopped = stopped;
+            tokio::select! {
+                () = housekeeping(db, limits) => {}
+                _ = stopped.wait_for(|s| *s) => {}
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 /// Once a minute: forget rate-limit keys that are back to a full allowance (else every IP

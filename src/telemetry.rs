@@ -16,7 +16,7 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
-use crate::error::{code_for_status, error_json};
+use crate::error::{ErrorCode, error_json};
 
 /// Installs the global tracing subscriber; `RUST_LOG` overrides `default_filter`.
 pub fn init_tracing(default_filter: &str) {
@@ -101,7 +101,9 @@ pub fn render_plain_errors<B: MessageBody + 'static>(
     let status = res.status();
     let message = status.canonical_reason().unwrap_or("error").to_lowercase();
     let (req, old) = res.into_parts();
-    let mut new = error_json(status, code_for_status(status), &message);
+    let mut new = error_json(ErrorCode::for_status(status), &message);
+    // The status actix chose stands, even where its code's usual status differs.
+    *new.status_mut() = status;
     // Keep headers such as Allow (405) and Retry-After.
     for (name, value) in old.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {

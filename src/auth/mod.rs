@@ -13,8 +13,8 @@ use uuid::Uuid;
 use crate::{
     db::{CreateUserError, Db},
     domain::{Password, Role, User, Username},
-    error::ApiError,
-    startup::AppState,
+    error::{ApiError, ErrorCode},
+    state::AppState,
 };
 
 const USER_ID: &str = "user_id";
@@ -39,7 +39,7 @@ pub async fn create_user(
     match db.create_user(username, &hash, role).await {
         Ok(user) => Ok(user),
         Err(CreateUserError::Taken) => Err(ApiError::Conflict {
-            code: "username_taken",
+            code: ErrorCode::UsernameTaken,
             message: "that username is taken".into(),
         }),
         Err(CreateUserError::Db(e)) => Err(e.into()),

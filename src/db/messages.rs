@@ -1,94 +1,13 @@
-//! The message log: room messages and broadcasts, one id sequence.
+//! The message log: room messages and broadcasts, one id sequence. Reads for history pages
+//! and replays here; appends go through [`MessageLog`], the writer's own connection.
 
 use std::ops::RangeInclusive;
 
-use bytes::Bytes;
-use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite};
+use super::{Db, now_rfc3339};
+use crate::domain::{MessageBody, RoomName, StoredMessage, UserRef};
+use anyhow::Context;
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
-
-use super::Db;
-use crate::{
-    domain::{RoomName, UserRef},
-    hub::{ReplayFrame, frame},
-};
-
-/// A stored room message (`room` set) or broadcast (`room` empty).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
-    /// Position in the one id sequence.
-    pub id: i64,
-    /// The room, or `None` for a broadcast.
-    pub room: Option<RoomName>,
-    /// Author; `None` for a broadcast sent with the API token.
-    pub user: Option<UserRef>,
-    /// Trimmed text.
-    pub body: String,
-    /// RFC 3339 UTC.
-    pub sent_at: String,
-}
-
-/// The contract's `Message` object.
-#[derive(Serialize)]
-pub struct MessageJson<'a> {
-    id: i64,
-    room: &'a RoomName,
-    user: &'a UserRef,
-    body: &'a str,
-    sent_at: &'a str,
-}
-
-/// The contract's broadcast object.
-#[derive(Serialize)]
-pub struct BroadcastJson<'a> {
-    id: i64,
-    body: &'a str,
-    sent_at: &'a str,
-}
-
-/// A deleted or token-sent author still needs a shape in `Message.user`.
-static NOBODY: std::sync::LazyLock<UserRef> = std::sync::LazyLock::new(|| UserRef {
-    id: Uuid::nil(),
-    username: "".into(),
-});
-
-impl StoredMessage {
-    /// As the contract's `Message`; `None` for a broadcast.
-    pub fn message_json(&self) -> Option<MessageJson<'_>> {
-        Some(MessageJson {
-            id: self.id,
-            room: self.room.as_ref()?,
-            user: self.user.as_ref().unwrap_or(&NOBODY),
-            body: &self.body,
-            sent_at: &self.sent_at,
-        })
-    }
-
-    /// As the contract's broadcast object.
-    pub fn broadcast_json(&self) -> BroadcastJson<'_> {
-        BroadcastJson {
-            id: self.id,
-            body: &self.body,
-            sent_at: &self.sent_at,
-        }
-    }
-
-    /// The SSE frame: `message` for a room message, `broadcast` otherwise, with `id:`.
-    pub fn frame(&self) -> Bytes {
-        match self.message_json() {
-            Some(m) => frame::encode("message", Some(self.id), &m),
-            None => frame::encode("broadcast", Some(self.id), &self.broadcast_json()),
-        }
-    }
-
-    fn replay_frame(&self) -> ReplayFrame {
-        ReplayFrame {
-            id: self.id,
-            is_broadcast: self.room.is_none(),
-            bytes: self.frame(),
-        }
-    }
-}
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -100,20 +19,32 @@ struct Row {
     sent_at: String,
 }
 
-impl From<Row> for StoredMessage {
-    fn from(r: Row) -> Self {
-        StoredMessage {
+impl TryFrom<Row> for StoredMessage {
+    type Error = sqlx::Error;
+
+    /// A room that does not parse is corruption, not a broadcast: refuse the row.
+    fn try_from(r: Row) -> Result<Self, sqlx::Error> {
+        let room = match r.room.as_deref() {
+            Some(name) => Some(RoomName::parse(name).map_err(|e| {
+                sqlx::Error::Decode(format!("message {}: stored room {name:?}: {e}", r.id).into())
+            })?),
+            None => None,
+        };
+        Ok(StoredMessage {
             id: r.id,
-            // Only validated names are ever stored.
-            room: r.room.as_deref().and_then(|s| RoomName::parse(s).ok()),
+            room,
             user: r.user_id.map(|id| UserRef {
                 id,
                 username: r.username.unwrap_or_default().into(),
             }),
             body: r.body,
             sent_at: r.sent_at,
-        }
+        })
     }
+}
+
+fn decode(rows: Vec<Row>) -> sqlx::Result<Vec<StoredMessage>> {
+    rows.into_iter().map(StoredMessage::try_from).collect()
 }
 
 const SELECT: &str = "SELECT m.id, m.room, m.user_id, u.username, m.body, m.sent_at \
@@ -178,14 +109,6 @@ pub struct Page {
     pub limit: u32,
 }
 
-/// What a resume read back.
-pub struct Replay {
-    /// Encoded frames, ascending by id.
-    pub frames: Vec<ReplayFrame>,
-    /// False when `limit` cut older events.
-    pub complete: bool,
-}
-
 impl Db {
     /// One page of a room's history, ascending by id. With `after`, the page starts right
     /// after it; otherwise it is the newest messages below `before` (or the newest of all).
@@ -196,21 +119,16 @@ impl Db {
     ) -> sqlx::Result<Vec<StoredMessage>> {
         let ascending = page.after.is_some();
         let mut q = page_query("", room, page);
-        let mut rows: Vec<StoredMessage> = q
-            .build_query_as::<Row>()
-            .fetch_all(self.pool())
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        let mut rows = decode(q.build_query_as::<Row>().fetch_all(self.pool()).await?)?;
         if !ascending {
             rows.reverse();
         }
         Ok(rows)
     }
 
-    /// Everything a resuming connection missed in `rooms`, plus the broadcasts it was not
-    /// `sent` live: ids in `(after, upto]`, ascending, the newest `limit` of them.
+    /// Everything a resuming connection missed in `rooms`, plus the broadcasts but those
+    /// it was already `sent`: ids in `(after, upto]`, ascending, the newest `limit` of
+    /// them, and whether that was all.
     pub async fn replay_since(
         &self,
         rooms: &[RoomName],
@@ -218,19 +136,13 @@ impl Db {
         upto: i64,
         sent: &RangeInclusive<i64>,
         limit: u32,
-    ) -> sqlx::Result<Replay> {
+    ) -> sqlx::Result<(Vec<StoredMessage>, bool)> {
         let mut q = replay_query("", rooms, after, upto, sent, limit);
         let mut rows: Vec<Row> = q.build_query_as().fetch_all(self.pool()).await?;
         let complete = rows.len() <= limit as usize;
         rows.truncate(limit as usize);
-        Ok(Replay {
-            frames: rows
-                .into_iter()
-                .rev()
-                .map(|r| StoredMessage::from(r).replay_frame())
-                .collect(),
-            complete,
-        })
+        rows.reverse();
+        Ok((decode(rows)?, complete))
     }
 
     /// The last `n` messages (ids up to `upto`) of each room, ascending by id. One indexed
@@ -240,7 +152,7 @@ impl Db {
         rooms: &[RoomName],
         n: u32,
         upto: i64,
-    ) -> sqlx::Result<Vec<ReplayFrame>> {
+    ) -> sqlx::Result<Vec<StoredMessage>> {
         let mut all = Vec::new();
         for room in rooms {
             let page = Page {
@@ -251,7 +163,7 @@ impl Db {
             all.extend(self.messages_page(room, page).await?);
         }
         all.sort_by_key(|m| m.id);
-        Ok(all.iter().map(StoredMessage::replay_frame).collect())
+        Ok(all)
     }
 
     /// Highest id stored (0 when empty).
@@ -268,6 +180,77 @@ impl Db {
             .fetch_one(self.pool())
             .await?;
         Ok(n)
+    }
+}
+
+/// A post waiting to be appended.
+#[derive(Debug, Clone)]
+pub struct NewPost {
+    /// The room, or `None` for a broadcast.
+    pub room: Option<RoomName>,
+    /// The author; `None` for a broadcast sent with the API token.
+    pub user: Option<UserRef>,
+    /// The text.
+    pub body: MessageBody,
+}
+
+/// The writer's own connection to the message log: appends batches, one transaction each.
+pub struct MessageLog {
+    conn: SqliteConnection,
+}
+
+impl MessageLog {
+    /// Inserts the batch with one multi-row statement in one transaction (one fsync) and
+    /// returns the stored events in the batch's order, with their ids.
+    pub async fn append(&mut self, batch: &[&NewPost]) -> anyhow::Result<Vec<StoredMessage>> {
+        let sent_at = now_rfc3339();
+        let mut q =
+            QueryBuilder::<Sqlite>::new("INSERT INTO messages (room, user_id, body, sent_at) ");
+        q.push_values(batch, |mut row, post| {
+            row.push_bind(post.room.as_ref().map(|r| r.as_str().to_owned()))
+                .push_bind(post.user.as_ref().map(|u| u.id))
+                .push_bind(post.body.as_str().to_owned())
+                .push_bind(sent_at.clone());
+        });
+        q.push(" RETURNING id");
+        let mut tx = self.conn.begin().await?;
+        let mut ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        anyhow::ensure!(
+            ids.len() == batch.len(),
+            "insert returned {} ids for {} rows",
+            ids.len(),
+            batch.len()
+        );
+        // Rows are inserted in VALUES order by the only writer, so ascending ids match it;
+        // sorting makes that independent of the order RETURNING happens to use.
+        ids.sort_unstable();
+        Ok(batch
+            .iter()
+            .zip(ids)
+            .map(|(post, id)| StoredMessage {
+                id,
+                room: post.room.clone(),
+                user: post.user.clone(),
+                body: post.body.as_str().to_owned(),
+                sent_at: sent_at.clone(),
+            })
+            .collect())
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+impl Db {
+    /// Opens the single writer's own connection to the message log.
+    pub async fn message_log(&self) -> anyhow::Result<MessageLog> {
+        let conn = SqliteConnection::connect_with(&self.options)
+            .await
+            .context("opening the writer's database connection")?;
+        Ok(MessageLog { conn })
     }
 }
 

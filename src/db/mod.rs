@@ -1,10 +1,10 @@
 //! Persistence: the SQLite pool, migrations, and the queries for users, sessions and messages.
-//! Message inserts go through [`writer`], the single group-committing writer.
+//! Message inserts go through [`MessageLog`], the connection of the single group-committing
+//! writer (`crate::writer`). Rows come back as domain types; nothing here makes SSE bytes.
 
 mod messages;
 mod sessions;
 mod users;
-pub mod writer;
 
 use std::{str::FromStr, time::Duration};
 
@@ -14,7 +14,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-pub use messages::{Page, Replay, StoredMessage};
+pub use messages::{MessageLog, NewPost, Page};
 pub use sessions::SqlSessionStore;
 pub use users::CreateUserError;
 

@@ -9,6 +9,8 @@ use std::io::Write;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
+use crate::domain::StoredMessage;
+
 /// The comment written after `sse.heartbeat_secs` of silence.
 pub const PING: Bytes = Bytes::from_static(b": ping\n\n");
 
@@ -24,6 +26,15 @@ pub fn encode(event: &str, id: Option<i64>, data: &impl Serialize) -> Bytes {
     let mut buf = buf.into_inner();
     buf.put_slice(b"\n\n");
     buf.freeze()
+}
+
+/// A committed event as sent live and replayed: `message` for a room message, `broadcast`
+/// otherwise, with its `id:`.
+pub fn stored(event: &StoredMessage) -> Bytes {
+    match event.message_json() {
+        Some(m) => encode("message", Some(event.id), &m),
+        None => encode("broadcast", Some(event.id), &event.broadcast_json()),
+    }
 }
 
 /// The first frame of every stream: the reconnect delay and the connection id.

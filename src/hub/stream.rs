@@ -22,7 +22,29 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
-use super::{Connection, Hub, Outbound, ReplayFrame, frame};
+use super::{Connection, Hub, HubSettings, frame};
+
+/// What goes through a connection's queue.
+pub(super) enum Outbound {
+    /// A ready-to-write frame (shared bytes).
+    Frame(Bytes),
+    /// A broadcast frame and its id (held and merged by id until the first replay).
+    Broadcast(i64, Bytes),
+    /// The first subscribe, with nothing to replay: write the held broadcasts now.
+    Release,
+    /// Marks where a subscribe's replay belongs in this connection's event order. The
+    /// stream waits for the frames before writing anything queued after the marker.
+    Replay(oneshot::Receiver<Vec<ReplayFrame>>),
+}
+
+/// One persisted event read back for a replay, encoded.
+#[derive(Debug)]
+pub(super) struct ReplayFrame {
+    /// Its message id.
+    pub(super) id: i64,
+    /// The encoded SSE frame.
+    pub(super) bytes: Bytes,
+}
 
 /// How long a new stream holds broadcasts while waiting for its first subscribe. Browsers
 /// subscribe right after `connected`, well within it.
@@ -55,9 +77,11 @@ impl ConnectionStream {
         hub: Arc<Hub>,
         conn: Arc<Connection>,
         rx: mpsc::Receiver<Outbound>,
-        heartbeat: Duration,
-        hold_cap: usize,
+        settings: &HubSettings,
     ) -> Self {
+        let heartbeat = settings.heartbeat;
+        // A stream holds at most as many broadcasts as it may queue.
+        let hold_cap = settings.queue_capacity;
         let first = frame::connected(&conn.id, heartbeat.as_secs());
         let now = Instant::now();
         Self {
@@ -89,11 +113,10 @@ impl ConnectionStream {
     /// the replay also carries is written once), as one write.
     fn splice(&mut self, mut frames: Vec<ReplayFrame>) -> Option<Bytes> {
         if let Some(held) = self.held.take() {
-            frames.extend(held.into_iter().map(|(id, bytes)| ReplayFrame {
-                id,
-                is_broadcast: true,
-                bytes,
-            }));
+            frames.extend(
+                held.into_iter()
+                    .map(|(id, bytes)| ReplayFrame { id, bytes }),
+            );
             frames.sort_by_key(|f| f.id);
             frames.dedup_by_key(|f| f.id);
         }

@@ -1,13 +1,26 @@
-//! The hub without HTTP: routing, presence, room lifetime, slow consumers and replay order.
+//! The hub without HTTP: routing, presence, room lifetime, slow consumers, and the resume
+//! protocol (replay/live splice, broadcast coverage) against a fake [`History`].
 
-use std::{sync::Arc, time::Duration};
+use std::{ops::RangeInclusive, sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use uuid::Uuid;
 
 use super::*;
+use crate::domain::{EventName, StoredMessage, UserRef};
+
+fn settings(queue_capacity: usize) -> HubSettings {
+    HubSettings {
+        queue_capacity,
+        heartbeat: Duration::from_secs(3600),
+        replay_limit: 1000,
+    }
+}
 
 fn hub() -> Arc<Hub> {
-    Arc::new(Hub::new(8, Duration::from_secs(3600)))
+    Arc::new(Hub::new(settings(8)))
 }
 
 fn user(name: &str) -> UserRef {
@@ -21,20 +34,128 @@ fn room(name: &str) -> RoomName {
     RoomName::parse(name).unwrap()
 }
 
-/// Subscribes without asking for a replay; a resuming stream's replay is answered with
-/// nothing, as the handler would when the database has nothing newer.
+/// A stored room message (`Some(room)`) or broadcast (`None`).
+fn stored(id: i64, room_name: Option<&str>) -> StoredMessage {
+    StoredMessage {
+        id,
+        room: room_name.map(room),
+        user: None,
+        body: format!("m{id}"),
+        sent_at: "2026-01-01T00:00:00.000Z".into(),
+    }
+}
+
+/// What one `since` call asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SinceCall {
+    rooms: Vec<RoomName>,
+    after: i64,
+    up_to: i64,
+    skip: RangeInclusive<i64>,
+}
+
+/// An in-memory log that answers like the database would, records what it was asked, and
+/// can be held (to publish live events while a replay is being read) or made to fail.
+#[derive(Default)]
+struct FakeHistory {
+    log: Vec<StoredMessage>,
+    calls: Mutex<Vec<SinceCall>>,
+    hold: Option<Arc<Notify>>,
+    fail: bool,
+}
+
+impl FakeHistory {
+    fn with(log: Vec<StoredMessage>) -> Self {
+        Self {
+            log,
+            ..Self::default()
+        }
+    }
+
+    fn calls(&self) -> Vec<SinceCall> {
+        self.calls.lock().clone()
+    }
+}
+
+impl History for FakeHistory {
+    async fn since(
+        &self,
+        rooms: &[RoomName],
+        after: i64,
+        up_to: i64,
+        skip: RangeInclusive<i64>,
+        limit: u32,
+    ) -> anyhow::Result<ReplayPage> {
+        self.calls.lock().push(SinceCall {
+            rooms: rooms.to_vec(),
+            after,
+            up_to,
+            skip: skip.clone(),
+        });
+        if let Some(hold) = &self.hold {
+            hold.notified().await;
+        }
+        anyhow::ensure!(!self.fail, "the fake database is down");
+        let mut hits: Vec<StoredMessage> = self
+            .log
+            .iter()
+            .filter(|m| m.id > after && m.id <= up_to)
+            .filter(|m| match &m.room {
+                Some(r) => rooms.contains(r),
+                None => !skip.contains(&m.id),
+            })
+            .cloned()
+            .collect();
+        let complete = hits.len() <= limit as usize;
+        let cut = hits.len().saturating_sub(limit as usize);
+        hits.drain(..cut);
+        Ok(ReplayPage {
+            events: hits,
+            complete,
+        })
+    }
+
+    async fn recent(
+        &self,
+        rooms: &[RoomName],
+        n: u32,
+        up_to: i64,
+    ) -> anyhow::Result<Vec<StoredMessage>> {
+        let mut out = Vec::new();
+        for r in rooms {
+            let mine: Vec<_> = self
+                .log
+                .iter()
+                .filter(|m| m.room.as_ref() == Some(r) && m.id <= up_to)
+                .cloned()
+                .collect();
+            out.extend(mine.iter().rev().take(n as usize).cloned());
+        }
+        out.sort_by_key(|m| m.id);
+        Ok(out)
+    }
+}
+
+fn request(id: ConnectionId, rooms: &[RoomName]) -> SubscribeRequest {
+    SubscribeRequest::new(id, rooms.to_vec()).unwrap()
+}
+
+/// Joins synchronously (the locked part only); a replay the join promised is answered with
+/// nothing, as an empty log would.
 fn join(
     hub: &Hub,
     id: ConnectionId,
     owner: Uuid,
     rooms: &[RoomName],
     filter: Option<EventFilter>,
-) -> Subscribed {
-    let mut sub = hub.subscribe(id, owner, rooms, filter, false).unwrap();
-    if let Some(tx) = sub.replay.take() {
-        tx.send(Vec::new()).unwrap();
+) -> Subscription {
+    let joined = hub
+        .join(owner, request(id, rooms).with_filter(filter))
+        .unwrap();
+    if let Some(pending) = joined.replay {
+        let _ = pending.tx.send(Vec::new());
     }
-    sub
+    joined.answer
 }
 
 fn only_messages() -> Option<EventFilter> {
@@ -52,6 +173,25 @@ async fn drain(stream: &mut ConnectionStream) -> String {
     out
 }
 
+/// The `id:` lines of SSE text, in order.
+fn ids(text: &str) -> Vec<i64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
+
+/// Waits until the fake has been asked `n` times (the join is done by then).
+async fn asked(history: &FakeHistory, n: usize) {
+    tokio::time::timeout(Duration::from_secs(2), async {
+        while history.calls.lock().len() < n {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the hub never read its replay");
+}
+
 #[tokio::test]
 async fn messages_reach_only_the_rooms_subscribers() {
     let hub = hub();
@@ -64,8 +204,8 @@ async fn messages_reach_only_the_rooms_subscribers() {
     drain(&mut a).await;
     drain(&mut b).await;
 
-    hub.publish_message(1, &room("x"), &Bytes::from_static(b"id: 1\ndata: x\n\n"));
-    assert_eq!(drain(&mut a).await, "id: 1\ndata: x\n\n");
+    hub.publish(&stored(1, Some("x")));
+    assert_eq!(ids(&drain(&mut a).await), [1]);
     assert_eq!(
         drain(&mut b).await,
         "",
@@ -78,9 +218,14 @@ async fn a_connection_of_another_user_is_unknown() {
     let hub = hub();
     let s = hub.connect(user("alice"), Uuid::new_v4(), None);
     let err = hub
-        .subscribe(s.connection().id, Uuid::new_v4(), &[room("x")], None, false)
+        .subscribe(
+            user("mallory").id,
+            request(s.connection().id, &[room("r")]),
+            &FakeHistory::default(),
+        )
+        .await
         .unwrap_err();
-    assert_eq!(err, HubError::UnknownConnection);
+    assert!(matches!(err, HubError::UnknownConnection), "{err:?}");
 }
 
 #[tokio::test]
@@ -96,18 +241,14 @@ async fn presence_joins_once_per_user_and_leaves_with_the_last_tab() {
     join(&hub, tab1.connection().id, alice.id, &[room("r")], None);
     join(&hub, tab2.connection().id, alice.id, &[room("r")], None);
     let seen = drain(&mut watcher).await;
-    assert_eq!(seen.matches("\"action\":\"join\"").count(), 1, "{seen}");
+    assert_eq!(seen.matches("\"join\"").count(), 1, "{seen}");
     assert_eq!(hub.presence(&room("r")).len(), 2);
 
     drop(tab1);
-    assert_eq!(
-        drain(&mut watcher).await,
-        "",
-        "leave sent while a tab remains"
-    );
+    assert_eq!(drain(&mut watcher).await, "", "alice still has a tab here");
     drop(tab2);
     let seen = drain(&mut watcher).await;
-    assert!(seen.contains("\"action\":\"leave\""), "{seen}");
+    assert_eq!(seen.matches("\"leave\"").count(), 1, "{seen}");
     assert_eq!(hub.presence(&room("r")).len(), 1);
 }
 
@@ -119,8 +260,10 @@ async fn the_last_leave_removes_the_room() {
     let id = s.connection().id;
     join(&hub, id, alice.id, &[room("a"), room("b")], None);
     assert_eq!(hub.rooms().len(), 2);
-    let left = hub.unsubscribe(id, alice.id, &[room("a")]).unwrap();
-    assert_eq!(left.rooms, vec![room("b")]);
+    let left = hub
+        .unsubscribe(alice.id, UnsubscribeRequest::new(id, vec![room("a")]))
+        .unwrap();
+    assert_eq!(left.rooms, [room("b")]);
     assert_eq!(hub.rooms().len(), 1);
     drop(s);
     assert!(
@@ -134,20 +277,27 @@ async fn filters_pass_only_the_named_events() {
     let hub = hub();
     let alice = user("alice");
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
-    let id = s.connection().id;
-    let only_typing = EventFilter::new([EventName::parse("typing").unwrap()]);
-    join(&hub, id, alice.id, &[room("r")], Some(only_typing));
+    let filter = EventFilter::new([EventName::parse("typing").unwrap()]);
+    join(
+        &hub,
+        s.connection().id,
+        alice.id,
+        &[room("r")],
+        Some(filter),
+    );
     drain(&mut s).await;
-    hub.publish_message(1, &room("r"), &Bytes::from_static(b"m\n\n"));
+
+    hub.publish(&stored(1, Some("r")));
     let name = EventName::parse("typing").unwrap();
     hub.publish_custom(&room("r"), &alice, &name, &1);
     let other = EventName::parse("other").unwrap();
     hub.publish_custom(&room("r"), &alice, &other, &2);
     let seen = drain(&mut s).await;
     assert!(seen.starts_with("event: typing\n"), "{seen}");
-    assert!(!seen.contains("m\n\n") && !seen.contains("other"), "{seen}");
-    hub.publish_broadcast(2, &Bytes::from_static(b"b\n\n"));
-    assert_eq!(drain(&mut s).await, "b\n\n", "broadcasts ignore filters");
+    assert_eq!(seen.matches("event:").count(), 1, "{seen}");
+
+    hub.publish(&stored(2, None));
+    assert_eq!(ids(&drain(&mut s).await), [2], "broadcasts ignore filters");
 }
 
 #[tokio::test]
@@ -161,14 +311,13 @@ async fn too_many_rooms_is_refused_whole() {
     join(&hub, s.connection().id, alice.id, &rooms, only_messages());
     let err = hub
         .subscribe(
-            s.connection().id,
             alice.id,
-            &[room("one-more")],
-            only_messages(),
-            false,
+            request(s.connection().id, &[room("one-more")]),
+            &FakeHistory::default(),
         )
+        .await
         .unwrap_err();
-    assert_eq!(err, HubError::TooManyRooms);
+    assert!(matches!(err, HubError::TooManyRooms), "{err:?}");
     assert_eq!(hub.rooms().len(), MAX_ROOMS_PER_CONNECTION);
 }
 
@@ -182,7 +331,7 @@ async fn a_full_queue_disconnects_only_that_subscriber() {
     join(&hub, fast.connection().id, bob.id, &[room("r")], None);
     drain(&mut slow).await;
     for i in 1..=20 {
-        hub.publish_message(i, &room("r"), &Bytes::from(format!("{i}\n\n")));
+        hub.publish(&stored(i, Some("r")));
         drain(&mut fast).await;
     }
     assert!(
@@ -196,29 +345,67 @@ async fn a_full_queue_disconnects_only_that_subscriber() {
 }
 
 #[tokio::test]
-async fn replay_comes_before_live_events_queued_behind_it() {
+async fn replay_comes_before_live_events_published_while_it_is_read() {
     let hub = hub();
     let alice = user("alice");
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
     let id = s.connection().id;
     drain(&mut s).await;
     hub.set_watermark(5);
+    let hold = Arc::new(Notify::new());
+    let history = Arc::new(FakeHistory {
+        log: vec![
+            stored(3, Some("r")),
+            stored(4, Some("r")),
+            stored(5, Some("r")),
+        ],
+        hold: Some(hold.clone()),
+        ..FakeHistory::default()
+    });
+    let task = {
+        let (hub, history) = (hub.clone(), history.clone());
+        let req = request(id, &[room("r")]).with_replay(ReplayFrom::After(3));
+        tokio::spawn(async move { hub.subscribe(alice.id, req, &*history).await })
+    };
+    asked(&history, 1).await;
+    assert_eq!(
+        history.calls()[0].up_to,
+        5,
+        "the replay stops at the watermark"
+    );
+    hub.publish(&stored(6, Some("r")));
+    assert_eq!(drain(&mut s).await, "", "a live event overtook the replay");
+    hold.notify_one();
+    let sub = task.await.unwrap().unwrap();
+    assert_eq!(
+        sub.replay,
+        ReplayOutcome {
+            count: 2,
+            complete: true
+        }
+    );
+    assert_eq!(ids(&drain(&mut s).await), [4, 5, 6], "replay, then live");
+}
+
+#[tokio::test]
+async fn history_replays_the_last_messages_up_to_the_watermark() {
+    let hub = hub();
+    let alice = user("alice");
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    drain(&mut s).await;
+    hub.set_watermark(4);
+    let log = (1..=5).map(|i| stored(i, Some("r"))).collect();
+    let req = request(s.connection().id, &[room("r")]).with_replay(ReplayFrom::Recent(2));
     let sub = hub
-        .subscribe(id, alice.id, &[room("r")], only_messages(), true)
+        .subscribe(alice.id, req, &FakeHistory::with(log))
+        .await
         .unwrap();
-    assert_eq!(sub.watermark, 5);
-    // Live events published while the replay is being read must wait behind it.
-    hub.publish_message(6, &room("r"), &Bytes::from_static(b"6\n\n"));
-    assert_eq!(drain(&mut s).await, "", "live event overtook the replay");
-    let replay = (4..=5)
-        .map(|i| ReplayFrame {
-            id: i,
-            is_broadcast: false,
-            bytes: Bytes::from(format!("{i}\n\n")),
-        })
-        .collect();
-    sub.replay.unwrap().send(replay).unwrap();
-    assert_eq!(drain(&mut s).await, "4\n\n5\n\n6\n\n");
+    assert_eq!(sub.replay.count, 2);
+    assert_eq!(
+        ids(&drain(&mut s).await),
+        [3, 4],
+        "5 is above the watermark: it arrives live, not in the replay"
+    );
 }
 
 #[tokio::test]
@@ -227,18 +414,22 @@ async fn the_streams_last_event_id_resumes_only_the_next_subscribe() {
     let alice = user("alice");
     let s = hub.connect(alice.clone(), Uuid::new_v4(), Some(7));
     let id = s.connection().id;
-    let first = hub
-        .subscribe(id, alice.id, &[room("a")], only_messages(), false)
+    let history = FakeHistory::default();
+    hub.subscribe(alice.id, request(id, &[room("a")]), &history)
+        .await
         .unwrap();
-    assert_eq!(first.stream_last_event_id, Some(7));
-    assert!(first.replay.is_some(), "the first subscribe replays");
-    first.replay.unwrap().send(Vec::new()).unwrap();
-    let second = hub
-        .subscribe(id, alice.id, &[room("b")], only_messages(), false)
+    assert_eq!(history.calls().len(), 1, "the first subscribe replays");
+    assert_eq!(
+        history.calls()[0].after,
+        7,
+        "from the stream's Last-Event-ID"
+    );
+    hub.subscribe(alice.id, request(id, &[room("b")]), &history)
+        .await
         .unwrap();
-    assert_eq!(second.stream_last_event_id, None);
-    assert!(
-        second.replay.is_none(),
+    assert_eq!(
+        history.calls().len(),
+        1,
         "a later subscribe does not replay again"
     );
 }
@@ -250,45 +441,28 @@ async fn broadcasts_before_the_first_subscribe_merge_into_its_replay_by_id() {
     hub.set_watermark(2);
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), Some(1));
     drain(&mut s).await;
-    hub.publish_broadcast(4, &Bytes::from_static(b"b4\n\n"));
+    hub.publish(&stored(4, None));
     assert_eq!(
         drain(&mut s).await,
         "",
         "a broadcast overtook the coming replay"
     );
+    let history = FakeHistory::with(vec![stored(2, Some("r")), stored(4, None)]);
     let sub = hub
-        .subscribe(
-            s.connection().id,
-            alice.id,
-            &[room("r")],
-            only_messages(),
-            false,
-        )
+        .subscribe(alice.id, request(s.connection().id, &[room("r")]), &history)
+        .await
         .unwrap();
     assert_eq!(
-        sub.broadcasts_sent,
+        history.calls()[0].skip,
         3..=4,
         "the held broadcast counts as sent"
     );
-    // What the database would return: the missed message 2 and broadcast 3.
-    let frames = [(2, false), (3, true)]
-        .into_iter()
-        .map(|(id, is_broadcast)| ReplayFrame {
-            id,
-            is_broadcast,
-            bytes: Bytes::from(format!("{id}\n\n")),
-        })
-        .collect();
-    sub.replay.unwrap().send(frames).unwrap();
+    assert_eq!(sub.replay.count, 1, "only message 2 came from the log");
+    assert_eq!(ids(&drain(&mut s).await), [2, 4], "one ascending sequence");
+    hub.publish(&stored(5, None));
     assert_eq!(
-        drain(&mut s).await,
-        "2\n\n3\n\nb4\n\n",
-        "one ascending sequence"
-    );
-    hub.publish_broadcast(5, &Bytes::from_static(b"b5\n\n"));
-    assert_eq!(
-        drain(&mut s).await,
-        "b5\n\n",
+        ids(&drain(&mut s).await),
+        [5],
         "live broadcasts flow after the replay"
     );
 }
@@ -299,19 +473,16 @@ async fn a_first_subscribe_without_replay_releases_held_broadcasts_at_once() {
     let alice = user("alice");
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
     drain(&mut s).await;
-    hub.publish_broadcast(3, &Bytes::from_static(b"b3\n\n"));
+    hub.publish(&stored(3, None));
     assert_eq!(drain(&mut s).await, "", "held until the first subscribe");
-    let sub = join(
-        &hub,
-        s.connection().id,
-        alice.id,
-        &[room("r")],
-        only_messages(),
-    );
-    assert!(sub.replay.is_none(), "nothing to replay");
+    let history = FakeHistory::default();
+    hub.subscribe(alice.id, request(s.connection().id, &[room("r")]), &history)
+        .await
+        .unwrap();
+    assert!(history.calls().is_empty(), "nothing to replay");
     assert_eq!(
-        drain(&mut s).await,
-        "b3\n\n",
+        ids(&drain(&mut s).await),
+        [3],
         "released by the subscribe, not the timer"
     );
 }
@@ -321,35 +492,101 @@ async fn a_replayed_broadcast_is_not_replayed_again() {
     let hub = hub();
     let alice = user("alice");
     hub.set_watermark(9);
-    let s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
     let id = s.connection().id;
-    let first = join(&hub, id, alice.id, &[room("a")], None);
-    assert!(first.broadcasts_sent.is_empty(), "nothing sent yet");
-    hub.broadcasts_replayed(id, 4);
-    let second = hub
-        .subscribe(id, alice.id, &[room("b")], None, true)
-        .unwrap();
+    drain(&mut s).await;
+    let history = FakeHistory::with(vec![stored(6, None), stored(7, Some("b"))]);
+    let req = request(id, &[room("a")]).with_replay(ReplayFrom::After(4));
+    hub.subscribe(alice.id, req, &history).await.unwrap();
+    assert_eq!(ids(&drain(&mut s).await), [6], "the missed broadcast");
+    let req = request(id, &[room("b")]).with_replay(ReplayFrom::After(2));
+    hub.subscribe(alice.id, req, &history).await.unwrap();
     assert_eq!(
-        second.broadcasts_sent,
+        history.calls()[1].skip,
         5..=9,
-        "broadcasts above 4 were replayed"
+        "broadcasts above 4 were replayed already"
+    );
+    assert_eq!(
+        ids(&drain(&mut s).await),
+        [7],
+        "room b's message, without broadcast 6 again"
     );
 }
 
 #[tokio::test]
-async fn a_dropped_replay_ends_the_stream() {
+async fn a_replay_cut_by_the_limit_covers_broadcasts_only_from_where_it_starts() {
+    let hub = Arc::new(Hub::new(HubSettings {
+        replay_limit: 3,
+        ..settings(64)
+    }));
+    let alice = user("alice");
+    hub.set_watermark(10);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let id = s.connection().id;
+    drain(&mut s).await;
+    let history = FakeHistory::with((1..=10).map(|i| stored(i, None)).collect());
+    let req = request(id, &[room("a")]).with_replay(ReplayFrom::After(0));
+    let sub = hub.subscribe(alice.id, req, &history).await.unwrap();
+    assert_eq!(
+        sub.replay,
+        ReplayOutcome {
+            count: 3,
+            complete: false
+        }
+    );
+    assert_eq!(ids(&drain(&mut s).await), [8, 9, 10], "the newest 3");
+    let req = request(id, &[room("b")]).with_replay(ReplayFrom::After(0));
+    hub.subscribe(alice.id, req, &history).await.unwrap();
+    assert_eq!(
+        history.calls()[1].skip,
+        8..=10,
+        "only 8..=10 were sent; 1..=7 may still be replayed"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_replay_read_closes_the_connection() {
     let hub = hub();
     let alice = user("alice");
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
     drain(&mut s).await;
-    let sub = hub
-        .subscribe(s.connection().id, alice.id, &[room("r")], None, true)
-        .unwrap();
-    drop(sub);
-    assert_eq!(
-        s.next().await.map(|r| r.is_ok()),
-        None,
-        "the stream must end"
+    let history = FakeHistory {
+        fail: true,
+        ..FakeHistory::default()
+    };
+    let req = request(s.connection().id, &[room("r")]).with_replay(ReplayFrom::After(0));
+    let err = hub.subscribe(alice.id, req, &history).await.unwrap_err();
+    assert!(matches!(err, HubError::History(_)), "{err:?}");
+    assert!(
+        s.connection().is_closed(),
+        "the stream must close, not carry a gap"
+    );
+    assert!(hub.rooms().is_empty(), "the joined room must be left");
+    assert_eq!(s.next().await.map(|r| r.is_ok()), None, "the stream ends");
+}
+
+#[tokio::test]
+async fn an_abandoned_subscribe_ends_the_stream() {
+    let hub = hub();
+    let alice = user("alice");
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    drain(&mut s).await;
+    let history = Arc::new(FakeHistory {
+        hold: Some(Arc::new(Notify::new())),
+        ..FakeHistory::default()
+    });
+    let task = {
+        let (hub, history) = (hub.clone(), history.clone());
+        let req = request(s.connection().id, &[room("r")]).with_replay(ReplayFrom::After(0));
+        tokio::spawn(async move { hub.subscribe(alice.id, req, &*history).await })
+    };
+    asked(&history, 1).await;
+    // The client gave up on its subscribe request while the replay was being read.
+    task.abort();
+    let ended = tokio::time::timeout(Duration::from_secs(1), s.next()).await;
+    assert!(
+        matches!(ended, Ok(None)),
+        "the stream must end rather than carry on with a gap"
     );
 }
 
@@ -359,15 +596,75 @@ async fn a_stream_waiting_for_its_replay_ends_when_removed() {
     let alice = user("alice");
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
     drain(&mut s).await;
-    let sub = hub
-        .subscribe(s.connection().id, alice.id, &[room("r")], None, true)
+    let joined = hub
+        .join(
+            alice.id,
+            request(s.connection().id, &[room("r")]).with_replay(ReplayFrom::After(0)),
+        )
         .unwrap();
     let waiting = tokio::spawn(async move { s.next().await.is_none() });
     tokio::time::sleep(Duration::from_millis(20)).await;
     hub.close_all();
     let ended = tokio::time::timeout(Duration::from_secs(1), waiting).await;
     assert!(matches!(ended, Ok(Ok(true))), "still waiting after removal");
-    drop(sub);
+    drop(joined);
+}
+
+#[test]
+fn subscribe_bodies_parse_into_requests() {
+    let body = |json: serde_json::Value| -> Result<SubscribeRequest, crate::domain::ParseError> {
+        SubscribeRequest::try_from(
+            serde_json::from_value::<crate::domain::SubscribeBody>(json).unwrap(),
+        )
+    };
+    let id = ConnectionId::new().to_string();
+    let ok = body(
+        serde_json::json!({"connection_id": id, "rooms": ["a"], "last_event_id": 4, "history": 9}),
+    )
+    .unwrap();
+    assert_eq!(
+        ok.replay(),
+        ReplayFrom::After(4),
+        "last_event_id wins over history"
+    );
+    let ok = body(serde_json::json!({"connection_id": id, "rooms": ["a"], "history": 9})).unwrap();
+    assert_eq!(ok.replay(), ReplayFrom::Recent(9));
+    use crate::domain::ParseError as E;
+    for (json, want) in [
+        (
+            serde_json::json!({"connection_id": id, "rooms": []}),
+            E::NoRooms,
+        ),
+        (
+            serde_json::json!({"connection_id": id, "rooms": ["A"]}),
+            E::Room,
+        ),
+        (
+            serde_json::json!({"connection_id": "x", "rooms": ["a"]}),
+            E::ConnectionId,
+        ),
+        (
+            serde_json::json!({"connection_id": id, "rooms": ["a"], "history": 201}),
+            E::History,
+        ),
+        (
+            serde_json::json!({"connection_id": id, "rooms": ["a"], "last_event_id": -1}),
+            E::LastEventId,
+        ),
+        (
+            serde_json::json!({"connection_id": id, "rooms": ["a"], "events": ["B"]}),
+            E::EventName,
+        ),
+    ] {
+        assert_eq!(body(json.clone()).unwrap_err(), want, "{json}");
+    }
+    let many: Vec<String> = (0..=MAX_ROOMS_PER_CONNECTION)
+        .map(|i| format!("r{i}"))
+        .collect();
+    assert_eq!(
+        body(serde_json::json!({"connection_id": id, "rooms": many})).unwrap_err(),
+        E::TooManyRooms
+    );
 }
 
 /// Subscribes (connection lock, then the publish gate) race with message fan-outs that
@@ -375,7 +672,7 @@ async fn a_stream_waiting_for_its_replay_ends_when_removed() {
 /// lock-order inversion between the two would hang this test.
 #[test]
 fn subscribes_racing_overflowing_fan_outs_do_not_deadlock() {
-    let hub = Arc::new(Hub::new(2, Duration::from_secs(3600)));
+    let hub = Arc::new(Hub::new(settings(2)));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -390,8 +687,12 @@ fn subscribes_racing_overflowing_fan_outs_do_not_deadlock() {
                 let s = hub.connect(u.clone(), Uuid::new_v4(), None);
                 let id = s.connection().id;
                 // Never drained: the queue fills with `connected`, a replay marker, frames.
-                let _ = hub.subscribe(id, u.id, &[room("a")], only_messages(), true);
-                let _ = hub.subscribe(id, u.id, &[room("b")], only_messages(), true);
+                for r in ["a", "b"] {
+                    let req = request(id, &[room(r)])
+                        .with_filter(only_messages())
+                        .with_replay(ReplayFrom::After(0));
+                    let _ = hub.join(u.id, req);
+                }
                 if i % 7 == 0 {
                     drop(s);
                 }
@@ -403,8 +704,8 @@ fn subscribes_racing_overflowing_fan_outs_do_not_deadlock() {
         let (hub, done) = (hub.clone(), done_tx.clone());
         std::thread::spawn(move || {
             for id in 1..20_000 {
-                let r = if id % 2 == 0 { room("a") } else { room("b") };
-                hub.publish_message(id, &r, &Bytes::from_static(b"m\n\n"));
+                let r = if id % 2 == 0 { "a" } else { "b" };
+                hub.publish(&stored(id, Some(r)));
             }
             let _ = done.send(());
         });
@@ -414,13 +715,17 @@ fn subscribes_racing_overflowing_fan_outs_do_not_deadlock() {
             .recv_timeout(Duration::from_secs(60))
             .expect("a thread hung: lock-order deadlock between subscribe and publish");
     }
+    assert!(
+        hub.stats().slow_disconnects > 0,
+        "the race never cut a slow subscriber, so it did not test the slow-cut path"
+    );
 }
 
 /// Many threads join and leave overlapping rooms while streams open and close; afterwards no
 /// empty room is mapped and every presence count equals the connections present.
 #[test]
 fn churn_keeps_the_invariants() {
-    let hub = Arc::new(Hub::new(4096, Duration::from_secs(3600)));
+    let hub = Arc::new(Hub::new(settings(4096)));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -445,7 +750,8 @@ fn churn_keeps_the_invariants() {
                     ];
                     join(&hub, id, u.id, &rooms, None);
                     if i % 3 == 0 {
-                        hub.unsubscribe(id, u.id, &rooms[..1]).unwrap();
+                        hub.unsubscribe(u.id, UnsubscribeRequest::new(id, rooms[..1].to_vec()))
+                            .unwrap();
                     }
                     if i % 2 == 0 {
                         keep.push(s);
@@ -490,4 +796,7 @@ async fn invariants_hold_with_streams_open() {
         .find(|r| r.name.as_str() == "r0")
         .unwrap();
     assert_eq!((r0.subscribers, r0.users), (5, 3));
+    let distinct: std::collections::HashSet<_> =
+        streams.iter().map(|s| s.connection().id).collect();
+    assert_eq!(distinct.len(), 9);
 }

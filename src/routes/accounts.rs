@@ -8,8 +8,10 @@ use serde_json::json;
 use crate::{
     auth::{self, CurrentUser},
     error::ApiError,
-    startup::AppState,
+    state::AppState,
 };
+
+use super::json::Json;
 
 /// Body of register and login.
 #[derive(Deserialize)]
@@ -32,7 +34,7 @@ pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: Session,
-    body: web::Json<Credentials>,
+    body: Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     limit_auth(&state, &req)?;
     let Credentials { username, password } = body.into_inner();
@@ -46,7 +48,7 @@ pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: Session,
-    body: web::Json<Credentials>,
+    body: Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     limit_auth(&state, &req)?;
     let Credentials { username, password } = body.into_inner();

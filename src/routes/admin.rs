@@ -7,9 +7,11 @@ use serde_json::json;
 use crate::{
     auth::Admin,
     domain::{MessageBody, UserRef},
-    error::ApiError,
-    startup::AppState,
+    error::{ApiError, ErrorCode},
+    state::AppState,
 };
+
+use super::json::Json;
 
 /// Body of `POST /api/admin/broadcast`.
 #[derive(Deserialize)]
@@ -22,7 +24,7 @@ pub struct NewBroadcast {
 pub async fn broadcast(
     state: web::Data<AppState>,
     admin: Admin,
-    body: web::Json<NewBroadcast>,
+    body: Json<NewBroadcast>,
 ) -> Result<HttpResponse, ApiError> {
     let body = MessageBody::parse(&body.body, state.settings.limits.message_chars)?;
     let author = admin.user.as_ref().map(UserRef::from);
@@ -52,7 +54,7 @@ pub async fn disconnect(
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let Some((user, _)) = state.db.user_for_login(&username).await? else {
-        return Err(ApiError::not_found("unknown_user", "no such user"));
+        return Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user"));
     };
     let closed = state.hub.close_user(user.id);
     Ok(HttpResponse::Ok().json(json!({ "closed": closed })))

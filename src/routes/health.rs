@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::{error::ApiError, startup::AppState};
+use crate::{error::ApiError, state::AppState};
 
 /// `GET /healthz`: the process serves.
 pub async fn healthz() -> HttpResponse {
@@ -12,9 +12,9 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /readyz`: the database answers and the message writer runs.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if !state.writer.is_running() {
+    if !state.writer.is_ready() {
         return Err(ApiError::Unavailable(
-            "the message writer has stopped".into(),
+            "the message writer is not storing messages".into(),
         ));
     }
     match state.db.ping().await {

@@ -4,12 +4,13 @@ mod accounts;
 mod admin;
 mod events;
 mod health;
+mod json;
 mod pages;
 mod rooms;
 
 use actix_web::web;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Registers every route. Unknown paths answer `404 not_found`, known paths with the wrong
 /// method `405 method_not_allowed`, both in the contract's JSON shape.
@@ -45,5 +46,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::not_found("not_found", "no such route"))
+    Err(ApiError::not_found(ErrorCode::NotFound, "no such route"))
 }

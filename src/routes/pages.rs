@@ -26,9 +26,9 @@ use serde::Deserialize;
 use crate::{
     auth::{self, CurrentUser},
     domain::Role,
-    error::ApiError,
+    error::{ApiError, ErrorCode},
     routes::accounts::limit_auth,
-    startup::AppState,
+    state::AppState,
 };
 
 /// Registers the pages and `/static`.
@@ -97,11 +97,11 @@ impl FieldErrors {
     fn from_api(e: &ApiError) -> Self {
         let message = e.to_string();
         match e.code() {
-            "invalid_username" | "username_taken" => Self {
+            ErrorCode::InvalidUsername | ErrorCode::UsernameTaken => Self {
                 username: Some(message),
                 ..Self::default()
             },
-            "invalid_password" => Self {
+            ErrorCode::InvalidPassword => Self {
                 password: Some(message),
                 ..Self::default()
             },

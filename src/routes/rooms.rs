@@ -4,12 +4,13 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::json::Json;
 use crate::{
     auth::CurrentUser,
     db::Page,
     domain::{EventName, MessageBody, RoomName, UserRef},
-    error::ApiError,
-    startup::AppState,
+    error::{ApiError, ErrorCode},
+    state::AppState,
 };
 
 /// `GET /api/rooms`: rooms with subscribers now.
@@ -40,7 +41,7 @@ pub async fn post_message(
     state: web::Data<AppState>,
     current: CurrentUser,
     room: web::Path<String>,
-    body: web::Json<NewMessage>,
+    body: Json<NewMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let room = RoomName::parse(&room)?;
     let body = MessageBody::parse(&body.body, state.settings.limits.message_chars)?;
@@ -71,7 +72,10 @@ pub async fn history(
     let room = RoomName::parse(&room)?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation("invalid_limit", "limit is 1-200"));
+        return Err(ApiError::validation(
+            ErrorCode::InvalidLimit,
+            "limit is 1-200",
+        ));
     }
     let page = Page {
         before: query.before,
@@ -97,7 +101,7 @@ pub async fn post_event(
     state: web::Data<AppState>,
     current: CurrentUser,
     room: web::Path<String>,
-    body: web::Json<NewEvent>,
+    body: Json<NewEvent>,
 ) -> Result<HttpResponse, ApiError> {
     let room = RoomName::parse(&room)?;
     let name = EventName::parse_custom(&body.event)?;

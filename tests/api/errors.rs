@@ -115,12 +115,17 @@ async fn a_500_carries_no_internals() {
         .expect("drop messages");
     db.close().await.unwrap();
 
-    for res in [
-        c.get("/api/rooms/x/messages").await,
-        c.post("/api/rooms/x/messages", json!({ "body": "hi" }))
-            .await,
+    // A failed read is a bug (500); a failed write is the store refusing (503, retry).
+    for (res, status, code) in [
+        (c.get("/api/rooms/x/messages").await, 500, "internal"),
+        (
+            c.post("/api/rooms/x/messages", json!({ "body": "hi" }))
+                .await,
+            503,
+            "unavailable",
+        ),
     ] {
-        let message = assert_error(res, 500, "internal").await.to_lowercase();
+        let message = assert_error(res, status, code).await.to_lowercase();
         for leak in [
             "sqlite",
             "sqlx",

@@ -243,7 +243,7 @@ async fn a_message_whose_insert_failed_is_never_sent() {
     let res = alice
         .post("/api/rooms/r/messages", json!({ "body": "lost" }))
         .await;
-    assert_error(res, 500, "internal").await;
+    assert_error(res, 503, "unavailable").await;
     alice.send_custom("r", "sentinel", json!(1)).await;
     let e = sse.next_event().await.expect("the sentinel");
     assert_eq!(

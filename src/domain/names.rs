@@ -6,10 +6,18 @@ use std::{fmt, sync::Arc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use super::ParseError;
 
 /// Reserved event names that a client may not use for custom events.
-pub const RESERVED_EVENTS: [&str; 5] = ["connected", "message", "presence", "broadcast", "error"];
+pub const RESERVED_EVENTS: [&str; 7] = [
+    "connected",
+    "message",
+    "presence",
+    "broadcast",
+    "error",
+    "removed",
+    "message_deleted",
+];
 
 fn is_lower_alnum(c: u8) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
@@ -22,7 +30,7 @@ pub struct RoomName(Arc<str>);
 
 impl RoomName {
     /// Parses a room name, or says why it is not one.
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
         let b = s.as_bytes();
         let ok = !b.is_empty()
             && b.len() <= 64
@@ -33,10 +41,7 @@ impl RoomName {
         if ok {
             Ok(Self(Arc::from(s)))
         } else {
-            Err(ApiError::validation(
-                "invalid_room",
-                "room names are 1-64 chars of a-z 0-9 _ - and start with a letter or digit",
-            ))
+            Err(ParseError::Room)
         }
     }
 
@@ -59,16 +64,13 @@ pub struct Username(String);
 
 impl Username {
     /// Parses a username, or says why it is not one.
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
         let ok = (3..=32).contains(&s.len())
             && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(ApiError::validation(
-                "invalid_username",
-                "usernames are 3-32 chars of A-Z a-z 0-9 _",
-            ))
+            Err(ParseError::Username)
         }
     }
 
@@ -83,14 +85,11 @@ pub struct Password(String);
 
 impl Password {
     /// Checks the length rule.
-    pub fn parse(s: String) -> Result<Self, ApiError> {
+    pub fn parse(s: String) -> Result<Self, ParseError> {
         if (8..=128).contains(&s.chars().count()) {
             Ok(Self(s))
         } else {
-            Err(ApiError::validation(
-                "invalid_password",
-                "passwords are 8-128 characters",
-            ))
+            Err(ParseError::Password)
         }
     }
 
@@ -114,7 +113,7 @@ pub struct EventName(Arc<str>);
 
 impl EventName {
     /// Parses any event name a subscriber may ask for, built-in ones included.
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
         let b = s.as_bytes();
         let ok = !b.is_empty()
             && b.len() <= 32
@@ -125,21 +124,15 @@ impl EventName {
         if ok {
             Ok(Self(Arc::from(s)))
         } else {
-            Err(ApiError::validation(
-                "invalid_event",
-                "event names are 1-32 chars of a-z 0-9 _ . - and start with a letter",
-            ))
+            Err(ParseError::EventName)
         }
     }
 
     /// Parses a name a client may send as a custom event: not a reserved one.
-    pub fn parse_custom(s: &str) -> Result<Self, ApiError> {
+    pub fn parse_custom(s: &str) -> Result<Self, ParseError> {
         let name = Self::parse(s)?;
         if RESERVED_EVENTS.contains(&s) {
-            return Err(ApiError::validation(
-                "reserved_event",
-                format!("`{s}` is reserved; custom events need another name"),
-            ));
+            return Err(ParseError::ReservedEvent(name));
         }
         Ok(name)
     }
@@ -167,10 +160,10 @@ impl ConnectionId {
     }
 
     /// Parses the text form; any malformed id is simply unknown.
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
         Uuid::parse_str(s)
             .map(Self)
-            .map_err(|_| ApiError::unknown_connection())
+            .map_err(|_| ParseError::ConnectionId)
     }
 }
 
@@ -192,14 +185,11 @@ pub struct MessageBody(String);
 
 impl MessageBody {
     /// Trims and checks the length.
-    pub fn parse(s: &str, max_chars: usize) -> Result<Self, ApiError> {
+    pub fn parse(s: &str, max_chars: usize) -> Result<Self, ParseError> {
         let t = s.trim();
         let n = t.chars().count();
         if n == 0 || n > max_chars {
-            return Err(ApiError::validation(
-                "invalid_body",
-                format!("message bodies are 1-{max_chars} characters after trimming"),
-            ));
+            return Err(ParseError::MessageBody { max_chars });
         }
         Ok(Self(t.to_owned()))
     }
@@ -207,64 +197,6 @@ impl MessageBody {
     /// The body as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-/// A user's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Anyone who registered.
-    User,
-    /// May broadcast, see stats and disconnect users.
-    Admin,
-}
-
-impl Role {
-    /// The stored text form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses the stored or typed form.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "user" => Some(Role::User),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-}
-
-/// The public face of a user, as the contract's `User` object.
-#[derive(Debug, Clone, Serialize)]
-pub struct User {
-    /// Stable id.
-    pub id: Uuid,
-    /// Display name, as registered.
-    pub username: String,
-    /// `user` or `admin`.
-    pub role: Role,
-}
-
-/// The part of a user shown to others: `{"id","username"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct UserRef {
-    /// Stable id.
-    pub id: Uuid,
-    /// Display name.
-    pub username: Arc<str>,
-}
-
-impl From<&User> for UserRef {
-    fn from(u: &User) -> Self {
-        Self {
-            id: u.id,
-            username: Arc::from(u.username.as_str()),
-        }
     }
 }
 

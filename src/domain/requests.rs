@@ -1,0 +1,30 @@
+//! Request bodies as the contract spells them. Fields stay raw here; each is parsed into its
+//! validated type by whoever consumes the body (e.g. `hub::SubscribeRequest::try_from`).
+
+use serde::Deserialize;
+
+/// Body of `POST /api/subscribe`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeBody {
+    /// The stream's id, from its `connected` event.
+    pub connection_id: String,
+    /// Rooms to join (1..=100).
+    pub rooms: Vec<String>,
+    /// Event names to receive; `None` means all.
+    pub events: Option<Vec<String>>,
+    /// Resume after this id.
+    pub last_event_id: Option<i64>,
+    /// Or: the last N messages of each room.
+    pub history: Option<u32>,
+}
+
+/// Body of `POST /api/unsubscribe`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnsubscribeBody {
+    /// The stream's id.
+    pub connection_id: String,
+    /// Rooms to leave.
+    pub rooms: Vec<String>,
+}

@@ -1,0 +1,176 @@
+//! Open streams: registering one, closing one (or every one of a session, a user, the
+//! server), and checking that a connection belongs to the caller.
+
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{
+    ConnectionStream, Hub, HubError, fanout::Delivery, filter::EventFilter, stream::Outbound,
+};
+use crate::domain::{ConnectionId, RoomName, UserRef};
+
+/// One open event stream.
+#[derive(Debug)]
+pub struct Connection {
+    /// Unguessable id, returned in the `connected` event.
+    pub id: ConnectionId,
+    /// The user whose session opened it.
+    pub user: UserRef,
+    /// The login session it belongs to (logout closes exactly these).
+    pub session_id: Uuid,
+    closed: AtomicBool,
+    /// Wakes the stream when the connection is removed while it waits for a replay.
+    pub(super) close_waker: AtomicWaker,
+    pub(super) state: Mutex<ConnState>,
+}
+
+/// What a connection holds; guarded by [`Connection::state`] (first in the lock order).
+#[derive(Debug, Default)]
+pub(super) struct ConnState {
+    /// `Last-Event-ID` the stream was opened with; the next subscribe resumes from it.
+    pub(super) resume_from: Option<i64>,
+    /// Whether a subscribe has succeeded (the first one releases the broadcasts the stream
+    /// held until then, merged into its replay or as they are).
+    pub(super) subscribed: bool,
+    /// Every broadcast above this id has been sent to the connection (live, held, or in a
+    /// replay), so replays leave those out. Starts at the watermark when it registered.
+    pub(super) broadcasts_covered_from: i64,
+    pub(super) rooms: BTreeSet<RoomName>,
+    pub(super) filter: Option<Arc<EventFilter>>,
+    /// Set under this lock when the connection is removed, so a racing subscribe cannot
+    /// add rooms to a connection that is already gone.
+    pub(super) removed: bool,
+}
+
+impl Connection {
+    /// Whether the hub has closed this connection.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+pub(super) struct ConnEntry {
+    pub(super) conn: Arc<Connection>,
+    pub(super) tx: mpsc::Sender<Outbound>,
+}
+
+impl Hub {
+    /// Registers a new connection and returns the stream that feeds its HTTP response.
+    /// Dropping the stream (client gone) removes the connection everywhere.
+    ///
+    /// Live broadcasts wait in the stream until its first subscribe and are then merged by
+    /// id into that subscribe's replay (see [`ConnectionStream`]).
+    pub fn connect(
+        self: &Arc<Self>,
+        user: UserRef,
+        session_id: Uuid,
+        last_event_id: Option<i64>,
+    ) -> ConnectionStream {
+        let (tx, rx) = mpsc::channel(self.settings.queue_capacity);
+        let id = ConnectionId::new();
+        let conn = {
+            // Under the gate: every broadcast above this id is sent to this connection live,
+            // none at or below it is.
+            let gate = self.publish_gate.lock();
+            let conn = Arc::new(Connection {
+                id,
+                user,
+                session_id,
+                closed: AtomicBool::new(false),
+                close_waker: AtomicWaker::new(),
+                state: Mutex::new(ConnState {
+                    resume_from: last_event_id,
+                    broadcasts_covered_from: *gate,
+                    ..ConnState::default()
+                }),
+            });
+            self.connections.insert(
+                id,
+                ConnEntry {
+                    conn: conn.clone(),
+                    tx,
+                },
+            );
+            conn
+        };
+        // Checked after the insert so a stream opened while `close_all` runs is either
+        // closed by it or sees the flag here.
+        if self.closing.load(Ordering::Acquire) {
+            self.remove(id);
+        }
+        ConnectionStream::new(self.clone(), conn, rx, &self.settings)
+    }
+
+    /// Closes a connection: it leaves every room and its stream ends. Idempotent.
+    pub fn remove(&self, id: ConnectionId) {
+        let Some((_, entry)) = self.connections.remove(&id) else {
+            return;
+        };
+        let conn = entry.conn;
+        conn.closed.store(true, Ordering::Release);
+        conn.close_waker.wake();
+        let rooms = {
+            let mut state = conn.state.lock();
+            state.removed = true;
+            std::mem::take(&mut state.rooms)
+        };
+        let mut out = Delivery::default();
+        for room in rooms {
+            self.leave_room(&room, id, &conn.user, &mut out);
+        }
+        // `entry.tx` and every room's sender clone are gone now, which wakes the stream.
+        drop(entry.tx);
+        self.settle(out);
+    }
+
+    /// Closes every stream of `session_id` (logout). Returns how many.
+    pub fn close_session(&self, session_id: Uuid) -> usize {
+        self.close_where(|c| c.session_id == session_id)
+    }
+
+    /// Closes every stream of a user (admin disconnect). Returns how many.
+    pub fn close_user(&self, user_id: Uuid) -> usize {
+        self.close_where(|c| c.user.id == user_id)
+    }
+
+    /// Closes every stream, now and from now on (shutdown). Returns how many.
+    pub fn close_all(&self) -> usize {
+        self.closing.store(true, Ordering::Release);
+        self.close_where(|_| true)
+    }
+
+    fn close_where(&self, pred: impl Fn(&Connection) -> bool) -> usize {
+        let ids: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|e| pred(&e.conn))
+            .map(|e| *e.key())
+            .collect();
+        for id in &ids {
+            self.remove(*id);
+        }
+        ids.len()
+    }
+
+    /// The connection `id` with its queue, when it belongs to `owner`.
+    pub(super) fn owned(
+        &self,
+        id: ConnectionId,
+        owner: Uuid,
+    ) -> Result<(Arc<Connection>, mpsc::Sender<Outbound>), HubError> {
+        match self.connections.get(&id) {
+            Some(e) if e.conn.user.id == owner => Ok((e.conn.clone(), e.tx.clone())),
+            _ => Err(HubError::UnknownConnection),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! One room: its subscribers and who is present. A room exists exactly while it has a
+//! subscriber (see [`Hub::leave_room`]).
+
+use std::{collections::HashMap, sync::Arc};
+
+use bytes::Bytes;
+use dashmap::mapref::entry::Entry;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{
+    Hub,
+    fanout::Delivery,
+    filter::{EventFilter, Kind},
+    frame,
+    stream::Outbound,
+};
+use crate::domain::{ConnectionId, RoomName, UserRef};
+
+pub(super) struct Subscriber {
+    pub(super) tx: mpsc::Sender<Outbound>,
+    pub(super) filter: Option<Arc<EventFilter>>,
+}
+
+#[derive(Default)]
+pub(super) struct Room {
+    pub(super) subscribers: HashMap<ConnectionId, Subscriber>,
+    /// user → (the user as shown, connections of that user in this room)
+    pub(super) presence: HashMap<Uuid, (UserRef, u32)>,
+}
+
+/// A room as listed by `GET /api/rooms`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// Room name.
+    pub name: RoomName,
+    /// Connections subscribed.
+    pub subscribers: usize,
+    /// Distinct users subscribed.
+    pub users: usize,
+}
+
+#[derive(Serialize)]
+struct PresenceData<'a> {
+    room: &'a RoomName,
+    user: &'a UserRef,
+    action: &'static str,
+}
+
+impl Room {
+    /// Queues `frame` to every subscriber whose filter passes `kind`.
+    pub(super) fn deliver(&self, kind: Kind<'_>, frame: &Bytes, out: &mut Delivery) {
+        for (id, sub) in &self.subscribers {
+            if sub.filter.as_ref().is_none_or(|f| f.accepts(kind)) {
+                out.push(*id, &sub.tx, Outbound::Frame(frame.clone()));
+            }
+        }
+    }
+
+    /// Adds a subscriber; the user's first connection here announces a `join`.
+    pub(super) fn join(
+        &mut self,
+        room: &RoomName,
+        id: ConnectionId,
+        user: &UserRef,
+        sub: Subscriber,
+        out: &mut Delivery,
+    ) {
+        self.subscribers.insert(id, sub);
+        let count = &mut self
+            .presence
+            .entry(user.id)
+            .or_insert_with(|| (user.clone(), 0))
+            .1;
+        *count += 1;
+        if *count == 1 {
+            // Sent under the room's lock, so a racing leave of the same user cannot
+            // overtake it.
+            self.deliver_presence(room, user, "join", out);
+        }
+    }
+
+    fn deliver_presence(
+        &self,
+        room: &RoomName,
+        user: &UserRef,
+        action: &'static str,
+        out: &mut Delivery,
+    ) {
+        let frame = frame::encode("presence", None, &PresenceData { room, user, action });
+        self.deliver(Kind::Presence, &frame, out);
+    }
+}
+
+impl Hub {
+    /// Takes `id` out of `room`, sends `leave` when it was the user's last connection
+    /// there, and drops the room when it empties — all under the room's lock.
+    pub(super) fn leave_room(
+        &self,
+        room: &RoomName,
+        id: ConnectionId,
+        user: &UserRef,
+        out: &mut Delivery,
+    ) {
+        let Entry::Occupied(mut e) = self.rooms.entry(room.clone()) else {
+            return;
+        };
+        let r = e.get_mut();
+        if r.subscribers.remove(&id).is_none() {
+            return;
+        }
+        if let Some((_, count)) = r.presence.get_mut(&user.id) {
+            *count -= 1;
+            if *count == 0 {
+                r.presence.remove(&user.id);
+                r.deliver_presence(room, user, "leave", out);
+            }
+        }
+        if r.subscribers.is_empty() {
+            e.remove();
+        }
+    }
+
+    /// Rooms that have subscribers now, sorted by name.
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        let mut out: Vec<RoomInfo> = self
+            .rooms
+            .iter()
+            .map(|r| RoomInfo {
+                name: r.key().clone(),
+                subscribers: r.subscribers.len(),
+                users: r.presence.len(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Users with a connection in `room` now, sorted by name.
+    pub fn presence(&self, room: &RoomName) -> Vec<UserRef> {
+        let mut users: Vec<UserRef> = self
+            .rooms
+            .get(room)
+            .map(|r| r.presence.values().map(|(u, _)| u.clone()).collect())
+            .unwrap_or_default();
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        users
+    }
+}

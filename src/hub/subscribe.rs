@@ -1,0 +1,436 @@
+//! Subscribing, in the shape of Mercure's `AddSubscriber` → replay up to the snapshot →
+//! ready: the locked join records the watermark, the replay reads stored events up to it,
+//! and live events above it wait behind the replay in the connection's queue.
+//!
+//! Broadcasts go to every connection whether or not it has subscribed, so the hub also
+//! tracks which broadcasts each connection already has ([`ConnState`]'s
+//! `broadcasts_covered_from`): a replay leaves those out, and records the ones it sends.
+
+use std::{collections::BTreeSet, ops::RangeInclusive, sync::Arc};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{
+    Hub, HubError,
+    connection::{ConnState, Connection},
+    fanout::Delivery,
+    filter::EventFilter,
+    frame,
+    history::History,
+    room::Subscriber,
+    stream::{Outbound, ReplayFrame},
+};
+use crate::domain::{
+    ConnectionId, EventName, MAX_HISTORY, MAX_ROOMS_PER_CONNECTION, ParseError, RoomName,
+    SubscribeBody, UnsubscribeBody,
+};
+
+/// What a subscribe asks to have replayed before live events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFrom {
+    /// Nothing (unless the stream was opened with a `Last-Event-ID`).
+    Nothing,
+    /// The last N messages of each joined room.
+    Recent(u32),
+    /// Every event of the joined rooms, and every broadcast, after this id.
+    After(i64),
+}
+
+/// A validated `POST /api/subscribe`.
+#[derive(Debug, Clone)]
+pub struct SubscribeRequest {
+    connection: ConnectionId,
+    rooms: Vec<RoomName>,
+    filter: Option<EventFilter>,
+    replay: ReplayFrom,
+}
+
+impl SubscribeRequest {
+    /// Joins `rooms` (1..=100) on `connection`, all events, nothing replayed.
+    pub fn new(connection: ConnectionId, rooms: Vec<RoomName>) -> Result<Self, ParseError> {
+        if rooms.is_empty() {
+            return Err(ParseError::NoRooms);
+        }
+        if rooms.len() > MAX_ROOMS_PER_CONNECTION {
+            return Err(ParseError::TooManyRooms);
+        }
+        Ok(Self {
+            connection,
+            rooms,
+            filter: None,
+            replay: ReplayFrom::Nothing,
+        })
+    }
+
+    /// Only these events (replacing the connection's filter); `None` means all.
+    pub fn with_filter(mut self, filter: Option<EventFilter>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// What to replay before live events.
+    pub fn with_replay(mut self, replay: ReplayFrom) -> Self {
+        self.replay = replay;
+        self
+    }
+
+    /// What this request asks to replay.
+    pub fn replay(&self) -> ReplayFrom {
+        self.replay
+    }
+}
+
+/// Parses room names, 1..=100 of them.
+pub fn parse_rooms(rooms: &[String]) -> Result<Vec<RoomName>, ParseError> {
+    if rooms.is_empty() {
+        return Err(ParseError::NoRooms);
+    }
+    if rooms.len() > MAX_ROOMS_PER_CONNECTION {
+        return Err(ParseError::TooManyRooms);
+    }
+    rooms.iter().map(|r| RoomName::parse(r)).collect()
+}
+
+impl TryFrom<SubscribeBody> for SubscribeRequest {
+    type Error = ParseError;
+
+    fn try_from(body: SubscribeBody) -> Result<Self, ParseError> {
+        let connection = ConnectionId::parse(&body.connection_id)?;
+        let rooms = parse_rooms(&body.rooms)?;
+        let filter = body
+            .events
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| EventName::parse(n))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(EventFilter::new)
+            })
+            .transpose()?;
+        let history = body.history.unwrap_or(0);
+        if history > MAX_HISTORY {
+            return Err(ParseError::History);
+        }
+        let replay = match body.last_event_id {
+            Some(id) if id < 0 => return Err(ParseError::LastEventId),
+            Some(id) => ReplayFrom::After(id),
+            None if history > 0 => ReplayFrom::Recent(history),
+            None => ReplayFrom::Nothing,
+        };
+        Ok(Self {
+            connection,
+            rooms,
+            filter,
+            replay,
+        })
+    }
+}
+
+/// A validated `POST /api/unsubscribe`.
+#[derive(Debug, Clone)]
+pub struct UnsubscribeRequest {
+    connection: ConnectionId,
+    rooms: Vec<RoomName>,
+}
+
+impl UnsubscribeRequest {
+    /// Leaves `rooms` (1..=100) on `connection`.
+    pub fn new(connection: ConnectionId, rooms: Vec<RoomName>) -> Self {
+        Self { connection, rooms }
+    }
+}
+
+impl TryFrom<UnsubscribeBody> for UnsubscribeRequest {
+    type Error = ParseError;
+
+    fn try_from(body: UnsubscribeBody) -> Result<Self, ParseError> {
+        Ok(Self {
+            connection: ConnectionId::parse(&body.connection_id)?,
+            rooms: parse_rooms(&body.rooms)?,
+        })
+    }
+}
+
+/// What a subscribe replayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReplayOutcome {
+    /// Events replayed.
+    pub count: usize,
+    /// False only when a resume hit the replay limit and older events were skipped.
+    pub complete: bool,
+}
+
+/// The answer to a subscribe (the contract's JSON shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct Subscription {
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// Every room it holds now, sorted.
+    pub rooms: Vec<RoomName>,
+    /// Its event filter now (`None`: all events).
+    pub events: Option<Vec<EventName>>,
+    /// What this subscribe replayed.
+    pub replay: ReplayOutcome,
+}
+
+/// The answer to an unsubscribe (the contract's JSON shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct Unsubscription {
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// Rooms still held, sorted.
+    pub rooms: Vec<RoomName>,
+    /// Its event filter (`None`: all events).
+    pub events: Option<Vec<EventName>>,
+}
+
+fn filter_names(filter: Option<&Arc<EventFilter>>) -> Option<Vec<EventName>> {
+    filter.map(|f| f.names().cloned().collect())
+}
+
+/// A replay the join promised the stream: where to read from, up to where, and the
+/// channel the stream waits on.
+pub(super) struct PendingReplay {
+    pub(super) tx: oneshot::Sender<Vec<ReplayFrame>>,
+    from: ReplayFrom,
+    watermark: i64,
+    /// Broadcasts the connection has (or is about to get live); the replay skips them.
+    broadcasts_sent: RangeInclusive<i64>,
+}
+
+/// What the locked part of a subscribe did.
+pub(super) struct Joined {
+    conn: Arc<Connection>,
+    /// Rooms whose messages the replay reads: those this call joined, or none when the
+    /// filter leaves `message` out (broadcasts are replayed either way).
+    replay_rooms: Vec<RoomName>,
+    pub(super) answer: Subscription,
+    pub(super) replay: Option<PendingReplay>,
+}
+
+impl Hub {
+    /// Subscribes a connection of `owner`: joins the rooms, sets the filter, replays from
+    /// `history` up to the join's watermark, then lets live events through. When the
+    /// replay cannot be read the connection is closed (its client reconnects and resumes
+    /// from its last id rather than carry on with a gap) and the error returned.
+    pub async fn subscribe(
+        &self,
+        owner: Uuid,
+        request: SubscribeRequest,
+        history: &impl History,
+    ) -> Result<Subscription, HubError> {
+        let Joined {
+            conn,
+            replay_rooms,
+            mut answer,
+            replay,
+        } = self.join(owner, request)?;
+        let Some(pending) = replay else {
+            return Ok(answer);
+        };
+        match self
+            .read_replay(&conn, &replay_rooms, &pending, history)
+            .await
+        {
+            Ok((frames, complete)) => {
+                answer.replay = ReplayOutcome {
+                    count: frames.len(),
+                    complete,
+                };
+                // The stream may have closed meanwhile; then there is nobody to replay to.
+                let _ = pending.tx.send(frames);
+                Ok(answer)
+            }
+            Err(e) => {
+                self.remove(conn.id);
+                Err(HubError::History(e))
+            }
+        }
+    }
+
+    /// Reads the replay and records which broadcasts it covers.
+    async fn read_replay(
+        &self,
+        conn: &Connection,
+        rooms: &[RoomName],
+        pending: &PendingReplay,
+        history: &impl History,
+    ) -> anyhow::Result<(Vec<ReplayFrame>, bool)> {
+        let encode = |events: Vec<crate::domain::StoredMessage>| -> Vec<ReplayFrame> {
+            events
+                .iter()
+                .map(|e| ReplayFrame {
+                    id: e.id,
+                    bytes: frame::stored(e),
+                })
+                .collect()
+        };
+        match pending.from {
+            ReplayFrom::After(from) => {
+                let page = history
+                    .since(
+                        rooms,
+                        from,
+                        pending.watermark,
+                        pending.broadcasts_sent.clone(),
+                        self.settings.replay_limit,
+                    )
+                    .await?;
+                // The broadcasts it carries are sent from here on (from where the limit cut).
+                let covered = match (page.complete, page.events.first()) {
+                    (false, Some(oldest)) => oldest.id - 1,
+                    _ => from,
+                };
+                let mut state = conn.state.lock();
+                state.broadcasts_covered_from = state.broadcasts_covered_from.min(covered);
+                drop(state);
+                Ok((encode(page.events), page.complete))
+            }
+            ReplayFrom::Recent(n) => {
+                let events = history.recent(rooms, n, pending.watermark).await?;
+                Ok((encode(events), true))
+            }
+            ReplayFrom::Nothing => Ok((Vec::new(), true)),
+        }
+    }
+
+    /// The locked part: joins the rooms under the publish gate and, when a replay is due,
+    /// queues its marker at exactly that point of the connection's event order.
+    pub(super) fn join(&self, owner: Uuid, request: SubscribeRequest) -> Result<Joined, HubError> {
+        let id = request.connection;
+        let (conn, tx) = self.owned(id, owner)?;
+        let filter = request.filter.map(Arc::new);
+        let mut out = Delivery::default();
+        let mut state = conn.state.lock();
+        if state.removed {
+            return Err(HubError::UnknownConnection);
+        }
+        let joined: Vec<RoomName> = request
+            .rooms
+            .iter()
+            .filter(|r| !state.rooms.contains(*r))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if state.rooms.len() + joined.len() > MAX_ROOMS_PER_CONNECTION {
+            return Err(HubError::TooManyRooms);
+        }
+        // The stream's Last-Event-ID is consumed only by a subscribe that succeeds.
+        let from = match (request.replay, state.resume_from.take()) {
+            (ReplayFrom::After(id), _) => ReplayFrom::After(id),
+            (_, Some(stream_id)) => ReplayFrom::After(stream_id),
+            (asked, None) => asked,
+        };
+        let first = !std::mem::replace(&mut state.subscribed, true);
+        self.set_filter(id, &mut state, filter.clone());
+        let mut pending = None;
+        {
+            let gate = self.publish_gate.lock();
+            let watermark = *gate;
+            let marker = if from != ReplayFrom::Nothing && !joined.is_empty() {
+                let (rtx, rrx) = oneshot::channel();
+                pending = Some(PendingReplay {
+                    tx: rtx,
+                    from,
+                    watermark,
+                    broadcasts_sent: state.broadcasts_covered_from + 1..=watermark,
+                });
+                Some(Outbound::Replay(rrx))
+            } else if first {
+                Some(Outbound::Release)
+            } else {
+                None
+            };
+            if let Some(marker) = marker
+                && let Err(e) = tx.try_send(marker)
+            {
+                drop(gate);
+                drop(state);
+                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                    self.disconnect_slow(id);
+                }
+                return Err(HubError::UnknownConnection);
+            }
+            for room in &joined {
+                let sub = Subscriber {
+                    tx: tx.clone(),
+                    filter: filter.clone(),
+                };
+                self.rooms
+                    .entry(room.clone())
+                    .or_default()
+                    .join(room, id, &conn.user, sub, &mut out);
+                state.rooms.insert(room.clone());
+            }
+        }
+        let answer = Subscription {
+            connection_id: id,
+            rooms: state.rooms.iter().cloned().collect(),
+            events: filter_names(filter.as_ref()),
+            replay: ReplayOutcome {
+                count: 0,
+                complete: true,
+            },
+        };
+        let passes_messages = filter.as_ref().is_none_or(|f| f.passes_messages());
+        drop(state);
+        self.settle(out);
+        Ok(Joined {
+            conn,
+            replay_rooms: if passes_messages { joined } else { Vec::new() },
+            answer,
+            replay: pending,
+        })
+    }
+
+    /// Replaces the connection's filter in its state and in every room it holds.
+    fn set_filter(
+        &self,
+        id: ConnectionId,
+        state: &mut ConnState,
+        filter: Option<Arc<EventFilter>>,
+    ) {
+        if state.filter == filter {
+            return;
+        }
+        for room in &state.rooms {
+            if let Some(mut r) = self.rooms.get_mut(room)
+                && let Some(sub) = r.subscribers.get_mut(&id)
+            {
+                sub.filter = filter.clone();
+            }
+        }
+        state.filter = filter;
+    }
+
+    /// Removes a connection of `owner` from rooms (rooms it does not hold are ignored).
+    pub fn unsubscribe(
+        &self,
+        owner: Uuid,
+        request: UnsubscribeRequest,
+    ) -> Result<Unsubscription, HubError> {
+        let id = request.connection;
+        let (conn, _) = self.owned(id, owner)?;
+        let mut out = Delivery::default();
+        let mut state = conn.state.lock();
+        if state.removed {
+            return Err(HubError::UnknownConnection);
+        }
+        for room in &request.rooms {
+            if state.rooms.remove(room) {
+                self.leave_room(room, id, &conn.user, &mut out);
+            }
+        }
+        let left = Unsubscription {
+            connection_id: id,
+            rooms: state.rooms.iter().cloned().collect(),
+            events: filter_names(state.filter.as_ref()),
+        };
+        drop(state);
+        self.settle(out);
+        Ok(left)
+    }
+}

@@ -1,0 +1,119 @@
+//! The single message writer: group commit, then publish in id order.
+//!
+//! Posts queue here. The writer takes everything queued (up to [`MAX_BATCH`]), appends it to
+//! the [`MessageLog`] in one transaction — one fsync for the lot — and only after the commit
+//! publishes each event in id order and answers each poster. So a `201` means "on disk", a
+//! failed insert is never sent, and ids reach subscribers in the order they were assigned.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use crate::{
+    broker::Broker,
+    db::{Db, MessageLog, NewPost},
+    domain::{MessageBody, RoomName, StoredMessage, UserRef},
+};
+
+/// Most posts committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+
+/// Posts waiting for the writer beyond this make posters wait (backpressure).
+const QUEUE: usize = 4096;
+
+/// Why a post was not stored. Nothing was sent either way.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The writer task has ended (shutdown, or it crashed).
+    #[error("the message writer has stopped")]
+    Stopped,
+    /// The database refused the batch (disk full, read-only, locked…). The cause is in the
+    /// writer's log line.
+    #[error("storing the message failed; try again")]
+    Failed,
+}
+
+struct Job {
+    post: NewPost,
+    reply: oneshot::Sender<Result<StoredMessage, WriteError>>,
+}
+
+/// Handle for submitting posts; cheap to clone. The writer task ends (after committing
+/// everything queued) once every handle is dropped.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    /// False after a failed commit, true again after a successful one (readiness).
+    healthy: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// Opens the writer's own connection and starts the task.
+    pub async fn start(db: &Db, broker: Arc<dyn Broker>) -> anyhow::Result<(Self, JoinHandle<()>)> {
+        let log = db.message_log().await?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let task = tokio::spawn(run(log, rx, broker, healthy.clone()));
+        Ok((Self { tx, healthy }, task))
+    }
+
+    /// Whether the writer task is still taking posts and its last commit succeeded
+    /// (readiness).
+    pub fn is_ready(&self) -> bool {
+        !self.tx.is_closed() && self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Stores a room message (`room` set) or a broadcast, durably, then publishes it.
+    /// Returns once it is committed and handed to the broker.
+    pub async fn post(
+        &self,
+        room: Option<RoomName>,
+        user: Option<UserRef>,
+        body: MessageBody,
+    ) -> Result<StoredMessage, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        let post = NewPost { room, user, body };
+        self.tx
+            .send(Job { post, reply })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+}
+
+async fn run(
+    mut log: MessageLog,
+    mut rx: mpsc::Receiver<Job>,
+    broker: Arc<dyn Broker>,
+    healthy: Arc<AtomicBool>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let posts: Vec<&NewPost> = batch.iter().map(|j: &Job| &j.post).collect();
+        match log.append(&posts).await {
+            Ok(stored) => {
+                healthy.store(true, Ordering::Release);
+                metrics::counter!("roomcast_messages_stored_total").increment(stored.len() as u64);
+                metrics::counter!("roomcast_writer_commits_total").increment(1);
+                for (job, msg) in batch.drain(..).zip(stored) {
+                    broker.publish(&msg);
+                    let _ = job.reply.send(Ok(msg));
+                }
+            }
+            Err(e) => {
+                healthy.store(false, Ordering::Release);
+                tracing::error!(error = ?e, posts = batch.len(), "message batch failed; nothing sent");
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(WriteError::Failed));
+                }
+            }
+        }
+    }
+    log.close().await;
+}
