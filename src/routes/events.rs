@@ -16,7 +16,7 @@ pub async fn open(
     state: web::Data<AppState>,
     current: CurrentUser,
     req: HttpRequest,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     // A malformed Last-Event-ID is ignored, as a browser's would only ever be one we sent.
     let last_event_id = req
         .headers()
@@ -28,13 +28,13 @@ pub async fn open(
         UserRef::from(&current.user),
         current.session_id,
         last_event_id,
-    );
+    )?;
     tracing::debug!(connection = %stream.connection().id, "stream opened");
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream)
+        .streaming(stream))
 }
 
 /// `POST /api/subscribe`: joins rooms, sets the event filter, replays what was missed.

@@ -10,12 +10,52 @@ use crate::{
     db::Page,
     domain::{EventName, MessageBody, RoomName, UserRef},
     error::{ApiError, ErrorCode},
+    hub::RoomInfo,
     state::AppState,
 };
 
-/// `GET /api/rooms`: rooms with subscribers now.
-pub async fn list(state: web::Data<AppState>, _: CurrentUser) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "rooms": state.hub.rooms() }))
+/// Query of `GET /api/rooms`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<usize>,
+}
+
+/// Most rooms one listing returns.
+const MAX_LIST: usize = 500;
+
+/// A room as listed: the hub's figures and its visibility (every room is public until
+/// private rooms are built).
+#[derive(serde::Serialize)]
+struct Listed {
+    #[serde(flatten)]
+    room: RoomInfo,
+    visibility: &'static str,
+}
+
+/// `GET /api/rooms?limit=`: the busiest rooms with subscribers now.
+pub async fn list(
+    state: web::Data<AppState>,
+    _: CurrentUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(ApiError::validation(
+            ErrorCode::InvalidLimit,
+            format!("limit is 1-{MAX_LIST}"),
+        ));
+    }
+    let rooms: Vec<Listed> = state
+        .hub
+        .busiest_rooms(limit)
+        .into_iter()
+        .map(|room| Listed {
+            room,
+            visibility: "public",
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
 }
 
 /// `GET /api/rooms/{room}/presence`: users with a connection in the room now.

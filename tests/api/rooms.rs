@@ -501,8 +501,8 @@ async fn the_room_list_counts_connections_and_users() {
     assert_eq!(
         rooms,
         [
-            json!({ "name": "r", "subscribers": 3, "users": 2 }),
-            json!({ "name": "s", "subscribers": 1, "users": 1 }),
+            json!({ "name": "r", "subscribers": 3, "users": 2, "visibility": "public" }),
+            json!({ "name": "s", "subscribers": 1, "users": 1, "visibility": "public" }),
         ],
         "rooms with their connections and distinct users"
     );

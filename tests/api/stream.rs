@@ -38,7 +38,7 @@ async fn joined_for(c: &Client, rooms: &[&str], events: &[&str]) -> Sse {
 const TOKEN: &str = "test-admin-token-0123456789";
 
 async fn spawn_with_admin_token() -> TestApp {
-    spawn_app_with(|s| s.admin.api_token = Some(TOKEN.to_owned())).await
+    spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await
 }
 
 // ---- GET /api/events ----
@@ -638,7 +638,7 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
     let app = spawn_app_with(|s| {
         s.sse.queue_capacity = 8;
         s.database.sqlite_synchronous = roomcast::config::SqliteSync::Normal;
-        s.admin.api_token = Some(TOKEN.to_owned());
+        s.admin.api_token = Some(TOKEN.into());
     })
     .await;
     let poster = app.user("poster").await;

@@ -383,7 +383,7 @@ async fn a_later_subscribe_without_events_receives_every_event_again() {
 #[tokio::test]
 async fn broadcast_is_delivered_whatever_the_event_set() {
     const TOKEN: &str = "subscribe-test-token-0123456789";
-    let app = spawn_app_with(|s| s.admin.api_token = Some(TOKEN.to_owned())).await;
+    let app = spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await;
     let alice = app.user("alice").await;
     let mut sse = alice.events().await;
     alice
