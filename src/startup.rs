@@ -146,6 +146,11 @@ impl Application {
         self.port
     }
 
+    /// A handle on the app's database pool (tests use it to reach under the running app).
+    pub fn db(&self) -> Db {
+        self.db.clone()
+    }
+
     /// Serves until the process gets SIGTERM or SIGINT, then shuts down cleanly.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
