@@ -414,6 +414,9 @@ fn subscribes_racing_overflowing_fan_outs_do_not_deadlock() {
             .recv_timeout(Duration::from_secs(60))
             .expect("a thread hung: lock-order deadlock between subscribe and publish");
     }
+    // Without a cut the race under test never happened.
+    let cut = hub.stats().slow_disconnects;
+    assert!(cut > 0, "no connection was cut for a full queue");
 }
 
 /// Many threads join and leave overlapping rooms while streams open and close; afterwards no
