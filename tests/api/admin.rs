@@ -3,9 +3,8 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use serde_json::{Value, json};
-
 use reqwest::Method;
+use serde_json::{Value, json};
 
 use crate::{
     helpers::{

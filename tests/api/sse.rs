@@ -333,10 +333,7 @@ fn dechunk(raw: &[u8]) -> String {
         + 4;
     let mut rest = &raw[head_end..];
     let mut body = Vec::new();
-    loop {
-        let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
         let size_line = std::str::from_utf8(&rest[..line_end]).expect("ascii chunk size");
         let size = usize::from_str_radix(size_line.trim(), 16)
             .unwrap_or_else(|e| panic!("chunk size {size_line:?}: {e}"));
