@@ -3,9 +3,11 @@
 
 mod helpers;
 mod process;
+mod sse;
 
 mod accounts;
 mod admin;
+mod bodies;
 mod errors;
 mod pages;
 mod resume;
