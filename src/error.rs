@@ -202,7 +202,7 @@ pub enum ApiError {
     /// 415: not `application/json` where JSON is required.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
-    /// 429: a cap on what one user may hold at once (not a rate: no `Retry-After`).
+    /// 429: a cap on what one user may hold at once (`Retry-After` is a guess).
     #[error("{message}")]
     Limited {
         /// Which cap, e.g. [`ErrorCode::TooManyStreams`].
@@ -319,6 +319,9 @@ impl From<WriteError> for ApiError {
     }
 }
 
+/// `Retry-After` of a 429 for a cap (every 429 carries one, as the contract says).
+const LIMITED_RETRY_SECS: u64 = 5;
+
 #[derive(Serialize)]
 struct Body<'a> {
     error: Detail<'a>,
@@ -353,9 +356,14 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         let mut res = error_json(self.code(), &message);
-        if let Self::RateLimited { retry_after_secs } = self {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, (*retry_after_secs).into());
+        let retry_after = match self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            // A cap frees when one of the caller's own streams closes; a guess, not a promise.
+            Self::Limited { .. } => Some(LIMITED_RETRY_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
         res
     }

@@ -9,6 +9,8 @@ mod accounts;
 mod admin;
 mod bodies;
 mod errors;
+mod faults;
+mod limits;
 mod pages;
 mod resume;
 mod rooms;
