@@ -2,7 +2,7 @@
 //! `ROOMCAST__SECTION__KEY` environment variables. Loaded and checked once at start-up; a bad
 //! value stops start-up with a message that names the key.
 
-use std::path::PathBuf;
+use std::{net::IpAddr, path::PathBuf, str::FromStr};
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
@@ -19,6 +19,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The session cookie.
     pub session: SessionSettings,
+    /// Password hashing.
+    pub password: PasswordSettings,
     /// Admin API access.
     #[serde(default)]
     pub admin: AdminSettings,
@@ -51,6 +53,92 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Home of the SQLite file and the generated session key.
     pub data_dir: PathBuf,
+    /// Peers whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Cidr>,
+    /// `scheme://host[:port]` browsers use; the cross-site check compares against it.
+    pub public_origin: Option<String>,
+}
+
+/// An IP network such as `10.0.0.0/8` or `::1/128`; a bare address means just that address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = v4_mask(self.prefix);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = v6_mask(self.prefix);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether no address bits are set past the prefix.
+    fn is_network_address(&self) -> bool {
+        match self.network {
+            IpAddr::V4(a) => u32::from(a) & !v4_mask(self.prefix) == 0,
+            IpAddr::V6(a) => u128::from(a) & !v6_mask(self.prefix) == 0,
+        }
+    }
+}
+
+fn v4_mask(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn v6_mask(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("`server.trusted_proxies`: {s:?} {why}");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s.trim(), None),
+        };
+        let network = addr
+            .parse::<IpAddr>()
+            .map_err(|_| bad("is not an IP address or CIDR (e.g. 10.0.0.0/8)"))?
+            .to_canonical();
+        let bits: u8 = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(|| bad(&format!("needs a prefix length of 0 to {bits}")))?,
+        };
+        let cidr = Cidr { network, prefix };
+        // `10.0.0.1/8` is most likely a typo for one address or for the network; refuse
+        // rather than guess which.
+        if !cidr.is_network_address() {
+            return Err(bad("has bits set past its prefix length"));
+        }
+        Ok(cidr)
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
 }
 
 /// `[database]`
@@ -83,8 +171,31 @@ pub struct SessionSettings {
     pub secure: Option<bool>,
     /// Signing/encryption key material (≥ 32 bytes), or generated and kept in the data dir.
     pub secret: Option<String>,
-    /// Idle lifetime of a session.
+    /// Idle lifetime of a session: each use pushes its expiry this far ahead.
     pub ttl_hours: u64,
+    /// Least time between two pushes of one session's expiry.
+    pub touch_interval_secs: u64,
+    /// Time between sweeps of expired sessions (and their streams).
+    pub purge_interval_secs: u64,
+}
+
+/// `[password]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    /// Hashing threads; `None` means one per core.
+    pub hash_threads: Option<usize>,
+    /// Hash requests that may wait for a thread before `503`.
+    pub hash_queue: usize,
+}
+
+impl PasswordSettings {
+    /// The number of hashing threads to run.
+    pub fn threads(&self) -> usize {
+        self.hash_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 }
 
 /// `[admin]`
@@ -135,6 +246,12 @@ pub struct RateLimitSettings {
     pub messages_burst: u32,
     /// Per client IP, logins and registrations per minute.
     pub auth_per_min: u32,
+    /// Per username, login attempts in a row without success before backoff.
+    pub login_free_failures: u32,
+    /// The first backoff wait, seconds; it doubles per further attempt.
+    pub login_backoff_secs: u64,
+    /// The longest backoff wait, seconds; also the quiet time that resets the count.
+    pub login_backoff_max_secs: u64,
 }
 
 /// `[log]`
@@ -157,7 +274,9 @@ impl Settings {
                 Environment::with_prefix("ROOMCAST")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(false),
+                    .try_parsing(false)
+                    .list_separator(",")
+                    .with_list_parse_key("server.trusted_proxies"),
             )
             .build()
             .and_then(|c| c.try_deserialize())
@@ -194,6 +313,13 @@ impl Settings {
             "server.workers",
             "must be at least 1",
         )?;
+        if let Some(origin) = &self.server.public_origin {
+            check(
+                crate::web_security::Origin::parse_bare(origin).is_some(),
+                "server.public_origin",
+                "must be scheme://host[:port] with scheme http or https and no path",
+            )?;
+        }
         check(
             self.database.max_connections >= 1,
             "database.max_connections",
@@ -207,6 +333,22 @@ impl Settings {
         check(
             self.session.ttl_hours >= 1,
             "session.ttl_hours",
+            "must be at least 1",
+        )?;
+        check(
+            self.session.touch_interval_secs >= 1
+                && self.session.touch_interval_secs < self.session.ttl_hours.saturating_mul(3600),
+            "session.touch_interval_secs",
+            "must be at least 1 and less than session.ttl_hours",
+        )?;
+        check(
+            self.session.purge_interval_secs >= 1,
+            "session.purge_interval_secs",
+            "must be at least 1",
+        )?;
+        check(
+            self.password.hash_threads != Some(0),
+            "password.hash_threads",
             "must be at least 1",
         )?;
         if let Some(secret) = &self.session.secret {
@@ -262,6 +404,16 @@ impl Settings {
             self.rate_limit.auth_per_min >= 1,
             "rate_limit.auth_per_min",
             "must be at least 1",
+        )?;
+        check(
+            self.rate_limit.login_backoff_secs >= 1,
+            "rate_limit.login_backoff_secs",
+            "must be at least 1",
+        )?;
+        check(
+            self.rate_limit.login_backoff_max_secs >= self.rate_limit.login_backoff_secs,
+            "rate_limit.login_backoff_max_secs",
+            "must be at least rate_limit.login_backoff_secs",
         )?;
         Ok(())
     }

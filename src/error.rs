@@ -73,6 +73,13 @@ pub enum ApiError {
     /// 503: a dependency (database, broker) is not answering, or the server is stopping.
     #[error("{0}")]
     Unavailable(Cow<'static, str>),
+    /// 503: too busy right now (e.g. every password hashing slot is taken); retry after this
+    /// many whole seconds.
+    #[error("the server is busy; retry after {retry_after_secs} s")]
+    Busy {
+        /// Seconds until a retry is likely to succeed.
+        retry_after_secs: u64,
+    },
     /// 500: a bug or an unexpected failure. Logged in full; the client sees no internals.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -113,7 +120,7 @@ impl ApiError {
             Self::DataTooLarge { .. } => "data_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::Busy { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -157,7 +164,7 @@ impl ResponseError for ApiError {
             }
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -173,7 +180,7 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         let mut res = error_json(self.status_code(), self.code(), &message);
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Self::RateLimited { retry_after_secs } | Self::Busy { retry_after_secs } = self {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, (*retry_after_secs).into());
         }
