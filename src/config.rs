@@ -458,4 +458,64 @@ mod tests {
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("sse.heartbeat_secs"), "error was: {e}");
     }
+
+    #[test]
+    fn a_cidr_contains_its_network_only() {
+        let net: Cidr = "10.0.0.0/8".parse().expect("a CIDR");
+        assert!(net.contains("10.200.0.1".parse().expect("ip")));
+        assert!(!net.contains("11.0.0.1".parse().expect("ip")));
+        assert!(
+            net.contains("::ffff:10.0.0.1".parse().expect("ip")),
+            "IPv4-mapped IPv6 counts as IPv4"
+        );
+        let one: Cidr = "::1".parse().expect("a bare address");
+        assert!(one.contains("::1".parse().expect("ip")));
+        assert!(!one.contains("::2".parse().expect("ip")));
+        let all: Cidr = "0.0.0.0/0".parse().expect("everything");
+        assert!(all.contains("203.0.113.5".parse().expect("ip")));
+    }
+
+    #[test]
+    fn a_bad_cidr_names_its_key() {
+        for bad in ["10.0.0.0/33", "10.0.0.1/8", "example.com", "10.0.0.0/x"] {
+            let e = bad.parse::<Cidr>().expect_err(bad);
+            assert!(e.contains("server.trusted_proxies"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_public_origin_must_be_a_bare_origin() {
+        let mut s = Settings::defaults();
+        s.server.public_origin = Some("https://chat.example/app".to_owned());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("server.public_origin"), "error was: {e}");
+        s.server.public_origin = Some("https://chat.example:8443".to_owned());
+        s.validate().expect("scheme://host:port is fine");
+    }
+
+    #[test]
+    fn zero_rates_are_refused_naming_their_key() {
+        for key in [
+            "rate_limit.messages_per_sec",
+            "rate_limit.messages_burst",
+            "rate_limit.auth_per_min",
+        ] {
+            let mut s = Settings::defaults();
+            match key {
+                "rate_limit.messages_per_sec" => s.rate_limit.messages_per_sec = 0,
+                "rate_limit.messages_burst" => s.rate_limit.messages_burst = 0,
+                _ => s.rate_limit.auth_per_min = 0,
+            }
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "error for {key} was: {e}");
+        }
+    }
+
+    #[test]
+    fn zero_hashing_threads_are_refused() {
+        let mut s = Settings::defaults();
+        s.password.hash_threads = Some(0);
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("password.hash_threads"), "error was: {e}");
+    }
 }

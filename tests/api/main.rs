@@ -10,5 +10,6 @@ mod errors;
 mod pages;
 mod resume;
 mod rooms;
+mod security;
 mod stream;
 mod subscribe;
