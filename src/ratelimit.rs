@@ -68,7 +68,8 @@ impl Limits {
     /// failure from the start, so that concurrent attempts cannot all slip through before
     /// the first one fails; [`Limits::login_succeeded`] clears it.
     pub fn login_attempt(&self, username: &str) -> Result<(), ApiError> {
-        self.logins.attempt(&username.to_lowercase(), Instant::now())
+        self.logins
+            .attempt(&username.to_lowercase(), Instant::now())
     }
 
     /// The login for `username` succeeded: its backoff is over.
@@ -132,9 +133,7 @@ impl LoginBackoff {
     /// The wait after the `beyond`-th attempt past the free ones (0 for the last free one).
     fn wait(&self, beyond: u32) -> Duration {
         // Past 2^20 the doubling is far beyond any sane maximum; stop before it overflows.
-        self.first
-            .saturating_mul(1 << beyond.min(20))
-            .min(self.max)
+        self.first.saturating_mul(1 << beyond.min(20)).min(self.max)
     }
 
     fn shrink(&self, now: Instant) {
@@ -252,11 +251,13 @@ mod tests {
         let first = retry_after(b.attempt("alice", t0));
         assert_eq!(first, 4, "after the free attempts: login_backoff_secs");
         let t1 = t0 + Duration::from_secs(4);
-        b.attempt("alice", t1).expect("allowed once the wait is over");
+        b.attempt("alice", t1)
+            .expect("allowed once the wait is over");
         let second = retry_after(b.attempt("alice", t1));
         assert_eq!(second, 8, "the wait doubles");
         let t2 = t1 + Duration::from_secs(8);
-        b.attempt("alice", t2).expect("allowed once the longer wait is over");
+        b.attempt("alice", t2)
+            .expect("allowed once the longer wait is over");
         assert_eq!(retry_after(b.attempt("alice", t2)), 16);
         b.attempt("bob", t2).expect("other names are not throttled");
     }
@@ -268,7 +269,8 @@ mod tests {
         let mut now = Instant::now();
         for _ in 0..40 {
             now += b.max;
-            b.attempt("alice", now).expect("allowed after the longest wait");
+            b.attempt("alice", now)
+                .expect("allowed after the longest wait");
         }
         assert_eq!(retry_after(b.attempt("alice", now)), 60);
     }
@@ -328,10 +330,7 @@ mod tests {
     fn behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client() {
         let trusted = cidrs(&["10.0.0.0/8"]);
         // The client forged the first hop; our proxies appended the real ones.
-        let req = request(
-            "10.0.0.2:5000",
-            &["1.1.1.1, 198.51.100.7", "10.0.0.5"],
-        );
+        let req = request("10.0.0.2:5000", &["1.1.1.1, 198.51.100.7", "10.0.0.5"]);
         assert_eq!(client_ip(&req, &trusted), ip("198.51.100.7"));
     }
 

@@ -227,7 +227,10 @@ mod tests {
             "the right password must match"
         );
         assert!(
-            !pool.verify("wrong horse!".into(), Some(h)).await.expect("verified"),
+            !pool
+                .verify("wrong horse!".into(), Some(h))
+                .await
+                .expect("verified"),
             "a wrong password must not match"
         );
     }
@@ -235,7 +238,12 @@ mod tests {
     #[tokio::test]
     async fn no_stored_hash_never_matches() {
         let pool = pool(1, 4);
-        assert!(!pool.verify("anything at all".into(), None).await.expect("verified"));
+        assert!(
+            !pool
+                .verify("anything at all".into(), None)
+                .await
+                .expect("verified")
+        );
     }
 
     #[tokio::test]

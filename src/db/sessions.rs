@@ -227,7 +227,11 @@ mod tests {
             .expect("rows");
         assert_eq!(rows.len(), 1);
         assert_ne!(rows[0].0, key.as_ref(), "the raw key must not be stored");
-        assert_eq!(rows[0].0, key_hash(&key), "the SHA-256 of the key is stored");
+        assert_eq!(
+            rows[0].0,
+            key_hash(&key),
+            "the SHA-256 of the key is stored"
+        );
         assert!(
             store.load(&key).await.expect("loaded").is_some(),
             "the cookie's key still finds its session"
@@ -244,7 +248,10 @@ mod tests {
         store.load(&key).await.expect("loaded");
         store.update_ttl(&key, &TTL).await.expect("touched");
         let new = stored_expiry(&store, &key).await;
-        assert!(new >= old + 119, "expiry {old} was not pushed ahead (now {new})");
+        assert!(
+            new >= old + 119,
+            "expiry {old} was not pushed ahead (now {new})"
+        );
     }
 
     #[tokio::test]
@@ -271,11 +278,17 @@ mod tests {
     async fn purging_returns_the_expired_states_only() {
         let (store, _dir) = store().await;
         let expired_state = state();
-        let expired = store.save(expired_state.clone(), &TTL).await.expect("saved");
+        let expired = store
+            .save(expired_state.clone(), &TTL)
+            .await
+            .expect("saved");
         let live = store.save(state(), &TTL).await.expect("saved");
         set_expiry(&store, &expired, now() - 1).await;
         let purged = store.db.purge_expired_sessions().await.expect("purged");
         assert_eq!(purged, vec![expired_state]);
-        assert!(store.load(&live).await.expect("loaded").is_some(), "live session kept");
+        assert!(
+            store.load(&live).await.expect("loaded").is_some(),
+            "live session kept"
+        );
     }
 }

@@ -118,14 +118,23 @@ async fn each_further_failure_for_a_username_waits_longer() {
     );
     let second = c.login("carol", "wrong-password").await;
     assert_eq!(second.status(), 429);
-    assert_eq!(retry_after(&second), 2, "the second wait is twice the first");
+    assert_eq!(
+        retry_after(&second),
+        2,
+        "the second wait is twice the first"
+    );
 }
 
 #[tokio::test]
 async fn forwarded_for_from_an_untrusted_peer_does_not_change_the_client() {
     let app = spawn_app_with(|s| s.rate_limit.auth_per_min = 2).await;
     for (i, client) in ["198.51.100.1", "198.51.100.2"].iter().enumerate() {
-        let res = login_as(&app.base, &format!("dave{i}"), &[("x-forwarded-for", client)]).await;
+        let res = login_as(
+            &app.base,
+            &format!("dave{i}"),
+            &[("x-forwarded-for", client)],
+        )
+        .await;
         assert_eq!(res.status(), 401, "within the per-IP limit");
     }
     let res = login_as(&app.base, "dave9", &[("x-forwarded-for", "198.51.100.3")]).await;
@@ -142,22 +151,29 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     for client in ["198.51.100.1", "198.51.100.2"] {
         for i in 0..2 {
             let hops = format!("203.0.113.77, {client}");
-            let res = login_as(&app.base, &format!("erin{i}"), &[("x-forwarded-for", &hops)]).await;
-            assert_eq!(res.status(), 401, "{client} attempt {i} is within its own limit");
+            let res = login_as(
+                &app.base,
+                &format!("erin{i}"),
+                &[("x-forwarded-for", &hops)],
+            )
+            .await;
+            assert_eq!(
+                res.status(),
+                401,
+                "{client} attempt {i} is within its own limit"
+            );
         }
     }
-    let res = login_as(
-        &app.base,
-        "erin9",
-        &[("x-forwarded-for", "198.51.100.1")],
-    )
-    .await;
+    let res = login_as(&app.base, "erin9", &[("x-forwarded-for", "198.51.100.1")]).await;
     assert_error(res, 429, "rate_limited").await;
 }
 
 /// `POST /api/login` with the given headers; the status.
 async fn post_with(app: &TestApp, headers: &[(&str, &str)]) -> u16 {
-    login_as(&app.base, "frank", headers).await.status().as_u16()
+    login_as(&app.base, "frank", headers)
+        .await
+        .status()
+        .as_u16()
 }
 
 #[tokio::test]
@@ -234,7 +250,11 @@ async fn when_a_session_expires_its_streams_close() {
         sse.ends_within(Duration::from_secs(5)).await,
         "the expired session's stream stayed open"
     );
-    assert_eq!(c.get("/api/me").await.status(), 401, "and the session is gone");
+    assert_eq!(
+        c.get("/api/me").await.status(),
+        401,
+        "and the session is gone"
+    );
 }
 
 #[test]
@@ -321,7 +341,10 @@ async fn a_login_storm_leaves_memory_bounded() {
     sampler.join().expect("sampler");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (after, threads_after) = rss_and_threads(pid);
-    let (peak, peak_threads) = (peak.load(Ordering::Relaxed), peak_threads.load(Ordering::Relaxed));
+    let (peak, peak_threads) = (
+        peak.load(Ordering::Relaxed),
+        peak_threads.load(Ordering::Relaxed),
+    );
     eprintln!(
         "login storm: RSS before {} MiB, peak {} MiB, after {} MiB; threads {threads_before} → \
          peak {peak_threads} → {threads_after}; {refused} of 144 answered 503",
@@ -329,7 +352,11 @@ async fn a_login_storm_leaves_memory_bounded() {
         peak / MIB,
         after / MIB,
     );
-    assert!(peak < 200 * MIB, "peak RSS {} MiB during the storm", peak / MIB);
+    assert!(
+        peak < 200 * MIB,
+        "peak RSS {} MiB during the storm",
+        peak / MIB
+    );
     // The second hashing thread's blocks (19 MiB) may be new; little else should stay.
     assert!(
         after < before + 40 * MIB,
