@@ -54,10 +54,29 @@ pub struct ServerSettings {
     /// Home of the SQLite file and the generated session key.
     pub data_dir: PathBuf,
     /// Peers whose `X-Forwarded-For` is believed.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "cidr_list")]
     pub trusted_proxies: Vec<Cidr>,
     /// `scheme://host[:port]` browsers use; the cross-site check compares against it.
     pub public_origin: Option<String>,
+}
+
+/// A list of CIDRs: a TOML array, or one comma-separated string (how an environment
+/// variable spells a list).
+fn cidr_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Items(Vec<Cidr>),
+        Text(String),
+    }
+    match List::deserialize(d)? {
+        List::Items(items) => Ok(items),
+        List::Text(text) => text
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .collect(),
+    }
 }
 
 /// An IP network such as `10.0.0.0/8` or `::1/128`; a bare address means just that address.
@@ -274,9 +293,7 @@ impl Settings {
                 Environment::with_prefix("ROOMCAST")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(false)
-                    .list_separator(",")
-                    .with_list_parse_key("server.trusted_proxies"),
+                    .try_parsing(false),
             )
             .build()
             .and_then(|c| c.try_deserialize())
@@ -517,5 +534,20 @@ mod tests {
         s.password.hash_threads = Some(0);
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("password.hash_threads"), "error was: {e}");
+    }
+
+    #[test]
+    fn trusted_proxies_may_be_one_comma_separated_string() {
+        let s: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .set_override("server.trusted_proxies", "10.0.0.0/8, ::1")
+            .and_then(|b| b.build())
+            .and_then(|c| c.try_deserialize())
+            .expect("a comma-separated list deserializes");
+        let expected: Vec<Cidr> = ["10.0.0.0/8", "::1"]
+            .iter()
+            .map(|c| c.parse().expect("a CIDR"))
+            .collect();
+        assert_eq!(s.server.trusted_proxies, expected);
     }
 }
