@@ -17,7 +17,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 
 use crate::{
-    auth::password,
+    auth::{self, PasswordPool},
     broker::LocalBroker,
     config::Settings,
     db::{Db, SqlSessionStore},
@@ -60,9 +60,14 @@ impl Application {
         let broker = Arc::new(LocalBroker::new(hub.clone()));
         let (writer, writer_task) = Writer::start(&db, broker).await?;
         let key = session_key(&settings)?;
-        password::warm_up().await;
-        let limits = Arc::new(Limits::new(&settings.rate_limit));
-        let housekeeping = Housekeeping::start(db.clone(), limits.clone());
+        let passwords = PasswordPool::new(&settings.password)?;
+        let limits = Arc::new(Limits::new(&settings.rate_limit)?);
+        let housekeeping = Housekeeping::start(
+            db.clone(),
+            limits.clone(),
+            hub.clone(),
+            Duration::from_secs(settings.session.purge_interval_secs),
+        );
 
         let addr = (settings.server.host.as_str(), settings.server.port);
         let listener =
@@ -75,8 +80,12 @@ impl Application {
             hub: hub.clone(),
             writer,
             limits,
+            passwords,
         });
-        let store = SqlSessionStore::new(db.clone());
+        let store = SqlSessionStore::new(
+            db.clone(),
+            Duration::from_secs(settings.session.touch_interval_secs),
+        );
         let secure = settings.cookie_secure();
         let ttl = time::Duration::hours(settings.session.ttl_hours as i64);
         let body_cap = settings.limits.body_bytes;
@@ -105,7 +114,10 @@ impl Application {
                         .session_lifecycle(
                             PersistentSession::default()
                                 .session_ttl(ttl)
-                                .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+                                // The TTL is an idle timeout: every request may push it (the
+                                // store writes at most once per touch interval) and renews
+                                // the cookie's Max-Age to match.
+                                .session_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
                         )
                         .build(),
                 )
@@ -251,12 +263,12 @@ struct Housekeeping {
 }
 
 impl Housekeeping {
-    fn start(db: Db, limits: Arc<Limits>) -> Self {
+    fn start(db: Db, limits: Arc<Limits>, hub: Arc<Hub>, purge_every: Duration) -> Self {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut stopped = stopped;
             tokio::select! {
-                () = housekeeping(db, limits) => {}
+                () = housekeeping(db, limits, hub, purge_every) => {}
                 _ = stopped.wait_for(|s| *s) => {}
             }
         });
@@ -270,18 +282,26 @@ impl Housekeeping {
 }
 
 /// Once a minute: forget rate-limit keys that are back to a full allowance (else every IP
-/// and user ever seen stays in memory). Once an hour: delete expired sessions.
-async fn housekeeping(db: Db, limits: Arc<Limits>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    for minute in 0u64.. {
-        tick.tick().await;
-        limits.shrink();
-        if minute % 60 == 0 {
-            match db.purge_expired_sessions().await {
-                Ok(n) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
+/// and user ever seen stays in memory). Every `purge_every`: delete expired sessions and
+/// close their open streams (an expired login must not keep receiving).
+async fn housekeeping(db: Db, limits: Arc<Limits>, hub: Arc<Hub>, purge_every: Duration) {
+    let mut shrink = tokio::time::interval(Duration::from_secs(60));
+    let mut purge = tokio::time::interval(purge_every);
+    loop {
+        tokio::select! {
+            _ = shrink.tick() => limits.shrink(),
+            _ = purge.tick() => match db.purge_expired_sessions().await {
+                Ok(states) if !states.is_empty() => {
+                    let streams: usize = states
+                        .iter()
+                        .filter_map(auth::login_id)
+                        .map(|sid| hub.close_session(sid))
+                        .sum();
+                    tracing::info!(sessions = states.len(), streams, "purged expired sessions");
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
-            }
+            },
         }
     }
 }

@@ -21,14 +21,6 @@ pub struct Credentials {
     password: String,
 }
 
-/// Applies the per-IP limit on login and registration attempts.
-pub fn limit_auth(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
-    match req.peer_addr() {
-        Some(addr) => state.limits.auth(addr.ip()),
-        None => Ok(()),
-    }
-}
-
 /// `POST /api/register` → `201 {"user"}` and a logged-in session.
 pub async fn register(
     state: web::Data<AppState>,
@@ -36,23 +28,22 @@ pub async fn register(
     session: Session,
     body: Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    limit_auth(&state, &req)?;
     let Credentials { username, password } = body.into_inner();
-    let user = auth::register(&state.db, &username, password).await?;
+    let user = auth::register(&state, &req, &username, password).await?;
     auth::start_session(&session, &user)?;
     Ok(HttpResponse::Created().json(json!({ "user": user })))
 }
 
-/// `POST /api/login` → `200 {"user"}`; `401 invalid_credentials`.
+/// `POST /api/login` → `200 {"user"}`; `401 invalid_credentials`; `429` while the per-IP
+/// limit or the username's backoff holds; `503` when password hashing is saturated.
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     session: Session,
     body: Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    limit_auth(&state, &req)?;
     let Credentials { username, password } = body.into_inner();
-    let user = auth::authenticate(&state.db, &username, password).await?;
+    let user = auth::login(&state, &req, &username, password).await?;
     auth::start_session(&session, &user)?;
     Ok(HttpResponse::Ok().json(json!({ "user": user })))
 }

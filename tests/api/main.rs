@@ -14,5 +14,6 @@ mod limits;
 mod pages;
 mod resume;
 mod rooms;
+mod security;
 mod stream;
 mod subscribe;
