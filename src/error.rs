@@ -49,6 +49,12 @@ pub enum ApiError {
         /// What conflicted.
         message: Cow<'static, str>,
     },
+    /// 408: the request body did not arrive within `server.body_timeout_secs`.
+    #[error("the request body did not arrive within {secs} s")]
+    RequestTimeout {
+        /// The deadline in seconds.
+        secs: u64,
+    },
     /// 413: the body is over the configured cap.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -109,6 +115,7 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden(_) => "forbidden",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout { .. } => "request_timeout",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::DataTooLarge { .. } => "data_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -151,6 +158,7 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } | Self::DataTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE

@@ -24,6 +24,7 @@ pub mod ratelimit;
 mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod transport;
 mod web_security;
 
 pub use startup::{AppState, Application};
