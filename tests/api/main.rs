@@ -12,3 +12,4 @@ mod resume;
 mod rooms;
 mod stream;
 mod subscribe;
+mod transport;
