@@ -196,8 +196,7 @@ mod tests {
             .with(Seen(seen.clone()))
             .with(QuietClientFaults);
         tracing::subscriber::with_default(subscriber, emit);
-        let out = seen.lock().expect("lock").clone();
-        out
+        seen.lock().expect("lock").clone()
     }
 
     #[test]

@@ -52,7 +52,7 @@ use crate::{error::ApiError, startup::AppState};
 
 /// Descriptors kept out of `server.max_connections` for the database, logs, listeners and
 /// the runtime.
-pub const FD_RESERVE: u64 = 128;
+pub const FD_RESERVE: usize = 128;
 
 /// The `HttpServer::on_connect` callback: sets the write timeout on every accepted TCP socket.
 pub fn on_connect(write_timeout: Duration) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync {
@@ -95,7 +95,8 @@ pub fn per_worker_connections(total: usize, workers: usize) -> usize {
 /// key and both numbers otherwise.
 #[cfg(unix)]
 pub fn ensure_fd_budget(max_connections: usize) -> anyhow::Result<()> {
-    let needed = max_connections as u64 + FD_RESERVE;
+    let needed = libc::rlim_t::try_from(max_connections.saturating_add(FD_RESERVE))
+        .unwrap_or(libc::rlim_t::MAX);
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -104,12 +105,12 @@ pub fn ensure_fd_budget(max_connections: usize) -> anyhow::Result<()> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Err(io::Error::last_os_error().into());
     }
-    let (soft, hard) = (lim.rlim_cur as u64, lim.rlim_max as u64);
+    let (soft, hard) = (lim.rlim_cur, lim.rlim_max);
     if needed <= soft {
         return Ok(());
     }
     if needed <= hard {
-        lim.rlim_cur = needed as libc::rlim_t;
+        lim.rlim_cur = needed;
         // SAFETY: setrlimit only reads the struct we pass.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
             tracing::info!(from = soft, to = needed, "raised the open-file limit");
