@@ -26,6 +26,9 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// Event streams.
     pub sse: SseSettings,
+    /// Who may scrape `/metrics`, and where.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     /// Replay on resume.
     pub history: HistorySettings,
     /// Input caps.
@@ -123,6 +126,14 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<Cidr>,
     /// `scheme://host[:port]` browsers use; the cross-site check compares against it.
     pub public_origin: Option<String>,
+    /// Open connections the whole server accepts at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Seconds a client has to send a whole request body once its head arrived.
+    pub body_timeout_secs: u64,
+    /// Seconds a client has to send the head of its first request.
+    pub head_timeout_secs: u64,
+    /// Seconds a client has to acknowledge the server closing its connection.
+    pub disconnect_timeout_secs: u64,
 }
 
 /// A list of CIDRs: a TOML array, or one comma-separated string (how an environment
@@ -298,6 +309,20 @@ pub struct SseSettings {
     pub heartbeat_secs: u64,
     /// Frames queued per connection before a slow disconnect.
     pub queue_capacity: usize,
+    /// Seconds a peer may leave sent data unread before its socket is closed.
+    pub write_timeout_secs: u64,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Bearer token required to scrape `/metrics`; `None` means loopback peers only (on the
+    /// main listener) or anyone reaching `listen`.
+    pub token: Option<String>,
+    /// A separate `host:port` serving only `/metrics`, `/healthz` and `/readyz`; when set the
+    /// main listener no longer serves `/metrics`.
+    pub listen: Option<String>,
 }
 
 /// `[history]`
@@ -412,6 +437,36 @@ impl Settings {
                 crate::web_security::Origin::parse_bare(origin).is_some(),
                 "server.public_origin",
                 "must be scheme://host[:port] with scheme http or https and no path",
+            )?;
+        }
+        check(
+            self.server.max_connections >= 1,
+            "server.max_connections",
+            "must be at least 1",
+        )?;
+        for (key, secs) in [
+            ("server.body_timeout_secs", self.server.body_timeout_secs),
+            ("server.head_timeout_secs", self.server.head_timeout_secs),
+            (
+                "server.disconnect_timeout_secs",
+                self.server.disconnect_timeout_secs,
+            ),
+            ("sse.write_timeout_secs", self.sse.write_timeout_secs),
+        ] {
+            check(secs >= 1, key, "must be at least 1")?;
+        }
+        if let Some(token) = &self.metrics.token {
+            check(
+                token.len() >= 16,
+                "metrics.token",
+                "must be at least 16 characters",
+            )?;
+        }
+        if let Some(listen) = &self.metrics.listen {
+            check(
+                listen.parse::<std::net::SocketAddr>().is_ok(),
+                "metrics.listen",
+                "must be an IP:port address such as 127.0.0.1:9100",
             )?;
         }
         check(
@@ -554,6 +609,20 @@ mod tests {
             (10, 20, 20)
         );
         assert!(!s.cookie_secure(), "development cookies are not Secure");
+        assert_eq!(s.sse.write_timeout_secs, 30);
+        assert_eq!(
+            (
+                s.server.max_connections,
+                s.server.body_timeout_secs,
+                s.server.head_timeout_secs,
+                s.server.disconnect_timeout_secs
+            ),
+            (4096, 10, 5, 1)
+        );
+        assert!(
+            s.metrics.token.is_none() && s.metrics.listen.is_none(),
+            "metrics are open to loopback peers by default"
+        );
     }
 
     #[test]
@@ -637,5 +706,13 @@ mod tests {
             .map(|c| c.parse().expect("a CIDR"))
             .collect();
         assert_eq!(s.server.trusted_proxies, expected);
+    }
+
+    #[test]
+    fn a_metrics_listen_that_is_not_an_address_is_refused() {
+        let mut s = Settings::defaults();
+        s.metrics.listen = Some("localhost".to_owned());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("metrics.listen"), "error was: {e}");
     }
 }

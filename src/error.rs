@@ -187,6 +187,12 @@ pub enum ApiError {
         /// What conflicted, for a person.
         message: Cow<'static, str>,
     },
+    /// 408: the request body did not arrive within `server.body_timeout_secs`.
+    #[error("the request body did not arrive within {secs} s")]
+    RequestTimeout {
+        /// The deadline in seconds.
+        secs: u64,
+    },
     /// 413: the body is over the configured cap.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -264,6 +270,7 @@ impl ApiError {
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::RequestTimeout { .. } => ErrorCode::RequestTimeout,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::DataTooLarge { .. } => ErrorCode::DataTooLarge,
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,

@@ -26,13 +26,14 @@ use crate::{
     ratelimit::Limits,
     routes,
     state::AppState,
-    telemetry,
+    telemetry, transport,
     writer::Writer,
 };
 
 /// A built, bound, not yet running roomcast.
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: Server,
     hub: Arc<Hub>,
     db: Db,
@@ -73,6 +74,19 @@ impl Application {
         let listener =
             TcpListener::bind(addr).with_context(|| format!("binding {}:{}", addr.0, addr.1))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = match &settings.metrics.listen {
+            Some(listen) => Some(
+                TcpListener::bind(listen)
+                    .with_context(|| format!("binding metrics.listen {listen}"))?,
+            ),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        transport::ensure_fd_budget(settings.server.max_connections)?;
+        let workers = transport::worker_count(settings.server.workers);
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -95,6 +109,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::Data::new(metrics.clone()))
+                .app_data(transport::MetricsListener(metrics_addr))
                 .app_data(
                     web::FormConfig::default()
                         .limit(body_cap)
@@ -122,19 +137,32 @@ impl Application {
                         .build(),
                 )
                 .wrap(from_fn(crate::web_security::guard))
+                .wrap(from_fn(transport::body_deadline))
+                .wrap(from_fn(transport::ops_listener_only))
                 .wrap(from_fn(telemetry::observe))
         })
+        .on_connect(transport::on_connect(Duration::from_secs(
+            settings.sse.write_timeout_secs,
+        )))
         .listen(listener)?
         // A browser that closes its EventSource half-closes the socket; without this the
         // stream would only notice at its next write (heartbeat).
         .h1_allow_half_closed(false)
+        .client_request_timeout(Duration::from_secs(settings.server.head_timeout_secs))
+        .client_disconnect_timeout(Duration::from_secs(settings.server.disconnect_timeout_secs))
+        .workers(workers)
+        .max_connections(transport::per_worker_connections(
+            settings.server.max_connections,
+            workers,
+        ))
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if let Some(workers) = settings.server.workers {
-            server = server.workers(workers);
+        if let Some(l) = metrics_listener {
+            server = server.listen(l)?;
         }
         Ok(Self {
             port,
+            metrics_port: metrics_addr.map(|a| a.port()),
             server: server.run(),
             hub,
             db,
@@ -152,6 +180,11 @@ impl Application {
     /// The application's database (tests inspect and provoke it).
     pub fn db(&self) -> Db {
         self.db.clone()
+    }
+
+    /// The port of the separate metrics listener, when `metrics.listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// Serves until the process gets SIGTERM or SIGINT, then shuts down cleanly.

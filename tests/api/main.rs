@@ -17,3 +17,4 @@ mod rooms;
 mod security;
 mod stream;
 mod subscribe;
+mod transport;
