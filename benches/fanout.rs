@@ -1,69 +1,57 @@
 //! Cost of routing inside the hub, HTTP excluded: CPU per delivered frame (fan-out into the
 //! subscriber queues plus each stream taking its frame out) and memory per idle
-//! connection (hub structures and its queue, not the socket's buffers).
+//! connection, all in (hub structures, queues, allocator overhead).
 //!
-//! `cargo bench --bench fanout`. Everything runs on one thread, so wall time is CPU time.
+//! `cargo bench --bench fanout` (`-- --quick` for a small run). The fan-out runs on one
+//! thread, so wall time is CPU time. The memory part re-executes this binary so it runs in
+//! a fresh process: one that just freed a large run would reuse those pages and look cheap.
 
-use std::{sync::Arc, time::Duration};
+#[path = "common/mod.rs"]
+mod common;
+
+use std::{process::Command, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use roomcast::{
     domain::{EventName, RoomName, UserRef},
-    hub::{EventFilter, Hub},
+    hub::{ConnectionStream, EventFilter, Hub},
 };
 use uuid::Uuid;
 
-fn rss_bytes() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
+/// Argument that makes this binary measure idle memory only (in a fresh process).
+const IDLE_MEMORY: &str = "--idle-memory";
 
-/// Subscribes; a replay, if the hub asks for one, is answered with nothing.
-fn join(
-    hub: &Hub,
-    id: roomcast::domain::ConnectionId,
-    owner: Uuid,
+/// Every call into the hub's connection API, in one place: opens a connection for a new
+/// user and subscribes it to `rooms` with `filter`; a replay, if the hub asks for one, is
+/// answered with nothing.
+fn subscribed_stream(
+    hub: &Arc<Hub>,
+    i: usize,
     rooms: &[RoomName],
     filter: Option<EventFilter>,
-    want_replay: bool,
-) {
+) -> ConnectionStream {
+    let user = UserRef {
+        id: Uuid::new_v4(),
+        username: format!("user{i}").into(),
+    };
+    let stream = hub.connect(user.clone(), Uuid::new_v4(), None);
     let sub = hub
-        .subscribe(id, owner, rooms, filter, want_replay)
+        .subscribe(stream.connection().id, user.id, rooms, filter, false)
         .expect("subscribe");
     if let Some(tx) = sub.replay {
         let _ = tx.send(Vec::new());
     }
-}
-
-fn user(i: usize) -> UserRef {
-    UserRef {
-        id: Uuid::new_v4(),
-        username: format!("user{i}").into(),
-    }
+    stream
 }
 
 async fn deliveries(subscribers: usize, messages: usize) -> f64 {
     let hub = Arc::new(Hub::new(1024, Duration::from_secs(3600)));
-    let room = RoomName::parse("bench").unwrap();
-    let filter = || Some(EventFilter::new([EventName::builtin("message")]));
+    let room = RoomName::parse("bench").expect("room name");
     let mut readers = Vec::new();
     for i in 0..subscribers {
-        let u = user(i);
-        let mut s = hub.connect(u.clone(), Uuid::new_v4(), None);
-        join(
-            &hub,
-            s.connection().id,
-            u.id,
-            std::slice::from_ref(&room),
-            filter(),
-            false,
-        );
+        let filter = Some(EventFilter::new([EventName::builtin("message")]));
+        let mut s = subscribed_stream(&hub, i, std::slice::from_ref(&room), filter);
         s.next().await; // the `connected` frame
         readers.push(tokio::spawn(async move {
             let mut n = 0usize;
@@ -89,61 +77,79 @@ async fn deliveries(subscribers: usize, messages: usize) -> f64 {
     }
     let mut delivered = 0;
     for r in readers {
-        delivered += r.await.unwrap();
+        delivered += r.await.expect("reader task");
     }
     let elapsed = started.elapsed();
     assert_eq!(delivered, subscribers * messages, "every frame delivered");
     elapsed.as_nanos() as f64 / delivered as f64
 }
 
-async fn idle_memory(connections: usize) -> f64 {
+/// Idle connections in a fresh process: PSS before and after opening them (each in one of
+/// ten rooms), printed.
+async fn idle_memory(connections: usize) {
     let hub = Arc::new(Hub::new(1024, Duration::from_secs(15)));
     let rooms: Vec<RoomName> = (0..10)
-        .map(|i| RoomName::parse(&format!("r{i}")).unwrap())
+        .map(|i| RoomName::parse(&format!("r{i}")).expect("room name"))
         .collect();
-    let before = rss_bytes();
+    let before = common::pss(None);
     let mut streams = Vec::with_capacity(connections);
     for i in 0..connections {
-        let u = user(i);
-        let mut s = hub.connect(u.clone(), Uuid::new_v4(), None);
         // Only messages: an idle room sends none, so the queue holds nothing (presence
         // frames of the other joiners would otherwise pile up, as no socket drains them here).
         let only_messages = Some(EventFilter::new([EventName::builtin("message")]));
-        join(
-            &hub,
-            s.connection().id,
-            u.id,
-            &rooms[i % 10..i % 10 + 1],
-            only_messages,
-            false,
-        );
+        let mut s = subscribed_stream(&hub, i, &rooms[i % 10..i % 10 + 1], only_messages);
         s.next().await;
         streams.push(s);
     }
-    let after = rss_bytes();
+    let after = common::pss(None);
+    println!(
+        "{connections} idle connections in the hub, fresh process: PSS {:.1} MiB before, \
+         {:.1} MiB after",
+        common::mib(before),
+        common::mib(after)
+    );
+    println!(
+        "idle connection in the hub (queue, state, one room, allocator), all in: {:.0} bytes",
+        after.saturating_sub(before) as f64 / connections as f64
+    );
     drop(streams);
-    (after - before) as f64 / connections as f64
 }
 
 fn main() {
+    let quick = common::quick();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .unwrap();
+        .expect("runtime");
+    if common::flag(IDLE_MEMORY) {
+        let n = common::arg(IDLE_MEMORY, 20_000usize);
+        rt.block_on(idle_memory(n));
+        return;
+    }
+    let rounds: &[(usize, usize)] = if quick {
+        &[(100, 200), (1000, 20)]
+    } else {
+        &[(100, 2000), (1000, 500), (10_000, 50)]
+    };
     rt.block_on(async {
         println!("hub fan-out, one thread, HTTP excluded");
         println!(
             "{:>12} {:>10} {:>16}",
             "subscribers", "messages", "ns per delivery"
         );
-        for (subs, msgs) in [(100, 2000), (1000, 500), (10_000, 50)] {
+        for &(subs, msgs) in rounds {
             let ns = deliveries(subs, msgs).await;
             println!("{subs:>12} {msgs:>10} {ns:>16.0}");
         }
-        let per = idle_memory(20_000).await;
-        println!(
-            "idle connection in the hub (queue, state, one room): {:.0} bytes",
-            per
-        );
     });
+    let idle = common::arg("--connections", if quick { 2000usize } else { 20_000 });
+    let exe = std::env::current_exe().expect("this bench's path");
+    let status = Command::new(exe)
+        .args([IDLE_MEMORY, &idle.to_string()])
+        .status()
+        .expect("re-running this bench for the memory part");
+    if !status.success() {
+        eprintln!("the idle-memory run failed: {status}");
+        std::process::exit(1);
+    }
 }

@@ -86,6 +86,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, broker: Ar
         match commit(&mut conn, &batch).await {
             Ok(stored) => {
                 metrics::counter!("roomcast_messages_stored_total").increment(stored.len() as u64);
+                metrics::counter!("roomcast_writer_commits_total").increment(1);
                 for (job, msg) in batch.drain(..).zip(stored) {
                     broker.publish(&msg);
                     let _ = job.reply.send(Ok(msg));
