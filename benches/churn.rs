@@ -48,9 +48,8 @@ const OPEN_BATCH: usize = 250;
 
 struct Stream {
     id: String,
-    _body: std::pin::Pin<
-        Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>,
-    >,
+    _body:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
 }
 
 /// What a client needs to reach the server as the bench user.
@@ -169,7 +168,7 @@ impl Api {
 /// The two rooms stream `i` of wave `wave` joins; `None` for every tenth stream, which
 /// stays unsubscribed.
 fn rooms(i: usize, wave: usize) -> Option<[String; 2]> {
-    (i % 10 != 0).then(|| {
+    (!i.is_multiple_of(10)).then(|| {
         [
             format!("churn-{}", i % ROOMS),
             format!("churn-{}", (i + wave + 1) % ROOMS),
@@ -272,12 +271,9 @@ fn netns_prefix() -> Option<&'static [&'static str]> {
     if !works("ip", &["-V"]) {
         return None;
     }
-    [
-        &["--net"][..],
-        &["--user", "--map-root-user", "--net"][..],
-    ]
-    .into_iter()
-    .find(|p| works("unshare", &[*p, &["true"][..]].concat()))
+    [&["--net"][..], &["--user", "--map-root-user", "--net"][..]]
+        .into_iter()
+        .find(|p| works("unshare", &[*p, &["true"][..]].concat()))
 }
 
 /// The vanishing client: in its own network namespace, waits for the bench to plug in the
@@ -306,7 +302,10 @@ async fn vanish_client() {
         .await
         .is_err()
     {
-        assert!(Instant::now() < deadline, "the server is not reachable over the veth link");
+        assert!(
+            Instant::now() < deadline,
+            "the server is not reachable over the veth link"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let streams = api.open_many(n).await;
@@ -354,7 +353,11 @@ impl Vanishing {
         let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
         // Only once it runs is the child surely in its own namespace.
         let line = out.next_line().await.expect("child output");
-        assert_eq!(line.as_deref(), Some("netns-ready"), "vanishing client start");
+        assert_eq!(
+            line.as_deref(),
+            Some("netns-ready"),
+            "vanishing client start"
+        );
         let pid = child.id().expect("child pid").to_string();
         run(
             "ip",
@@ -451,9 +454,10 @@ async fn churn(netns: Option<&str>) {
          settle wait {settle} s"
     );
     match netns {
-        Some(how) => println!(
-            "vanishing clients: their end of a veth link taken down (unshare {how})"
-        ),
+        _ if vanish == 0 => println!("vanishing clients: none (--vanish 0)"),
+        Some(how) => {
+            println!("vanishing clients: their end of a veth link taken down (unshare {how})")
+        }
         None => println!("vanishing clients: none (no network namespace could be made here)"),
     }
 

@@ -143,9 +143,8 @@ async fn durable_rate(
                 let mut mine = Vec::new();
                 let mut i = 0;
                 while Instant::now() < deadline {
-                    let body =
-                        MessageBody::parse(&format!("poster {p} message {i}"), 4000)
-                            .expect("message body");
+                    let body = MessageBody::parse(&format!("poster {p} message {i}"), 4000)
+                        .expect("message body");
                     let t = Instant::now();
                     writer
                         .post(Some(room.clone()), Some(user.clone()), body)
