@@ -415,7 +415,8 @@ async fn churn(netns: Option<&str>) {
     let wave = common::arg("--wave", if quick { 100usize } else { 500 }).max(1);
     let vanish = common::arg("--vanish", if quick { 50usize } else { 500 });
     let heartbeat = common::arg("--heartbeat", if quick { 2u64 } else { 5 });
-    let settle = common::arg("--settle", if quick { 15u64 } else { 60 });
+    // Long enough for a write timeout of 30 s (plus a heartbeat) to reclaim vanished streams.
+    let settle = common::arg("--settle", if quick { 45u64 } else { 60 });
     let fd_slack = common::arg("--fd-slack", 16usize);
     let token = uuid::Uuid::new_v4().to_string();
     let server = common::Server::start(

@@ -95,10 +95,13 @@ pub struct Server {
 
 impl Server {
     /// Starts the server listening on `host` with the bench's settings plus `env`
-    /// (`ROOMCAST__…` overrides; the bench's own environment is inherited too).
+    /// (`ROOMCAST__…` overrides; the bench's own environment is inherited too). The binary
+    /// is this build's, or `ROOMCAST_BENCH_BIN` to measure another build.
     pub fn start(host: &str, env: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
+        let bin = std::env::var_os("ROOMCAST_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_roomcast").into());
+        let mut cmd = Command::new(bin);
         cmd.current_dir(dir.path())
             .env("ROOMCAST__SERVER__HOST", host)
             .env("ROOMCAST__SERVER__PORT", "0")
