@@ -5,6 +5,7 @@
 
 mod message;
 mod names;
+mod origin;
 mod requests;
 mod room;
 mod user;
@@ -13,6 +14,7 @@ pub use message::{BroadcastJson, DeletedJson, MessageJson, StoredMessage};
 pub use names::{
     ConnectionId, EventName, MessageBody, Password, RESERVED_EVENTS, RoomName, Username,
 };
+pub use origin::Origin;
 pub use requests::{SubscribeBody, UnsubscribeBody};
 pub use room::{MemberRole, RoomRecord, RoomView, Visibility};
 pub use user::{Role, User, UserRef};
