@@ -24,7 +24,7 @@ pub struct StoredMessage {
 }
 
 /// The contract's `Message` object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageJson<'a> {
     id: i64,
     room: &'a RoomName,
@@ -34,7 +34,7 @@ pub struct MessageJson<'a> {
 }
 
 /// The contract's broadcast object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BroadcastJson<'a> {
     id: i64,
     body: &'a str,

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 /// Body of `POST /api/subscribe`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeBody {
     /// The stream's id, from its `connected` event.
@@ -20,7 +20,7 @@ pub struct SubscribeBody {
 }
 
 /// Body of `POST /api/unsubscribe`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnsubscribeBody {
     /// The stream's id.

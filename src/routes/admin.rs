@@ -14,13 +14,21 @@ use crate::{
 use super::json::Json;
 
 /// Body of `POST /api/admin/broadcast`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBroadcast {
     body: String,
 }
 
 /// `POST /api/admin/broadcast`: stored, then sent to every open connection.
+#[utoipa::path(
+    post, path = "/api/admin/broadcast", tag = "admin", security(("session" = []), ("admin_token" = [])), request_body = NewBroadcast,
+    responses(
+        (status = 201, body = super::openapi::replies::BroadcastReply, description = "Stored, then sent to every open connection"),
+        (status = 403, description = "`forbidden`: logged in but not an admin"),
+        (status = 503, description = "`unavailable`: the message writer is not storing"),
+    )
+)]
 pub async fn broadcast(
     state: web::Data<AppState>,
     admin: Admin,
@@ -33,6 +41,13 @@ pub async fn broadcast(
 }
 
 /// `GET /api/admin/stats`: live figures.
+#[utoipa::path(
+    get, path = "/api/admin/stats", tag = "admin", security(("session" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, body = super::openapi::replies::StatsReply, description = "Live figures"),
+        (status = 403, description = "`forbidden`: logged in but not an admin"),
+    )
+)]
 pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
     let hub = state.hub.stats();
     let stored = state.db.count_messages().await?;
@@ -48,6 +63,15 @@ pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse,
 }
 
 /// `POST /api/admin/users/{username}/disconnect` → `{"closed": n}`.
+#[utoipa::path(
+    post, path = "/api/admin/users/{username}/disconnect", tag = "admin", security(("session" = []), ("admin_token" = [])),
+    params(("username" = String, Path, description = "Whose streams to close")),
+    responses(
+        (status = 200, body = super::openapi::replies::ClosedReply, description = "Streams closed"),
+        (status = 403, description = "`forbidden`: logged in but not an admin"),
+        (status = 404, description = "`unknown_user`"),
+    )
+)]
 pub async fn disconnect(
     state: web::Data<AppState>,
     _: Admin,

@@ -6,11 +6,22 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::{error::ApiError, state::AppState};
 
 /// `GET /healthz`: the process serves.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain", description = "`ok` while the process serves"))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
 /// `GET /readyz`: the database answers and the message writer runs.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, body = String, content_type = "text/plain", description = "The database and the writer answer"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if !state.writer.is_ready() {
         return Err(ApiError::Unavailable(
@@ -29,6 +40,10 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 /// `GET /metrics`: Prometheus text. Gauges are read from the hub at scrape time.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format"))
+)]
 pub async fn metrics(
     state: web::Data<AppState>,
     handle: web::Data<PrometheusHandle>,

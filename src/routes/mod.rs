@@ -5,6 +5,7 @@ mod admin;
 mod events;
 mod health;
 mod json;
+mod openapi;
 mod pages;
 mod rooms;
 
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(health::metrics))
         .service(
             web::scope("/api")
+                .service(web::resource("/openapi.json").get(openapi::document))
                 .service(web::resource("/register").post(accounts::register))
                 .service(web::resource("/login").post(accounts::login))
                 .service(web::resource("/logout").post(accounts::logout))
