@@ -65,7 +65,7 @@ pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse,
 /// `POST /api/admin/users/{username}/disconnect` → `{"closed": n}`.
 #[utoipa::path(
     post, path = "/api/admin/users/{username}/disconnect", tag = "admin", security(("session" = []), ("admin_token" = [])),
-    params(("username" = String, Path, description = "Whose streams to close")),
+    params(("username" = String, Path, description = "Whose streams to close", pattern = "^[A-Za-z0-9_]{3,32}$")),
     responses(
         (status = 200, body = super::openapi::replies::ClosedReply, description = "Streams closed"),
         (status = 403, description = "`forbidden`: logged in but not an admin"),

@@ -24,7 +24,7 @@ pub async fn list(state: web::Data<AppState>, _: CurrentUser) -> HttpResponse {
 
 /// `GET /api/rooms/{room}/presence`: users with a connection in the room now.
 #[utoipa::path(
-    get, path = "/api/rooms/{room}/presence", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name, `^[a-z0-9][a-z0-9_-]{0,63}$`")),
+    get, path = "/api/rooms/{room}/presence", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses(
         (status = 200, body = super::openapi::replies::PresenceReply, description = "Users with a connection in the room now"),
         (status = 400, description = "`invalid_room`"),
@@ -49,7 +49,7 @@ pub struct NewMessage {
 
 /// `POST /api/rooms/{room}/messages`: stored durably, then sent; `201 {"message"}`.
 #[utoipa::path(
-    post, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name, `^[a-z0-9][a-z0-9_-]{0,63}$`")),
+    post, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     request_body = NewMessage,
     responses(
         (status = 201, body = super::openapi::replies::MessageReply, description = "Stored durably, then sent"),
@@ -85,7 +85,7 @@ pub struct HistoryQuery {
 
 /// `GET /api/rooms/{room}/messages?before=&after=&limit=`: ascending by id.
 #[utoipa::path(
-    get, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name, `^[a-z0-9][a-z0-9_-]{0,63}$`"), HistoryQuery),
+    get, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), HistoryQuery),
     responses(
         (status = 200, body = super::openapi::replies::MessagesReply, description = "Ascending by id"),
         (status = 400, description = "`invalid_room`, `invalid_limit`, `invalid_query`"),
@@ -126,7 +126,7 @@ pub struct NewEvent {
 
 /// `POST /api/rooms/{room}/events`: an ephemeral custom event; `202`, not stored.
 #[utoipa::path(
-    post, path = "/api/rooms/{room}/events", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name, `^[a-z0-9][a-z0-9_-]{0,63}$`")),
+    post, path = "/api/rooms/{room}/events", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     request_body = NewEvent,
     responses(
         (status = 202, description = "Sent to the room's subscribers; not stored"),
