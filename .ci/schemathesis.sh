@@ -82,7 +82,8 @@ run() {
     shift
     [ -n "$cookie" ] || { echo "schemathesis: no session cookie"; return 1; }
     # One worker: schemathesis' generator is not reliable across threads on every Python.
-    "$venv/bin/schemathesis" run "$base/api/openapi.json" \
+    # Run from the temporary directory, where schemathesis leaves its cache.
+    (cd "$data" && "$venv/bin/schemathesis" run "$base/api/openapi.json" \
         --url "$base" \
         --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
         --max-examples "$max_examples" \
@@ -93,7 +94,7 @@ run() {
         --no-color \
         -H "Cookie: roomcast_session=$cookie" \
         -H "Authorization: Bearer $token" \
-        "$@"
+        "$@")
 }
 
 status=0

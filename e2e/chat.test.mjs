@@ -13,7 +13,6 @@ import { mkdtempSync, mkdirSync, rmSync, createWriteStream, readFileSync } from 
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import net from "node:net";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -22,7 +21,7 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = join(here, "screenshots");
 const ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef";
 const PASSWORD = "correct horse battery";
-const ROOM = "e2e-room";
+const ADMIN = "boss"; // created with the CLI before the server starts
 const WAIT = 10_000;
 
 const DESKTOP = { width: 1280, height: 800 };
@@ -30,7 +29,7 @@ const PHONE = { width: 360, height: 740 };
 
 let server; // child process
 let serverLog; // path
-let base; // http://127.0.0.1:PORT
+let base; // http://127.0.0.1:PORT, the port the server picked and logged
 let dataDir;
 let browser;
 const problems = []; // page errors and CSP violations seen by any page
@@ -51,24 +50,14 @@ function step(name, fn) {
 // ---------------------------------------------------------------------------------------
 // Server
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-  });
-}
-
-function serverEnv(port) {
+function serverEnv() {
   return {
     ...process.env,
     ROOMCAST_ENVIRONMENT: "development",
     ROOMCAST__SERVER__HOST: "127.0.0.1",
-    ROOMCAST__SERVER__PORT: String(port),
+    // Any free port: the server binds it and logs which (see `listeningPort`), so no other
+    // process can take it between choosing and binding.
+    ROOMCAST__SERVER__PORT: "0",
     ROOMCAST__SERVER__WORKERS: "2",
     ROOMCAST__SERVER__DATA_DIR: dataDir,
     ROOMCAST__DATABASE__URL: `sqlite://${dataDir}/rc.db?mode=rwc`,
@@ -95,6 +84,44 @@ function cli(args, input, env) {
   });
 }
 
+const ANSI = /\x1b\[[0-9;]*m/g;
+/** main.rs: `tracing::info!(port = app.port(), "roomcast listening")`, e.g.
+ * `2025-01-01T00:00:00.000000Z  INFO roomcast: roomcast listening port=41234`. */
+const LISTENING = /roomcast listening\b.*\bport=(\d+)/;
+
+/** The port `child` logs it listens on, read off its stderr (the tracing writer). */
+function listeningPort(child, ms) {
+  return new Promise((ok, fail) => {
+    let partial = "";
+    const seen = [];
+    const timer = setTimeout(
+      () => done(new Error(`no "roomcast listening … port=" line within ${ms} ms:\n${seen.join("\n")}`)),
+      ms,
+    );
+    const onData = (chunk) => {
+      const lines = (partial + chunk.toString()).split("\n");
+      partial = lines.pop();
+      for (const raw of lines) {
+        const line = raw.replace(ANSI, "");
+        seen.push(line);
+        const m = LISTENING.exec(line);
+        if (m) return done(null, Number(m[1]));
+      }
+    };
+    const onExit = (code) =>
+      done(new Error(`server exited with ${code} before listening:\n${seen.join("\n")}`));
+    function done(err, port) {
+      clearTimeout(timer);
+      child.stderr.off("data", onData);
+      child.off("exit", onExit);
+      if (err) fail(err);
+      else ok(port);
+    }
+    child.stderr.on("data", onData);
+    child.once("exit", onExit);
+  });
+}
+
 async function waitHealthy(url, ms) {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -113,16 +140,16 @@ async function waitHealthy(url, ms) {
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "roomcast-e2e-"));
   mkdirSync(SHOTS, { recursive: true });
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const env = serverEnv(port);
-  await cli(["user", "create", "boss", "--admin"], `${PASSWORD}\n`, env);
+  const env = serverEnv();
+  await cli(["user", "create", ADMIN, "--admin"], `${PASSWORD}\n`, env);
   serverLog = join(dataDir, "server.log");
   const log = createWriteStream(serverLog);
   // Run from the repository root, where static/ lives.
   server = spawn(BIN, ["serve"], { env, cwd: join(here, ".."), stdio: ["ignore", "pipe", "pipe"] });
   server.stdout.pipe(log);
   server.stderr.pipe(log);
+  const port = await listeningPort(server, 30_000);
+  base = `http://127.0.0.1:${port}`;
   await waitHealthy(base, 30_000);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -161,8 +188,17 @@ after(async () => {
 // ---------------------------------------------------------------------------------------
 // Browser helpers
 
-async function newUserPage(viewport) {
+let seq = 0;
+/** A name no other test uses (usernames and room names alike): `prefix` and a number. */
+function unique(prefix) {
+  seq += 1;
+  return `${prefix}${seq}`;
+}
+
+/** A fresh browser context and page, closed when test `t` ends (whether it passed or not). */
+async function newUserPage(t, viewport) {
   const context = await browser.newContext({ viewport, baseURL: base });
+  t.after(() => context.close().catch(() => {}));
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
   page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
@@ -173,6 +209,48 @@ async function newUserPage(viewport) {
     }
   });
   return { context, page };
+}
+
+/** Registers a new user through the API and logs `context` in as it; its name. */
+async function register(context, prefix) {
+  const name = unique(prefix);
+  // The context's request client shares the pages' cookie jar.
+  const res = await context.request.post("/api/register", { data: { username: name, password: PASSWORD } });
+  assert.equal(res.status(), 201, `registering ${name}: ${await res.text()}`);
+  return name;
+}
+
+/**
+ * A new user of its own, registered through the API (the form has its own test), on the
+ * chat page with its stream live: `{context, page, name}`.
+ */
+async function newUser(t, prefix, viewport = DESKTOP) {
+  const { context, page } = await newUserPage(t, viewport);
+  const name = await register(context, prefix);
+  await page.goto("/");
+  await waitLive(page);
+  return { context, page, name };
+}
+
+/** Two new users (a desktop and a phone) in a new room of their own, seeing each other. */
+async function newPair(t, roomPrefix) {
+  const room = unique(roomPrefix);
+  const alice = await newUser(t, "alice", DESKTOP);
+  const bob = await newUser(t, "bob", PHONE);
+  await joinRoom(alice.page, room);
+  await joinRoom(bob.page, room);
+  await waitPresence(alice.page, [alice.name, bob.name]);
+  await waitPresence(bob.page, [alice.name, bob.name]);
+  return { alice, bob, room };
+}
+
+/** Closes every stream of `username` from the server side (the admin API). */
+async function disconnect(username) {
+  const res = await fetch(`${base}/api/admin/users/${username}/disconnect`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  assert.equal(res.status, 200, `disconnecting ${username}`);
 }
 
 async function registerViaForm(page, username) {
@@ -271,12 +349,26 @@ async function scrollToStart(page, body) {
   await first.waitFor();
 }
 
-/** Leaves `room` and opens `next`. */
-async function leaveTo(page, room, next) {
-  await page.getByRole("button", { name: `Leave #${room}` }).click();
-  await page.waitForFunction((room) => window.roomcast.current !== room, room);
-  await page.getByRole("button", { name: `#${next}`, exact: true }).click();
-  await page.waitForFunction((next) => window.roomcast.current === next, next);
+/** What has the keyboard focus, e.g. `TEXTAREA#composer-input`, for failure messages. */
+function focused(page) {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return "BODY";
+    const label = el.id ? `#${el.id}` : el.className ? `.${String(el.className).split(" ").join(".")}` : "";
+    return `${el.tagName}${label}`;
+  });
+}
+
+/** Presses Tab until the element with id `target` has the focus; the stops on the way. */
+async function tabTo(page, target, maxPresses = 30) {
+  const path = [];
+  for (let i = 0; i < maxPresses; i++) {
+    await page.keyboard.press("Tab");
+    const now = await focused(page);
+    path.push(now);
+    if (await page.evaluate((id) => document.activeElement?.id === id, target)) return path;
+  }
+  assert.fail(`#${target} not reached in ${maxPresses} Tab presses; focus went ${path.join(" → ")}`);
 }
 
 function assertAscendingUnique(msgs, what) {
@@ -286,13 +378,11 @@ function assertAscendingUnique(msgs, what) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Tests (they run in order and share the users below)
+// Tests. Each one makes its own users (new names) and rooms, so one failing leaves the
+// others as they were; only the last one looks back at all of them (script errors, CSP).
 
-let alice; // desktop
-let bob; // phone
-
-step("logged-out visitors of / land on /login; bad form input shows errors by the field", async () => {
-  const { context, page } = await newUserPage(DESKTOP);
+step("logged-out visitors of / land on /login; bad form input shows errors by the field", async (t) => {
+  const { page } = await newUserPage(t, DESKTOP);
   await page.goto("/");
   assert.equal(page.url(), `${base}/login`);
   assert.equal(await page.getByRole("heading", { name: "Log in" }).count(), 1);
@@ -310,23 +400,23 @@ step("logged-out visitors of / land on /login; bad form input shows errors by th
   await page.getByRole("button", { name: "Register" }).click();
   await page.locator("#username-error").waitFor();
   assert.equal(await page.getByLabel("Username").getAttribute("aria-invalid"), "true");
-  await context.close();
 });
 
-step("two users register, join a room, chat, see presence and typing", async () => {
-  alice = await newUserPage(DESKTOP);
-  bob = await newUserPage(PHONE);
-  await registerViaForm(alice.page, "alice");
-  await registerViaForm(bob.page, "bob");
+step("two users register, join a room, chat, see presence and typing", async (t) => {
+  const room = unique("chat-");
+  const alice = { ...(await newUserPage(t, DESKTOP)), name: unique("alice") };
+  const bob = { ...(await newUserPage(t, PHONE)), name: unique("bob") };
+  await registerViaForm(alice.page, alice.name);
+  await registerViaForm(bob.page, bob.name);
 
-  await joinRoom(alice.page, ROOM);
-  await joinRoom(bob.page, ROOM);
-  await waitPresence(alice.page, ["alice", "bob"]);
-  await waitPresence(bob.page, ["alice", "bob"]);
+  await joinRoom(alice.page, room);
+  await joinRoom(bob.page, room);
+  await waitPresence(alice.page, [alice.name, bob.name]);
+  await waitPresence(bob.page, [alice.name, bob.name]);
 
   // Typing shows on the other side, then goes away on its own.
   await alice.page.locator("#composer-input").pressSequentially("hel", { delay: 30 });
-  await bob.page.locator("#typing", { hasText: "alice is typing…" }).waitFor();
+  await bob.page.locator("#typing", { hasText: `${alice.name} is typing…` }).waitFor();
   await bob.page.waitForFunction(() => document.getElementById("typing").textContent === "", null, {
     timeout: 8000,
   });
@@ -346,12 +436,13 @@ step("two users register, join a room, chat, see presence and typing", async () 
   await alice.page.locator("#messages .msg-body", { hasText: "line two" }).waitFor();
   const last = (await shownMessages(alice.page)).at(-1);
   assert.equal(last.body, "line one\nline two");
-  assert.equal(last.user, "bob");
+  assert.equal(last.user, bob.name);
 
   for (const p of [alice.page, bob.page]) assertAscendingUnique(await shownMessages(p), "chat");
 });
 
-step("a <script> body shows as text and does not run", async () => {
+step("a <script> body shows as text and does not run", async (t) => {
+  const { alice, bob } = await newPair(t, "xss-");
   const evil = `<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"><b>bold</b>`;
   await say(alice.page, evil);
   const body = bob.page.locator("#messages .msg-body").filter({ hasText: "window.__pwned = 1" });
@@ -363,20 +454,20 @@ step("a <script> body shows as text and does not run", async () => {
 });
 
 step("offline and back: every missed message shows exactly once, in order", async (t) => {
+  const { alice, bob } = await newPair(t, "offline-");
+  await say(alice.page, "before bob went away");
+  await bob.page.locator("#messages .msg-body", { hasText: "before bob went away" }).waitFor();
   const before = await shownMessages(bob.page);
   const streamsBefore = await bob.page.evaluate(() => window.roomcast.streamsOpened);
   await bob.context.setOffline(true);
   // Cut the stream from the server side too, so the test does not depend on how the
   // browser treats an open stream when the network goes away.
-  const res = await fetch(`${base}/api/admin/users/bob/disconnect`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
-  });
-  assert.equal(res.status, 200);
+  await disconnect(bob.name);
   await bob.page.waitForFunction(() => document.getElementById("conn").dataset.state === "reconnecting");
   // Alice sees bob leave.
   await alice.page.waitForFunction(
-    () => ![...document.querySelectorAll("#presence li")].some((li) => li.firstChild.textContent === "bob"),
+    (name) => ![...document.querySelectorAll("#presence li")].some((li) => li.firstChild.textContent === name),
+    bob.name,
   );
 
   const missed = [];
@@ -413,7 +504,7 @@ step("offline and back: every missed message shows exactly once, in order", asyn
     [...before.map((m) => m.body), ...missed],
     "exactly what was there plus what was missed",
   );
-  await waitPresence(alice.page, ["alice", "bob"]);
+  await waitPresence(alice.page, [alice.name, bob.name]);
   const { streamsOpened, resumedBy } = await bob.page.evaluate(() => ({
     streamsOpened: window.roomcast.streamsOpened,
     resumedBy: window.roomcast.resumedBy,
@@ -426,17 +517,18 @@ step("offline and back: every missed message shows exactly once, in order", asyn
 });
 
 step("a stream the browser gives up on is reopened by the page and resumes by id", async (t) => {
+  const { alice, bob } = await newPair(t, "refused-");
+  // Bob reads one message off the stream: there is an id to resume from.
+  await say(alice.page, "before the stream was refused");
+  await bob.page.locator("#messages .msg-body", { hasText: "before the stream was refused" }).waitFor();
+  await bob.page.waitForFunction(() => window.roomcast.lastSeenId > 0);
   const before = await shownMessages(bob.page);
   const streamsBefore = await bob.page.evaluate(() => window.roomcast.streamsOpened);
   // Every new stream now gets a 503: the browser's EventSource fails for good (CLOSED).
   await bob.page.route("**/api/events", (route) =>
     route.fulfill({ status: 503, contentType: "text/plain", body: "down for a moment" }),
   );
-  const res = await fetch(`${base}/api/admin/users/bob/disconnect`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
-  });
-  assert.equal(res.status, 200);
+  await disconnect(bob.name);
   await bob.page.waitForFunction(() => document.getElementById("conn").dataset.state === "reconnecting");
   const missed = [];
   for (let i = 1; i <= 3; i++) {
@@ -464,63 +556,52 @@ step("a stream the browser gives up on is reopened by the page and resumes by id
   t.diagnostic(`streams opened by the page: ${(await bob.page.evaluate(() => window.roomcast.streamsOpened)) - streamsBefore}`);
 });
 
-step("joined rooms survive a reload", async () => {
-  await bob.page.reload();
-  await waitLive(bob.page);
-  await bob.page.locator(`#room-list button.room-open[aria-current="true"]`, { hasText: `#${ROOM}` }).waitFor();
-  await bob.page.locator("#messages .msg-body", { hasText: "hello bob" }).waitFor();
-  assertAscendingUnique(await shownMessages(bob.page), "after reload");
+step("joined rooms survive a reload", async (t) => {
+  const room = unique("reload-");
+  const { page } = await newUser(t, "erin");
+  await joinRoom(page, room);
+  await say(page, "before the reload");
+  await page.reload();
+  await waitLive(page);
+  await page.locator(`#room-list button.room-open[aria-current="true"]`, { hasText: `#${room}` }).waitFor();
+  await page.getByRole("button", { name: "#general", exact: true }).waitFor();
+  await page.locator("#messages .msg-body", { hasText: "before the reload" }).waitFor();
+  assertAscendingUnique(await shownMessages(page), "after reload");
 });
 
-step("earlier history loads when scrolling up", async () => {
-  const room = "history";
+step("earlier history loads when scrolling up", async (t) => {
+  const room = unique("history-");
+  const alice = await newUser(t, "alice", DESKTOP);
+  const bob = await newUser(t, "bob", PHONE);
   await joinRoom(alice.page, room);
   // 70 messages through the API, from alice's page (same origin, her session).
-  await alice.page.evaluate(async (room) => {
-    for (let i = 1; i <= 70; i++) {
-      const res = await fetch(`/api/rooms/${room}/messages`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ body: `h${i}` }),
-      });
-      if (res.status !== 201) throw new Error(`post ${i}: ${res.status}`);
-    }
-  }, room);
-  await alice.page.locator("#messages .msg-body", { hasText: /^h70$/ }).waitFor();
+  await postMany(alice.page, room, 1, 70, 0);
+  await alice.page.locator("#messages .msg-body", { hasText: /^b70$/ }).waitFor();
 
   // Bob joins: he gets the latest page, then the rest on scrolling up.
   await joinRoom(bob.page, room);
-  await bob.page.locator("#messages .msg-body", { hasText: /^h70$/ }).waitFor();
+  await bob.page.locator("#messages .msg-body", { hasText: /^b70$/ }).waitFor();
   const first = await shownMessages(bob.page);
   assert.ok(first.length >= 50 && first.length < 70, `a first page, got ${first.length}`);
-  for (let i = 0; i < 10; i++) {
-    await bob.page.locator("#scroller").evaluate((el) => {
-      el.scrollTop = 0;
-      el.dispatchEvent(new Event("scroll"));
-    });
-    if ((await bob.page.locator("#messages .msg-body", { hasText: /^h1$/ }).count()) > 0) break;
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  await bob.page.locator("#messages .msg-body", { hasText: /^h1$/ }).waitFor();
+  await scrollToStart(bob.page, "b1");
   const all = await shownMessages(bob.page);
   assertAscendingUnique(all, "history");
   assert.deepEqual(
     all.map((m) => m.body),
-    Array.from({ length: 70 }, (_, i) => `h${i + 1}`),
+    Array.from({ length: 70 }, (_, i) => `b${i + 1}`),
   );
   await bob.page.locator("#history-start").waitFor();
 
-  // Back to the first room, leave "history".
-  await bob.page.getByRole("button", { name: "Leave #history" }).click();
-  await bob.page.waitForFunction(() => window.roomcast.current !== "history");
-  assert.equal(await bob.page.getByRole("button", { name: "Leave #history" }).count(), 0);
-  await bob.page.getByRole("button", { name: `#${ROOM}`, exact: true }).click();
-  await bob.page.waitForFunction((room) => window.roomcast.current === room, ROOM);
-  await alice.page.getByRole("button", { name: `#${ROOM}`, exact: true }).click();
+  // Leaving the room takes it off the list and off the screen.
+  await bob.page.getByRole("button", { name: `Leave #${room}` }).click();
+  await bob.page.waitForFunction((room) => window.roomcast.current !== room, room);
+  assert.equal(await bob.page.getByRole("button", { name: `Leave #${room}` }).count(), 0);
 });
 
-step("joining a busy room while someone posts: every message shows once, in order", async () => {
-  const room = "busy";
+step("joining a busy room while someone posts: every message shows once, in order", async (t) => {
+  const room = unique("busy-");
+  const alice = await newUser(t, "alice", DESKTOP);
+  const bob = await newUser(t, "bob", PHONE);
   await joinRoom(alice.page, room);
   await postMany(alice.page, room, 1, 60, 0);
   // Bob's subscribes take a while on the wire: whatever is posted meanwhile must still
@@ -550,36 +631,35 @@ step("joining a busy room while someone posts: every message shows once, in orde
     full.map((m) => m.body),
     all,
   );
-  await leaveTo(bob.page, room, ROOM);
-  await leaveTo(alice.page, room, ROOM);
 });
 
-step("leaving a room while its subscribe is on the way leaves no subscription behind", async () => {
-  const room = "ghost";
+step("leaving a room while its subscribe is on the way leaves no subscription behind", async (t) => {
+  const { alice, bob, room } = await newPair(t, "stay-");
+  const ghost = unique("ghost-");
   await bob.page.route("**/api/subscribe", async (route) => {
     await new Promise((r) => setTimeout(r, 500));
     await route.continue();
   });
-  await bob.page.getByLabel("Join a room").fill(room);
+  await bob.page.getByLabel("Join a room").fill(ghost);
   await bob.page.getByLabel("Join a room").press("Enter");
-  await bob.page.getByRole("button", { name: `Leave #${room}` }).click();
+  await bob.page.getByRole("button", { name: `Leave #${ghost}` }).click();
   await new Promise((r) => setTimeout(r, 1500));
   await bob.page.unroute("**/api/subscribe");
   const presence = await alice.page.evaluate(async (room) => {
     const res = await fetch(`/api/rooms/${room}/presence`);
     return (await res.json()).users.map((u) => u.username);
-  }, room);
-  assert.ok(!presence.includes("bob"), `bob is not in #${room}: ${presence}`);
+  }, ghost);
+  assert.ok(!presence.includes(bob.name), `${bob.name} is not in #${ghost}: ${presence}`);
   // Bob still gets his room's messages: the stream is fine.
-  await bob.page.getByRole("button", { name: `#${ROOM}`, exact: true }).click();
+  await bob.page.getByRole("button", { name: `#${room}`, exact: true }).click();
   await say(alice.page, "after the ghost");
   await bob.page.locator("#messages .msg-body", { hasText: "after the ghost" }).waitFor();
 });
 
-step("at most 100 rooms: a longer saved list is cut, the 101st join is refused", async () => {
-  const carol = await newUserPage(DESKTOP);
-  await registerViaForm(carol.page, "carol");
-  const names = Array.from({ length: 150 }, (_, i) => `many-${String(i).padStart(3, "0")}`);
+step("at most 100 rooms: a longer saved list is cut, the 101st join is refused", async (t) => {
+  const carol = await newUser(t, "carol");
+  const prefix = unique("many");
+  const names = Array.from({ length: 150 }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
   await carol.page.evaluate((names) => {
     const id = document.getElementById("me").dataset.userId;
     localStorage.setItem(`roomcast.rooms.${id}`, JSON.stringify(names));
@@ -591,47 +671,45 @@ step("at most 100 rooms: a longer saved list is cut, the 101st join is refused",
   assert.equal(await carol.page.evaluate(() => document.getElementById("conn").dataset.state), "live");
   assert.equal(await carol.page.evaluate(() => window.roomcast.streamsOpened), 1);
   assert.equal(await carol.page.locator("#room-list li").count(), 100);
-  const presence = await carol.page.evaluate(async () => {
-    const res = await fetch("/api/rooms/many-099/presence");
+  const presence = await carol.page.evaluate(async (room) => {
+    const res = await fetch(`/api/rooms/${room}/presence`);
     return (await res.json()).users.map((u) => u.username);
-  });
-  assert.deepEqual(presence, ["carol"], "subscribed to the 100th room");
+  }, names[99]);
+  assert.deepEqual(presence, [carol.name], "subscribed to the 100th room");
 
   const before = await carol.page.evaluate(() => window.roomcast.current);
-  await carol.page.getByLabel("Join a room").fill("one-too-many");
+  const extra = unique("one-too-many-");
+  await carol.page.getByLabel("Join a room").fill(extra);
   await carol.page.getByLabel("Join a room").press("Enter");
   await carol.page.locator("#join-error", { hasText: /at most 100 rooms/ }).waitFor();
   assert.equal(await carol.page.locator("#room-list li").count(), 100);
   assert.equal(await carol.page.evaluate(() => window.roomcast.current), before);
-  assert.equal(await carol.page.getByLabel("Join a room").inputValue(), "one-too-many", "the name is kept");
+  assert.equal(await carol.page.getByLabel("Join a room").inputValue(), extra, "the name is kept");
 
   // Leaving one makes room for it.
-  await carol.page.getByRole("button", { name: "Leave #many-000" }).click();
+  await carol.page.getByRole("button", { name: `Leave #${names[0]}` }).click();
   assert.equal(await carol.page.locator("#join-error").textContent(), "");
-  await joinRoom(carol.page, "one-too-many");
+  await joinRoom(carol.page, extra);
   assert.equal(await carol.page.locator("#room-list li").count(), 100);
-  await carol.context.close();
 });
 
-step("a first room joined after a reconnect is subscribed and shows its messages", async () => {
-  const dave = await newUserPage(DESKTOP);
-  await registerViaForm(dave.page, "dave");
+step("a first room joined after a reconnect is subscribed and shows its messages", async (t) => {
+  const room = unique("rejoin-");
+  const alice = await newUser(t, "alice");
+  await joinRoom(alice.page, room);
+  const dave = await newUser(t, "dave");
   // Dave sees one event (his own message), then leaves every room.
   await say(dave.page, "dave was here");
   await dave.page.waitForFunction(() => window.roomcast.lastSeenId > 0);
   await dave.page.getByRole("button", { name: "Leave #general" }).click();
   await dave.page.locator("#room-list li").first().waitFor({ state: "detached" });
 
-  const res = await fetch(`${base}/api/admin/users/dave/disconnect`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
-  });
-  assert.equal(res.status, 200);
+  await disconnect(dave.name);
   await dave.page.waitForFunction(() => document.getElementById("conn").dataset.state === "reconnecting");
   await say(alice.page, "while dave had no room");
   await waitLive(dave.page, 20_000);
 
-  await joinRoom(dave.page, ROOM);
+  await joinRoom(dave.page, room);
   await dave.page.locator("#messages .msg-body", { hasText: "while dave had no room" }).waitFor();
   await say(alice.page, "hello dave");
   await dave.page.locator("#messages .msg-body", { hasText: "hello dave" }).waitFor();
@@ -645,27 +723,30 @@ step("a first room joined after a reconnect is subscribed and shows its messages
     "the room's newest messages, as alice sees them",
   );
   assert.equal(await dave.page.evaluate(() => window.roomcast.resumedBy), "header");
-  await dave.context.close();
 });
 
-step("an admin broadcasts; everyone sees the banner", async () => {
-  const admin = await newUserPage(DESKTOP);
-  await loginViaForm(admin.page, "boss");
+step("an admin broadcasts; everyone sees the banner", async (t) => {
+  const { alice, bob } = await newPair(t, "banner-");
+  const admin = await newUserPage(t, DESKTOP);
+  await loginViaForm(admin.page, ADMIN);
   assert.equal(await alice.page.locator("#broadcast-form").count(), 0, "no broadcast box for users");
+  const text = `Maintenance at 18:00 <b>UTC</b> (${unique("notice")})`;
   await admin.page.getByText("Broadcast to everyone").click();
-  await admin.page.getByLabel("Broadcast message").fill("Maintenance at 18:00 <b>UTC</b>");
+  await admin.page.getByLabel("Broadcast message").fill(text);
   await admin.page.getByRole("button", { name: "Send broadcast" }).click();
   for (const p of [alice.page, bob.page, admin.page]) {
-    await p.locator("#banner-text", { hasText: "Maintenance at 18:00 <b>UTC</b>" }).waitFor();
+    await p.locator("#banner-text", { hasText: text }).waitFor();
     assert.equal(await p.locator("#banner").isVisible(), true);
   }
-  await admin.context.close();
 });
 
-step("screenshots of the chat at desktop and phone width", async () => {
+step("screenshots of the chat at desktop and phone width", async (t) => {
+  const { alice, bob } = await newPair(t, "lounge-");
+  await say(bob.page, "Morning! Anyone up for lunch at noon?");
   await say(alice.page, "Screenshot time: this is how the chat looks on a desktop.");
+  await bob.page.locator("#messages .msg-body", { hasText: "Screenshot time" }).waitFor();
   await alice.page.locator("#composer-input").pressSequentially("typing", { delay: 20 });
-  await bob.page.locator("#typing", { hasText: "alice is typing…" }).waitFor();
+  await bob.page.locator("#typing", { hasText: `${alice.name} is typing…` }).waitFor();
   await alice.page.screenshot({ path: join(SHOTS, "chat-desktop-1280x800.png") });
   await bob.page.screenshot({ path: join(SHOTS, "chat-phone-360x740.png") });
 
@@ -673,15 +754,13 @@ step("screenshots of the chat at desktop and phone width", async () => {
   const overflow = await bob.page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(overflow <= PHONE.width, `page is ${overflow}px wide on a ${PHONE.width}px phone`);
 
-  const login = await newUserPage(PHONE);
+  const login = await newUserPage(t, PHONE);
   await login.page.goto("/login");
   await login.page.screenshot({ path: join(SHOTS, "login-phone-360x740.png") });
-  await login.context.close();
 });
 
-step("keyboard: focus is visible and the composer is reachable", async () => {
-  const page = alice.page;
-  await page.locator("#composer-input").fill("");
+step("keyboard: a focused control shows an outline", async (t) => {
+  const { page } = await newUser(t, "frank");
   await page.locator("#join-name").focus();
   await page.keyboard.press("Tab"); // the Join button
   const outline = await page.evaluate(() => {
@@ -692,11 +771,62 @@ step("keyboard: focus is visible and the composer is reachable", async () => {
   assert.notEqual(outline.style, "none", "focused control has an outline");
 });
 
-step("log out goes to /login and / is closed again", async () => {
-  await alice.page.getByRole("button", { name: "Log out" }).click();
-  await alice.page.waitForURL(`${base}/login`);
-  await alice.page.goto("/");
-  assert.equal(alice.page.url(), `${base}/login`);
+step("keyboard only: Tab reaches the message box and Send, and Enter sends", async (t) => {
+  const room = unique("keys-");
+  const { page } = await newUser(t, "grace");
+  await joinRoom(page, room);
+  // Start over from the top of a fresh page: no focus anywhere.
+  await page.reload();
+  await waitLive(page);
+  const path = await tabTo(page, "composer-input");
+  t.diagnostic(`Tab stops to the message box: ${path.join(" → ")}`);
+
+  // Enter in the message box sends.
+  await page.keyboard.type("sent with Enter");
+  await page.keyboard.press("Enter");
+  await page.locator("#messages .msg-body", { hasText: "sent with Enter" }).waitFor();
+  assert.equal(await page.locator("#composer-input").inputValue(), "", "the box is empty after sending");
+  assert.equal(await focused(page), "TEXTAREA#composer-input", "focus stays in the message box");
+
+  // The next Tab stop is Send, visibly focused; Enter on it sends.
+  await page.keyboard.type("sent with the Send button");
+  await page.keyboard.press("Tab");
+  assert.equal(await focused(page), "BUTTON#send", "Tab from the message box goes to Send");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none", "the focused Send button has an outline");
+  await page.keyboard.press("Enter");
+  await page.locator("#messages .msg-body", { hasText: "sent with the Send button" }).waitFor();
+  assert.deepEqual(
+    (await shownMessages(page)).map((m) => m.body),
+    ["sent with Enter", "sent with the Send button"],
+  );
+});
+
+step("log out goes to /login and / is closed again", async (t) => {
+  const { page } = await newUser(t, "heidi");
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.waitForURL(`${base}/login`);
+  await page.goto("/");
+  assert.equal(page.url(), `${base}/login`);
+});
+
+step("the app's modules are served as JavaScript and revalidated on every load", async (t) => {
+  const { context, page } = await newUserPage(t, DESKTOP);
+  const modules = [];
+  page.on("response", (res) => {
+    if (new URL(res.url()).pathname.startsWith("/static/js/")) modules.push(res);
+  });
+  await register(context, "ivan");
+  await page.goto("/");
+  await waitLive(page);
+  assert.ok(modules.length >= 5, `the entry imports its modules: ${modules.map((r) => r.url())}`);
+  for (const res of modules) {
+    const headers = await res.allHeaders();
+    assert.equal(res.status(), 200, res.url());
+    assert.match(headers["content-type"], /javascript/, `${res.url()}: type`);
+    // The entry's URL changes with its contents (`?v=`); the modules' do not.
+    assert.equal(headers["cache-control"], "no-cache", `${res.url()}: cache-control`);
+  }
 });
 
 step("no script errors and no CSP violations on any page", () => {

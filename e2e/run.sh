@@ -4,8 +4,10 @@
 #   e2e/run.sh                          # debug build of the server
 #   ROOMCAST_BIN=target/release/roomcast e2e/run.sh
 #
-# Needs: Debian's chromium (installed with apt-get when missing), node >= 18 with npm,
-# cargo. Exits non-zero when a test fails. Screenshots land in e2e/screenshots/.
+# Needs: Debian's chromium (installed with apt-get when missing), node >= 18 with npm
+# (checked against the engines of package.json and the locked playwright-core; Debian 12's
+# own nodejs 18 fits), cargo. Exits non-zero when a test fails. Screenshots land in
+# e2e/screenshots/.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,6 +33,27 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 
 cd "$here"
+# The oldest Node the tests and the locked playwright-core run on: the larger of the
+# `engines` minimums ("node": ">=N") in package.json and package-lock.json. Plain ES5 here,
+# so that a Node too old to run the tests still gets as far as saying so.
+need_node="$(node -e '
+    var pkg = require("./package.json");
+    var lock = require("./package-lock.json").packages["node_modules/playwright-core"];
+    var need = 0;
+    [pkg.engines, lock && lock.engines].forEach(function (e) {
+        var m = /^>=\s*(\d+)/.exec((e && e.node) || "");
+        if (m) need = Math.max(need, Number(m[1]));
+    });
+    console.log(need);
+')"
+have_node="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$have_node" -lt "$need_node" ]; then
+    echo "e2e: Node $need_node or newer is needed (package.json and playwright-core's engines);" \
+        "this is $(node --version) at $(command -v node)." >&2
+    echo "e2e: install a newer Node (e.g. from https://nodejs.org or your distribution's backports)" \
+        "and put it first on PATH." >&2
+    exit 1
+fi
 # playwright-core never downloads a browser by itself; this makes sure nothing else does.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 want="$(node -p 'require("./package.json").devDependencies["playwright-core"]')"

@@ -32,9 +32,74 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Logging.
     pub log: LogSettings,
-    /// `development`, `production`, … (from `ROOMCAST_ENVIRONMENT`, not from files).
+    /// Which environment this is (from `ROOMCAST_ENVIRONMENT`, not from files).
     #[serde(skip)]
-    pub environment: String,
+    pub environment: RunEnvironment,
+}
+
+/// The environments roomcast knows; each may have a `config/{name}.toml`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunEnvironment {
+    /// A developer's machine: plain-HTTP cookies allowed.
+    #[default]
+    Development,
+    /// Test suites.
+    Test,
+    /// Serving real users.
+    Production,
+}
+
+impl RunEnvironment {
+    /// Parses `ROOMCAST_ENVIRONMENT`; anything else is refused rather than guessed.
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "development" => Ok(Self::Development),
+            "test" => Ok(Self::Test),
+            "production" => Ok(Self::Production),
+            other => anyhow::bail!(
+                "ROOMCAST_ENVIRONMENT is {other:?}; use development, test or production"
+            ),
+        }
+    }
+
+    /// The name, as in `config/{name}.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Test => "test",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// A secret from the configuration: never shown by `Debug` (so never in a log line).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
 }
 
 /// `[server]`
@@ -82,7 +147,7 @@ pub struct SessionSettings {
     /// Cookie `Secure` flag; `None` means "true outside development".
     pub secure: Option<bool>,
     /// Signing/encryption key material (≥ 32 bytes), or generated and kept in the data dir.
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     /// Idle lifetime of a session.
     pub ttl_hours: u64,
 }
@@ -92,7 +157,7 @@ pub struct SessionSettings {
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// Bearer token for admin routes; `None` disables bearer access.
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
 }
 
 /// `[sse]`
@@ -123,6 +188,14 @@ pub struct LimitSettings {
     pub message_chars: usize,
     /// Custom event `data` cap, bytes of JSON.
     pub event_data_bytes: usize,
+    /// Open streams one user may hold at once.
+    pub streams_per_user: usize,
+    /// Open streams one login session may hold at once.
+    pub streams_per_session: usize,
+    /// Open streams the whole server holds at most.
+    pub max_streams: usize,
+    /// Distinct rooms one user may be subscribed to at once, over all its streams.
+    pub rooms_per_user: usize,
 }
 
 /// `[rate_limit]`
@@ -148,11 +221,15 @@ pub struct LogSettings {
 impl Settings {
     /// Loads the layered configuration for `ROOMCAST_ENVIRONMENT` (default `development`).
     pub fn load() -> anyhow::Result<Self> {
-        let environment =
-            std::env::var("ROOMCAST_ENVIRONMENT").unwrap_or_else(|_| "development".to_owned());
+        let environment = match std::env::var("ROOMCAST_ENVIRONMENT") {
+            Ok(name) => RunEnvironment::parse(&name)?,
+            Err(_) => RunEnvironment::Development,
+        };
         let settings: Settings = Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-            .add_source(File::with_name(&format!("config/{environment}")).required(false))
+            .add_source(
+                File::with_name(&format!("config/{}", environment.as_str())).required(false),
+            )
             .add_source(
                 Environment::with_prefix("ROOMCAST")
                     .prefix_separator("__")
@@ -178,7 +255,7 @@ impl Settings {
             .and_then(|c| c.try_deserialize())
             .expect("the built-in config/default.toml is valid");
         Settings {
-            environment: "development".to_owned(),
+            environment: RunEnvironment::Development,
             ..settings
         }
     }
@@ -204,6 +281,17 @@ impl Settings {
             "database.url",
             "must be a sqlite:// URL (PostgreSQL support is not built in yet)",
         )?;
+        for (value, key) in [
+            (self.limits.streams_per_user, "limits.streams_per_user"),
+            (
+                self.limits.streams_per_session,
+                "limits.streams_per_session",
+            ),
+            (self.limits.max_streams, "limits.max_streams"),
+            (self.limits.rooms_per_user, "limits.rooms_per_user"),
+        ] {
+            check(value >= 1, key, "must be at least 1")?;
+        }
         check(
             self.session.ttl_hours >= 1,
             "session.ttl_hours",
@@ -211,14 +299,14 @@ impl Settings {
         )?;
         if let Some(secret) = &self.session.secret {
             check(
-                secret.len() >= 32,
+                secret.expose().len() >= 32,
                 "session.secret",
                 "must be at least 32 bytes",
             )?;
         }
         if let Some(token) = &self.admin.api_token {
             check(
-                token.len() >= 16,
+                token.expose().len() >= 16,
                 "admin.api_token",
                 "must be at least 16 characters",
             )?;
@@ -270,7 +358,7 @@ impl Settings {
     pub fn cookie_secure(&self) -> bool {
         self.session
             .secure
-            .unwrap_or(self.environment != "development")
+            .unwrap_or(self.environment != RunEnvironment::Development)
     }
 }
 

@@ -108,6 +108,8 @@ error_codes! {
     HeadersTooLarge = "headers_too_large" => REQUEST_HEADER_FIELDS_TOO_LARGE,
     /// slow down; `Retry-After` says for how long
     RateLimited = "rate_limited" => TOO_MANY_REQUESTS,
+    /// the user or its session holds as many open streams as it may
+    TooManyStreams = "too_many_streams" => TOO_MANY_REQUESTS,
     /// a dependency is not answering, or the server is stopping
     Unavailable = "unavailable" => SERVICE_UNAVAILABLE,
     /// a bug; the server log has the details
@@ -200,6 +202,14 @@ pub enum ApiError {
     /// 415: not `application/json` where JSON is required.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 429: a cap on what one user may hold at once (`Retry-After` is a guess).
+    #[error("{message}")]
+    Limited {
+        /// Which cap, e.g. [`ErrorCode::TooManyStreams`].
+        code: ErrorCode,
+        /// The cap, for a person.
+        message: Cow<'static, str>,
+    },
     /// 429: slow down; try again after this many whole seconds.
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited {
@@ -241,7 +251,8 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. }
             | Self::NotFound { code, .. }
-            | Self::Conflict { code, .. } => *code,
+            | Self::Conflict { code, .. }
+            | Self::Limited { code, .. } => *code,
             Self::Unauthorized => ErrorCode::Unauthorized,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::Forbidden(_) => ErrorCode::Forbidden,
@@ -286,7 +297,14 @@ impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
         match e {
             HubError::UnknownConnection => Self::unknown_connection(),
-            HubError::TooManyRooms => Self::validation(ErrorCode::TooManyRooms, e.to_string()),
+            HubError::TooManyRooms | HubError::TooManyRoomsForUser(_) => {
+                Self::validation(ErrorCode::TooManyRooms, e.to_string())
+            }
+            HubError::TooManyStreams { .. } => Self::Limited {
+                code: ErrorCode::TooManyStreams,
+                message: e.to_string().into(),
+            },
+            HubError::ServerFull => Self::Unavailable(e.to_string().into()),
             HubError::History(e) => {
                 tracing::warn!(error = ?e, "reading a replay failed; the stream was closed");
                 Self::Unavailable("the message history is not answering; reconnect".into())
@@ -300,6 +318,9 @@ impl From<WriteError> for ApiError {
         Self::Unavailable(e.to_string().into())
     }
 }
+
+/// `Retry-After` of a 429 for a cap (every 429 carries one, as the contract says).
+const LIMITED_RETRY_SECS: u64 = 5;
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -335,9 +356,14 @@ impl ResponseError for ApiError {
             other => other.to_string(),
         };
         let mut res = error_json(self.code(), &message);
-        if let Self::RateLimited { retry_after_secs } = self {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, (*retry_after_secs).into());
+        let retry_after = match self {
+            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            // A cap frees when one of the caller's own streams closes; a guess, not a promise.
+            Self::Limited { .. } => Some(LIMITED_RETRY_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
         res
     }

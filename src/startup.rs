@@ -51,6 +51,10 @@ impl Application {
             queue_capacity: settings.sse.queue_capacity,
             heartbeat: Duration::from_secs(settings.sse.heartbeat_secs),
             replay_limit: settings.history.replay_limit,
+            streams_per_user: settings.limits.streams_per_user,
+            streams_per_session: settings.limits.streams_per_session,
+            max_streams: settings.limits.max_streams,
+            rooms_per_user: settings.limits.rooms_per_user,
         }));
         hub.set_watermark(db.last_message_id().await?);
         let broker = Arc::new(LocalBroker::new(hub.clone()));
@@ -202,7 +206,7 @@ async fn shutdown_signal() {
 /// The cookie key: from `session.secret`, else generated once into the data directory.
 fn session_key(settings: &Settings) -> anyhow::Result<Key> {
     if let Some(secret) = &settings.session.secret {
-        return Ok(Key::derive_from(secret.as_bytes()));
+        return Ok(Key::derive_from(secret.expose().as_bytes()));
     }
     let path = settings.server.data_dir.join("session.key");
     load_or_create_key(&path)

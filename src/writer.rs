@@ -27,6 +27,10 @@ pub const MAX_BATCH: usize = 512;
 /// Posts waiting for the writer beyond this make posters wait (backpressure).
 const QUEUE: usize = 4096;
 
+/// After a failed commit, how often the idle writer checks whether the log takes writes
+/// again (so readiness recovers without waiting for a post).
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Why a post was not stored. Nothing was sent either way.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -94,7 +98,24 @@ async fn run(
     healthy: Arc<AtomicBool>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = if healthy.load(Ordering::Acquire) {
+            rx.recv_many(&mut batch, MAX_BATCH).await
+        } else {
+            tokio::select! {
+                n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+                () = tokio::time::sleep(PROBE_EVERY) => {
+                    if log.probe().await.is_ok() {
+                        tracing::info!("the message log takes writes again");
+                        healthy.store(true, Ordering::Release);
+                    }
+                    continue;
+                }
+            }
+        };
+        if received == 0 {
+            break;
+        }
         let posts: Vec<&NewPost> = batch.iter().map(|j: &Job| &j.post).collect();
         match log.append(&posts).await {
             Ok(stored) => {

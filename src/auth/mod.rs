@@ -153,7 +153,7 @@ impl FromRequest for Admin {
             .map(str::to_owned);
         Box::pin(async move {
             if let (Some(given), Some(token)) = (&bearer, &state.settings.admin.api_token)
-                && bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+                && bool::from(given.as_bytes().ct_eq(token.expose().as_bytes()))
             {
                 return Ok(Admin { user: None });
             }

@@ -238,6 +238,17 @@ impl MessageLog {
             .collect())
     }
 
+    /// One small committed write, to learn whether the log takes writes again.
+    pub async fn probe(&mut self) -> anyhow::Result<()> {
+        let mut tx = self.conn.begin().await?;
+        sqlx::query("UPDATE writer_health SET probed_at = ? WHERE id = 1")
+            .bind(now_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Closes the connection.
     pub async fn close(self) {
         let _ = self.conn.close().await;

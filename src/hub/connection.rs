@@ -9,6 +9,7 @@ use std::{
     },
 };
 
+use dashmap::{DashMap, mapref::entry::Entry};
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -70,12 +71,34 @@ impl Hub {
     ///
     /// Live broadcasts wait in the stream until its first subscribe and are then merged by
     /// id into that subscribe's replay (see [`ConnectionStream`]).
+    ///
+    /// Refused when the server, the user or the session holds as many streams as it may.
     pub fn connect(
         self: &Arc<Self>,
         user: UserRef,
         session_id: Uuid,
         last_event_id: Option<i64>,
-    ) -> ConnectionStream {
+    ) -> Result<ConnectionStream, HubError> {
+        // Racing connects may pass this check together; the per-user and per-session caps
+        // below are exact and bound the overshoot.
+        if self.connections.len() >= self.settings.max_streams {
+            return Err(HubError::ServerFull);
+        }
+        let per_user = self.settings.streams_per_user;
+        if !claim(&self.streams_per_user, user.id, per_user) {
+            return Err(HubError::TooManyStreams {
+                per: "user",
+                limit: per_user,
+            });
+        }
+        let per_session = self.settings.streams_per_session;
+        if !claim(&self.streams_per_session, session_id, per_session) {
+            release(&self.streams_per_user, user.id);
+            return Err(HubError::TooManyStreams {
+                per: "session",
+                limit: per_session,
+            });
+        }
         let (tx, rx) = mpsc::channel(self.settings.queue_capacity);
         let id = ConnectionId::new();
         let conn = {
@@ -108,7 +131,12 @@ impl Hub {
         if self.closing.load(Ordering::Acquire) {
             self.remove(id);
         }
-        ConnectionStream::new(self.clone(), conn, rx, &self.settings)
+        Ok(ConnectionStream::new(
+            self.clone(),
+            conn,
+            rx,
+            &self.settings,
+        ))
     }
 
     /// Closes a connection: it leaves every room and its stream ends. Idempotent.
@@ -117,6 +145,8 @@ impl Hub {
             return;
         };
         let conn = entry.conn;
+        release(&self.streams_per_user, conn.user.id);
+        release(&self.streams_per_session, conn.session_id);
         conn.closed.store(true, Ordering::Release);
         conn.close_waker.wake();
         let rooms = {
@@ -171,6 +201,32 @@ impl Hub {
         match self.connections.get(&id) {
             Some(e) if e.conn.user.id == owner => Ok((e.conn.clone(), e.tx.clone())),
             _ => Err(HubError::UnknownConnection),
+        }
+    }
+}
+
+/// Counts one more for `key` unless it already has `cap`; false when refused.
+pub(super) fn claim(counts: &DashMap<Uuid, usize>, key: Uuid, cap: usize) -> bool {
+    let mut n = counts.entry(key).or_insert(0);
+    if *n >= cap {
+        // A refused first claim leaves no zero entry behind.
+        let empty = *n == 0;
+        drop(n);
+        if empty {
+            counts.remove_if(&key, |_, v| *v == 0);
+        }
+        return false;
+    }
+    *n += 1;
+    true
+}
+
+/// Counts one less for `key`, forgetting it at zero.
+pub(super) fn release(counts: &DashMap<Uuid, usize>, key: Uuid) {
+    if let Entry::Occupied(mut e) = counts.entry(key) {
+        *e.get_mut() -= 1;
+        if *e.get() == 0 {
+            e.remove();
         }
     }
 }

@@ -71,6 +71,14 @@ pub struct HubSettings {
     pub heartbeat: Duration,
     /// Most events one resume replays.
     pub replay_limit: u32,
+    /// Open streams one user may hold.
+    pub streams_per_user: usize,
+    /// Open streams one login session may hold.
+    pub streams_per_session: usize,
+    /// Open streams the hub holds at most.
+    pub max_streams: usize,
+    /// Distinct rooms one user may be subscribed to, over all its streams.
+    pub rooms_per_user: usize,
 }
 
 /// A snapshot of the hub for `/api/admin/stats` and `/metrics`.
@@ -102,12 +110,31 @@ pub enum HubError {
     /// The replay could not be read; the connection was closed.
     #[error("reading the replay failed")]
     History(#[source] anyhow::Error),
+    /// The user (or its session) holds as many streams as it may.
+    #[error("too many open streams: at most {limit} per {per}")]
+    TooManyStreams {
+        /// `user` or `session`.
+        per: &'static str,
+        /// The cap.
+        limit: usize,
+    },
+    /// The server holds as many streams as it may.
+    #[error("the server holds as many streams as it may; try again later")]
+    ServerFull,
+    /// The user would be in more distinct rooms than it may.
+    #[error("a user holds at most {0} rooms over all its streams")]
+    TooManyRoomsForUser(usize),
 }
 
 /// The routing core. Cheap to share (`Arc<Hub>`); every method is thread-safe.
 pub struct Hub {
     connections: DashMap<ConnectionId, ConnEntry>,
     rooms: DashMap<RoomName, Room>,
+    /// Open streams per user and per session, for their caps.
+    streams_per_user: DashMap<Uuid, usize>,
+    streams_per_session: DashMap<Uuid, usize>,
+    /// Distinct rooms each user is present in, for its cap.
+    rooms_per_user: DashMap<Uuid, usize>,
     /// The last persisted id fanned out (the watermark); see the lock order above.
     publish_gate: Mutex<i64>,
     settings: HubSettings,
@@ -122,6 +149,9 @@ impl Hub {
         Self {
             connections: DashMap::new(),
             rooms: DashMap::new(),
+            streams_per_user: DashMap::new(),
+            streams_per_session: DashMap::new(),
+            rooms_per_user: DashMap::new(),
             publish_gate: Mutex::new(0),
             settings,
             counters: Counters::default(),
@@ -150,10 +180,41 @@ impl Hub {
     }
 
     /// Checks the invariants: no empty room is mapped, presence counts equal the
-    /// connections present, and rooms and connections agree.
+    /// connections present, rooms and connections agree, and the per-user and per-session
+    /// counts match what is open.
     #[cfg(test)]
     fn check_invariants(&self) -> Result<(), String> {
         use std::collections::HashMap;
+        let mut users: HashMap<Uuid, usize> = HashMap::new();
+        let mut sessions: HashMap<Uuid, usize> = HashMap::new();
+        for e in self.connections.iter() {
+            *users.entry(e.conn.user.id).or_default() += 1;
+            *sessions.entry(e.conn.session_id).or_default() += 1;
+        }
+        let counted = |m: &DashMap<Uuid, usize>| -> HashMap<Uuid, usize> {
+            m.iter().map(|e| (*e.key(), *e.value())).collect()
+        };
+        if counted(&self.streams_per_user) != users {
+            return Err(format!(
+                "streams per user {:?} != {users:?}",
+                counted(&self.streams_per_user)
+            ));
+        }
+        if counted(&self.streams_per_session) != sessions {
+            return Err("streams per session disagree with the connections".into());
+        }
+        let mut present: HashMap<Uuid, usize> = HashMap::new();
+        for r in self.rooms.iter() {
+            for u in r.presence.keys() {
+                *present.entry(*u).or_default() += 1;
+            }
+        }
+        if counted(&self.rooms_per_user) != present {
+            return Err(format!(
+                "rooms per user {:?} != {present:?}",
+                counted(&self.rooms_per_user)
+            ));
+        }
         for r in self.rooms.iter() {
             if r.subscribers.is_empty() {
                 return Err(format!("room {} is empty but mapped", r.key()));

@@ -58,7 +58,8 @@ impl Room {
         }
     }
 
-    /// Adds a subscriber; the user's first connection here announces a `join`.
+    /// Adds a subscriber; the user's first connection here announces a `join` (and the
+    /// answer is true).
     pub(super) fn join(
         &mut self,
         room: &RoomName,
@@ -66,7 +67,7 @@ impl Room {
         user: &UserRef,
         sub: Subscriber,
         out: &mut Delivery,
-    ) {
+    ) -> bool {
         self.subscribers.insert(id, sub);
         let count = &mut self
             .presence
@@ -74,11 +75,18 @@ impl Room {
             .or_insert_with(|| (user.clone(), 0))
             .1;
         *count += 1;
-        if *count == 1 {
+        let first = *count == 1;
+        if first {
             // Sent under the room's lock, so a racing leave of the same user cannot
             // overtake it.
             self.deliver_presence(room, user, "join", out);
         }
+        first
+    }
+
+    /// Whether `user` has a connection here.
+    pub(super) fn has_user(&self, user: Uuid) -> bool {
+        self.presence.contains_key(&user)
     }
 
     fn deliver_presence(
@@ -115,11 +123,24 @@ impl Hub {
             if *count == 0 {
                 r.presence.remove(&user.id);
                 r.deliver_presence(room, user, "leave", out);
+                super::connection::release(&self.rooms_per_user, user.id);
             }
         }
         if r.subscribers.is_empty() {
             e.remove();
         }
+    }
+
+    /// The `limit` busiest rooms now: most subscribers first, then by name.
+    pub fn busiest_rooms(&self, limit: usize) -> Vec<RoomInfo> {
+        let mut all = self.rooms();
+        all.sort_by(|a, b| {
+            b.subscribers
+                .cmp(&a.subscribers)
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        all.truncate(limit);
+        all
     }
 
     /// Rooms that have subscribers now, sorted by name.

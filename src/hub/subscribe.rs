@@ -318,6 +318,16 @@ impl Hub {
         if state.rooms.len() + joined.len() > MAX_ROOMS_PER_CONNECTION {
             return Err(HubError::TooManyRooms);
         }
+        // Rooms new to the user (not just to this connection) count against its cap.
+        let new_to_user = joined
+            .iter()
+            .filter(|r| !self.rooms.get(*r).is_some_and(|room| room.has_user(owner)))
+            .count();
+        let held = self.rooms_per_user.get(&owner).map_or(0, |n| *n);
+        let cap = self.settings.rooms_per_user;
+        if new_to_user > 0 && held + new_to_user > cap {
+            return Err(HubError::TooManyRoomsForUser(cap));
+        }
         // The stream's Last-Event-ID is consumed only by a subscribe that succeeds.
         let from = match (request.replay, state.resume_from.take()) {
             (ReplayFrom::After(id), _) => ReplayFrom::After(id),
@@ -359,10 +369,14 @@ impl Hub {
                     tx: tx.clone(),
                     filter: filter.clone(),
                 };
-                self.rooms
+                let first_here = self
+                    .rooms
                     .entry(room.clone())
                     .or_default()
                     .join(room, id, &conn.user, sub, &mut out);
+                if first_here {
+                    *self.rooms_per_user.entry(owner).or_insert(0) += 1;
+                }
                 state.rooms.insert(room.clone());
             }
         }

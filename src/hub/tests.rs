@@ -16,6 +16,10 @@ fn settings(queue_capacity: usize) -> HubSettings {
         queue_capacity,
         heartbeat: Duration::from_secs(3600),
         replay_limit: 1000,
+        streams_per_user: 1000,
+        streams_per_session: 1000,
+        max_streams: 100_000,
+        rooms_per_user: 1000,
     }
 }
 
@@ -196,8 +200,8 @@ async fn asked(history: &FakeHistory, n: usize) {
 async fn messages_reach_only_the_rooms_subscribers() {
     let hub = hub();
     let (alice, bob) = (user("alice"), user("bob"));
-    let mut a = hub.connect(alice.clone(), Uuid::new_v4(), None);
-    let mut b = hub.connect(bob.clone(), Uuid::new_v4(), None);
+    let mut a = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
+    let mut b = hub.connect(bob.clone(), Uuid::new_v4(), None).unwrap();
     let (a_id, b_id) = (a.connection().id, b.connection().id);
     join(&hub, a_id, alice.id, &[room("x")], None);
     join(&hub, b_id, bob.id, &[room("y")], None);
@@ -216,7 +220,7 @@ async fn messages_reach_only_the_rooms_subscribers() {
 #[tokio::test]
 async fn a_connection_of_another_user_is_unknown() {
     let hub = hub();
-    let s = hub.connect(user("alice"), Uuid::new_v4(), None);
+    let s = hub.connect(user("alice"), Uuid::new_v4(), None).unwrap();
     let err = hub
         .subscribe(
             user("mallory").id,
@@ -232,12 +236,12 @@ async fn a_connection_of_another_user_is_unknown() {
 async fn presence_joins_once_per_user_and_leaves_with_the_last_tab() {
     let hub = hub();
     let (alice, bob) = (user("alice"), user("bob"));
-    let mut watcher = hub.connect(bob.clone(), Uuid::new_v4(), None);
+    let mut watcher = hub.connect(bob.clone(), Uuid::new_v4(), None).unwrap();
     join(&hub, watcher.connection().id, bob.id, &[room("r")], None);
     drain(&mut watcher).await;
 
-    let tab1 = hub.connect(alice.clone(), Uuid::new_v4(), None);
-    let tab2 = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let tab1 = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
+    let tab2 = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     join(&hub, tab1.connection().id, alice.id, &[room("r")], None);
     join(&hub, tab2.connection().id, alice.id, &[room("r")], None);
     let seen = drain(&mut watcher).await;
@@ -256,7 +260,7 @@ async fn presence_joins_once_per_user_and_leaves_with_the_last_tab() {
 async fn the_last_leave_removes_the_room() {
     let hub = hub();
     let alice = user("alice");
-    let s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     let id = s.connection().id;
     join(&hub, id, alice.id, &[room("a"), room("b")], None);
     assert_eq!(hub.rooms().len(), 2);
@@ -276,7 +280,7 @@ async fn the_last_leave_removes_the_room() {
 async fn filters_pass_only_the_named_events() {
     let hub = hub();
     let alice = user("alice");
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     let filter = EventFilter::new([EventName::parse("typing").unwrap()]);
     join(
         &hub,
@@ -304,7 +308,7 @@ async fn filters_pass_only_the_named_events() {
 async fn too_many_rooms_is_refused_whole() {
     let hub = hub();
     let alice = user("alice");
-    let s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     let rooms: Vec<RoomName> = (0..MAX_ROOMS_PER_CONNECTION)
         .map(|i| room(&format!("r{i}")))
         .collect();
@@ -325,8 +329,8 @@ async fn too_many_rooms_is_refused_whole() {
 async fn a_full_queue_disconnects_only_that_subscriber() {
     let hub = hub();
     let (alice, bob) = (user("alice"), user("bob"));
-    let mut slow = hub.connect(alice.clone(), Uuid::new_v4(), None);
-    let mut fast = hub.connect(bob.clone(), Uuid::new_v4(), None);
+    let mut slow = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
+    let mut fast = hub.connect(bob.clone(), Uuid::new_v4(), None).unwrap();
     join(&hub, slow.connection().id, alice.id, &[room("r")], None);
     join(&hub, fast.connection().id, bob.id, &[room("r")], None);
     drain(&mut slow).await;
@@ -348,7 +352,7 @@ async fn a_full_queue_disconnects_only_that_subscriber() {
 async fn replay_comes_before_live_events_published_while_it_is_read() {
     let hub = hub();
     let alice = user("alice");
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     let id = s.connection().id;
     drain(&mut s).await;
     hub.set_watermark(5);
@@ -391,7 +395,7 @@ async fn replay_comes_before_live_events_published_while_it_is_read() {
 async fn history_replays_the_last_messages_up_to_the_watermark() {
     let hub = hub();
     let alice = user("alice");
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     drain(&mut s).await;
     hub.set_watermark(4);
     let log = (1..=5).map(|i| stored(i, Some("r"))).collect();
@@ -412,7 +416,7 @@ async fn history_replays_the_last_messages_up_to_the_watermark() {
 async fn the_streams_last_event_id_resumes_only_the_next_subscribe() {
     let hub = hub();
     let alice = user("alice");
-    let s = hub.connect(alice.clone(), Uuid::new_v4(), Some(7));
+    let s = hub.connect(alice.clone(), Uuid::new_v4(), Some(7)).unwrap();
     let id = s.connection().id;
     let history = FakeHistory::default();
     hub.subscribe(alice.id, request(id, &[room("a")]), &history)
@@ -439,7 +443,7 @@ async fn broadcasts_before_the_first_subscribe_merge_into_its_replay_by_id() {
     let hub = hub();
     let alice = user("alice");
     hub.set_watermark(2);
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), Some(1));
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), Some(1)).unwrap();
     drain(&mut s).await;
     hub.publish(&stored(4, None));
     assert_eq!(
@@ -471,7 +475,7 @@ async fn broadcasts_before_the_first_subscribe_merge_into_its_replay_by_id() {
 async fn a_first_subscribe_without_replay_releases_held_broadcasts_at_once() {
     let hub = hub();
     let alice = user("alice");
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     drain(&mut s).await;
     hub.publish(&stored(3, None));
     assert_eq!(drain(&mut s).await, "", "held until the first subscribe");
@@ -492,7 +496,7 @@ async fn a_replayed_broadcast_is_not_replayed_again() {
     let hub = hub();
     let alice = user("alice");
     hub.set_watermark(9);
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     let id = s.connection().id;
     drain(&mut s).await;
     let history = FakeHistory::with(vec![stored(6, None), stored(7, Some("b"))]);
@@ -521,7 +525,7 @@ async fn a_replay_cut_by_the_limit_covers_broadcasts_only_from_where_it_starts()
     }));
     let alice = user("alice");
     hub.set_watermark(10);
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     let id = s.connection().id;
     drain(&mut s).await;
     let history = FakeHistory::with((1..=10).map(|i| stored(i, None)).collect());
@@ -548,7 +552,7 @@ async fn a_replay_cut_by_the_limit_covers_broadcasts_only_from_where_it_starts()
 async fn a_failed_replay_read_closes_the_connection() {
     let hub = hub();
     let alice = user("alice");
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     drain(&mut s).await;
     let history = FakeHistory {
         fail: true,
@@ -569,7 +573,7 @@ async fn a_failed_replay_read_closes_the_connection() {
 async fn an_abandoned_subscribe_ends_the_stream() {
     let hub = hub();
     let alice = user("alice");
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     drain(&mut s).await;
     let history = Arc::new(FakeHistory {
         hold: Some(Arc::new(Notify::new())),
@@ -594,7 +598,7 @@ async fn an_abandoned_subscribe_ends_the_stream() {
 async fn a_stream_waiting_for_its_replay_ends_when_removed() {
     let hub = hub();
     let alice = user("alice");
-    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
     drain(&mut s).await;
     let joined = hub
         .join(
@@ -684,7 +688,7 @@ fn subscribes_racing_overflowing_fan_outs_do_not_deadlock() {
             let _rt = handle.enter();
             let u = user(&format!("u{t}"));
             for i in 0..3000 {
-                let s = hub.connect(u.clone(), Uuid::new_v4(), None);
+                let s = hub.connect(u.clone(), Uuid::new_v4(), None).unwrap();
                 let id = s.connection().id;
                 // Never drained: the queue fills with `connected`, a replay marker, frames.
                 for r in ["a", "b"] {
@@ -742,7 +746,7 @@ fn churn_keeps_the_invariants() {
                 let mut keep = Vec::new();
                 for i in 0..2000usize {
                     let u = &users[(t + i) % users.len()];
-                    let s = hub.connect(u.clone(), Uuid::new_v4(), None);
+                    let s = hub.connect(u.clone(), Uuid::new_v4(), None).unwrap();
                     let id = s.connection().id;
                     let rooms = [
                         room(&format!("r{}", i % 3)),
@@ -779,7 +783,7 @@ async fn invariants_hold_with_streams_open() {
     let users: Vec<UserRef> = (0..3).map(|i| user(&format!("u{i}"))).collect();
     let mut streams = Vec::new();
     for (i, u) in users.iter().cycle().take(9).enumerate() {
-        let s = hub.connect(u.clone(), Uuid::new_v4(), None);
+        let s = hub.connect(u.clone(), Uuid::new_v4(), None).unwrap();
         join(
             &hub,
             s.connection().id,

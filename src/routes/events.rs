@@ -15,15 +15,19 @@ use crate::{
 #[utoipa::path(
     get, path = "/api/events", tag = "stream", security(("session" = [])),
     params(("Last-Event-ID" = Option<i64>, Header, description = "Resume point for the next subscribe")),
-    responses((status = 200, body = String, content_type = "text/event-stream",
+    responses(
+        (status = 200, body = String, content_type = "text/event-stream",
         description = "Never ends. First `event: connected` with `{\"connection_id\",\"heartbeat_secs\"}`, then \
-                       `message`, `presence`, custom, `broadcast` events and `: ping` heartbeats"))
+                       `message`, `presence`, custom, `broadcast` events and `: ping` heartbeats"),
+        (status = 429, description = "`too_many_streams`: the user or session holds its most streams"),
+        (status = 503, description = "`unavailable`: the server holds its most streams"),
+    )
 )]
 pub async fn open(
     state: web::Data<AppState>,
     current: CurrentUser,
     req: HttpRequest,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     // A malformed Last-Event-ID is ignored, as a browser's would only ever be one we sent.
     let last_event_id = req
         .headers()
@@ -35,13 +39,13 @@ pub async fn open(
         UserRef::from(&current.user),
         current.session_id,
         last_event_id,
-    );
+    )?;
     tracing::debug!(connection = %stream.connection().id, "stream opened");
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream)
+        .streaming(stream))
 }
 
 /// `POST /api/subscribe`: joins rooms, sets the event filter, replays what was missed.

@@ -25,7 +25,6 @@ use utoipa::{
 use crate::{
     domain::{BroadcastJson, ConnectionId, EventName, MessageJson, RoomName, User, UserRef},
     error::ErrorCode,
-    hub::RoomInfo,
 };
 
 /// The document. `paths` lists every handler registered in `routes::configure`; the test
@@ -202,10 +201,10 @@ pub mod replies {
         messages: Vec<MessageJson<'static>>,
     }
 
-    /// `{"rooms": [RoomInfo]}`, busiest first.
+    /// `{"rooms": [{"name","subscribers","users","visibility"}]}`, busiest first.
     #[derive(ToSchema)]
     pub struct RoomsReply {
-        rooms: Vec<RoomInfo>,
+        rooms: Vec<crate::routes::rooms::Listed>,
     }
 
     /// `{"room", "users"}`: users with a connection in the room now.

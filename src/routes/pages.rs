@@ -37,6 +37,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/login").get(login_form).post(login))
         .service(web::resource("/register").get(register_form).post(register))
         .service(
+            // The entry module carries `?v=`, but the modules it imports are fetched by plain
+            // relative URLs: they are revalidated (ETag) on every load, so a new entry never
+            // runs against an old module from the cache.
+            web::scope("/static/js")
+                .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-cache")))
+                .service(
+                    Files::new("", static_dir().join("js"))
+                        .use_etag(true)
+                        .prefer_utf8(true),
+                ),
+        )
+        .service(
             web::scope("/static")
                 .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "public, max-age=3600")))
                 .service(

@@ -10,16 +10,60 @@ use crate::{
     db::Page,
     domain::{EventName, MessageBody, RoomName, UserRef},
     error::{ApiError, ErrorCode},
+    hub::RoomInfo,
     state::AppState,
 };
 
-/// `GET /api/rooms`: rooms with subscribers now.
+/// Query of `GET /api/rooms`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<usize>,
+}
+
+/// Most rooms one listing returns.
+const MAX_LIST: usize = 500;
+
+/// A room as listed: the hub's figures and its visibility (every room is public until
+/// private rooms are built).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Listed {
+    #[serde(flatten)]
+    room: RoomInfo,
+    visibility: &'static str,
+}
+
+/// `GET /api/rooms?limit=`: the busiest rooms with subscribers now.
 #[utoipa::path(
-    get, path = "/api/rooms", tag = "rooms", security(("session" = [])),
-    responses((status = 200, body = super::openapi::replies::RoomsReply, description = "Rooms with subscribers now, busiest first"))
+    get, path = "/api/rooms", tag = "rooms", security(("session" = [])), params(ListQuery),
+    responses(
+        (status = 200, body = super::openapi::replies::RoomsReply, description = "Rooms with subscribers now, busiest first"),
+        (status = 400, description = "`invalid_limit`, `invalid_query`"),
+    )
 )]
-pub async fn list(state: web::Data<AppState>, _: CurrentUser) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "rooms": state.hub.rooms() }))
+pub async fn list(
+    state: web::Data<AppState>,
+    _: CurrentUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(ApiError::validation(
+            ErrorCode::InvalidLimit,
+            format!("limit is 1-{MAX_LIST}"),
+        ));
+    }
+    let rooms: Vec<Listed> = state
+        .hub
+        .busiest_rooms(limit)
+        .into_iter()
+        .map(|room| Listed {
+            room,
+            visibility: "public",
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
 }
 
 /// `GET /api/rooms/{room}/presence`: users with a connection in the room now.

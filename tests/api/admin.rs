@@ -1,47 +1,39 @@
 //! Admin and operations: access rules, broadcast, stats, disconnect, metrics, rate limits,
 //! the CLI, graceful shutdown.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Client, TestApp, assert_error, spawn_app, spawn_app_with},
+    helpers::{
+        ADMIN_TOKEN, Client, TestApp, assert_error, spawn_app, spawn_app_with, spawn_app_with_admin,
+    },
     process::{Server, cli},
+    sse::End,
 };
 
-const TOKEN: &str = "test-admin-token-0123456789";
-
-async fn app_with_token() -> TestApp {
-    spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await
-}
-
-fn bearer(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-) -> reqwest::RequestBuilder {
+/// A request to `path` with an arbitrary bearer `token`.
+fn bearer(app: &TestApp, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new()
         .request(method, format!("{}{path}", app.base))
         .bearer_auth(token)
 }
 
-/// Registers `name` and makes it an admin directly in the database, then logs in again.
+/// Registers `name` and makes it an admin directly in the app's database.
 async fn admin_user(app: &TestApp, name: &str) -> Client {
     let c = app.user(name).await;
-    let db = roomcast::db::Db::connect(&app.settings.database)
+    app.db
+        .set_role(name, roomcast::domain::Role::Admin)
         .await
-        .unwrap();
-    db.set_role(name, roomcast::domain::Role::Admin)
-        .await
-        .unwrap();
+        .expect("making the user an admin");
     c
 }
 
 #[tokio::test]
 async fn admin_routes_are_401_without_credentials_and_403_for_users() {
-    let app = app_with_token().await;
+    let app = spawn_app_with_admin().await;
     let anon = app.client();
     assert_error(anon.get("/api/admin/stats").await, 401, "unauthorized").await;
     let user = app.user("plain").await;
@@ -52,7 +44,7 @@ async fn admin_routes_are_401_without_credentials_and_403_for_users() {
     assert_error(res, 403, "forbidden").await;
     let wrong = bearer(
         &app,
-        reqwest::Method::GET,
+        Method::GET,
         "/api/admin/stats",
         "not-the-token-at-all",
     )
@@ -64,8 +56,9 @@ async fn admin_routes_are_401_without_credentials_and_403_for_users() {
 
 #[tokio::test]
 async fn the_bearer_token_and_an_admin_session_both_grant_access() {
-    let app = app_with_token().await;
-    let ok = bearer(&app, reqwest::Method::GET, "/api/admin/stats", TOKEN)
+    let app = spawn_app_with_admin().await;
+    let ok = app
+        .admin(Method::GET, "/api/admin/stats")
         .send()
         .await
         .unwrap();
@@ -81,7 +74,8 @@ async fn the_bearer_token_and_an_admin_session_both_grant_access() {
 #[tokio::test]
 async fn bearer_access_is_off_without_a_configured_token() {
     let app = spawn_app().await;
-    let res = bearer(&app, reqwest::Method::GET, "/api/admin/stats", TOKEN)
+    let res = app
+        .admin(Method::GET, "/api/admin/stats")
         .send()
         .await
         .unwrap();
@@ -90,7 +84,7 @@ async fn bearer_access_is_off_without_a_configured_token() {
 
 #[tokio::test]
 async fn a_broadcast_is_stored_and_reaches_every_open_connection() {
-    let app = app_with_token().await;
+    let app = spawn_app_with_admin().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let mut unsubscribed = alice.events().await;
@@ -99,7 +93,8 @@ async fn a_broadcast_is_stored_and_reaches_every_open_connection() {
         .await;
     let before = bob.say("r", "before").await["id"].as_i64().unwrap();
 
-    let res = bearer(&app, reqwest::Method::POST, "/api/admin/broadcast", TOKEN)
+    let res = app
+        .admin(Method::POST, "/api/admin/broadcast")
         .json(&json!({ "body": "  maintenance at noon  " }))
         .send()
         .await
@@ -127,8 +122,9 @@ async fn a_broadcast_is_stored_and_reaches_every_open_connection() {
 
 #[tokio::test]
 async fn an_empty_broadcast_is_400() {
-    let app = app_with_token().await;
-    let res = bearer(&app, reqwest::Method::POST, "/api/admin/broadcast", TOKEN)
+    let app = spawn_app_with_admin().await;
+    let res = app
+        .admin(Method::POST, "/api/admin/broadcast")
         .json(&json!({ "body": "   " }))
         .send()
         .await
@@ -138,17 +134,8 @@ async fn an_empty_broadcast_is_400() {
 
 #[tokio::test]
 async fn stats_count_live() {
-    let app = app_with_token().await;
-    let stats = || async {
-        bearer(&app, reqwest::Method::GET, "/api/admin/stats", TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
-    let s = stats().await;
+    let app = spawn_app_with_admin().await;
+    let s = app.stats().await;
     let keys: Vec<&str> = s.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys.len(), 7, "exactly the contract's fields: {keys:?}");
     assert_eq!(s["connections"], 0);
@@ -163,7 +150,7 @@ async fn stats_count_live() {
     bob.subscribe(&b1, &["x"]).await;
     bob.say("x", "hello").await;
     a1.expect("message").await;
-    let s = stats().await;
+    let s = app.stats().await;
     assert_eq!(s["connections"], 3, "{s}");
     assert_eq!(s["users_online"], 2, "{s}");
     assert_eq!(s["rooms"], 2, "{s}");
@@ -175,21 +162,17 @@ async fn stats_count_live() {
 
 #[tokio::test]
 async fn disconnect_closes_every_stream_of_that_user_only() {
-    let app = app_with_token().await;
+    let app = spawn_app_with_admin().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let mut a1 = alice.events().await;
     let mut a2 = alice.events().await;
     let mut b = bob.events().await;
-    let res = bearer(
-        &app,
-        reqwest::Method::POST,
-        "/api/admin/users/ALICE/disconnect",
-        TOKEN,
-    )
-    .send()
-    .await
-    .unwrap();
+    let res = app
+        .admin(Method::POST, "/api/admin/users/ALICE/disconnect")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap(), json!({ "closed": 2 }));
     assert!(
@@ -204,15 +187,11 @@ async fn disconnect_closes_every_stream_of_that_user_only() {
         !b.ends_within(Duration::from_millis(300)).await,
         "bob's stream was closed too"
     );
-    let res = bearer(
-        &app,
-        reqwest::Method::POST,
-        "/api/admin/users/nobody/disconnect",
-        TOKEN,
-    )
-    .send()
-    .await
-    .unwrap();
+    let res = app
+        .admin(Method::POST, "/api/admin/users/nobody/disconnect")
+        .send()
+        .await
+        .unwrap();
     assert_error(res, 404, "unknown_user").await;
 }
 
@@ -224,39 +203,191 @@ async fn readyz_answers_while_the_database_does() {
 }
 
 #[tokio::test]
-async fn metrics_expose_the_figures_in_prometheus_text() {
+async fn readyz_is_503_once_the_database_stops_answering() {
     let app = spawn_app().await;
-    let alice = app.user("alice").await;
+    assert_eq!(
+        app.client().get("/readyz").await.status(),
+        200,
+        "not ready before the database went away"
+    );
+    app.db.close().await;
+    assert_error(app.client().get("/readyz").await, 503, "unavailable").await;
+}
+
+/// One sample of a Prometheus text exposition.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses every sample line (`name{k="v",…} value`) of a Prometheus text exposition.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let (series, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("no value in metrics line {line:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|e| panic!("value in {line:?}: {e}"));
+            let (name, labels) = match series.split_once('{') {
+                None => (series, BTreeMap::new()),
+                Some((name, rest)) => {
+                    let body = rest
+                        .strip_suffix('}')
+                        .unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
+                    let labels = body
+                        .split("\",")
+                        .map(|pair| {
+                            let (k, v) = pair
+                                .split_once("=\"")
+                                .unwrap_or_else(|| panic!("label {pair:?} in {line:?}"));
+                            (k.to_owned(), v.trim_end_matches('"').to_owned())
+                        })
+                        .collect();
+                    (name, labels)
+                }
+            };
+            Sample {
+                name: name.to_owned(),
+                labels,
+                value,
+            }
+        })
+        .collect()
+}
+
+/// The value of the series `name` with exactly `labels`, if exposed.
+fn series(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let want: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    samples
+        .iter()
+        .find(|s| s.name == name && s.labels == want)
+        .map(|s| s.value)
+}
+
+/// `GET /metrics` at `base`, checked for its content type and parsed.
+async fn scrape(c: &Client) -> Vec<Sample> {
+    let res = c.get("/metrics").await;
+    assert_eq!(res.status(), 200, "GET /metrics");
+    let ct = res.headers()["content-type"]
+        .to_str()
+        .expect("ascii content type")
+        .to_owned();
+    assert!(ct.starts_with("text/plain"), "metrics content type {ct}");
+    parse_exposition(&res.text().await.expect("metrics text"))
+}
+
+/// The request counter and latency histogram move by exactly the requests made. The
+/// recorder is shared by every app in this test process, so this compares before and
+/// after on a series no other test touches: `PATCH /api/me` (405).
+#[tokio::test]
+async fn metrics_count_requests_by_method_route_and_status() {
+    let app = spawn_app().await;
+    let c = app.client();
+    let counter = |s: &[Sample]| {
+        series(
+            s,
+            "roomcast_http_requests_total",
+            &[("method", "PATCH"), ("route", "/api/me"), ("status", "405")],
+        )
+        .unwrap_or(0.0)
+    };
+    let timed = |s: &[Sample]| {
+        series(
+            s,
+            "roomcast_http_request_duration_seconds_count",
+            &[("method", "PATCH"), ("route", "/api/me")],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = scrape(&c).await;
+    for _ in 0..3 {
+        let res = c
+            .http
+            .patch(format!("{}/api/me", app.base))
+            .send()
+            .await
+            .expect("PATCH /api/me");
+        assert_error(res, 405, "method_not_allowed").await;
+    }
+    let after = scrape(&c).await;
+    assert_eq!(
+        counter(&after) - counter(&before),
+        3.0,
+        "roomcast_http_requests_total for PATCH /api/me 405"
+    );
+    assert_eq!(
+        timed(&after) - timed(&before),
+        3.0,
+        "roomcast_http_request_duration_seconds_count for PATCH /api/me"
+    );
+}
+
+/// The hub's gauges and counters in `/metrics` equal the live figures. Run in a process of
+/// its own: its recorder sees no other test's app.
+#[tokio::test]
+async fn metrics_report_the_hubs_figures_exactly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &[("ROOMCAST__ADMIN__API_TOKEN", ADMIN_TOKEN)]);
+    let alice = server.client();
+    assert_eq!(alice.register("alice", "password123").await.status(), 201);
     let mut sse = alice.events().await;
     alice.subscribe(&sse, &["m"]).await;
     alice.say("m", "counted").await;
     sse.expect("message").await;
-    let _ = app.client().get("/api/me").await;
-    let res = app.client().get("/metrics").await;
-    assert_eq!(res.status(), 200);
-    let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(ct.starts_with("text/plain"), "{ct}");
-    let text = res.text().await.unwrap();
-    for name in [
-        "roomcast_connections 1",
-        "roomcast_rooms 1",
-        "roomcast_subscriptions 1",
-        "roomcast_messages_stored_total",
-        "roomcast_events_delivered_total",
-        "roomcast_slow_disconnects_total",
-        "roomcast_http_request_duration_seconds_bucket",
+    assert_error(server.client().get("/api/me").await, 401, "unauthorized").await;
+
+    let stats: Value = reqwest::Client::new()
+        .get(format!("{}/api/admin/stats", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("GET /api/admin/stats")
+        .json()
+        .await
+        .expect("stats answer");
+    let samples = scrape(&server.client()).await;
+    let value =
+        |name: &str| series(&samples, name, &[]).unwrap_or_else(|| panic!("metrics lack {name}"));
+    // One stream of one user, in one room, after one stored message.
+    for (name, expected) in [
+        ("roomcast_connections", 1.0),
+        ("roomcast_users_online", 1.0),
+        ("roomcast_rooms", 1.0),
+        ("roomcast_subscriptions", 1.0),
+        ("roomcast_messages_stored_total", 1.0),
+        ("roomcast_slow_disconnects_total", 0.0),
     ] {
-        assert!(text.contains(name), "metrics lack {name:?}:\n{text}");
+        assert_eq!(value(name), expected, "{name}");
     }
-    let line = text
-        .lines()
-        .find(|l| {
-            l.starts_with("roomcast_http_requests_total")
-                && l.contains("route=\"/api/me\"")
-                && l.contains("status=\"401\"")
-        })
-        .unwrap_or_else(|| panic!("no request counter by route and status:\n{text}"));
-    assert!(!line.ends_with(" 0"), "{line}");
+    let delivered = stats["events_delivered"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("events_delivered in {stats}"));
+    assert!(
+        delivered >= 2.0,
+        "own join and the message delivered: {stats}"
+    );
+    assert_eq!(
+        value("roomcast_events_delivered_total"),
+        delivered,
+        "events delivered, as /api/admin/stats counts them"
+    );
+    assert_eq!(
+        series(
+            &samples,
+            "roomcast_http_requests_total",
+            &[("method", "GET"), ("route", "/api/me"), ("status", "401")],
+        ),
+        Some(1.0),
+        "the one anonymous GET /api/me"
+    );
 }
 
 #[tokio::test]
@@ -298,7 +429,12 @@ async fn logins_past_the_per_ip_limit_are_429() {
     let c = app.client();
     assert_eq!(c.register("alice", "password123").await.status(), 201);
     assert_eq!(c.login("alice", "password123").await.status(), 200);
-    assert_eq!(c.login("alice", "wrong-password").await.status(), 401);
+    assert_error(
+        c.login("alice", "wrong-password").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
     let res = c.login("alice", "password123").await;
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
@@ -375,12 +511,13 @@ async fn the_cli_admin_can_log_in_and_broadcast() {
     assert_eq!(res.status(), 201);
 }
 
-/// SIGTERM: every stream ends after complete frames, acknowledged posts are on disk, and
-/// the process exits 0 within the shutdown timeout.
+/// SIGTERM: the stream ends with complete frames and then the response's last chunk (which
+/// only a live server writes: a dead one breaks the stream instead), acknowledged posts are
+/// on disk, and the process exits 0 within the shutdown timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_streams_cleanly_and_exits() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = Server::start(
         dir.path(),
         &[("ROOMCAST__SERVER__SHUTDOWN_TIMEOUT_SECS", "5")],
     );
@@ -388,31 +525,58 @@ async fn sigterm_closes_streams_cleanly_and_exits() {
     assert_eq!(c.register("alice", "password123").await.status(), 201);
     let mut sse = c.events().await;
     c.subscribe(&sse, &["r"]).await;
-    let acked = c.say("r", "just before the signal").await["id"]
-        .as_i64()
-        .unwrap();
+    let acked = c.say_id("r", "just before the signal").await;
     sse.expect("message").await;
 
-    let (status, took) = tokio::task::spawn_blocking(move || server.terminate())
-        .await
-        .unwrap();
-    assert!(status.success(), "exit status {status:?}");
-    assert!(took < Duration::from_secs(5), "took {took:?}");
-    assert!(
-        sse.ends_within(Duration::from_secs(1)).await,
-        "the stream was not ended"
+    let signalled = server.send_sigterm();
+    let end = sse.end_within(Duration::from_secs(5)).await;
+    assert_eq!(
+        end,
+        Some(End::Clean),
+        "the stream did not end cleanly after SIGTERM; received {:?}",
+        sse.raw
     );
     assert!(
         sse.raw.ends_with("\n\n"),
         "a broken frame at the end: {:?}",
         sse.raw
     );
+    let status = server
+        .exited_within(Duration::from_secs(6))
+        .await
+        .expect("the process exits after SIGTERM");
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    drop(server);
 
     let server = Server::start(dir.path(), &[]);
     let c = server.client();
-    c.login("alice", "password123").await;
-    let page: Value = c.get("/api/rooms/r/messages").await.json().await.unwrap();
-    assert_eq!(page["messages"][0]["id"], acked);
+    assert_eq!(c.login("alice", "password123").await.status(), 200);
+    let page: Value = c
+        .get("/api/rooms/r/messages")
+        .await
+        .json()
+        .await
+        .expect("history answer");
+    assert_eq!(page["messages"][0]["id"], acked, "the acknowledged post");
+}
+
+/// The other side of the SIGTERM test: a stream whose server dies is read as broken, not as
+/// a clean end.
+#[tokio::test]
+async fn a_killed_servers_stream_reads_as_broken() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(dir.path(), &[]);
+    let c = server.client();
+    assert_eq!(c.register("alice", "password123").await.status(), 201);
+    let mut sse = c.events().await;
+    server.kill_9();
+    let end = sse.end_within(Duration::from_secs(5)).await;
+    assert!(
+        matches!(end, Some(End::Broken(_))),
+        "a killed server's stream ended as {end:?}"
+    );
 }
 
 #[test]

@@ -103,17 +103,9 @@ async fn every_response_carries_a_request_id() {
 
 #[tokio::test]
 async fn a_500_carries_no_internals() {
-    use sqlx::Connection;
     let app = spawn_app().await;
     let c = app.user("alice").await;
-    let mut db = sqlx::SqliteConnection::connect(&app.settings.database.url)
-        .await
-        .expect("open the test database");
-    sqlx::query("DROP TABLE messages")
-        .execute(&mut db)
-        .await
-        .expect("drop messages");
-    db.close().await.unwrap();
+    app.drop_messages_table().await;
 
     // A failed read is a bug (500); a failed write is the store refusing (503, retry).
     for (res, status, code) in [

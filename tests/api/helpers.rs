@@ -1,16 +1,24 @@
-//! Test scaffolding: spawn the app, HTTP clients with cookie jars, an SSE frame reader.
+//! Test scaffolding: spawn the app, HTTP clients with cookie jars, the error-shape check.
+//! Reading streams lives in `sse.rs`.
 
 #![allow(dead_code)]
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Once},
+    time::Duration,
+};
 
-use futures_util::StreamExt;
 use reqwest::cookie::{CookieStore, Jar};
-use roomcast::{Application, config::Settings};
+use roomcast::{Application, config::Settings, db::Db};
 use serde_json::{Value, json};
+
+use crate::sse::{Conn, Sse};
 
 /// How long a test waits for an event that should come.
 pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The bearer token of apps started with [`spawn_app_with_admin`].
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// A running roomcast on a random port, with its own data directory.
 pub struct TestApp {
@@ -18,6 +26,8 @@ pub struct TestApp {
     pub base: String,
     /// The settings it runs with.
     pub settings: Settings,
+    /// The app's own database pool (close it to make the database stop answering).
+    pub db: Db,
     /// Kept alive for the app's lifetime.
     pub dir: tempfile::TempDir,
 }
@@ -27,8 +37,14 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Starts the app with [`ADMIN_TOKEN`] as its admin bearer token.
+pub async fn spawn_app_with_admin() -> TestApp {
+    spawn_app_with(|s| s.admin.api_token = Some(ADMIN_TOKEN.into())).await
+}
+
 /// Starts the app after `tweak` adjusts the settings.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    init_test_log();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut s = Settings::defaults();
     s.server.port = 0;
@@ -41,12 +57,31 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     tweak(&mut s);
     let app = Application::build(s.clone()).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let db = app.db();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         base,
         settings: s,
+        db,
         dir,
     }
+}
+
+/// With `TEST_LOG` set (not `0`), the apps' logs go to the test output; `RUST_LOG` filters
+/// (default `info`). Installed once per test process.
+fn init_test_log() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let on = std::env::var("TEST_LOG").is_ok_and(|v| !v.is_empty() && v != "0");
+        if on {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+    });
 }
 
 impl TestApp {
@@ -61,6 +96,45 @@ impl TestApp {
         let res = c.register(name, "password123").await;
         assert_eq!(res.status(), 201, "registering {name}");
         c
+    }
+
+    /// A request to `path` carrying [`ADMIN_TOKEN`] as its bearer token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// `POST /api/admin/broadcast` that must succeed; the stored broadcast.
+    pub async fn broadcast(&self, body: &str) -> Value {
+        let res = self
+            .admin(reqwest::Method::POST, "/api/admin/broadcast")
+            .json(&json!({ "body": body }))
+            .send()
+            .await
+            .expect("POST /api/admin/broadcast");
+        assert_eq!(res.status(), 201, "admin broadcast");
+        res.json::<Value>().await.expect("broadcast answer")["broadcast"].clone()
+    }
+
+    /// Drops the `messages` table under the running app, so storing and reading messages
+    /// fail from now on.
+    pub async fn drop_messages_table(&self) {
+        sqlx::query("DROP TABLE messages")
+            .execute(self.db.pool())
+            .await
+            .expect("drop messages");
+    }
+
+    /// `GET /api/admin/stats`.
+    pub async fn stats(&self) -> Value {
+        let res = self
+            .admin(reqwest::Method::GET, "/api/admin/stats")
+            .send()
+            .await
+            .expect("GET /api/admin/stats");
+        assert_eq!(res.status(), 200, "admin stats");
+        res.json().await.expect("stats answer")
     }
 }
 
@@ -150,7 +224,7 @@ impl Client {
         self.events_from(None).await
     }
 
-    /// Opens the stream with an optional `Last-Event-ID`.
+    /// Opens the stream with an optional `Last-Event-ID` and reads the `connected` event.
     pub async fn events_from(&self, last_event_id: Option<i64>) -> Sse {
         let mut req = self.http.get(format!("{}/api/events", self.base));
         if let Some(id) = last_event_id {
@@ -168,17 +242,65 @@ impl Client {
         sse
     }
 
-    /// Subscribes `sse` to rooms with all events.
-    pub async fn subscribe(&self, sse: &Sse, rooms: &[&str]) -> Value {
-        self.subscribe_with(sse, json!({ "rooms": rooms })).await
+    /// Opens a stream and subscribes it to `rooms` for `events` (`None`: every event),
+    /// reading its own presence joins when its filter lets `presence` through.
+    pub async fn listen(&self, rooms: &[&str], events: Option<&[&str]>) -> Sse {
+        let mut sse = self.events().await;
+        let mut body = json!({ "rooms": rooms });
+        if let Some(events) = events {
+            body["events"] = json!(events);
+        }
+        self.subscribe_with(&sse, body).await;
+        if events.is_none_or(|e| e.contains(&"presence")) {
+            for _ in rooms {
+                let own = sse.expect_next("presence").await;
+                assert_eq!(own.json()["action"], "join", "own join first: {own:?}");
+            }
+        }
+        sse
     }
 
-    /// Subscribes with extra body fields (`events`, `history`, `last_event_id`, …).
-    pub async fn subscribe_with(&self, sse: &Sse, mut body: Value) -> Value {
-        body["connection_id"] = json!(sse.connection_id);
-        let res = self.post("/api/subscribe", body).await;
+    /// Subscribes `conn` to rooms with all events; the answer.
+    pub async fn subscribe(&self, conn: &(impl Conn + ?Sized), rooms: &[&str]) -> Value {
+        self.subscribe_with(conn, json!({ "rooms": rooms })).await
+    }
+
+    /// Subscribes with extra body fields (`events`, `history`, `last_event_id`, …), which
+    /// must succeed; the answer.
+    pub async fn subscribe_with(&self, conn: &(impl Conn + ?Sized), body: Value) -> Value {
+        let res = self.try_subscribe(conn, body).await;
         assert_eq!(res.status(), 200, "subscribe");
         res.json().await.expect("subscribe answer")
+    }
+
+    /// `POST /api/subscribe` with `body` (connection id added), the raw response.
+    pub async fn try_subscribe(
+        &self,
+        conn: &(impl Conn + ?Sized),
+        mut body: Value,
+    ) -> reqwest::Response {
+        body["connection_id"] = json!(conn.connection_id());
+        self.post("/api/subscribe", body).await
+    }
+
+    /// `POST /api/unsubscribe` for `conn` and `rooms`, the raw response.
+    pub async fn try_unsubscribe(
+        &self,
+        conn: &(impl Conn + ?Sized),
+        rooms: &[&str],
+    ) -> reqwest::Response {
+        self.post(
+            "/api/unsubscribe",
+            json!({ "connection_id": conn.connection_id(), "rooms": rooms }),
+        )
+        .await
+    }
+
+    /// `POST /api/unsubscribe` that must succeed; the answer.
+    pub async fn unsubscribe(&self, conn: &(impl Conn + ?Sized), rooms: &[&str]) -> Value {
+        let res = self.try_unsubscribe(conn, rooms).await;
+        assert_eq!(res.status(), 200, "unsubscribe");
+        res.json().await.expect("unsubscribe answer")
     }
 
     /// Posts a message and returns the stored `Message`.
@@ -192,209 +314,14 @@ impl Client {
         assert_eq!(res.status(), 201, "posting to {room}");
         res.json::<Value>().await.expect("message answer")["message"].clone()
     }
-}
 
-/// Asserts the contract's error shape, status and code; returns the message.
-pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> String {
-    assert_eq!(res.status(), status, "status for expected `{code}`");
-    let ct = res
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap_or("").to_owned())
-        .unwrap_or_default();
-    assert!(
-        ct.starts_with("application/json"),
-        "error content type was {ct:?}"
-    );
-    let body: Value = res.json().await.expect("error body is JSON");
-    let obj = body.as_object().expect("error body is an object");
-    assert_eq!(obj.len(), 1, "only `error` at the top: {body}");
-    assert_eq!(body["error"]["code"], code, "error code in {body}");
-    let message = body["error"]["message"].as_str().expect("a message string");
-    assert!(!message.is_empty(), "empty error message");
-    assert_eq!(
-        body["error"].as_object().unwrap().len(),
-        2,
-        "code and message only: {body}"
-    );
-    message.to_owned()
-}
-
-/// One SSE event (or comment) as read off the wire.
-#[derive(Debug, Clone, Default)]
-pub struct Event {
-    /// `id:` field.
-    pub id: Option<String>,
-    /// `event:` field (`message` when absent, as in browsers); empty for a comment.
-    pub event: String,
-    /// `data:` lines joined by `\n`.
-    pub data: String,
-    /// `retry:` field.
-    pub retry: Option<String>,
-    /// The comment text for `: ping` style frames.
-    pub comment: Option<String>,
-    /// The frame exactly as received, blank line included.
-    pub raw: String,
-}
-
-impl Event {
-    /// `data` as JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("data {:?}: {e}", self.data))
+    /// Posts a message and returns its id.
+    pub async fn say_id(&self, room: &str, body: &str) -> i64 {
+        self.say(room, body).await["id"]
+            .as_i64()
+            .expect("a numeric message id")
     }
 
-    /// The `id:` as a number.
-    pub fn id_num(&self) -> i64 {
-        self.id
-            .as_deref()
-            .expect("event has an id")
-            .parse()
-            .expect("numeric id")
-    }
-}
-
-/// Reads SSE frames from a streaming response.
-pub struct Sse {
-    stream:
-        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
-    /// From the `connected` event.
-    pub connection_id: String,
-    /// Raw text received so far (for framing assertions).
-    pub raw: String,
-}
-
-impl Sse {
-    fn new(res: reqwest::Response) -> Self {
-        Self {
-            stream: Box::pin(res.bytes_stream()),
-            buf: String::new(),
-            connection_id: String::new(),
-            raw: String::new(),
-        }
-    }
-
-    /// The next frame (event or comment), waiting at most [`WAIT`]; `None` at end of stream
-    /// or on timeout.
-    pub async fn next(&mut self) -> Option<Event> {
-        self.next_within(WAIT).await
-    }
-
-    /// The next frame, waiting at most `wait`.
-    pub async fn next_within(&mut self, wait: Duration) -> Option<Event> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let frame: String = self.buf.drain(..end + 2).collect();
-                return Some(parse_frame(&frame));
-            }
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Ok(Some(Ok(chunk))) => {
-                    let text = std::str::from_utf8(&chunk).expect("utf-8 stream");
-                    self.raw.push_str(text);
-                    self.buf.push_str(text);
-                }
-                Ok(Some(Err(_))) | Ok(None) | Err(_) => return None,
-            }
-        }
-    }
-
-    /// The next non-comment event, skipping `: ping`s.
-    pub async fn next_event(&mut self) -> Option<Event> {
-        loop {
-            let e = self.next().await?;
-            if e.comment.is_none() {
-                return Some(e);
-            }
-        }
-    }
-
-    /// Skips events until one named `name` arrives; panics after [`WAIT`].
-    pub async fn expect(&mut self, name: &str) -> Event {
-        loop {
-            match self.next_event().await {
-                Some(e) if e.event == name => return e,
-                Some(_) => continue,
-                None => panic!("no `{name}` event arrived"),
-            }
-        }
-    }
-
-    /// Asserts nothing but pings arrives within `wait`.
-    pub async fn expect_silence(&mut self, wait: Duration) {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            match self.next_within(left).await {
-                Some(e) if e.comment.is_some() => continue,
-                Some(e) => panic!("expected nothing, got {e:?}"),
-                None => return,
-            }
-        }
-    }
-
-    /// True when the server ended the stream within `wait`.
-    pub async fn ends_within(&mut self, wait: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.next()).await {
-                Ok(Some(Ok(chunk))) => self.raw.push_str(&String::from_utf8_lossy(&chunk)),
-                Ok(Some(Err(_))) | Ok(None) => return true,
-                Err(_) => return false,
-            }
-        }
-    }
-}
-
-fn parse_frame(frame: &str) -> Event {
-    let mut e = Event {
-        raw: frame.to_owned(),
-        ..Event::default()
-    };
-    let mut data = Vec::new();
-    for line in frame.trim_end_matches('\n').split('\n') {
-        if let Some(c) = line.strip_prefix(':') {
-            e.comment = Some(c.trim().to_owned());
-            continue;
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "id" => e.id = Some(value.to_owned()),
-            "event" => e.event = value.to_owned(),
-            "data" => data.push(value.to_owned()),
-            "retry" => e.retry = Some(value.to_owned()),
-            other => panic!("unknown SSE field {other:?} in {frame:?}"),
-        }
-    }
-    if e.comment.is_none() && e.event.is_empty() {
-        e.event = "message".to_owned();
-    }
-    e.data = data.join("\n");
-    e
-}
-
-// ---- Additions for the stream, subscribe and rooms tests. ----
-
-impl TestApp {
-    /// `POST /api/admin/broadcast` with the bearer `token` (set `admin.api_token` first).
-    pub async fn broadcast(&self, token: &str, body: &str) -> Value {
-        let res = reqwest::Client::new()
-            .post(format!("{}/api/admin/broadcast", self.base))
-            .bearer_auth(token)
-            .json(&json!({ "body": body }))
-            .send()
-            .await
-            .expect("POST /api/admin/broadcast");
-        assert_eq!(res.status(), 201, "admin broadcast");
-        res.json::<Value>().await.expect("broadcast answer")["broadcast"].clone()
-    }
-}
-
-impl Client {
     /// `GET /api/me`'s user.
     pub async fn me(&self) -> Value {
         let res = self.get("/api/me").await;
@@ -448,53 +375,40 @@ impl Client {
         let res = self.custom(room, event, data).await;
         assert_eq!(res.status(), 202, "custom `{event}` to {room}");
     }
-
-    /// `POST /api/subscribe` with `body` (connection id added), the raw response.
-    pub async fn try_subscribe(&self, sse: &Sse, mut body: Value) -> reqwest::Response {
-        body["connection_id"] = json!(sse.connection_id);
-        self.post("/api/subscribe", body).await
-    }
-
-    /// `POST /api/unsubscribe` that must succeed; the answer.
-    pub async fn unsubscribe(&self, sse: &Sse, rooms: &[&str]) -> Value {
-        let res = self
-            .post(
-                "/api/unsubscribe",
-                json!({ "connection_id": sse.connection_id, "rooms": rooms }),
-            )
-            .await;
-        assert_eq!(res.status(), 200, "unsubscribe");
-        res.json().await.expect("unsubscribe answer")
-    }
 }
 
-impl Sse {
-    /// The next non-comment event, which must be named `name`.
-    pub async fn expect_next(&mut self, name: &str) -> Event {
-        match self.next_event().await {
-            Some(e) if e.event == name => e,
-            Some(e) => panic!("expected `{name}` next, got {e:?}"),
-            None => panic!("expected `{name}` next, got nothing (stream ended or timed out)"),
-        }
-    }
-}
-
-/// Checks the contract's error shape with `status`; returns the code.
-pub async fn assert_error_status(res: reqwest::Response, status: u16) -> String {
-    assert_eq!(res.status(), status, "status");
-    let body: Value = res.json().await.expect("error body is JSON");
-    assert_eq!(
-        body.as_object().map(|o| o.len()),
-        Some(1),
-        "only `error` at the top: {body}"
-    );
-    let err = body["error"].as_object().expect("`error` object");
-    assert_eq!(err.len(), 2, "code and message only: {body}");
+/// Asserts the contract's error: `status`, a JSON body that is exactly
+/// `{"error":{"code","message"}}`, the expected `code` and a non-empty message. Returns
+/// the message.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> String {
+    let got = res.status();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .unwrap_or_default();
+    let text = res.text().await.expect("an error body");
+    assert_eq!(got, status, "status for expected `{code}` (body: {text})");
     assert!(
-        err["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "a message: {body}"
+        ct.starts_with("application/json"),
+        "error content type was {ct:?} (body: {text})"
     );
-    err["code"].as_str().expect("a code string").to_owned()
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
+    let top = body
+        .as_object()
+        .unwrap_or_else(|| panic!("error body is not an object: {body}"));
+    assert_eq!(top.len(), 1, "only `error` at the top: {body}");
+    let err = body["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("`error` is not an object: {body}"));
+    assert_eq!(err.len(), 2, "code and message only: {body}");
+    assert_eq!(body["error"]["code"], code, "error code in {body}");
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("message is not a string: {body}"));
+    assert!(!message.is_empty(), "empty error message: {body}");
+    message.to_owned()
 }
 
 /// Polls `check` until it is true, failing with `what` after [`WAIT`].

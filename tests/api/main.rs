@@ -3,10 +3,14 @@
 
 mod helpers;
 mod process;
+mod sse;
 
 mod accounts;
 mod admin;
+mod bodies;
 mod errors;
+mod faults;
+mod limits;
 mod pages;
 mod resume;
 mod rooms;

@@ -358,5 +358,5 @@ async fn static_assets_are_served_with_cache_headers() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 404);
+    assert_error(res, 404, "not_found").await;
 }

@@ -74,17 +74,31 @@ impl Server {
         self.child.wait().expect("reaped");
     }
 
-    /// Sends SIGTERM and waits for the exit; returns its status and how long it took.
-    pub fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
-        let started = std::time::Instant::now();
+    /// Sends SIGTERM without waiting; returns when it was sent.
+    pub fn send_sigterm(&self) -> std::time::Instant {
+        let sent = std::time::Instant::now();
         let pid = self.child.id().to_string();
         let ok = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill -TERM");
         assert!(ok.success(), "kill -TERM failed");
-        let status = self.child.wait().expect("exit status");
-        (status, started.elapsed())
+        sent
+    }
+
+    /// The exit status once the process has exited, or `None` if it still runs after
+    /// `wait`. Polls, so a test can read streams meanwhile.
+    pub async fn exited_within(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling the child") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A test client for this server.

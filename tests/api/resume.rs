@@ -12,11 +12,10 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Client, Sse, TestApp, spawn_app, spawn_app_with},
+    helpers::{Client, TestApp, assert_error, spawn_app, spawn_app_with, spawn_app_with_admin},
     process::Server,
+    sse::Sse,
 };
-
-const TOKEN: &str = "test-admin-token-0123456789";
 
 /// Reads message/broadcast events until one with id `last` arrives; returns their ids.
 async fn ids_until(sse: &mut Sse, last: i64) -> Vec<i64> {
@@ -61,18 +60,11 @@ async fn stored_ids(c: &Client, rooms: &[&str], after: i64) -> Vec<i64> {
     all.into_iter().collect()
 }
 
+/// Sends an admin broadcast; its id.
 async fn broadcast(app: &TestApp, body: &str) -> i64 {
-    let res = reqwest::Client::new()
-        .post(format!("{}/api/admin/broadcast", app.base))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "body": body }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "broadcast");
-    res.json::<Value>().await.unwrap()["broadcast"]["id"]
+    app.broadcast(body).await["id"]
         .as_i64()
-        .unwrap()
+        .expect("a numeric broadcast id")
 }
 
 #[tokio::test]
@@ -119,7 +111,7 @@ async fn the_last_event_id_header_of_the_stream_drives_the_replay() {
 
 #[tokio::test]
 async fn missed_broadcasts_replay_in_order_between_room_messages() {
-    let app = spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await;
+    let app = spawn_app_with_admin().await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let start = bob.say("r", "start").await["id"].as_i64().unwrap();
     let a = bob.say("r", "a").await["id"].as_i64().unwrap();
@@ -220,18 +212,55 @@ async fn a_replay_over_the_limit_keeps_the_newest_and_says_incomplete() {
     assert_eq!(ids_until(&mut sse, ids[5]).await, ids[3..].to_vec());
 }
 
+/// Resumes `alice` in room `r` after `missed` messages posted by another user with
+/// `history.replay_limit = limit`; the subscribe answer's `replay`, the ids replayed and
+/// the ids posted after the resume point.
+async fn resume_after(limit: u32, missed: usize) -> (Value, Vec<i64>, Vec<i64>) {
+    let app = spawn_app_with(|s| s.history.replay_limit = limit).await;
+    let (alice, bob) = (app.user("alice").await, app.user("bob").await);
+    let seen = bob.say_id("r", "seen").await;
+    let mut posted = Vec::new();
+    for i in 0..missed {
+        posted.push(bob.say_id("r", &format!("missed {i}")).await);
+    }
+    let mut sse = alice.events_from(Some(seen)).await;
+    let answer = alice.subscribe(&sse, &["r"]).await;
+    let last = *posted.last().expect("something missed");
+    let replayed = ids_until(&mut sse, last).await;
+    (answer["replay"].clone(), replayed, posted)
+}
+
+#[tokio::test]
+async fn a_replay_of_exactly_the_limit_is_complete() {
+    let (replay, replayed, posted) = resume_after(3, 3).await;
+    assert_eq!(
+        replay,
+        json!({ "count": 3, "complete": true }),
+        "3 missed with replay_limit 3"
+    );
+    assert_eq!(replayed, posted, "every missed message replayed");
+}
+
+#[tokio::test]
+async fn a_replay_of_one_over_the_limit_is_incomplete_with_the_newest_limit_events() {
+    let (replay, replayed, posted) = resume_after(3, 4).await;
+    assert_eq!(
+        replay,
+        json!({ "count": 3, "complete": false }),
+        "4 missed with replay_limit 3"
+    );
+    assert_eq!(replayed, posted[1..], "the newest 3 of the 4 missed");
+}
+
 #[tokio::test]
 async fn history_out_of_range_is_400() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     let sse = alice.events().await;
     let res = alice
-        .post(
-            "/api/subscribe",
-            json!({ "connection_id": sse.connection_id, "rooms": ["r"], "history": 201 }),
-        )
+        .try_subscribe(&sse, json!({ "rooms": ["r"], "history": 201 }))
         .await;
-    crate::helpers::assert_error(res, 400, "invalid_history").await;
+    assert_error(res, 400, "invalid_history").await;
 }
 
 /// Posters write into several rooms while a reader resumes from the middle: what the reader
@@ -355,7 +384,7 @@ async fn every_acknowledged_message_survives_kill_9() {
 /// what arrives before its first subscribe, in one ascending sequence, nothing twice.
 #[tokio::test]
 async fn a_resumed_stream_gets_missed_and_early_broadcasts_in_id_order() {
-    let app = spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await;
+    let app = spawn_app_with_admin().await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let seen = alice.say("r", "seen").await["id"].as_i64().unwrap();
     let b1 = broadcast(&app, "while away").await;
@@ -371,7 +400,7 @@ async fn a_resumed_stream_gets_missed_and_early_broadcasts_in_id_order() {
 
 #[tokio::test]
 async fn a_replay_leaves_out_broadcasts_already_sent_live_and_counts_what_it_sends() {
-    let app = spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await;
+    let app = spawn_app_with_admin().await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let from = alice.say("r", "resume point").await["id"].as_i64().unwrap();
     let m = alice.say("r", "missed").await["id"].as_i64().unwrap();
@@ -417,7 +446,7 @@ async fn a_replay_respects_the_event_filter() {
 
 #[tokio::test]
 async fn a_second_resume_on_one_stream_does_not_repeat_broadcasts() {
-    let app = spawn_app_with(|s| s.admin.api_token = Some(TOKEN.into())).await;
+    let app = spawn_app_with_admin().await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let m1 = alice.say("ra", "one").await["id"].as_i64().unwrap();
     let m2 = alice.say("rb", "two").await["id"].as_i64().unwrap();

@@ -3,43 +3,14 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{
-    Client, Sse, TestApp, WAIT, assert_error, eventually, spawn_app, spawn_app_with,
+use crate::{
+    helpers::{
+        ADMIN_TOKEN, Client, TestApp, WAIT, assert_error, eventually, spawn_app, spawn_app_with,
+        spawn_app_with_admin,
+    },
+    sse::{Event, StalledStream, complete_frames},
 };
-
-/// Opens a stream subscribed to `rooms` with every event, and reads its own presence joins.
-async fn joined(c: &Client, rooms: &[&str]) -> Sse {
-    let mut sse = c.events().await;
-    c.subscribe(&sse, rooms).await;
-    for _ in rooms {
-        let own = sse.expect_next("presence").await;
-        assert_eq!(own.json()["action"], "join", "own join first: {own:?}");
-    }
-    sse
-}
-
-/// Opens a stream subscribed to `rooms` with only `events` (reading its own presence joins
-/// when it asked for `presence`).
-async fn joined_for(c: &Client, rooms: &[&str], events: &[&str]) -> Sse {
-    let mut sse = c.events().await;
-    c.subscribe_with(&sse, json!({ "rooms": rooms, "events": events }))
-        .await;
-    if events.contains(&"presence") {
-        for _ in rooms {
-            let own = sse.expect_next("presence").await;
-            assert_eq!(own.json()["action"], "join", "own join first: {own:?}");
-        }
-    }
-    sse
-}
-
-const TOKEN: &str = "test-admin-token-0123456789";
-
-async fn spawn_with_admin_token() -> TestApp {
-    spawn_app_with(|s| s.admin.api_token = Some(TOKEN.to_owned())).await
-}
 
 // ---- GET /api/events ----
 
@@ -119,7 +90,7 @@ async fn each_stream_gets_its_own_connection_id() {
 async fn connected_goes_only_to_its_own_connection() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let mut first = joined_for(&alice, &["r"], &["message"]).await;
+    let mut first = alice.listen(&["r"], Some(&["message"])).await;
     let _second = alice.events().await;
     let _other = app.user("bob").await.events().await;
     alice.say("r", "after the others connected").await;
@@ -164,7 +135,7 @@ async fn a_ping_comes_after_heartbeat_secs_of_silence() {
 async fn no_ping_is_written_while_events_keep_flowing() {
     let app = spawn_app_with(|s| s.sse.heartbeat_secs = 2).await;
     let alice = app.user("alice").await;
-    let mut sse = joined_for(&alice, &["r"], &["tick"]).await;
+    let mut sse = alice.listen(&["r"], Some(&["tick"])).await;
     // An event every 400 ms for 5 s: never 2 s of silence.
     for i in 0..12 {
         alice.send_custom("r", "tick", json!(i)).await;
@@ -185,8 +156,8 @@ async fn a_message_reaches_every_subscriber_of_the_room_with_its_id() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let mut a = joined_for(&alice, &["r"], &["message"]).await;
-    let mut b = joined_for(&bob, &["r"], &["message"]).await;
+    let mut a = alice.listen(&["r"], Some(&["message"])).await;
+    let mut b = bob.listen(&["r"], Some(&["message"])).await;
     let sent = alice.say("r", "hello").await;
     for (who, sse) in [("alice", &mut a), ("bob", &mut b)] {
         let e = sse.expect_next("message").await;
@@ -203,7 +174,7 @@ async fn a_message_reaches_every_subscriber_of_the_room_with_its_id() {
 async fn a_message_skips_subscribers_of_other_rooms() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let mut a = joined_for(&alice, &["here"], &["message"]).await;
+    let mut a = alice.listen(&["here"], Some(&["message"])).await;
     alice.say("elsewhere", "not for you").await;
     alice.say("here", "for you").await;
     let e = a.expect_next("message").await;
@@ -218,7 +189,7 @@ async fn a_message_skips_subscribers_of_other_rooms() {
 async fn a_message_skips_connections_that_filtered_it_out() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let mut typing_only = joined_for(&alice, &["r"], &["typing"]).await;
+    let mut typing_only = alice.listen(&["r"], Some(&["typing"])).await;
     alice.say("r", "filtered out").await;
     alice.send_custom("r", "typing", json!(1)).await;
     let e = typing_only.next_event().await.expect("the typing event");
@@ -234,7 +205,7 @@ async fn a_message_skips_streams_of_users_not_in_the_room() {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     // Bob's stream is open but holds another room.
-    let mut b = joined_for(&bob, &["other"], &["message"]).await;
+    let mut b = bob.listen(&["other"], Some(&["message"])).await;
     alice.say("r", "only for r").await;
     bob.say("other", "sentinel").await;
     let e = b.expect_next("message").await;
@@ -251,7 +222,7 @@ async fn a_message_skips_streams_of_users_not_in_the_room() {
 async fn a_join_goes_to_the_room_with_the_user() {
     let app = spawn_app().await;
     let bob = app.user("bob").await;
-    let mut b = joined(&bob, &["r"]).await;
+    let mut b = bob.listen(&["r"], None).await;
     let alice = app.user("alice").await;
     let mut a = alice.events().await;
     alice.subscribe(&a, &["r"]).await;
@@ -267,8 +238,8 @@ async fn a_join_goes_to_the_room_with_the_user() {
 async fn presence_skips_other_rooms_and_filtered_connections() {
     let app = spawn_app().await;
     let bob = app.user("bob").await;
-    let mut other_room = joined(&bob, &["other"]).await;
-    let mut no_presence = joined_for(&bob, &["r"], &["message"]).await;
+    let mut other_room = bob.listen(&["other"], None).await;
+    let mut no_presence = bob.listen(&["r"], Some(&["message"])).await;
     let alice = app.user("alice").await;
     let a = alice.events().await;
     alice.subscribe(&a, &["r"]).await;
@@ -293,7 +264,7 @@ async fn presence_skips_other_rooms_and_filtered_connections() {
 async fn presence_join_is_sent_once_per_user_across_two_tabs() {
     let app = spawn_app().await;
     let bob = app.user("bob").await;
-    let mut b = joined_for(&bob, &["r"], &["presence"]).await;
+    let mut b = bob.listen(&["r"], Some(&["presence"])).await;
     let alice = app.user("alice").await;
     let tab1 = alice.events().await;
     let tab2 = alice.events().await;
@@ -323,7 +294,7 @@ async fn presence_join_is_sent_once_per_user_across_two_tabs() {
 async fn presence_leave_comes_only_when_the_users_last_connection_goes() {
     let app = spawn_app().await;
     let bob = app.user("bob").await;
-    let mut b = joined_for(&bob, &["r"], &["presence"]).await;
+    let mut b = bob.listen(&["r"], Some(&["presence"])).await;
     let alice = app.user("alice").await;
     let tab1 = alice.events().await;
     let tab2 = alice.events().await;
@@ -362,7 +333,7 @@ async fn a_stream_closed_by_the_client_is_noticed_promptly() {
     // A heartbeat far beyond the wait proves the close is not noticed by a ping write.
     let app = spawn_app_with(|s| s.sse.heartbeat_secs = 60).await;
     let bob = app.user("bob").await;
-    let mut b = joined_for(&bob, &["r"], &["presence"]).await;
+    let mut b = bob.listen(&["r"], Some(&["presence"])).await;
     let alice = app.user("alice").await;
     let a = alice.events().await;
     alice.subscribe(&a, &["r", "solo"]).await;
@@ -411,8 +382,8 @@ async fn a_custom_event_reaches_subscribers_of_that_name_without_an_id() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let mut all = joined(&bob, &["r"]).await;
-    let mut named = joined_for(&bob, &["r"], &["typing"]).await;
+    let mut all = bob.listen(&["r"], None).await;
+    let mut named = bob.listen(&["r"], Some(&["typing"])).await;
     alice
         .send_custom("r", "typing", json!({ "typing": true, "n": [1, 2] }))
         .await;
@@ -432,9 +403,9 @@ async fn a_custom_event_reaches_subscribers_of_that_name_without_an_id() {
 async fn a_custom_event_skips_other_names_and_other_rooms() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let mut typing = joined_for(&alice, &["r"], &["typing"]).await;
-    let mut messages = joined_for(&alice, &["r"], &["message"]).await;
-    let mut elsewhere = joined_for(&alice, &["other"], &["typing", "message"]).await;
+    let mut typing = alice.listen(&["r"], Some(&["typing"])).await;
+    let mut messages = alice.listen(&["r"], Some(&["message"])).await;
+    let mut elsewhere = alice.listen(&["other"], Some(&["typing", "message"])).await;
     alice.send_custom("r", "cursor", json!(1)).await;
     alice.send_custom("r", "typing", json!("sentinel")).await;
     let e = typing.next_event().await.expect("sentinel");
@@ -461,14 +432,14 @@ async fn a_custom_event_skips_other_names_and_other_rooms() {
 
 #[tokio::test]
 async fn a_broadcast_reaches_every_open_connection_whatever_it_subscribed() {
-    let app = spawn_with_admin_token().await;
+    let app = spawn_app_with_admin().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let mut no_rooms = alice.events().await;
-    let mut typing_only = joined_for(&alice, &["r"], &["typing"]).await;
-    let mut nothing = joined_for(&bob, &["r"], &[]).await;
-    let mut all = joined(&bob, &["other"]).await;
-    let sent = app.broadcast(TOKEN, "server going down").await;
+    let mut typing_only = alice.listen(&["r"], Some(&["typing"])).await;
+    let mut nothing = bob.listen(&["r"], Some(&[])).await;
+    let mut all = bob.listen(&["other"], None).await;
+    let sent = app.broadcast("server going down").await;
     for (who, sse) in [
         ("no rooms", &mut no_rooms),
         ("typing only", &mut typing_only),
@@ -508,7 +479,7 @@ fn lines(raw: &str) -> Vec<&str> {
 async fn injection_looking_bodies_arrive_verbatim_on_one_data_line() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let mut a = joined_for(&alice, &["r"], &["message"]).await;
+    let mut a = alice.listen(&["r"], Some(&["message"])).await;
     let bodies = [
         "line one\nevent: evil\nid: 9\ndata: y",
         "crlf\r\nevent: x\r\n\r\ndata: z",
@@ -543,7 +514,7 @@ async fn injection_looking_bodies_arrive_verbatim_on_one_data_line() {
 async fn injection_looking_custom_data_arrives_verbatim_on_one_data_line() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let mut a = joined_for(&alice, &["r"], &["note"]).await;
+    let mut a = alice.listen(&["r"], Some(&["note"])).await;
     let data = json!({ "text": "x\n\nevent: message\nid: 99\r\ndata: {}\r\r", "k": ["\n"] });
     alice.send_custom("r", "note", data.clone()).await;
     let e = a.expect_next("note").await;
@@ -557,8 +528,8 @@ async fn every_subscriber_gets_the_same_bytes_for_an_event() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
-    let mut a = joined_for(&alice, &["r"], &["message"]).await;
-    let mut b = joined_for(&bob, &["r"], &["message"]).await;
+    let mut a = alice.listen(&["r"], Some(&["message"])).await;
+    let mut b = bob.listen(&["r"], Some(&["message"])).await;
     alice.say("r", "same for all").await;
     let ea = a.expect_next("message").await;
     let eb = b.expect_next("message").await;
@@ -575,7 +546,7 @@ async fn logout_closes_that_sessions_streams_only() {
     assert_eq!(second.login("alice", "password123").await.status(), 200);
     let mut s1a = first.events().await;
     let mut s1b = first.events().await;
-    let mut s2 = joined_for(&second, &["r"], &["message"]).await;
+    let mut s2 = second.listen(&["r"], Some(&["message"])).await;
 
     let res = first.post("/api/logout", json!(null)).await;
     assert_eq!(res.status(), 204, "logout");
@@ -599,61 +570,55 @@ async fn logout_closes_that_sessions_streams_only() {
 
 // ---- slow readers ----
 
-/// Opens `GET /api/events` on a raw socket with a tiny receive buffer and reads only the
-/// `connected` frame; returns the socket (never read again) and the connection id.
-async fn open_stalled_stream(app: &TestApp, c: &Client) -> (tokio::net::TcpStream, String) {
-    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(2048).unwrap();
-    let mut stream = socket.connect(addr).await.expect("connect");
-    let req = format!(
-        "GET /api/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCookie: {}\r\n\r\n",
-        addr,
-        c.cookie()
-    );
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut got = Vec::new();
-    let key = "\"connection_id\":\"";
-    let id = loop {
-        let mut buf = [0u8; 512];
-        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
-            .await
-            .expect("the connected frame in time")
-            .unwrap();
-        assert!(n > 0, "stream closed before `connected`");
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got);
-        assert!(text.starts_with("HTTP/1.1 200"), "stream answer: {text}");
-        if let Some(at) = text.find(key)
-            && text.len() >= at + key.len() + 36
+/// Settings for the slow-reader tests: a tiny queue so a stalled reader is cut soon, an
+/// unsynced disk so the flood is quick, and the admin token for the stats.
+fn small_queues(s: &mut roomcast::config::Settings) {
+    s.sse.queue_capacity = 8;
+    s.database.sqlite_synchronous = roomcast::config::SqliteSync::Normal;
+    s.admin.api_token = Some(ADMIN_TOKEN.into());
+}
+
+/// Opens a stalled stream of `slow`, subscribed to `room` for messages only.
+async fn stalled_in(app: &TestApp, slow: &Client, room: &str) -> StalledStream {
+    let stalled = StalledStream::open(&app.base, &slow.cookie()).await;
+    slow.subscribe_with(&stalled, json!({ "rooms": [room], "events": ["message"] }))
+        .await;
+    stalled
+}
+
+/// Posts ~4 KB messages to `room` until `slow_user` is no longer present there (its stalled
+/// stream was cut); returns the ids posted, in order. Panics if it never is.
+async fn flood_until_cut(poster: &Client, room: &str, slow_user: &str) -> Vec<i64> {
+    let filler = "x".repeat(3990);
+    let mut posted = Vec::new();
+    // 4000 × ~4 KB = 16 MB: far beyond what socket buffers and the queue can hold.
+    for i in 0..4000 {
+        posted.push(poster.say_id(room, &format!("{i:06} {filler}")).await);
+        if i % 25 == 24
+            && !poster
+                .presence_names(room)
+                .await
+                .iter()
+                .any(|u| u == slow_user)
         {
-            break text[at + key.len()..at + key.len() + 36].to_owned();
+            return posted;
         }
-    };
-    (stream, id)
+    }
+    panic!(
+        "a reader that stopped reading was still subscribed after {} messages",
+        posted.len()
+    );
 }
 
 #[tokio::test]
 async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
-    let app = spawn_app_with(|s| {
-        s.sse.queue_capacity = 8;
-        s.database.sqlite_synchronous = roomcast::config::SqliteSync::Normal;
-        s.admin.api_token = Some(TOKEN.to_owned());
-    })
-    .await;
+    let app = spawn_app_with(small_queues).await;
     let poster = app.user("poster").await;
     let fast = app.user("fast").await;
     let slow = app.user("slow").await;
 
-    let mut fast_sse = joined(&fast, &["flood"]).await;
-    let (mut stalled, slow_id) = open_stalled_stream(&app, &slow).await;
-    let res = slow
-        .post(
-            "/api/subscribe",
-            json!({ "connection_id": slow_id, "rooms": ["flood"], "events": ["message"] }),
-        )
-        .await;
-    assert_eq!(res.status(), 200, "subscribing the stalled stream");
+    let mut fast_sse = fast.listen(&["flood"], None).await;
+    let mut stalled = stalled_in(&app, &slow, "flood").await;
     let e = fast_sse.expect_next("presence").await;
     assert_eq!(e.json()["user"]["username"], "slow", "slow joins");
 
@@ -667,33 +632,11 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
         }
     });
 
-    let filler = "x".repeat(3990);
-    let mut posted = Vec::new();
-    let mut cut_after = None;
-    // 4000 × ~4 KB = 16 MB: far beyond what socket buffers and the queue can hold.
-    for i in 0..4000 {
-        let m = poster.say("flood", &format!("{i:06} {filler}")).await;
-        posted.push(m["id"].as_i64().unwrap());
-        if i % 25 == 24
-            && !poster
-                .presence_names("flood")
-                .await
-                .contains(&"slow".into())
-        {
-            cut_after = Some(i);
-            break;
-        }
-    }
-    let cut_after = cut_after.unwrap_or_else(|| {
-        panic!(
-            "a reader that stopped reading was still subscribed after {} messages",
-            posted.len()
-        )
-    });
+    let mut posted = flood_until_cut(&poster, "flood", "slow").await;
+    let cut_after = posted.len();
     // Others keep receiving after the cut.
     for i in 0..20 {
-        let m = poster.say("flood", &format!("after cut {i}")).await;
-        posted.push(m["id"].as_i64().unwrap());
+        posted.push(poster.say_id("flood", &format!("after cut {i}")).await);
     }
     let info = poster.room_info("flood").await.expect("flood still listed");
     assert_eq!(
@@ -729,37 +672,80 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
     assert!(saw_leave, "the slow reader's leave reached the room");
     reader.abort();
 
-    let stats: Value = reqwest::Client::new()
-        .get(format!("{}/api/admin/stats", app.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = app.stats().await;
     assert_eq!(
         stats["slow_disconnects"], 1,
         "one slow disconnect counted: {stats}"
     );
 
     // When the stalled client finally reads, its response ends: the server cut it off.
-    let mut tail = Vec::new();
-    let ended = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = stalled.read(&mut buf).await.unwrap_or(0);
-            if n == 0 {
-                return;
-            }
-            tail.extend_from_slice(&buf[..n]);
-            if tail.ends_with(b"\r\n0\r\n\r\n") {
-                return;
-            }
-            let keep = tail.len().saturating_sub(16);
-            tail.drain(..keep);
-        }
+    stalled.read_to_end(Duration::from_secs(20)).await;
+}
+
+/// Cut for being slow, the reader reconnects as a browser would, with the id of the last
+/// event it got whole as `Last-Event-ID`: between the two streams it gets every message of
+/// the room exactly once, in order.
+#[tokio::test]
+async fn a_cut_slow_reader_that_resumes_gets_every_id_once_in_order() {
+    let app = spawn_app_with(|s| {
+        small_queues(s);
+        // Everything missed fits in one replay, so the resume must be complete.
+        s.history.replay_limit = 100_000;
     })
     .await;
-    assert!(ended.is_ok(), "the slow reader's stream never ended");
+    let poster = app.user("poster").await;
+    let slow = app.user("slow").await;
+    let mut stalled = stalled_in(&app, &slow, "flood").await;
+    let mut posted = flood_until_cut(&poster, "flood", "slow").await;
+    let stats = app.stats().await;
+    assert_eq!(
+        stats["slow_disconnects"], 1,
+        "the cut was a slow disconnect: {stats}"
+    );
+    // Posts while the reader is away.
+    for i in 0..5 {
+        posted.push(poster.say_id("flood", &format!("while away {i}")).await);
+    }
+
+    let body = stalled.read_to_end(Duration::from_secs(20)).await;
+    let mut got: Vec<i64> = complete_frames(&body)
+        .iter()
+        .filter(|e| e.event == "message")
+        .map(Event::id_num)
+        .collect();
+    let last_seen = *got
+        .last()
+        .expect("the stalled reader got some messages whole");
+    assert!(
+        got.len() < posted.len(),
+        "the stalled reader got everything ({}), so it was never behind",
+        got.len()
+    );
+
+    let mut sse = slow.events_from(Some(last_seen)).await;
+    let answer = slow
+        .subscribe_with(&sse, json!({ "rooms": ["flood"], "events": ["message"] }))
+        .await;
+    let missed = posted.len() - got.len();
+    assert_eq!(
+        answer["replay"],
+        json!({ "count": missed, "complete": true }),
+        "the replay after {last_seen}"
+    );
+    let last = *posted.last().expect("posted ids");
+    while got.last() != Some(&last) {
+        let e = sse.next_event().await.unwrap_or_else(|| {
+            panic!(
+                "the resumed stream stalled after {} of {} ids",
+                got.len(),
+                posted.len()
+            )
+        });
+        assert_eq!(e.event, "message", "only messages asked for: {e:?}");
+        got.push(e.id_num());
+    }
+    assert_eq!(
+        got, posted,
+        "stalled stream + resumed stream != every id once, in order"
+    );
 }

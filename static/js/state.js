@@ -1,0 +1,109 @@
+// The page's state: the one object every module reads and writes, the limits it keeps to,
+// and the joined rooms as saved in localStorage.
+
+/** Room names the server accepts (API.md, "Names"). */
+export const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** Events every subscribe asks for. */
+export const EVENTS = ["message", "presence", "typing"];
+/** Messages per room on first load and per "earlier" page. */
+export const HISTORY = 50;
+/** Rooms one connection may hold (the server refuses more). */
+export const MAX_ROOMS = 100;
+/** At most one `typing` event per this interval. */
+export const TYPING_SEND_MS = 2000;
+/** How long a `typing` event keeps "… is typing" up. */
+export const TYPING_SHOW_MS = 4000;
+/** How long to wait before starting over when the browser gives up on the EventSource. */
+export const RECONNECT_MS = 3000;
+
+const meEl = document.getElementById("me");
+
+/** The signed-in user, as the server rendered it into the page. */
+export const me = {
+  id: meEl.dataset.userId,
+  username: meEl.dataset.username,
+  role: meEl.dataset.role,
+};
+
+/** One joined room: its messages (by id, ascending), presence, typing and unread count. */
+export class RoomState {
+  constructor(name) {
+    this.name = name;
+    this.messages = new Map(); // id -> Message
+    this.ids = []; // ascending
+    this.loaded = false; // the latest page is in (read after the room's subscribe answered)
+    this.loadingLatest = false;
+    this.hasMore = true; // earlier history may exist
+    this.loadingEarlier = false;
+    this.presence = new Map(); // user id -> username
+    this.typing = new Map(); // user id -> {username, timer}
+    this.unread = 0;
+  }
+
+  /** The id of the oldest message in, or null. */
+  oldest() {
+    return this.ids.length ? this.ids[0] : null;
+  }
+
+  /** Adds a message; false when it is already there. Keeps ids ascending. */
+  add(msg) {
+    if (this.messages.has(msg.id)) return false;
+    this.messages.set(msg.id, msg);
+    let i = this.ids.length;
+    while (i > 0 && this.ids[i - 1] > msg.id) i--;
+    this.ids.splice(i, 0, msg.id);
+    return true;
+  }
+}
+
+/** Everything the page knows that changes; nothing else in the app is mutable. */
+export const state = {
+  /** @type {Map<string, RoomState>} the joined rooms, in the order they were joined */
+  rooms: new Map(),
+  /** Name of the room on screen, or null. */
+  current: null,
+  /** The EventSource. */
+  es: null,
+  /** The live connection, from `connected` (see stream.js); null between streams. */
+  link: null,
+  /** Highest persisted event id read off the stream: where a new stream resumes. */
+  lastSeenId: 0,
+  /** How the last resume was asked for: "header" or "body". */
+  resumedBy: null,
+  /** EventSource objects made (the browser's own reconnects not counted). */
+  streamsOpened: 0,
+  /** Off while the first subscribe replays each room's history. */
+  countUnread: false,
+  /** When the last `typing` event went out (ms since the epoch). */
+  lastTypingSent: 0,
+  /** Id of the newest broadcast shown; older ones (replays) are not shown again. */
+  shownBroadcastId: 0,
+};
+
+const storeKey = `roomcast.rooms.${me.id}`;
+const currentKey = `roomcast.current.${me.id}`;
+
+/** The rooms saved by the last visit (valid names, at most `MAX_ROOMS`), or `general`. */
+export function loadJoined() {
+  try {
+    const list = JSON.parse(localStorage.getItem(storeKey) || "null");
+    if (Array.isArray(list)) {
+      const names = list.filter((r) => typeof r === "string" && ROOM_RE.test(r));
+      return [...new Set(names)].slice(0, MAX_ROOMS);
+    }
+  } catch {
+    /* fall through */
+  }
+  return ["general"];
+}
+
+/** The room the last visit had on screen, or null. */
+export function loadCurrent() {
+  return localStorage.getItem(currentKey);
+}
+
+/** Saves the joined rooms and the one on screen for the next visit. */
+export function saveJoined() {
+  localStorage.setItem(storeKey, JSON.stringify([...state.rooms.keys()]));
+  if (state.current) localStorage.setItem(currentKey, state.current);
+}

@@ -1,0 +1,214 @@
+// The stream: one EventSource per tab, its connection id, the serial queue of
+// subscribe/unsubscribe requests on it, and resume by event id.
+
+import { api } from "./api.js";
+import { setConn, showJoinError } from "./render.js";
+import {
+  forgetRoom,
+  loadLatest,
+  onBroadcast,
+  onMessage,
+  onPresence,
+  onTyping,
+  pageAfter,
+  refreshPresence,
+} from "./rooms.js";
+import { EVENTS, HISTORY, RECONNECT_MS, state } from "./state.js";
+
+/** Opens a new EventSource (closing the old one); its `connected` event subscribes. */
+export function connect() {
+  if (state.es) state.es.close();
+  state.streamsOpened++;
+  state.link = null;
+  const mine = new EventSource("/api/events");
+  state.es = mine;
+  mine.addEventListener("connected", (e) => {
+    if (state.es !== mine) return;
+    const data = JSON.parse(e.data);
+    // A new connection: whatever was queued for the old one is dropped (see `enqueue`).
+    state.link = {
+      id: data.connection_id,
+      // Every event carries the EventSource's last event id: on the browser's own reconnect
+      // it is the `Last-Event-ID` this stream was opened with, and the server resumes from it.
+      headerId: Number(e.lastEventId) || 0,
+      queue: Promise.resolve(),
+      started: false, // the first subscribe (the one that resumes) has been sent
+      held: new Set(), // rooms the server holds for this connection
+    };
+    syncRooms();
+  });
+  mine.addEventListener("message", (e) => {
+    noteId(e);
+    onMessage(JSON.parse(e.data), true);
+  });
+  mine.addEventListener("broadcast", (e) => {
+    noteId(e);
+    onBroadcast(JSON.parse(e.data));
+  });
+  mine.addEventListener("presence", (e) => onPresence(JSON.parse(e.data)));
+  mine.addEventListener("typing", (e) => onTyping(JSON.parse(e.data)));
+  mine.addEventListener("error", () => {
+    if (state.es !== mine) return;
+    state.link = null;
+    setConn("reconnecting");
+    if (mine.readyState === EventSource.CLOSED) {
+      // The browser gave up (e.g. a non-200 answer): check the session, then start over;
+      // the subscribe resumes from `lastSeenId` explicitly.
+      setTimeout(async () => {
+        if (state.es !== mine) return;
+        try {
+          await api("GET", "/api/me");
+          connect();
+        } catch (err) {
+          if (err.status !== 401) setTimeout(() => state.es === mine && connect(), RECONNECT_MS);
+        }
+      }, RECONNECT_MS);
+    }
+  });
+}
+
+/** True when there is no stream, or the browser has given up on it. */
+export function streamClosed() {
+  return !state.es || state.es.readyState === EventSource.CLOSED;
+}
+
+/** Closes the stream for good (logging out). */
+export function closeStream() {
+  if (state.es) state.es.close();
+}
+
+function noteId(e) {
+  const id = Number(e.lastEventId);
+  if (Number.isFinite(id) && id > state.lastSeenId) state.lastSeenId = id;
+}
+
+/** Starts over with a new stream, unless `stale` has been replaced already. */
+function reconnectLater(stale) {
+  setTimeout(() => state.link === stale && connect(), RECONNECT_MS);
+}
+
+/**
+ * Runs `task(conn)` after every subscribe/unsubscribe queued before it on the same
+ * connection, one request at a time; dropped when the connection has been replaced by then.
+ */
+function enqueue(conn, task) {
+  const run = conn.queue.then(() => (state.link === conn ? task(conn) : undefined));
+  conn.queue = run.catch(() => {});
+  return run;
+}
+
+/**
+ * Brings the server's rooms for this connection in line with the joined rooms. Every join
+ * and leave asks for it; the queue keeps the requests in order, and each run looks at the
+ * rooms as they are then, so a room left before its subscribe went out is never subscribed.
+ */
+export function syncRooms() {
+  if (state.link) {
+    enqueue(state.link, syncTask).catch((err) => console.warn("subscribe failed", err));
+  }
+}
+
+async function syncTask(conn) {
+  if (!conn.started) {
+    await subscribeFirst(conn);
+    return;
+  }
+  const gone = [...conn.held].filter((name) => !state.rooms.has(name));
+  if (gone.length) {
+    const res = await request(conn, "/api/unsubscribe", { connection_id: conn.id, rooms: gone });
+    if (!res) return;
+    conn.held = new Set(res.rooms);
+  }
+  const added = [...state.rooms.keys()].filter((name) => !conn.held.has(name));
+  if (added.length) {
+    const body = { connection_id: conn.id, rooms: added, events: EVENTS };
+    const res = await request(conn, "/api/subscribe", body, (err) => {
+      if (err.code !== "too_many_rooms") return false;
+      for (const name of added) forgetRoom(name);
+      showJoinError(err.message);
+      return true;
+    });
+    if (!res) return;
+    conn.held = new Set(res.rooms);
+    for (const name of added) refreshPresence(name);
+  }
+  loadMissingHistory(conn);
+}
+
+/**
+ * The two-step subscribe's first request on a connection, for every joined room; the
+ * server resumes only on this one. What it asks to replay:
+ * - the browser reconnected its EventSource: the stream was opened with `Last-Event-ID`
+ *   (`headerId`), so nothing in the body; the server replays everything after it;
+ * - the page opened a new EventSource after having seen events: `last_event_id` explicitly;
+ * - first load: the last `HISTORY` messages of each room.
+ * Whatever arrives twice (history pages, replays, our own posts) is dropped by id.
+ * With no room joined it waits: the next join sends it.
+ */
+async function subscribeFirst(conn) {
+  const joined = [...state.rooms.values()];
+  const names = joined.map((room) => room.name);
+  if (!names.length) {
+    setConn("live");
+    return;
+  }
+  conn.started = true;
+  const body = { connection_id: conn.id, rooms: names, events: EVENTS };
+  const resumeFrom = state.lastSeenId;
+  if (resumeFrom > 0) {
+    if (conn.headerId > 0) state.resumedBy = "header";
+    else {
+      body.last_event_id = resumeFrom;
+      state.resumedBy = "body";
+    }
+  } else {
+    body.history = HISTORY;
+  }
+  const res = await request(conn, "/api/subscribe", body);
+  if (!res) return;
+  conn.held = new Set(res.rooms);
+  setConn("live");
+  // Unread counting starts after the replay this subscribe asked for has been dispatched.
+  setTimeout(() => {
+    state.countUnread = true;
+  }, 0);
+  if (body.history) {
+    // The replay on the stream is each room's latest page.
+    for (const room of joined) room.loaded = true;
+  }
+  if (res.replay && res.replay.complete === false) {
+    for (const name of names) {
+      pageAfter(name, resumeFrom).catch((err) => console.warn("paging failed", err));
+    }
+  }
+  for (const name of names) refreshPresence(name);
+  loadMissingHistory(conn);
+}
+
+/**
+ * One subscribe/unsubscribe; null when it failed or the connection was replaced meanwhile.
+ * A failure that `handled` does not take care of leaves the server's view of the connection
+ * unknown: the page starts over with a new stream, whose first subscribe names every room.
+ */
+async function request(conn, path, body, handled = () => false) {
+  try {
+    const res = await api("POST", path, body);
+    return state.link === conn ? res : null;
+  } catch (err) {
+    if (state.link !== conn || handled(err)) return null;
+    console.warn(`${path} failed`, err);
+    reconnectLater(conn);
+    return null;
+  }
+}
+
+/**
+ * Rooms the server holds for `conn` whose latest page is not in yet (joined since the last
+ * load, or on a resume that replays only what came after `lastSeenId`): read it now that
+ * the subscribe has answered, so every later message comes on the stream.
+ */
+function loadMissingHistory(conn) {
+  for (const room of state.rooms.values()) {
+    if (!room.loaded && conn.held.has(room.name)) loadLatest(room, conn);
+  }
+}
