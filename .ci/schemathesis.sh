@@ -31,7 +31,12 @@ fi
 
 data="$(mktemp -d)"
 server_pid=""
+stream_pid=""
 stop() {
+    if [ -n "$stream_pid" ]; then
+        kill "$stream_pid" 2>/dev/null || true
+        wait "$stream_pid" 2>/dev/null || true
+    fi
     if [ -n "$server_pid" ]; then
         kill "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
@@ -97,14 +102,33 @@ run() {
         "$@")
 }
 
+# Opens a stream for `fuzzer` in the background and sets `connection_id` to its id, so that
+# the hooks can put a real id into generated subscribe and unsubscribe bodies.
+connection_id=""
+open_stream() {
+    curl -sN -H "Cookie: roomcast_session=$1" "$base/api/events" >"$data/stream" 2>/dev/null &
+    stream_pid=$!
+    for _ in $(seq 1 50); do
+        connection_id="$(grep -o '"connection_id":"[0-9a-f-]*"' "$data/stream" | head -n1 | cut -d'"' -f4)" || true
+        [ -n "$connection_id" ] && return 0
+        sleep 0.1
+    done
+    echo "schemathesis: the stream sent no connection id"
+    return 1
+}
+
 status=0
+# schemathesis keeps only the last of repeated filter options: one regex per run.
 # The stream never ends, so it is left out (the API tests cover it). Logging in or
-# registering renews the session and logging out ends it, so those run after the rest, and
-# logout last, each with a fresh session.
-session_changing='^POST /(api/)?(login|register)$'
+# registering renews the session, disconnecting `fuzzer` (schemathesis learns the name from
+# /api/me) closes the stream, and logging out ends the session, so those run after the rest,
+# and logout last, each with a fresh session.
+session_changing='^POST /((api/)?(login|register)|api/admin/users/\{username\}/disconnect)$'
 logout='^POST /api/logout$'
-run "$(login register)" --exclude-path /api/events \
-    --exclude-name-regex "$session_changing" --exclude-name-regex "$logout" || status=$?
+cookie="$(login register)"
+open_stream "$cookie"
+SCHEMATHESIS_HOOKS="$root/.ci/schemathesis_hooks.py" ROOMCAST_CONNECTION_ID="$connection_id" \
+    run "$cookie" --exclude-name-regex "^GET /api/events$|$session_changing|$logout" || status=$?
 run "$(login login)" --include-name-regex "$session_changing" || status=$?
 run "$(login login)" --include-name-regex "$logout" || status=$?
 if [ "$status" -ne 0 ]; then
