@@ -2,7 +2,7 @@
 //! `ROOMCAST__SECTION__KEY` environment variables. Loaded and checked once at start-up; a bad
 //! value stops start-up with a message that names the key.
 
-use std::path::PathBuf;
+use std::{net::IpAddr, path::PathBuf, str::FromStr};
 
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
@@ -19,11 +19,16 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// The session cookie.
     pub session: SessionSettings,
+    /// Password hashing.
+    pub password: PasswordSettings,
     /// Admin API access.
     #[serde(default)]
     pub admin: AdminSettings,
     /// Event streams.
     pub sse: SseSettings,
+    /// Who may scrape `/metrics`, and where.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     /// Replay on resume.
     pub history: HistorySettings,
     /// Input caps.
@@ -116,6 +121,119 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Home of the SQLite file and the generated session key.
     pub data_dir: PathBuf,
+    /// Peers whose `X-Forwarded-For` is believed.
+    #[serde(default, deserialize_with = "cidr_list")]
+    pub trusted_proxies: Vec<Cidr>,
+    /// `scheme://host[:port]` browsers use; the cross-site check compares against it.
+    pub public_origin: Option<String>,
+    /// Open connections the whole server accepts at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Seconds a client has to send a whole request body once its head arrived.
+    pub body_timeout_secs: u64,
+    /// Seconds a client has to send the head of its first request.
+    pub head_timeout_secs: u64,
+    /// Seconds a client has to acknowledge the server closing its connection.
+    pub disconnect_timeout_secs: u64,
+}
+
+/// A list of CIDRs: a TOML array, or one comma-separated string (how an environment
+/// variable spells a list).
+fn cidr_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        Items(Vec<Cidr>),
+        Text(String),
+    }
+    match List::deserialize(d)? {
+        List::Items(items) => Ok(items),
+        List::Text(text) => text
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .collect(),
+    }
+}
+
+/// An IP network such as `10.0.0.0/8` or `::1/128`; a bare address means just that address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = v4_mask(self.prefix);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = v6_mask(self.prefix);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether no address bits are set past the prefix.
+    fn is_network_address(&self) -> bool {
+        match self.network {
+            IpAddr::V4(a) => u32::from(a) & !v4_mask(self.prefix) == 0,
+            IpAddr::V6(a) => u128::from(a) & !v6_mask(self.prefix) == 0,
+        }
+    }
+}
+
+fn v4_mask(prefix: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+}
+
+fn v6_mask(prefix: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("`server.trusted_proxies`: {s:?} {why}");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s.trim(), None),
+        };
+        let network = addr
+            .parse::<IpAddr>()
+            .map_err(|_| bad("is not an IP address or CIDR (e.g. 10.0.0.0/8)"))?
+            .to_canonical();
+        let bits: u8 = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(|| bad(&format!("needs a prefix length of 0 to {bits}")))?,
+        };
+        let cidr = Cidr { network, prefix };
+        // `10.0.0.1/8` is most likely a typo for one address or for the network; refuse
+        // rather than guess which.
+        if !cidr.is_network_address() {
+            return Err(bad("has bits set past its prefix length"));
+        }
+        Ok(cidr)
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
 }
 
 /// `[database]`
@@ -148,8 +266,31 @@ pub struct SessionSettings {
     pub secure: Option<bool>,
     /// Signing/encryption key material (≥ 32 bytes), or generated and kept in the data dir.
     pub secret: Option<Secret>,
-    /// Idle lifetime of a session.
+    /// Idle lifetime of a session: each use pushes its expiry this far ahead.
     pub ttl_hours: u64,
+    /// Least time between two pushes of one session's expiry.
+    pub touch_interval_secs: u64,
+    /// Time between sweeps of expired sessions (and their streams).
+    pub purge_interval_secs: u64,
+}
+
+/// `[password]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    /// Hashing threads; `None` means one per core.
+    pub hash_threads: Option<usize>,
+    /// Hash requests that may wait for a thread before `503`.
+    pub hash_queue: usize,
+}
+
+impl PasswordSettings {
+    /// The number of hashing threads to run.
+    pub fn threads(&self) -> usize {
+        self.hash_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 }
 
 /// `[admin]`
@@ -168,6 +309,20 @@ pub struct SseSettings {
     pub heartbeat_secs: u64,
     /// Frames queued per connection before a slow disconnect.
     pub queue_capacity: usize,
+    /// Seconds a peer may leave sent data unread before its socket is closed.
+    pub write_timeout_secs: u64,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Bearer token required to scrape `/metrics`; `None` means loopback peers only (on the
+    /// main listener) or anyone reaching `listen`.
+    pub token: Option<String>,
+    /// A separate `host:port` serving only `/metrics`, `/healthz` and `/readyz`; when set the
+    /// main listener no longer serves `/metrics`.
+    pub listen: Option<String>,
 }
 
 /// `[history]`
@@ -208,6 +363,12 @@ pub struct RateLimitSettings {
     pub messages_burst: u32,
     /// Per client IP, logins and registrations per minute.
     pub auth_per_min: u32,
+    /// Per username, login attempts in a row without success before backoff.
+    pub login_free_failures: u32,
+    /// The first backoff wait, seconds; it doubles per further attempt.
+    pub login_backoff_secs: u64,
+    /// The longest backoff wait, seconds; also the quiet time that resets the count.
+    pub login_backoff_max_secs: u64,
 }
 
 /// `[log]`
@@ -271,6 +432,43 @@ impl Settings {
             "server.workers",
             "must be at least 1",
         )?;
+        if let Some(origin) = &self.server.public_origin {
+            check(
+                crate::web_security::Origin::parse_bare(origin).is_some(),
+                "server.public_origin",
+                "must be scheme://host[:port] with scheme http or https and no path",
+            )?;
+        }
+        check(
+            self.server.max_connections >= 1,
+            "server.max_connections",
+            "must be at least 1",
+        )?;
+        for (key, secs) in [
+            ("server.body_timeout_secs", self.server.body_timeout_secs),
+            ("server.head_timeout_secs", self.server.head_timeout_secs),
+            (
+                "server.disconnect_timeout_secs",
+                self.server.disconnect_timeout_secs,
+            ),
+            ("sse.write_timeout_secs", self.sse.write_timeout_secs),
+        ] {
+            check(secs >= 1, key, "must be at least 1")?;
+        }
+        if let Some(token) = &self.metrics.token {
+            check(
+                token.len() >= 16,
+                "metrics.token",
+                "must be at least 16 characters",
+            )?;
+        }
+        if let Some(listen) = &self.metrics.listen {
+            check(
+                listen.parse::<std::net::SocketAddr>().is_ok(),
+                "metrics.listen",
+                "must be an IP:port address such as 127.0.0.1:9100",
+            )?;
+        }
         check(
             self.database.max_connections >= 1,
             "database.max_connections",
@@ -295,6 +493,22 @@ impl Settings {
         check(
             self.session.ttl_hours >= 1,
             "session.ttl_hours",
+            "must be at least 1",
+        )?;
+        check(
+            self.session.touch_interval_secs >= 1
+                && self.session.touch_interval_secs < self.session.ttl_hours.saturating_mul(3600),
+            "session.touch_interval_secs",
+            "must be at least 1 and less than session.ttl_hours",
+        )?;
+        check(
+            self.session.purge_interval_secs >= 1,
+            "session.purge_interval_secs",
+            "must be at least 1",
+        )?;
+        check(
+            self.password.hash_threads != Some(0),
+            "password.hash_threads",
             "must be at least 1",
         )?;
         if let Some(secret) = &self.session.secret {
@@ -351,6 +565,16 @@ impl Settings {
             "rate_limit.auth_per_min",
             "must be at least 1",
         )?;
+        check(
+            self.rate_limit.login_backoff_secs >= 1,
+            "rate_limit.login_backoff_secs",
+            "must be at least 1",
+        )?;
+        check(
+            self.rate_limit.login_backoff_max_secs >= self.rate_limit.login_backoff_secs,
+            "rate_limit.login_backoff_max_secs",
+            "must be at least rate_limit.login_backoff_secs",
+        )?;
         Ok(())
     }
 
@@ -385,6 +609,20 @@ mod tests {
             (10, 20, 20)
         );
         assert!(!s.cookie_secure(), "development cookies are not Secure");
+        assert_eq!(s.sse.write_timeout_secs, 30);
+        assert_eq!(
+            (
+                s.server.max_connections,
+                s.server.body_timeout_secs,
+                s.server.head_timeout_secs,
+                s.server.disconnect_timeout_secs
+            ),
+            (4096, 10, 5, 1)
+        );
+        assert!(
+            s.metrics.token.is_none() && s.metrics.listen.is_none(),
+            "metrics are open to loopback peers by default"
+        );
     }
 
     #[test]
@@ -393,5 +631,88 @@ mod tests {
         s.sse.heartbeat_secs = 0;
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("sse.heartbeat_secs"), "error was: {e}");
+    }
+
+    #[test]
+    fn a_cidr_contains_its_network_only() {
+        let net: Cidr = "10.0.0.0/8".parse().expect("a CIDR");
+        assert!(net.contains("10.200.0.1".parse().expect("ip")));
+        assert!(!net.contains("11.0.0.1".parse().expect("ip")));
+        assert!(
+            net.contains("::ffff:10.0.0.1".parse().expect("ip")),
+            "IPv4-mapped IPv6 counts as IPv4"
+        );
+        let one: Cidr = "::1".parse().expect("a bare address");
+        assert!(one.contains("::1".parse().expect("ip")));
+        assert!(!one.contains("::2".parse().expect("ip")));
+        let all: Cidr = "0.0.0.0/0".parse().expect("everything");
+        assert!(all.contains("203.0.113.5".parse().expect("ip")));
+    }
+
+    #[test]
+    fn a_bad_cidr_names_its_key() {
+        for bad in ["10.0.0.0/33", "10.0.0.1/8", "example.com", "10.0.0.0/x"] {
+            let e = bad.parse::<Cidr>().expect_err(bad);
+            assert!(e.contains("server.trusted_proxies"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_public_origin_must_be_a_bare_origin() {
+        let mut s = Settings::defaults();
+        s.server.public_origin = Some("https://chat.example/app".to_owned());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("server.public_origin"), "error was: {e}");
+        s.server.public_origin = Some("https://chat.example:8443".to_owned());
+        s.validate().expect("scheme://host:port is fine");
+    }
+
+    #[test]
+    fn zero_rates_are_refused_naming_their_key() {
+        for key in [
+            "rate_limit.messages_per_sec",
+            "rate_limit.messages_burst",
+            "rate_limit.auth_per_min",
+        ] {
+            let mut s = Settings::defaults();
+            match key {
+                "rate_limit.messages_per_sec" => s.rate_limit.messages_per_sec = 0,
+                "rate_limit.messages_burst" => s.rate_limit.messages_burst = 0,
+                _ => s.rate_limit.auth_per_min = 0,
+            }
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "error for {key} was: {e}");
+        }
+    }
+
+    #[test]
+    fn zero_hashing_threads_are_refused() {
+        let mut s = Settings::defaults();
+        s.password.hash_threads = Some(0);
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("password.hash_threads"), "error was: {e}");
+    }
+
+    #[test]
+    fn trusted_proxies_may_be_one_comma_separated_string() {
+        let s: Settings = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .set_override("server.trusted_proxies", "10.0.0.0/8, ::1")
+            .and_then(|b| b.build())
+            .and_then(|c| c.try_deserialize())
+            .expect("a comma-separated list deserializes");
+        let expected: Vec<Cidr> = ["10.0.0.0/8", "::1"]
+            .iter()
+            .map(|c| c.parse().expect("a CIDR"))
+            .collect();
+        assert_eq!(s.server.trusted_proxies, expected);
+    }
+
+    #[test]
+    fn a_metrics_listen_that_is_not_an_address_is_refused() {
+        let mut s = Settings::defaults();
+        s.metrics.listen = Some("localhost".to_owned());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("metrics.listen"), "error was: {e}");
     }
 }

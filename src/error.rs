@@ -187,6 +187,12 @@ pub enum ApiError {
         /// What conflicted, for a person.
         message: Cow<'static, str>,
     },
+    /// 408: the request body did not arrive within `server.body_timeout_secs`.
+    #[error("the request body did not arrive within {secs} s")]
+    RequestTimeout {
+        /// The deadline in seconds.
+        secs: u64,
+    },
     /// 413: the body is over the configured cap.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -219,6 +225,13 @@ pub enum ApiError {
     /// 503: a dependency (database, writer) is not answering, or the server is stopping.
     #[error("{0}")]
     Unavailable(Cow<'static, str>),
+    /// 503: too busy right now (e.g. every password hashing slot is taken); retry after this
+    /// many whole seconds.
+    #[error("the server is busy; retry after {retry_after_secs} s")]
+    Busy {
+        /// Seconds until a retry is likely to succeed.
+        retry_after_secs: u64,
+    },
     /// 500: a bug or an unexpected failure. Logged in full; the client sees no internals.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -257,11 +270,12 @@ impl ApiError {
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::RequestTimeout { .. } => ErrorCode::RequestTimeout,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::DataTooLarge { .. } => ErrorCode::DataTooLarge,
             Self::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
-            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Unavailable(_) | Self::Busy { .. } => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -357,7 +371,9 @@ impl ResponseError for ApiError {
         };
         let mut res = error_json(self.code(), &message);
         let retry_after = match self {
-            Self::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Self::RateLimited { retry_after_secs } | Self::Busy { retry_after_secs } => {
+                Some(*retry_after_secs)
+            }
             // A cap frees when one of the caller's own streams closes; a guess, not a promise.
             Self::Limited { .. } => Some(LIMITED_RETRY_SECS),
             _ => None,

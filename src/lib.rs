@@ -31,6 +31,7 @@ mod routes;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod transport;
 mod web_security;
 pub mod writer;
 

@@ -87,18 +87,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::User { command } => {
             let db = Db::connect(&settings.database).await?;
-            user_command(&db, command).await
+            user_command(&db, &settings, command).await
         }
     }
 }
 
-async fn user_command(db: &Db, command: UserCommand) -> anyhow::Result<()> {
+async fn user_command(db: &Db, settings: &Settings, command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Create { name, admin } => {
             let username = Username::parse(&name)?;
             let password = Password::parse(read_password()?)?;
             let role = if admin { Role::Admin } else { Role::User };
-            let user = auth::create_user(db, &username, password, role).await?;
+            let passwords = auth::PasswordPool::new(&settings.password)?;
+            let user = auth::create_user(db, &passwords, &username, password, role).await?;
             println!(
                 "created {} ({}) as {}",
                 user.username,

@@ -17,7 +17,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 
 use crate::{
-    auth::password,
+    auth::{self, PasswordPool},
     broker::LocalBroker,
     config::Settings,
     db::{Db, SqlSessionStore},
@@ -26,13 +26,14 @@ use crate::{
     ratelimit::Limits,
     routes,
     state::AppState,
-    telemetry,
+    telemetry, transport,
     writer::Writer,
 };
 
 /// A built, bound, not yet running roomcast.
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: Server,
     hub: Arc<Hub>,
     db: Db,
@@ -60,14 +61,32 @@ impl Application {
         let broker = Arc::new(LocalBroker::new(hub.clone()));
         let (writer, writer_task) = Writer::start(&db, broker).await?;
         let key = session_key(&settings)?;
-        password::warm_up().await;
-        let limits = Arc::new(Limits::new(&settings.rate_limit));
-        let housekeeping = Housekeeping::start(db.clone(), limits.clone());
+        let passwords = PasswordPool::new(&settings.password)?;
+        let limits = Arc::new(Limits::new(&settings.rate_limit)?);
+        let housekeeping = Housekeeping::start(
+            db.clone(),
+            limits.clone(),
+            hub.clone(),
+            Duration::from_secs(settings.session.purge_interval_secs),
+        );
 
         let addr = (settings.server.host.as_str(), settings.server.port);
         let listener =
             TcpListener::bind(addr).with_context(|| format!("binding {}:{}", addr.0, addr.1))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = match &settings.metrics.listen {
+            Some(listen) => Some(
+                TcpListener::bind(listen)
+                    .with_context(|| format!("binding metrics.listen {listen}"))?,
+            ),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        transport::ensure_fd_budget(settings.server.max_connections)?;
+        let workers = transport::worker_count(settings.server.workers);
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -75,8 +94,12 @@ impl Application {
             hub: hub.clone(),
             writer,
             limits,
+            passwords,
         });
-        let store = SqlSessionStore::new(db.clone());
+        let store = SqlSessionStore::new(
+            db.clone(),
+            Duration::from_secs(settings.session.touch_interval_secs),
+        );
         let secure = settings.cookie_secure();
         let ttl = time::Duration::hours(settings.session.ttl_hours as i64);
         let body_cap = settings.limits.body_bytes;
@@ -86,6 +109,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(web::Data::new(metrics.clone()))
+                .app_data(transport::MetricsListener(metrics_addr))
                 .app_data(
                     web::FormConfig::default()
                         .limit(body_cap)
@@ -105,24 +129,40 @@ impl Application {
                         .session_lifecycle(
                             PersistentSession::default()
                                 .session_ttl(ttl)
-                                .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+                                // The TTL is an idle timeout: every request may push it (the
+                                // store writes at most once per touch interval) and renews
+                                // the cookie's Max-Age to match.
+                                .session_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
                         )
                         .build(),
                 )
                 .wrap(from_fn(crate::web_security::guard))
+                .wrap(from_fn(transport::body_deadline))
+                .wrap(from_fn(transport::ops_listener_only))
                 .wrap(from_fn(telemetry::observe))
         })
+        .on_connect(transport::on_connect(Duration::from_secs(
+            settings.sse.write_timeout_secs,
+        )))
         .listen(listener)?
         // A browser that closes its EventSource half-closes the socket; without this the
         // stream would only notice at its next write (heartbeat).
         .h1_allow_half_closed(false)
+        .client_request_timeout(Duration::from_secs(settings.server.head_timeout_secs))
+        .client_disconnect_timeout(Duration::from_secs(settings.server.disconnect_timeout_secs))
+        .workers(workers)
+        .max_connections(transport::per_worker_connections(
+            settings.server.max_connections,
+            workers,
+        ))
         .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if let Some(workers) = settings.server.workers {
-            server = server.workers(workers);
+        if let Some(l) = metrics_listener {
+            server = server.listen(l)?;
         }
         Ok(Self {
             port,
+            metrics_port: metrics_addr.map(|a| a.port()),
             server: server.run(),
             hub,
             db,
@@ -140,6 +180,11 @@ impl Application {
     /// The application's database (tests inspect and provoke it).
     pub fn db(&self) -> Db {
         self.db.clone()
+    }
+
+    /// The port of the separate metrics listener, when `metrics.listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// Serves until the process gets SIGTERM or SIGINT, then shuts down cleanly.
@@ -251,12 +296,12 @@ struct Housekeeping {
 }
 
 impl Housekeeping {
-    fn start(db: Db, limits: Arc<Limits>) -> Self {
+    fn start(db: Db, limits: Arc<Limits>, hub: Arc<Hub>, purge_every: Duration) -> Self {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut stopped = stopped;
             tokio::select! {
-                () = housekeeping(db, limits) => {}
+                () = housekeeping(db, limits, hub, purge_every) => {}
                 _ = stopped.wait_for(|s| *s) => {}
             }
         });
@@ -270,18 +315,26 @@ impl Housekeeping {
 }
 
 /// Once a minute: forget rate-limit keys that are back to a full allowance (else every IP
-/// and user ever seen stays in memory). Once an hour: delete expired sessions.
-async fn housekeeping(db: Db, limits: Arc<Limits>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    for minute in 0u64.. {
-        tick.tick().await;
-        limits.shrink();
-        if minute % 60 == 0 {
-            match db.purge_expired_sessions().await {
-                Ok(n) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
+/// and user ever seen stays in memory). Every `purge_every`: delete expired sessions and
+/// close their open streams (an expired login must not keep receiving).
+async fn housekeeping(db: Db, limits: Arc<Limits>, hub: Arc<Hub>, purge_every: Duration) {
+    let mut shrink = tokio::time::interval(Duration::from_secs(60));
+    let mut purge = tokio::time::interval(purge_every);
+    loop {
+        tokio::select! {
+            _ = shrink.tick() => limits.shrink(),
+            _ = purge.tick() => match db.purge_expired_sessions().await {
+                Ok(states) if !states.is_empty() => {
+                    let streams: usize = states
+                        .iter()
+                        .filter_map(auth::login_id)
+                        .map(|sid| hub.close_session(sid))
+                        .sum();
+                    tracing::info!(sessions = states.len(), streams, "purged expired sessions");
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
-            }
+            },
         }
     }
 }

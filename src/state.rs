@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::{config::Settings, db::Db, hub::Hub, ratelimit::Limits, writer::Writer};
+use crate::{
+    auth::PasswordPool, config::Settings, db::Db, hub::Hub, ratelimit::Limits, writer::Writer,
+};
 
 /// The application's shared state, registered once as `web::Data<AppState>`.
 pub struct AppState {
@@ -16,4 +18,6 @@ pub struct AppState {
     pub writer: Writer,
     /// Rate limiters.
     pub limits: Arc<Limits>,
+    /// The bounded password hashing pool.
+    pub passwords: PasswordPool,
 }

@@ -12,20 +12,80 @@ use actix_web::{
     middleware::{ErrorHandlerResponse, Next},
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tracing::Instrument;
-use tracing_subscriber::EnvFilter;
+use tracing::{
+    Event, Instrument, Level, Subscriber,
+    field::{Field, Visit},
+};
+use tracing_subscriber::{
+    EnvFilter,
+    layer::{self, Layer, SubscriberExt},
+    util::SubscriberInitExt,
+};
 use uuid::Uuid;
 
 use crate::error::{ErrorCode, error_json};
 
 /// Installs the global tracing subscriber; `RUST_LOG` overrides `default_filter`.
+/// Client-caused connection errors from actix-http are kept out of the log: see
+/// [`QuietClientFaults`].
 pub fn init_tracing(default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(QuietClientFaults)
         .try_init();
+}
+
+/// Where actix-http logs a connection's final error.
+const DISPATCHER_TARGET: &str = "actix_http::h1::dispatcher";
+
+/// actix-http's h1 dispatcher logs `stream error: …` at ERROR when a connection ends in an
+/// error, including every malformed request line or header, head or shutdown timeout and
+/// client I/O failure (reset, our write timeout). Any client could flood the log with them.
+/// The level is fixed at actix's call site and a subscriber cannot lower it, so this layer
+/// drops those client-caused events instead; server-side ones (service, body, internal
+/// errors) still log at ERROR. The same requests stay visible at TRACE through actix's own
+/// `parse error …` and `I/O error …` lines (`RUST_LOG=actix_http::h1=trace`).
+pub struct QuietClientFaults;
+
+impl<S: Subscriber> Layer<S> for QuietClientFaults {
+    fn event_enabled(&self, event: &Event<'_>, _ctx: layer::Context<'_, S>) -> bool {
+        let meta = event.metadata();
+        if *meta.level() != Level::ERROR || meta.target() != DISPATCHER_TARGET {
+            return true;
+        }
+        let mut message = MessageText(String::new());
+        event.record(&mut message);
+        !is_client_fault(&message.0)
+    }
+}
+
+/// Whether a dispatcher `stream error: …` names a failure of the client or the network
+/// (actix-http's `DispatchError` display texts).
+fn is_client_fault(message: &str) -> bool {
+    const CLIENT_FAULTS: [&str; 5] = [
+        "request parse error",
+        "I/O error",
+        "request did not complete within the specified timeout",
+        "connection shutdown timeout",
+        "handler dropped payload before reading EOF",
+    ];
+    message
+        .strip_prefix("stream error: ")
+        .is_some_and(|rest| CLIENT_FAULTS.iter().any(|p| rest.starts_with(p)))
+}
+
+/// Collects an event's `message` field.
+struct MessageText(String);
+
+impl Visit for MessageText {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
 }
 
 /// The process-wide Prometheus recorder (installed on first use).
@@ -113,4 +173,61 @@ pub fn render_plain_errors<B: MessageBody + 'static>(
     let res: ServiceResponse<EitherBody<B, BoxBody>> =
         ServiceResponse::new(req, new).map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Records the messages of the events that reach it.
+    struct Seen(Arc<Mutex<Vec<String>>>);
+
+    impl<S: Subscriber> Layer<S> for Seen {
+        fn on_event(&self, event: &Event<'_>, _ctx: layer::Context<'_, S>) {
+            let mut message = MessageText(String::new());
+            event.record(&mut message);
+            self.0.lock().expect("lock").push(message.0);
+        }
+    }
+
+    fn logged(emit: impl FnOnce()) -> Vec<String> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry()
+            .with(Seen(seen.clone()))
+            .with(QuietClientFaults);
+        tracing::subscriber::with_default(subscriber, emit);
+        seen.lock().expect("lock").clone()
+    }
+
+    #[test]
+    fn a_malformed_request_is_not_logged_at_error() {
+        let seen = logged(|| {
+            tracing::error!(
+                target: "actix_http::h1::dispatcher",
+                "stream error: {}",
+                "request parse error: invalid Header provided"
+            )
+        });
+        assert!(seen.is_empty(), "client fault reached the log: {seen:?}");
+    }
+
+    #[test]
+    fn a_server_side_stream_error_is_still_logged() {
+        let seen = logged(
+            || tracing::error!(target: "actix_http::h1::dispatcher", "stream error: internal error"),
+        );
+        assert_eq!(
+            seen,
+            ["stream error: internal error"],
+            "server fault dropped"
+        );
+    }
+
+    #[test]
+    fn the_same_text_from_another_target_is_kept() {
+        let seen = logged(|| tracing::error!("stream error: request parse error: x"));
+        assert_eq!(seen.len(), 1, "an unrelated event was dropped: {seen:?}");
+    }
 }

@@ -4,7 +4,9 @@
 //!   not served by us), `X-Content-Type-Options: nosniff`, a strict `Referrer-Policy` and
 //!   `X-Frame-Options` for browsers that predate `frame-ancestors`;
 //! - a cross-site check: a `POST`/`PUT`/`PATCH`/`DELETE` whose `Origin` (or, without one, its
-//!   `Referer`) names another host than the request's own is refused with `403 forbidden`.
+//!   `Referer`) names another origin than ours is refused with `403 forbidden`. "Ours" is
+//!   `server.public_origin` when configured (scheme included), else the `Host` header's
+//!   host[:port]. Never `X-Forwarded-Host` or `Forwarded`: any client can send those.
 //!   Requests with neither header (curl, scripts) pass: the session cookie is
 //!   `SameSite=Lax`, so a cross-site browser request carries no session anyway; this check
 //!   is the second layer the UI issue asks for.
@@ -18,9 +20,10 @@ use actix_web::{
         header::{self, HeaderName, HeaderValue},
     },
     middleware::Next,
+    web,
 };
 
-use crate::error::ApiError;
+use crate::{error::ApiError, state::AppState};
 
 /// The policy sent with every response.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
@@ -54,7 +57,7 @@ fn is_state_changing(method: &Method) -> bool {
     )
 }
 
-/// True when the request says it comes from a page on another host than this one.
+/// True when the request says it comes from a page on another origin than ours.
 fn is_cross_site(req: &ServiceRequest) -> bool {
     let headers = req.headers();
     let claimed = match headers.get(header::ORIGIN) {
@@ -64,34 +67,93 @@ fn is_cross_site(req: &ServiceRequest) -> bool {
             None => return false,
         },
     };
-    let Ok(claimed) = claimed.to_str() else {
+    // `Origin: null` (sandboxed frames, some redirects), non-ASCII or garbage: not us.
+    let Some(claimed) = claimed.to_str().ok().and_then(Origin::parse) else {
         return true;
     };
-    let own = req.connection_info().host().to_owned();
-    match authority(claimed) {
-        Some(host) => !host.eq_ignore_ascii_case(&own),
-        // `Origin: null` (sandboxed frames, some redirects) or garbage: not us.
+    let public_origin = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.settings.server.public_origin.as_deref())
+        .and_then(Origin::parse);
+    if let Some(ours) = public_origin {
+        return claimed != ours;
+    }
+    // HTTP/1.1 sends `Host`; HTTP/2 carries the same in the URI's authority.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    match host {
+        Some(host) => !claimed.same_host(host),
         None => true,
     }
 }
 
-/// The `host[:port]` of an absolute http(s) URL or origin, e.g. `http://a.b:8080/x` →
-/// `a.b:8080`. Default ports are dropped, as the `Host` header drops them.
-fn authority(url: &str) -> Option<&str> {
-    let (rest, default_port) = if let Some(r) = url.strip_prefix("https://") {
-        (r, ":443")
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (r, ":80")
-    } else {
-        return None;
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let auth = &rest[..end];
-    // Userinfo has no place in an Origin; in a Referer it is never sent by browsers.
-    if auth.is_empty() || auth.contains('@') {
-        return None;
+/// The scheme and `host[:port]` of an absolute http(s) URL, e.g. `http://A.b:8080/x` →
+/// (`http`, `a.b:8080`). The default port of the scheme is dropped, as browsers drop it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    scheme: &'static str,
+    authority: String,
+}
+
+impl Origin {
+    /// The origin of `url`; `None` for anything but an absolute http(s) URL with a host.
+    pub(crate) fn parse(url: &str) -> Option<Self> {
+        Self::split(url).map(|(origin, _)| origin)
     }
-    Some(auth.strip_suffix(default_port).unwrap_or(auth))
+
+    /// Like [`Origin::parse`], but only for a bare origin: no path, query or fragment (a
+    /// lone trailing `/` is allowed). For checking `server.public_origin`.
+    pub(crate) fn parse_bare(url: &str) -> Option<Self> {
+        Self::split(url)
+            .filter(|(_, rest)| rest.is_empty() || *rest == "/")
+            .map(|(origin, _)| origin)
+    }
+
+    fn split(url: &str) -> Option<(Self, &str)> {
+        let (scheme, rest) = if let Some(r) = strip_prefix_ignore_case(url, "https://") {
+            ("https", r)
+        } else if let Some(r) = strip_prefix_ignore_case(url, "http://") {
+            ("http", r)
+        } else {
+            return None;
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (auth, tail) = rest.split_at(end);
+        // Userinfo has no place in an Origin; in a Referer it is never sent by browsers.
+        if auth.is_empty() || auth.contains('@') {
+            return None;
+        }
+        let auth = auth
+            .strip_suffix(default_port(scheme))
+            .unwrap_or(auth)
+            .to_ascii_lowercase();
+        Some((
+            Origin {
+                scheme,
+                authority: auth,
+            },
+            tail,
+        ))
+    }
+
+    /// Whether this origin's `host[:port]` is `host`, a `Host` header value (which may spell
+    /// out the default port of this origin's scheme).
+    fn same_host(&self, host: &str) -> bool {
+        let host = host.strip_suffix(default_port(self.scheme)).unwrap_or(host);
+        self.authority.eq_ignore_ascii_case(host)
+    }
+}
+
+fn default_port(scheme: &str) -> &'static str {
+    if scheme == "https" { ":443" } else { ":80" }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 fn add_headers(res: &mut HttpResponse<impl MessageBody>) {
@@ -116,21 +178,69 @@ fn add_headers(res: &mut HttpResponse<impl MessageBody>) {
 
 #[cfg(test)]
 mod tests {
-    use super::authority;
+    use super::Origin;
+
+    fn origin(scheme: &'static str, authority: &str) -> Option<Origin> {
+        Some(Origin {
+            scheme,
+            authority: authority.to_owned(),
+        })
+    }
 
     #[test]
-    fn authority_of_origins_and_referers() {
-        assert_eq!(authority("http://127.0.0.1:8080"), Some("127.0.0.1:8080"));
-        assert_eq!(authority("http://example.com/a?b"), Some("example.com"));
-        assert_eq!(authority("http://example.com:80/"), Some("example.com"));
-        assert_eq!(authority("https://example.com:443"), Some("example.com"));
+    fn origins_of_origins_and_referers() {
         assert_eq!(
-            authority("https://example.com:8443#x"),
-            Some("example.com:8443")
+            Origin::parse("http://127.0.0.1:8080"),
+            origin("http", "127.0.0.1:8080")
         );
-        assert_eq!(authority("null"), None);
-        assert_eq!(authority("ftp://example.com"), None);
-        assert_eq!(authority("http://user@evil.com"), None);
-        assert_eq!(authority("http://"), None);
+        assert_eq!(
+            Origin::parse("http://Example.com/a?b"),
+            origin("http", "example.com")
+        );
+        assert_eq!(
+            Origin::parse("http://example.com:80/"),
+            origin("http", "example.com")
+        );
+        assert_eq!(
+            Origin::parse("HTTPS://example.com:443"),
+            origin("https", "example.com")
+        );
+        assert_eq!(
+            Origin::parse("https://example.com:8443#x"),
+            origin("https", "example.com:8443")
+        );
+        assert_eq!(
+            Origin::parse("https://example.com:80"),
+            origin("https", "example.com:80"),
+            "80 is not https's default port"
+        );
+        assert_eq!(Origin::parse("null"), None);
+        assert_eq!(Origin::parse("ftp://example.com"), None);
+        assert_eq!(Origin::parse("http://user@evil.com"), None);
+        assert_eq!(Origin::parse("http://"), None);
+    }
+
+    #[test]
+    fn the_scheme_is_part_of_the_origin() {
+        assert_ne!(
+            Origin::parse("http://chat.example"),
+            Origin::parse("https://chat.example")
+        );
+    }
+
+    #[test]
+    fn a_public_origin_is_bare() {
+        assert!(Origin::parse_bare("https://chat.example").is_some());
+        assert!(Origin::parse_bare("https://chat.example/").is_some());
+        assert!(Origin::parse_bare("https://chat.example/app").is_none());
+        assert!(Origin::parse_bare("chat.example").is_none());
+    }
+
+    #[test]
+    fn a_host_header_may_spell_out_the_default_port() {
+        let o = Origin::parse("https://chat.example").expect("an origin");
+        assert!(o.same_host("chat.example:443"));
+        assert!(o.same_host("Chat.Example"));
+        assert!(!o.same_host("chat.example:8443"));
     }
 }

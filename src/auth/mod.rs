@@ -3,7 +3,7 @@
 
 pub mod password;
 
-use std::{future::Future, pin::Pin};
+use std::{collections::HashMap, future::Future, pin::Pin};
 
 use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
@@ -14,28 +14,39 @@ use crate::{
     db::{CreateUserError, Db},
     domain::{Password, Role, User, Username},
     error::{ApiError, ErrorCode},
+    ratelimit::client_ip,
     state::AppState,
 };
+
+pub use password::PasswordPool;
 
 const USER_ID: &str = "user_id";
 /// A per-login id kept in the session, so logout can close exactly that login's streams.
 const SESSION_ID: &str = "sid";
 
-/// Creates an account (role `user`).
-pub async fn register(db: &Db, username: &str, password: String) -> Result<User, ApiError> {
+/// Registers an account (role `user`) for a request: the per-IP limit, then one hash on the
+/// password pool.
+pub async fn register(
+    state: &AppState,
+    req: &HttpRequest,
+    username: &str,
+    password: String,
+) -> Result<User, ApiError> {
+    limit_by_ip(state, req)?;
     let username = Username::parse(username)?;
     let password = Password::parse(password)?;
-    create_user(db, &username, password, Role::User).await
+    create_user(&state.db, &state.passwords, &username, password, Role::User).await
 }
 
 /// Creates an account with a role (also used by the CLI).
 pub async fn create_user(
     db: &Db,
+    passwords: &PasswordPool,
     username: &Username,
     password: Password,
     role: Role,
 ) -> Result<User, ApiError> {
-    let hash = password::hash(password).await?;
+    let hash = passwords.hash(password).await?;
     match db.create_user(username, &hash, role).await {
         Ok(user) => Ok(user),
         Err(CreateUserError::Taken) => Err(ApiError::Conflict {
@@ -46,17 +57,64 @@ pub async fn create_user(
     }
 }
 
+/// Logs a request in: the per-IP limit, the per-username backoff, then one verification on
+/// the password pool. Unknown names and wrong passwords fail alike.
+pub async fn login(
+    state: &AppState,
+    req: &HttpRequest,
+    username: &str,
+    password: String,
+) -> Result<User, ApiError> {
+    limit_by_ip(state, req)?;
+    // Every name that could be an account is throttled, existing or not, so a 429 does not
+    // tell which names exist; names that cannot be accounts are not kept.
+    let throttled = Username::parse(username).is_ok();
+    if throttled {
+        state.limits.login_attempt(username)?;
+    }
+    let outcome = authenticate(&state.db, &state.passwords, username, password).await;
+    if throttled {
+        match &outcome {
+            Ok(_) => state.limits.login_succeeded(username),
+            Err(ApiError::Busy { .. }) => state.limits.login_not_judged(username),
+            Err(_) => {}
+        }
+    }
+    outcome
+}
+
 /// Checks a username and password; unknown names and wrong passwords fail alike.
-pub async fn authenticate(db: &Db, username: &str, password: String) -> Result<User, ApiError> {
+pub async fn authenticate(
+    db: &Db,
+    passwords: &PasswordPool,
+    username: &str,
+    password: String,
+) -> Result<User, ApiError> {
     let found = db.user_for_login(username).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
-    match (password::verify(password, hash).await?, user) {
+    match (passwords.verify(password, hash).await?, user) {
         (true, Some(user)) => Ok(user),
         _ => Err(ApiError::InvalidCredentials),
     }
+}
+
+/// The per-IP limit on logins and registrations, by [`client_ip`].
+fn limit_by_ip(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    match client_ip(req, &state.settings.server.trusted_proxies) {
+        Some(ip) => state.limits.auth(ip),
+        None => Ok(()),
+    }
+}
+
+/// The login id in a stored session's state (as the session store keeps it), for closing
+/// the streams of sessions that expire.
+pub fn login_id(state: &HashMap<String, String>) -> Option<Uuid> {
+    state
+        .get(SESSION_ID)
+        .and_then(|v| serde_json::from_str(v).ok())
 }
 
 /// Starts a logged-in session for `user`, under a fresh session key (no fixation).

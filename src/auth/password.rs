@@ -1,73 +1,288 @@
-//! argon2id password hashing, always on a blocking thread: a hash takes tens of
-//! milliseconds of CPU, which must never stall the async workers serving streams.
+//! argon2id password hashing on a small pool of dedicated threads.
+//!
+//! Each hash needs ~19 MiB of working memory and tens of milliseconds of CPU. Handing every
+//! login to tokio's blocking pool (up to 512 threads, each allocating and freeing its own
+//! 19 MiB) let a login storm take the process past 1 GB and keep most of it. Here a fixed
+//! number of threads each own one set of argon2 blocks, allocated on first use and reused
+//! for every hash, so hashing memory is bounded by `password.hash_threads` × 19 MiB. At most
+//! `password.hash_queue` requests wait for a thread; beyond that the caller gets `503` at
+//! once instead of piling up.
 
-use std::sync::LazyLock;
+use std::{
+    sync::{Arc, Mutex, mpsc},
+    thread,
+};
 
 use anyhow::Context;
 use argon2::{
-    Argon2,
-    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::{
+        phc::{Output, ParamsString, PasswordHash, Salt},
+        try_generate_salt,
+    },
 };
+use subtle::ConstantTimeEq;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use crate::domain::Password;
+use crate::{config::PasswordSettings, domain::Password, error::ApiError};
 
-/// A hash of a random password, verified against when the user does not exist, so an
-/// unknown name costs the same time as a wrong password.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    hash_now(uuid::Uuid::new_v4().to_string().as_bytes()).expect("hashing a dummy password")
-});
+/// Seconds a client is told to wait when every hashing thread and queue slot is taken: a hash
+/// takes well under a second, so the queue drains within about that.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
-fn hash_now(password: &[u8]) -> anyhow::Result<String> {
-    Ok(Argon2::default()
-        .hash_password(password)
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
-        .to_string())
+/// The parameters new hashes use (argon2id, v0x13, m = 19 MiB, t = 2, p = 1: the crate's and
+/// OWASP's defaults). The pool's blocks are sized for these.
+const PARAMS: Params = Params::DEFAULT;
+
+type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
+
+/// The hashing pool. Dropping it ends its threads (each after its current job), which frees
+/// their blocks.
+pub struct PasswordPool {
+    jobs: mpsc::Sender<Job>,
+    /// One permit per thread and per queue slot.
+    admission: Arc<Semaphore>,
+    /// A hash of nothing, verified against when the user does not exist (see [`dummy_hash`]).
+    dummy: String,
 }
 
-/// Hashes a password (argon2id, default parameters, random salt) to a PHC string.
-pub async fn hash(password: Password) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || hash_now(password.expose().as_bytes()))
-        .await
-        .context("password hashing task")?
-}
+impl PasswordPool {
+    /// Starts the configured number of hashing threads. Their memory is allocated on each
+    /// thread's first hash, then kept.
+    pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
+        let threads = settings.threads();
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            // Detached: the thread ends when the channel closes with the pool.
+            thread::Builder::new()
+                .name(format!("password-{i}"))
+                .spawn(move || work(&rx))
+                .context("starting a password hashing thread")?;
+        }
+        Ok(Self {
+            jobs: tx,
+            admission: Arc::new(Semaphore::new(threads + settings.hash_queue)),
+            dummy: dummy_hash()?,
+        })
+    }
 
-/// Checks a password against a stored hash, or against a dummy when there is none.
-/// Always does one full argon2 verification.
-pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
-    tokio::task::spawn_blocking(move || {
+    /// Hashes a password (argon2id, random salt) to a PHC string.
+    pub async fn hash(&self, password: Password) -> Result<String, ApiError> {
+        let salt = try_generate_salt().map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+        self.run(move |blocks| hash_into(password.expose().as_bytes(), &salt, blocks))
+            .await?
+            .map_err(ApiError::Internal)
+    }
+
+    /// Checks a password against a stored hash, or against a dummy when there is none, so
+    /// that an unknown name costs the same time as a wrong password. Always one full argon2
+    /// computation; `Ok(false)` for no user.
+    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
         let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| DUMMY_HASH.clone());
-        let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let stored = stored.unwrap_or_else(|| self.dummy.clone());
+        let ok = self
+            .run(move |blocks| verify_into(password.as_bytes(), &stored, blocks))
+            .await?
+            .map_err(ApiError::Internal)?;
         Ok(known && ok)
-    })
-    .await
-    .context("password verification task")?
+    }
+
+    /// Runs `f` on a pool thread with that thread's blocks; `503` when the pool and its
+    /// queue are full.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut [Block]) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let permit: OwnedSemaphorePermit =
+            self.admission.clone().try_acquire_owned().map_err(|_| {
+                metrics::counter!("roomcast_password_busy_total").increment(1);
+                ApiError::Busy {
+                    retry_after_secs: BUSY_RETRY_AFTER_SECS,
+                }
+            })?;
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |blocks| {
+            let out = f(blocks);
+            // The slot frees when the work is done, not when the caller stops waiting: a
+            // request that gave up still occupied a thread until now.
+            drop(permit);
+            let _ = tx.send(out);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| anyhow::anyhow!("every password hashing thread has ended"))?;
+        rx.await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("a password hashing thread died")))
+    }
 }
 
-/// Computes the dummy hash ahead of the first failed login.
-pub async fn warm_up() {
-    let _ = tokio::task::spawn_blocking(|| LazyLock::force(&DUMMY_HASH)).await;
+/// A pool thread: takes jobs until the pool is dropped, always hashing into the same blocks.
+fn work(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    let mut blocks: Vec<Block> = Vec::new();
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        if blocks.is_empty() {
+            blocks = vec![Block::new(); PARAMS.block_count()];
+        }
+        job(&mut blocks);
+    }
+}
+
+fn argon2(params: Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// argon2id of `password` with `salt` under [`PARAMS`], as a PHC string.
+fn hash_into(password: &[u8], salt: &[u8], blocks: &mut [Block]) -> anyhow::Result<String> {
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2(PARAMS)
+        .hash_password_into_with_memory(password, salt, &mut out, blocks)
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    phc(salt, &out)
+}
+
+fn phc(salt: &[u8], out: &[u8]) -> anyhow::Result<String> {
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&PARAMS).map_err(|e| anyhow::anyhow!("params: {e}"))?,
+        salt: Some(Salt::new(salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?),
+        hash: Some(Output::new(out).map_err(|e| anyhow::anyhow!("output: {e}"))?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the PHC string `stored`: its parameters and salt, hashed into
+/// `blocks`, compared in constant time.
+fn verify_into(password: &[u8], stored: &str, blocks: &mut [Block]) -> anyhow::Result<bool> {
+    let bad = |what: &str| anyhow::anyhow!("stored password hash: {what}");
+    let parsed = PasswordHash::new(stored).map_err(|e| bad(&e.to_string()))?;
+    let algorithm =
+        Algorithm::try_from(parsed.algorithm.as_str()).map_err(|e| bad(&e.to_string()))?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| bad(&e.to_string()))?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(|e| bad(&e.to_string()))?;
+    let salt = parsed.salt.as_ref().ok_or_else(|| bad("no salt"))?;
+    let expected = parsed.hash.as_ref().ok_or_else(|| bad("no hash"))?;
+    // Hashes are only ever made with PARAMS; one needing more memory than a thread owns did
+    // not come from here, and allocating for it would undo the bound.
+    anyhow::ensure!(
+        params.block_count() <= blocks.len(),
+        bad("needs more memory than the pool's threads own")
+    );
+    let mut out = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, blocks)
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    Ok(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
+}
+
+/// A well-formed PHC string under [`PARAMS`] with a random salt and a random "hash" that no
+/// password produces: verifying against it costs exactly one real hash, and fails.
+fn dummy_hash() -> anyhow::Result<String> {
+    let salt = try_generate_salt().map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let out: Vec<u8> = (0..2)
+        .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
+        .collect();
+    phc(&salt, &out)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
+    fn pool(threads: usize, queue: usize) -> PasswordPool {
+        PasswordPool::new(&PasswordSettings {
+            hash_threads: Some(threads),
+            hash_queue: queue,
+        })
+        .expect("a pool")
+    }
+
+    fn password(s: &str) -> Password {
+        Password::parse(s.into()).expect("a valid password")
+    }
+
     #[tokio::test]
-    async fn hashes_verify_and_reject() {
-        let h = hash(Password::parse("correct horse".into()).unwrap())
-            .await
-            .unwrap();
-        assert!(h.starts_with("$argon2id$"), "{h}");
+    async fn a_hash_verifies_its_password_only() {
+        let pool = pool(1, 4);
+        let h = pool.hash(password("correct horse")).await.expect("hashed");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(
-            verify("correct horse".into(), Some(h.clone()))
+            pool.verify("correct horse".into(), Some(h.clone()))
                 .await
-                .unwrap()
+                .expect("verified"),
+            "the right password must match"
         );
-        assert!(!verify("wrong horse!".into(), Some(h)).await.unwrap());
-        assert!(!verify("anything at all".into(), None).await.unwrap());
+        assert!(
+            !pool
+                .verify("wrong horse!".into(), Some(h))
+                .await
+                .expect("verified"),
+            "a wrong password must not match"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_stored_hash_never_matches() {
+        let pool = pool(1, 4);
+        assert!(
+            !pool
+                .verify("anything at all".into(), None)
+                .await
+                .expect("verified")
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_from_the_argon2_crate_verify() {
+        use argon2::PasswordHasher;
+        let stored = Argon2::default()
+            .hash_password(b"correct horse")
+            .expect("crate hash")
+            .to_string();
+        let pool = pool(1, 4);
+        assert!(
+            pool.verify("correct horse".into(), Some(stored))
+                .await
+                .expect("verified"),
+            "existing PHC strings must keep working"
+        );
+    }
+
+    #[tokio::test]
+    async fn past_the_queue_callers_are_told_to_retry() {
+        let pool = Arc::new(pool(1, 1));
+        // One hash runs, one waits; a third caller finds no slot.
+        let busy: Vec<_> = (0..2)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.verify("x".repeat(10), None).await })
+            })
+            .collect();
+        // Let both reach the pool.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        match pool.verify("y".repeat(10), None).await {
+            Err(ApiError::Busy { retry_after_secs }) => assert!(retry_after_secs >= 1),
+            other => panic!("expected Busy with a third caller, got {other:?}"),
+        }
+        for b in busy {
+            b.await.expect("joined").expect("queued calls complete");
+        }
+        pool.verify("z".repeat(10), None)
+            .await
+            .expect("slots free again once the work is done");
     }
 }

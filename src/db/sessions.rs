@@ -1,31 +1,56 @@
 //! Server-side sessions for actix-session, in the same database: they survive restarts, and
 //! deleting the row (logout) revokes the cookie for good.
+//!
+//! Rows are keyed by the SHA-256 of the session key; the key itself exists only in the
+//! cookie. Sessions expire when idle: each use pushes the expiry `session.ttl_hours` ahead,
+//! but at most once per `session.touch_interval_secs`, so a busy session does not write the
+//! database on every request.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, fmt::Write, sync::Arc, time::Duration as StdDuration};
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
+use dashmap::DashMap;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::Db;
+
+/// A session's entries, as actix-session keeps them (values are JSON).
+pub type SessionState = HashMap<String, String>;
+
+/// Most sessions remembered between their load and the end of their request; past this the
+/// memory is cleared (costing at most one skipped expiry push each). Entries normally live
+/// for one request, so only a flood of failing requests could reach it.
+const SEEN_CAP: usize = 100_000;
 
 /// `SessionStore` over the `sessions` table.
 #[derive(Clone)]
 pub struct SqlSessionStore {
     db: Db,
+    touch_every: i64,
+    /// Key hash → expiry as read by `load`, consumed by the same request's `update_ttl`, so
+    /// that deciding whether to push the expiry needs no second query.
+    seen: Arc<DashMap<String, i64>>,
 }
 
 impl SqlSessionStore {
-    /// A store over `db`.
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// A store over `db` that pushes a session's expiry at most once per `touch_every`.
+    pub fn new(db: Db, touch_every: StdDuration) -> Self {
+        Self {
+            db,
+            touch_every: i64::try_from(touch_every.as_secs()).unwrap_or(i64::MAX),
+            seen: Arc::new(DashMap::new()),
+        }
     }
 }
 
-type State = HashMap<String, String>;
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
 
 fn expires_at(ttl: &Duration) -> i64 {
-    chrono::Utc::now().timestamp() + ttl.whole_seconds()
+    now() + ttl.whole_seconds()
 }
 
 /// 64 hex characters from two v4 UUIDs: 244 bits from the OS random source.
@@ -34,25 +59,45 @@ fn new_key() -> SessionKey {
     SessionKey::try_from(key).expect("64 characters is a valid session key")
 }
 
+/// What the table stores instead of the key: its SHA-256 in lowercase hex. The key has 244
+/// random bits, so a fast unsalted hash is enough; nothing can be guessed from it.
+fn key_hash(key: &SessionKey) -> String {
+    Sha256::digest(key.as_ref().as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
 impl SessionStore for SqlSessionStore {
-    async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT state FROM sessions WHERE session_key = ? AND expires_at > ?")
-                .bind(key.as_ref())
-                .bind(chrono::Utc::now().timestamp())
-                .fetch_optional(self.db.pool())
-                .await
-                .map_err(|e| LoadError::Other(e.into()))?;
-        row.map(|(state,)| serde_json::from_str(&state))
-            .transpose()
+    async fn load(&self, key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
+        let hash = key_hash(key);
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT state, expires_at FROM sessions WHERE key_hash = ? AND expires_at > ?",
+        )
+        .bind(&hash)
+        .bind(now())
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(|e| LoadError::Other(e.into()))?;
+        let Some((state, expires)) = row else {
+            return Ok(None);
+        };
+        if self.seen.len() >= SEEN_CAP {
+            self.seen.clear();
+        }
+        self.seen.insert(hash, expires);
+        serde_json::from_str(&state)
+            .map(Some)
             .map_err(|e| LoadError::Deserialization(e.into()))
     }
 
-    async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
+    async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
         let json = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
         let key = new_key();
-        sqlx::query("INSERT INTO sessions (session_key, state, expires_at) VALUES (?, ?, ?)")
-            .bind(key.as_ref())
+        sqlx::query("INSERT INTO sessions (key_hash, state, expires_at) VALUES (?, ?, ?)")
+            .bind(key_hash(&key))
             .bind(json)
             .bind(expires_at(ttl))
             .execute(self.db.pool())
@@ -64,19 +109,20 @@ impl SessionStore for SqlSessionStore {
     async fn update(
         &self,
         key: SessionKey,
-        state: State,
+        state: SessionState,
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
+        let hash = key_hash(&key);
+        self.seen.remove(&hash);
         let json =
             serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
-        let done =
-            sqlx::query("UPDATE sessions SET state = ?, expires_at = ? WHERE session_key = ?")
-                .bind(&json)
-                .bind(expires_at(ttl))
-                .bind(key.as_ref())
-                .execute(self.db.pool())
-                .await
-                .map_err(|e| UpdateError::Other(e.into()))?;
+        let done = sqlx::query("UPDATE sessions SET state = ?, expires_at = ? WHERE key_hash = ?")
+            .bind(&json)
+            .bind(expires_at(ttl))
+            .bind(&hash)
+            .execute(self.db.pool())
+            .await
+            .map_err(|e| UpdateError::Other(e.into()))?;
         if done.rows_affected() == 1 {
             return Ok(key);
         }
@@ -87,18 +133,31 @@ impl SessionStore for SqlSessionStore {
         })
     }
 
+    /// Called after every request whose session did not change: pushes the expiry only when
+    /// the last push is `touch_every` old.
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
-        sqlx::query("UPDATE sessions SET expires_at = ? WHERE session_key = ?")
-            .bind(expires_at(ttl))
-            .bind(key.as_ref())
+        let hash = key_hash(key);
+        // Not seen: a concurrent request of the same session took the entry and decides.
+        let Some((_, expires)) = self.seen.remove(&hash) else {
+            return Ok(());
+        };
+        let pushed = expires_at(ttl);
+        if pushed - expires < self.touch_every {
+            return Ok(());
+        }
+        sqlx::query("UPDATE sessions SET expires_at = ? WHERE key_hash = ?")
+            .bind(pushed)
+            .bind(&hash)
             .execute(self.db.pool())
             .await?;
         Ok(())
     }
 
     async fn delete(&self, key: &SessionKey) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE session_key = ?")
-            .bind(key.as_ref())
+        let hash = key_hash(key);
+        self.seen.remove(&hash);
+        sqlx::query("DELETE FROM sessions WHERE key_hash = ?")
+            .bind(&hash)
             .execute(self.db.pool())
             .await?;
         Ok(())
@@ -106,12 +165,130 @@ impl SessionStore for SqlSessionStore {
 }
 
 impl Db {
-    /// Deletes expired sessions; returns how many.
-    pub async fn purge_expired_sessions(&self) -> sqlx::Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-            .bind(chrono::Utc::now().timestamp())
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected())
+    /// Deletes expired sessions; returns their states (to close their streams).
+    pub async fn purge_expired_sessions(&self) -> sqlx::Result<Vec<SessionState>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("DELETE FROM sessions WHERE expires_at <= ? RETURNING state")
+                .bind(now())
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows
+            .iter()
+            // A state we cannot read has no login id to close streams for; it is gone anyway.
+            .filter_map(|(state,)| serde_json::from_str(state).ok())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    const TTL: Duration = Duration::hours(1);
+
+    async fn store() -> (SqlSessionStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = Settings::defaults().database;
+        s.url = format!("sqlite://{}/s.db?mode=rwc", dir.path().display());
+        let db = Db::connect(&s).await.expect("database");
+        (SqlSessionStore::new(db, StdDuration::from_secs(60)), dir)
+    }
+
+    fn state() -> SessionState {
+        HashMap::from([("sid".to_owned(), format!("\"{}\"", Uuid::new_v4()))])
+    }
+
+    async fn stored_expiry(store: &SqlSessionStore, key: &SessionKey) -> i64 {
+        let (e,): (i64,) = sqlx::query_as("SELECT expires_at FROM sessions WHERE key_hash = ?")
+            .bind(key_hash(key))
+            .fetch_one(store.db.pool())
+            .await
+            .expect("the session row");
+        e
+    }
+
+    async fn set_expiry(store: &SqlSessionStore, key: &SessionKey, at: i64) {
+        sqlx::query("UPDATE sessions SET expires_at = ? WHERE key_hash = ?")
+            .bind(at)
+            .bind(key_hash(key))
+            .execute(store.db.pool())
+            .await
+            .expect("set expiry");
+    }
+
+    #[tokio::test]
+    async fn the_table_holds_a_hash_of_the_key_not_the_key() {
+        let (store, _dir) = store().await;
+        let key = store.save(state(), &TTL).await.expect("saved");
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT key_hash FROM sessions")
+            .fetch_all(store.db.pool())
+            .await
+            .expect("rows");
+        assert_eq!(rows.len(), 1);
+        assert_ne!(rows[0].0, key.as_ref(), "the raw key must not be stored");
+        assert_eq!(
+            rows[0].0,
+            key_hash(&key),
+            "the SHA-256 of the key is stored"
+        );
+        assert!(
+            store.load(&key).await.expect("loaded").is_some(),
+            "the cookie's key still finds its session"
+        );
+    }
+
+    #[tokio::test]
+    async fn use_pushes_an_idle_expiry_ahead() {
+        let (store, _dir) = store().await;
+        let key = store.save(state(), &TTL).await.expect("saved");
+        // Last pushed two minutes ago.
+        let old = now() + TTL.whole_seconds() - 120;
+        set_expiry(&store, &key, old).await;
+        store.load(&key).await.expect("loaded");
+        store.update_ttl(&key, &TTL).await.expect("touched");
+        let new = stored_expiry(&store, &key).await;
+        assert!(
+            new >= old + 119,
+            "expiry {old} was not pushed ahead (now {new})"
+        );
+    }
+
+    #[tokio::test]
+    async fn use_within_the_touch_interval_writes_nothing() {
+        let (store, _dir) = store().await;
+        let key = store.save(state(), &TTL).await.expect("saved");
+        // Last pushed 30 s ago, under the 60 s interval.
+        let recent = now() + TTL.whole_seconds() - 30;
+        set_expiry(&store, &key, recent).await;
+        store.load(&key).await.expect("loaded");
+        store.update_ttl(&key, &TTL).await.expect("touched");
+        assert_eq!(stored_expiry(&store, &key).await, recent);
+    }
+
+    #[tokio::test]
+    async fn an_expired_session_does_not_load() {
+        let (store, _dir) = store().await;
+        let key = store.save(state(), &TTL).await.expect("saved");
+        set_expiry(&store, &key, now() - 1).await;
+        assert!(store.load(&key).await.expect("loaded").is_none());
+    }
+
+    #[tokio::test]
+    async fn purging_returns_the_expired_states_only() {
+        let (store, _dir) = store().await;
+        let expired_state = state();
+        let expired = store
+            .save(expired_state.clone(), &TTL)
+            .await
+            .expect("saved");
+        let live = store.save(state(), &TTL).await.expect("saved");
+        set_expiry(&store, &expired, now() - 1).await;
+        let purged = store.db.purge_expired_sessions().await.expect("purged");
+        assert_eq!(purged, vec![expired_state]);
+        assert!(
+            store.load(&live).await.expect("loaded").is_some(),
+            "live session kept"
+        );
     }
 }

@@ -21,14 +21,6 @@ pub struct Credentials {
     password: String,
 }
 
-/// Applies the per-IP limit on login and registration attempts.
-pub fn limit_auth(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
-    match req.peer_addr() {
-        Some(addr) => state.limits.auth(addr.ip()),
-        None => Ok(()),
-    }
-}
-
 /// `POST /api/register` → `201 {"user"}` and a logged-in session.
 #[utoipa::path(
     post, path = "/api/register", tag = "accounts", request_body = Credentials,
@@ -36,6 +28,7 @@ pub fn limit_auth(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
         (status = 201, body = super::openapi::replies::UserReply, description = "Registered and logged in; sets the session cookie"),
         (status = 409, description = "`username_taken`"),
         (status = 429, description = "`rate_limited`: too many attempts from this address; see `Retry-After`"),
+        (status = 503, description = "`unavailable`: password hashing is saturated; see `Retry-After`"),
     )
 )]
 pub async fn register(
@@ -44,20 +37,21 @@ pub async fn register(
     session: Session,
     body: Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    limit_auth(&state, &req)?;
     let Credentials { username, password } = body.into_inner();
-    let user = auth::register(&state.db, &username, password).await?;
+    let user = auth::register(&state, &req, &username, password).await?;
     auth::start_session(&session, &user)?;
     Ok(HttpResponse::Created().json(json!({ "user": user })))
 }
 
-/// `POST /api/login` → `200 {"user"}`; `401 invalid_credentials`.
+/// `POST /api/login` → `200 {"user"}`; `401 invalid_credentials`; `429` while the per-IP
+/// limit or the username's backoff holds; `503` when password hashing is saturated.
 #[utoipa::path(
     post, path = "/api/login", tag = "accounts", request_body = Credentials,
     responses(
         (status = 200, body = super::openapi::replies::UserReply, description = "Logged in; sets the session cookie"),
         (status = 401, description = "`invalid_credentials`, the same for an unknown user and a wrong password"),
-        (status = 429, description = "`rate_limited`: too many attempts from this address; see `Retry-After`"),
+        (status = 429, description = "`rate_limited`: too many attempts from this address or for this username; see `Retry-After`"),
+        (status = 503, description = "`unavailable`: password hashing is saturated; see `Retry-After`"),
     )
 )]
 pub async fn login(
@@ -66,9 +60,8 @@ pub async fn login(
     session: Session,
     body: Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    limit_auth(&state, &req)?;
     let Credentials { username, password } = body.into_inner();
-    let user = auth::authenticate(&state.db, &username, password).await?;
+    let user = auth::login(&state, &req, &username, password).await?;
     auth::start_session(&session, &user)?;
     Ok(HttpResponse::Ok().json(json!({ "user": user })))
 }

@@ -16,9 +16,10 @@ use crate::error::{ApiError, ErrorCode};
 /// Registers every route. Unknown paths answer `404 not_found`, known paths with the wrong
 /// method `405 method_not_allowed`, both in the contract's JSON shape.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
+    // Resources (not bare routes), so another method answers 405 with `Allow`, not 404.
+    cfg.service(web::resource("/healthz").get(health::healthz))
+        .service(web::resource("/readyz").get(health::readyz))
+        .service(web::resource("/metrics").get(health::metrics))
         .service(
             web::scope("/api")
                 .service(web::resource("/openapi.json").get(openapi::document))

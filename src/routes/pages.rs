@@ -27,7 +27,6 @@ use crate::{
     auth::{self, CurrentUser},
     domain::Role,
     error::{ApiError, ErrorCode},
-    routes::accounts::limit_auth,
     state::AppState,
 };
 
@@ -239,12 +238,9 @@ impl Form {
         form: CredentialsForm,
     ) -> Result<HttpResponse, ApiError> {
         let CredentialsForm { username, password } = form;
-        let outcome = match limit_auth(state, req) {
-            Ok(()) => match self {
-                Form::Login => auth::authenticate(&state.db, &username, password).await,
-                Form::Register => auth::register(&state.db, &username, password).await,
-            },
-            Err(e) => Err(e),
+        let outcome = match self {
+            Form::Login => auth::login(state, req, &username, password).await,
+            Form::Register => auth::register(state, req, &username, password).await,
         };
         match outcome {
             Ok(user) => {

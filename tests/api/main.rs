@@ -14,5 +14,7 @@ mod limits;
 mod pages;
 mod resume;
 mod rooms;
+mod security;
 mod stream;
 mod subscribe;
+mod transport;
