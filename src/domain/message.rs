@@ -27,7 +27,7 @@ pub struct StoredMessage {
 }
 
 /// The contract's `Message` object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageJson<'a> {
     id: i64,
     room: &'a RoomName,
@@ -46,7 +46,7 @@ pub struct DeletedJson<'a> {
 }
 
 /// The contract's broadcast object.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BroadcastJson<'a> {
     id: i64,
     body: &'a str,

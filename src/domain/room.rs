@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{RoomName, UserRef};
 
 /// Who may see a created room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     /// Anyone logged in may join, read and post.
@@ -35,7 +35,9 @@ impl Visibility {
 }
 
 /// A member's role in a created room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberRole {
     /// Belongs to the room.

@@ -31,7 +31,7 @@ pub(super) struct Room {
 }
 
 /// A room as listed by `GET /api/rooms`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RoomInfo {
     /// Room name.
     pub name: RoomName,

@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// Body of `POST /api/rooms`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRoom {
     name: String,
@@ -34,6 +34,14 @@ fn taken() -> ApiError {
 }
 
 /// `POST /api/rooms` → `201 {"room"}`; the caller owns it.
+#[utoipa::path(
+    post, path = "/api/rooms", tag = "rooms", security(("session" = [])), request_body = NewRoom,
+    responses(
+        (status = 201, description = "`{\"room\": RoomInfo}`: created, the caller is its owner"),
+        (status = 400, description = "`invalid_room`, `invalid_request`"),
+        (status = 409, description = "`room_taken`: created before, has history, or has subscribers now"),
+    )
+)]
 pub async fn create(
     state: web::Data<AppState>,
     current: CurrentUser,
@@ -56,6 +64,10 @@ pub async fn create(
 }
 
 /// `GET /api/me/rooms`: rooms the caller created or was added to.
+#[utoipa::path(
+    get, path = "/api/me/rooms", tag = "rooms", security(("session" = [])),
+    responses((status = 200, description = "`{\"rooms\": [{\"name\",\"visibility\",\"role\"}]}`"))
+)]
 pub async fn mine(
     state: web::Data<AppState>,
     current: CurrentUser,
@@ -65,6 +77,13 @@ pub async fn mine(
 }
 
 /// `GET /api/rooms/{room}/members`, ordered by username (none for an implicit room).
+#[utoipa::path(
+    get, path = "/api/rooms/{room}/members", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
+    responses(
+        (status = 200, description = "`{\"room\", \"members\": [{\"id\",\"username\",\"role\"}]}`"),
+        (status = 404, description = "`unknown_room`: a private room the caller is not a member of"),
+    )
+)]
 pub async fn list(state: web::Data<AppState>, room: VisibleRoom) -> Result<HttpResponse, ApiError> {
     let members = match room.view.record {
         Some(_) => state.db.members(room.name()).await?,
@@ -74,7 +93,7 @@ pub async fn list(state: web::Data<AppState>, room: VisibleRoom) -> Result<HttpR
 }
 
 /// Body of `PUT /api/rooms/{room}/members/{username}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRole {
     role: MemberRole,
@@ -92,6 +111,15 @@ fn not_created() -> ApiError {
 }
 
 /// `PUT /api/rooms/{room}/members/{username}` `{"role"}` → `200 {"member"}`.
+#[utoipa::path(
+    put, path = "/api/rooms/{room}/members/{username}", tag = "rooms", security(("session" = [])),
+    params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("username" = String, Path, description = "The member", pattern = "^[A-Za-z0-9_]{3,32}$")), request_body = SetRole,
+    responses(
+        (status = 200, description = "`{\"member\": {\"id\",\"username\",\"role\"}}`"),
+        (status = 403, description = "`forbidden`: not allowed to give that role"),
+        (status = 404, description = "`unknown_room`, `unknown_user`"),
+    )
+)]
 pub async fn set(
     state: web::Data<AppState>,
     room: VisibleRoom,
@@ -115,6 +143,15 @@ pub async fn set(
 }
 
 /// `DELETE /api/rooms/{room}/members/{username}` → `204`; takes effect at once.
+#[utoipa::path(
+    delete, path = "/api/rooms/{room}/members/{username}", tag = "rooms", security(("session" = [])),
+    params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("username" = String, Path, description = "The member", pattern = "^[A-Za-z0-9_]{3,32}$")),
+    responses(
+        (status = 204, description = "Removed; its streams left the room and got `removed`"),
+        (status = 403, description = "`forbidden`: not allowed to remove that member"),
+        (status = 404, description = "`unknown_room`, `unknown_user`"),
+    )
+)]
 pub async fn remove(
     state: web::Data<AppState>,
     room: VisibleRoom,
@@ -149,6 +186,16 @@ pub async fn remove(
 
 /// `DELETE /api/rooms/{room}/messages/{id}` → `204`: the message goes, a `message_deleted`
 /// event takes the next id.
+#[utoipa::path(
+    delete, path = "/api/rooms/{room}/messages/{id}", tag = "rooms",
+    security(("session" = []), ("admin_token" = [])),
+    params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("id" = String, Path, description = "The message id")),
+    responses(
+        (status = 204, description = "Deleted; `message_deleted` stored and sent"),
+        (status = 403, description = "`forbidden`: not its author, a moderator or an admin"),
+        (status = 404, description = "`unknown_room`, `unknown_message`"),
+    )
+)]
 pub async fn delete_message(
     state: web::Data<AppState>,
     actor: RoomActor,
@@ -170,6 +217,10 @@ pub async fn delete_message(
 }
 
 /// `GET /api/me/joined` → `{"rooms"}`: the rooms the caller's browser keeps joined.
+#[utoipa::path(
+    get, path = "/api/me/joined", tag = "rooms", security(("session" = [])),
+    responses((status = 200, description = "`{\"rooms\": [name]}`"))
+)]
 pub async fn joined(
     state: web::Data<AppState>,
     current: CurrentUser,
@@ -179,13 +230,20 @@ pub async fn joined(
 }
 
 /// Body of `PUT /api/me/joined`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Joined {
     rooms: Vec<String>,
 }
 
 /// `PUT /api/me/joined` `{"rooms"}` → `200 {"rooms"}` (at most 100).
+#[utoipa::path(
+    put, path = "/api/me/joined", tag = "rooms", security(("session" = [])), request_body = Joined,
+    responses(
+        (status = 200, description = "`{\"rooms\": [name]}` as stored"),
+        (status = 400, description = "`invalid_room`, `too_many_rooms`"),
+    )
+)]
 pub async fn set_joined(
     state: web::Data<AppState>,
     current: CurrentUser,

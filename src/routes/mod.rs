@@ -7,6 +7,7 @@ mod events;
 mod health;
 mod json;
 mod members;
+mod openapi;
 mod pages;
 mod rooms;
 
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").get(health::metrics))
         .service(
             web::scope("/api")
+                .service(web::resource("/openapi.json").get(openapi::document))
                 .service(web::resource("/register").post(accounts::register))
                 .service(web::resource("/login").post(accounts::login))
                 .service(web::resource("/logout").post(accounts::logout))

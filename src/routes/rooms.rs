@@ -15,7 +15,8 @@ use crate::{
 };
 
 /// Query of `GET /api/rooms`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     limit: Option<usize>,
@@ -25,8 +26,8 @@ pub struct ListQuery {
 const MAX_LIST: usize = 500;
 
 /// A room as listed: the hub's figures and its visibility.
-#[derive(serde::Serialize)]
-struct Listed {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Listed {
     #[serde(flatten)]
     room: RoomInfo,
     visibility: Visibility,
@@ -34,6 +35,13 @@ struct Listed {
 
 /// `GET /api/rooms?limit=`: the busiest rooms with subscribers now that the caller may
 /// see (the limit applies after private rooms of others are left out).
+#[utoipa::path(
+    get, path = "/api/rooms", tag = "rooms", security(("session" = [])), params(ListQuery),
+    responses(
+        (status = 200, body = super::openapi::replies::RoomsReply, description = "Rooms with subscribers now, busiest first"),
+        (status = 400, description = "`invalid_limit`, `invalid_query`"),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
     current: CurrentUser,
@@ -68,6 +76,13 @@ pub async fn list(
 }
 
 /// `GET /api/rooms/{room}/presence`: users with a connection in the room now.
+#[utoipa::path(
+    get, path = "/api/rooms/{room}/presence", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
+    responses(
+        (status = 200, body = super::openapi::replies::PresenceReply, description = "Users with a connection in the room now"),
+        (status = 400, description = "`invalid_room`"),
+    )
+)]
 pub async fn presence(
     state: web::Data<AppState>,
     room: VisibleRoom,
@@ -77,13 +92,22 @@ pub async fn presence(
 }
 
 /// Body of `POST /api/rooms/{room}/messages`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     body: String,
 }
 
 /// `POST /api/rooms/{room}/messages`: stored durably, then sent; `201 {"message"}`.
+#[utoipa::path(
+    post, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
+    request_body = NewMessage,
+    responses(
+        (status = 201, body = super::openapi::replies::MessageReply, description = "Stored durably, then sent"),
+        (status = 429, description = "`rate_limited`: see `Retry-After`"),
+        (status = 503, description = "`unavailable`: the message writer is not storing"),
+    )
+)]
 pub async fn post_message(
     state: web::Data<AppState>,
     room: VisibleRoom,
@@ -100,7 +124,8 @@ pub async fn post_message(
 }
 
 /// Query of `GET /api/rooms/{room}/messages`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     before: Option<i64>,
@@ -109,6 +134,13 @@ pub struct HistoryQuery {
 }
 
 /// `GET /api/rooms/{room}/messages?before=&after=&limit=`: ascending by id.
+#[utoipa::path(
+    get, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), HistoryQuery),
+    responses(
+        (status = 200, body = super::openapi::replies::MessagesReply, description = "Ascending by id"),
+        (status = 400, description = "`invalid_room`, `invalid_limit`, `invalid_query`"),
+    )
+)]
 pub async fn history(
     state: web::Data<AppState>,
     room: VisibleRoom,
@@ -132,7 +164,7 @@ pub async fn history(
 }
 
 /// Body of `POST /api/rooms/{room}/events`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
     event: String,
@@ -141,6 +173,15 @@ pub struct NewEvent {
 }
 
 /// `POST /api/rooms/{room}/events`: an ephemeral custom event; `202`, not stored.
+#[utoipa::path(
+    post, path = "/api/rooms/{room}/events", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
+    request_body = NewEvent,
+    responses(
+        (status = 202, description = "Sent to the room's subscribers; not stored"),
+        (status = 413, description = "`data_too_large` or `payload_too_large`"),
+        (status = 429, description = "`rate_limited`: see `Retry-After`"),
+    )
+)]
 pub async fn post_event(
     state: web::Data<AppState>,
     room: VisibleRoom,
