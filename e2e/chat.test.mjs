@@ -1036,6 +1036,13 @@ step("after a reload with the room remembered, 'Load earlier messages' shows and
   await joinRoom(page, room);
   await postMany(page, room, 1, 70, 0);
   await page.locator("#messages .msg-body", { hasText: /^b70$/ }).waitFor();
+  // The subscribe's answer comes after its replay of the latest page has been drawn, as it
+  // does on a slow link.
+  await page.route("**/api/subscribe", async (route) => {
+    const res = await route.fetch();
+    await new Promise((r) => setTimeout(r, 500));
+    await route.fulfill({ response: res });
+  });
   await page.reload();
   await waitLive(page);
   await page.locator("#messages .msg-body", { hasText: /^b70$/ }).waitFor();
