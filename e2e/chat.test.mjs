@@ -694,7 +694,7 @@ step("at most 100 rooms: a longer saved list is cut, the 101st join is refused",
   // The saved list comes from the server; this one is longer than any server keeps.
   await carol.page.route("**/api/me/joined", (route) =>
     route.request().method() === "GET"
-      ? route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ rooms: names }) })
+      ? route.fulfill({ contentType: "application/json", body: JSON.stringify({ rooms: names }) })
       : route.continue(),
   );
   await carol.page.reload();
@@ -890,7 +890,8 @@ step("a private room: owner adds a member, they chat, a stranger cannot find or 
   const carol = await newUser(t, "carol", DESKTOP);
 
   await createRoom(alice.page, room, "private");
-  await alice.page.locator("#my-rooms button", { hasText: `#${room}` }).filter({ hasText: "private, owner" }).waitFor();
+  const mineA = alice.page.locator("#my-rooms button", { hasText: `#${room}` });
+  await mineA.filter({ hasText: "private, owner" }).waitFor();
   await alice.page.locator("#members li", { hasText: alice.name }).filter({ hasText: "owner" }).waitFor();
 
   await alice.page.getByLabel("Add a member").fill(bob.name);
@@ -959,7 +960,8 @@ step("the author deletes a message: it vanishes in every window, and stays gone 
   await alice.page.reload();
   await waitLive(alice.page);
   await alice.page.locator("#messages .msg-body", { hasText: "this one stays" }).waitFor();
-  assert.equal(await alice.page.locator("#messages .msg-body", { hasText: "oops" }).count(), 0, "gone after a reload");
+  const oops = alice.page.locator("#messages .msg-body", { hasText: "oops" });
+  assert.equal(await oops.count(), 0, "the deleted message is gone after a reload");
 });
 
 step("a window that was away when a message was deleted drops it on resume", async (t) => {
@@ -1105,8 +1107,43 @@ step("the message log is a div with role=log around a plain list", async (t) => 
     const log = list.closest('[role="log"]');
     return { list: list.tagName, listRole: list.getAttribute("role"), log: log && log.tagName };
   });
-  assert.deepEqual(shape, { list: "OL", listRole: null, log: "DIV" }, "li in a role-less <ol> in <div role=log>");
+  assert.deepEqual(
+    shape,
+    { list: "OL", listRole: null, log: "DIV" },
+    "each message <li> in a role-less <ol> inside <div role=log>",
+  );
 });
+
+/**
+ * The focused element's outline and its contrast ratio (WCAG) against the background it is
+ * drawn on: the outline sits outside the element (offset), on its nearest painted ancestor.
+ */
+function outlineContrast(page) {
+  return page.evaluate(() => {
+    const rgb = (s) => (s.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const el = document.activeElement;
+    const style = getComputedStyle(el);
+    let bg = null;
+    for (let p = el.parentElement; p && !bg; p = p.parentElement) {
+      const c = rgb(getComputedStyle(p).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) bg = c;
+    }
+    bg = bg || [255, 255, 255];
+    const a = lum(rgb(style.outlineColor));
+    const b = lum(bg);
+    return {
+      el: `${el.tagName}#${el.id || el.className}`,
+      outline: style.outlineStyle,
+      color: style.outlineColor,
+      bg: `rgb(${bg})`,
+      ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05),
+    };
+  });
+}
 
 step("focus outlines have at least 3:1 contrast on their background, light and dark", async (t) => {
   for (const colorScheme of ["light", "dark"]) {
@@ -1114,33 +1151,25 @@ step("focus outlines have at least 3:1 contrast on their background, light and d
     await register(context, "tina");
     await page.goto("/");
     await waitLive(page);
-    await page.locator("#join-name").focus();
     const seen = [];
-    for (let i = 0; i < 6; i++) {
-      const r = await page.evaluate(() => {
-        const rgb = (s) => (s.match(/[\d.]+/g) || []).map(Number);
-        const lum = ([r, g, b]) => {
-          const f = (c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
-          return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-        };
-        const el = document.activeElement;
-        const style = getComputedStyle(el);
-        // The outline is drawn outside the element (offset): on its parent's background.
-        let bg = null;
-        for (let p = el.parentElement; p && !bg; p = p.parentElement) {
-          const c = rgb(getComputedStyle(p).backgroundColor);
-          if (c.length >= 3 && (c.length === 3 || c[3] > 0)) bg = c;
-        }
-        bg = bg || [255, 255, 255];
-        const a = lum(rgb(style.outlineColor));
-        const b = lum(bg);
-        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-        return { el: `${el.tagName}#${el.id}`, outline: style.outlineStyle, color: style.outlineColor, bg: `${bg}`, ratio };
-      });
-      seen.push(r);
-      assert.notEqual(r.outline, "none", `${colorScheme}: ${r.el} has no outline`);
-      assert.ok(r.ratio >= 3, `${colorScheme}: outline ${r.color} on rgb(${r.bg}) of ${r.el} is ${r.ratio.toFixed(2)}:1`);
-      await page.keyboard.press("Tab");
+    // From each start, the start and the next Tab stops: the room tabs (on the current
+    // room's tint), the join form, the message box and Send.
+    for (const [start, tabs] of [
+      ["#room-list button.room-open", 2],
+      ["#join-name", 2],
+      ["#composer-input", 1],
+    ]) {
+      await page.locator(start).first().focus();
+      for (let i = 0; i <= tabs; i++) {
+        if (i > 0) await page.keyboard.press("Tab");
+        const r = await outlineContrast(page);
+        seen.push(r);
+        assert.notEqual(r.outline, "none", `${colorScheme}: ${r.el} has no outline`);
+        assert.ok(
+          r.ratio >= 3,
+          `${colorScheme}: outline ${r.color} on ${r.bg} of ${r.el} is ${r.ratio.toFixed(2)}:1`,
+        );
+      }
     }
     t.diagnostic(`${colorScheme}: ${seen.map((r) => `${r.el} ${r.ratio.toFixed(1)}:1`).join(", ")}`);
   }

@@ -243,10 +243,14 @@ export function renderMembers() {
       const self = member.id === me.id;
       if (power === "owner" && !self && member.role !== "owner") {
         const next = member.role === "moderator" ? "member" : "moderator";
-        li.append(memberButton("member-role-set", member.username, next === "moderator" ? "Make moderator" : "Make member", next));
+        const text = next === "moderator" ? "Make moderator" : "Make member";
+        li.append(memberButton("member-role-set", member.username, text, next));
       }
+      // Owners remove anyone but the owner; moderators remove plain members.
       const mayRemove =
-        !self && member.role !== "owner" && (power === "owner" || (power === "moderator" && member.role === "member"));
+        !self &&
+        member.role !== "owner" &&
+        (power === "owner" || (power === "moderator" && member.role === "member"));
       if (mayRemove) li.append(memberButton("member-remove", member.username, "Remove"));
       return li;
     }),
@@ -258,6 +262,7 @@ export function renderMembers() {
   $("room-leave-membership").hidden = !role || role === "owner";
 }
 
+/** A button of a member's row; clicks are handled once on the list (see app.js). */
 function memberButton(cls, username, text, role) {
   const b = document.createElement("button");
   b.type = "button";

@@ -79,7 +79,9 @@ export function onRemoved(ev) {
   state.myRooms.delete(ev.room);
   forgetRoom(ev.room);
   renderMyRooms();
-  showNotice(`You were removed from #${ev.room}${by}. It is private, so you can no longer read or post there.`);
+  showNotice(
+    `You were removed from #${ev.room}${by}. It is private, so you can no longer read or post there.`,
+  );
 }
 
 /**
