@@ -253,6 +253,9 @@ window.addEventListener("online", () => {
 // Start: restore the joined rooms (the server's list), then open the stream.
 
 setConn("connecting");
+// The members panel starts open where there is room for it; on a phone it would push the
+// messages off the screen, so there it waits for a tap.
+$("members-panel").open = !matchMedia("(max-width: 640px)").matches;
 for (const name of await loadJoined()) state.rooms.set(name, new RoomState(name));
 const saved = loadCurrent();
 state.current = saved && state.rooms.has(saved) ? saved : state.rooms.keys().next().value || null;
