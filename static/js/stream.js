@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { sendPending } from "./composer.js";
-import { renderHistoryControls, setConn, showJoinError } from "./render.js";
+import { renderHistoryControls, renderMyRooms, setConn, showJoinError, showNotice } from "./render.js";
 import {
   forgetRoom,
   loadLatest,
@@ -237,6 +237,13 @@ async function retryWithoutUnknown(conn, names) {
     return;
   }
   for (const name of refused) forgetRoom(name);
+  // A room of "My rooms" refused: the user was removed while this page was away (the
+  // `removed` event is not replayed).
+  const lost = refused.filter((name) => state.myRooms.delete(name));
+  if (lost.length) {
+    renderMyRooms();
+    showNotice(`You are no longer a member of ${lost.map((n) => `#${n}`).join(", ")}.`);
+  }
   const list = refused.map((n) => `#${n}`).join(", ");
   showJoinError(`${list}: no such room you may open (private rooms are for their members).`);
   syncRooms();
