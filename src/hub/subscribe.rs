@@ -76,6 +76,16 @@ impl SubscribeRequest {
         self
     }
 
+    /// The connection it subscribes.
+    pub fn connection(&self) -> ConnectionId {
+        self.connection
+    }
+
+    /// The rooms it names.
+    pub fn rooms(&self) -> &[RoomName] {
+        &self.rooms
+    }
+
     /// What this request asks to replay.
     pub fn replay(&self) -> ReplayFrom {
         self.replay

@@ -47,6 +47,32 @@ pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse,
     })))
 }
 
+/// `POST /api/admin/users/{username}/ban` → `{"closed": n}`: its streams close, its
+/// sessions end, its logins get `403 account_banned`.
+pub async fn ban(
+    state: web::Data<AppState>,
+    _: Admin,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(user) = state.db.set_banned(&username, true).await? else {
+        return Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user"));
+    };
+    let closed = state.hub.close_user(user.id);
+    Ok(HttpResponse::Ok().json(json!({ "closed": closed })))
+}
+
+/// `DELETE /api/admin/users/{username}/ban` → `204`: may log in again.
+pub async fn unban(
+    state: web::Data<AppState>,
+    _: Admin,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    match state.db.set_banned(&username, false).await? {
+        Some(_) => Ok(HttpResponse::NoContent().finish()),
+        None => Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user")),
+    }
+}
+
 /// `POST /api/admin/users/{username}/disconnect` → `{"closed": n}`.
 pub async fn disconnect(
     state: web::Data<AppState>,

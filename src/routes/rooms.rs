@@ -4,11 +4,11 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::json::Json;
+use super::{access::VisibleRoom, json::Json};
 use crate::{
     auth::CurrentUser,
     db::Page,
-    domain::{EventName, MessageBody, RoomName, UserRef},
+    domain::{EventName, MessageBody, Role, UserRef, Visibility},
     error::{ApiError, ErrorCode},
     hub::RoomInfo,
     state::AppState,
@@ -24,19 +24,19 @@ pub struct ListQuery {
 /// Most rooms one listing returns.
 const MAX_LIST: usize = 500;
 
-/// A room as listed: the hub's figures and its visibility (every room is public until
-/// private rooms are built).
+/// A room as listed: the hub's figures and its visibility.
 #[derive(serde::Serialize)]
 struct Listed {
     #[serde(flatten)]
     room: RoomInfo,
-    visibility: &'static str,
+    visibility: Visibility,
 }
 
-/// `GET /api/rooms?limit=`: the busiest rooms with subscribers now.
+/// `GET /api/rooms?limit=`: the busiest rooms with subscribers now that the caller may
+/// see (the limit applies after private rooms of others are left out).
 pub async fn list(
     state: web::Data<AppState>,
-    _: CurrentUser,
+    current: CurrentUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(100);
@@ -46,13 +46,22 @@ pub async fn list(
             format!("limit is 1-{MAX_LIST}"),
         ));
     }
+    // private room → whether the caller is a member
+    let private = state.db.private_rooms(current.user.id).await?;
+    let admin = current.user.role == Role::Admin;
     let rooms: Vec<Listed> = state
         .hub
-        .busiest_rooms(limit)
+        .busiest_rooms(limit, |name| {
+            admin || private.get(name).is_none_or(|member| *member)
+        })
         .into_iter()
         .map(|room| Listed {
+            visibility: if private.contains_key(&room.name) {
+                Visibility::Private
+            } else {
+                Visibility::Public
+            },
             room,
-            visibility: "public",
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
@@ -61,12 +70,10 @@ pub async fn list(
 /// `GET /api/rooms/{room}/presence`: users with a connection in the room now.
 pub async fn presence(
     state: web::Data<AppState>,
-    _: CurrentUser,
-    room: web::Path<String>,
+    room: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let room = RoomName::parse(&room)?;
-    let users = state.hub.presence(&room);
-    Ok(HttpResponse::Ok().json(json!({ "room": room, "users": users })))
+    let users = state.hub.presence(room.name());
+    Ok(HttpResponse::Ok().json(json!({ "room": room.name(), "users": users })))
 }
 
 /// Body of `POST /api/rooms/{room}/messages`.
@@ -79,16 +86,15 @@ pub struct NewMessage {
 /// `POST /api/rooms/{room}/messages`: stored durably, then sent; `201 {"message"}`.
 pub async fn post_message(
     state: web::Data<AppState>,
-    current: CurrentUser,
-    room: web::Path<String>,
+    room: VisibleRoom,
     body: Json<NewMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = RoomName::parse(&room)?;
     let body = MessageBody::parse(&body.body, state.settings.limits.message_chars)?;
-    state.limits.post(current.user.id)?;
+    let author = &room.caller.user;
+    state.limits.post(author.id)?;
     let stored = state
         .writer
-        .post(Some(room), Some(UserRef::from(&current.user)), body)
+        .post(Some(room.view.name), Some(UserRef::from(author)), body)
         .await?;
     Ok(HttpResponse::Created().json(json!({ "message": stored.message_json() })))
 }
@@ -105,11 +111,9 @@ pub struct HistoryQuery {
 /// `GET /api/rooms/{room}/messages?before=&after=&limit=`: ascending by id.
 pub async fn history(
     state: web::Data<AppState>,
-    _: CurrentUser,
-    room: web::Path<String>,
+    room: VisibleRoom,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = RoomName::parse(&room)?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::validation(
@@ -122,7 +126,7 @@ pub async fn history(
         after: query.after,
         limit,
     };
-    let messages = state.db.messages_page(&room, page).await?;
+    let messages = state.db.messages_page(room.name(), page).await?;
     let messages: Vec<_> = messages.iter().filter_map(|m| m.message_json()).collect();
     Ok(HttpResponse::Ok().json(json!({ "messages": messages })))
 }
@@ -139,11 +143,9 @@ pub struct NewEvent {
 /// `POST /api/rooms/{room}/events`: an ephemeral custom event; `202`, not stored.
 pub async fn post_event(
     state: web::Data<AppState>,
-    current: CurrentUser,
-    room: web::Path<String>,
+    room: VisibleRoom,
     body: Json<NewEvent>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = RoomName::parse(&room)?;
     let name = EventName::parse_custom(&body.event)?;
     let limit = state.settings.limits.event_data_bytes;
     let size = serde_json::to_vec(&body.data)
@@ -152,9 +154,10 @@ pub async fn post_event(
     if size > limit {
         return Err(ApiError::DataTooLarge { limit });
     }
-    state.limits.post(current.user.id)?;
+    let sender = &room.caller.user;
+    state.limits.post(sender.id)?;
     state
         .hub
-        .publish_custom(&room, &UserRef::from(&current.user), &name, &body.data);
+        .publish_custom(room.name(), &UserRef::from(sender), &name, &body.data);
     Ok(HttpResponse::Accepted().finish())
 }
