@@ -925,6 +925,7 @@ step("a private room: owner adds a member, they chat, a stranger cannot find or 
   await waitLive(carol.page);
   const seen = await pageApi(carol.page, "GET", `/api/rooms/${room}/messages`);
   assert.equal(seen.status, 404, "a stranger reads no history of a private room");
+  await alice.page.screenshot({ path: join(SHOTS, "private-room-desktop-1280x800.png") });
 });
 
 step("the author deletes a message: it vanishes in every window, and stays gone after a reload", async (t) => {
@@ -1000,6 +1001,7 @@ step("the owner removes a member: the member's window says so and the room leave
   const notice = bob.page.locator("#notice-text");
   await notice.filter({ hasText: `You were removed from #${room} by ${alice.name}` }).waitFor();
   assert.equal(await bob.page.locator("#notice").getAttribute("role"), "alert", "the notice is announced");
+  await bob.page.screenshot({ path: join(SHOTS, "removed-phone-360x740.png") });
   assert.equal(await bob.page.locator("#room-list button.room-open", { hasText: `#${room}` }).count(), 0);
   assert.equal(await bob.page.locator("#my-rooms button", { hasText: `#${room}` }).count(), 0);
   // Still live, on the same stream, in his other rooms.
