@@ -11,6 +11,7 @@ mod user;
 pub use message::{BroadcastJson, MessageJson, StoredMessage};
 pub use names::{
     ConnectionId, EventName, MessageBody, Password, RESERVED_EVENTS, RoomName, Username,
+    parse_last_event_id,
 };
 pub use requests::{SubscribeBody, UnsubscribeBody};
 pub use user::{Role, User, UserRef};
