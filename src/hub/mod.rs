@@ -179,4 +179,6 @@ impl Hub {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
