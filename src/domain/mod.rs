@@ -13,7 +13,7 @@ pub use names::{
     ConnectionId, EventName, MessageBody, Password, RESERVED_EVENTS, RoomName, Username,
     parse_last_event_id,
 };
-pub use requests::{SubscribeBody, UnsubscribeBody};
+pub use requests::{HistoryQuery, SubscribeBody, UnsubscribeBody};
 pub use user::{Role, User, UserRef};
 
 /// Most rooms one connection may hold (and name in one request).

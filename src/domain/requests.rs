@@ -28,3 +28,16 @@ pub struct UnsubscribeBody {
     /// Rooms to leave.
     pub rooms: Vec<String>,
 }
+
+/// Query of `GET /api/rooms/{room}/messages?before=&after=&limit=`. Fields stay raw here;
+/// the route checks `limit`'s range.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Only ids below this.
+    pub before: Option<i64>,
+    /// Only ids above this.
+    pub after: Option<i64>,
+    /// Most messages (1..=200, default 50).
+    pub limit: Option<u32>,
+}

@@ -8,7 +8,7 @@ use super::json::Json;
 use crate::{
     auth::CurrentUser,
     db::Page,
-    domain::{EventName, MessageBody, RoomName, UserRef},
+    domain::{EventName, HistoryQuery, MessageBody, RoomName, UserRef},
     error::{ApiError, ErrorCode},
     state::AppState,
 };
@@ -51,15 +51,6 @@ pub async fn post_message(
         .post(Some(room), Some(UserRef::from(&current.user)), body)
         .await?;
     Ok(HttpResponse::Created().json(json!({ "message": stored.message_json() })))
-}
-
-/// Query of `GET /api/rooms/{room}/messages`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
-    before: Option<i64>,
-    after: Option<i64>,
-    limit: Option<u32>,
 }
 
 /// `GET /api/rooms/{room}/messages?before=&after=&limit=`: ascending by id.
