@@ -35,12 +35,20 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(id) = ConnectionId::parse(s) {
         let text = id.to_string();
-        assert_eq!(ConnectionId::parse(&text).ok(), Some(id), "{text} does not reparse");
+        assert_eq!(
+            ConnectionId::parse(&text).ok(),
+            Some(id),
+            "{text} does not reparse"
+        );
     }
     if let Ok(body) = MessageBody::parse(s, MESSAGE_CHARS) {
         assert_eq!(body.as_str(), s.trim(), "body is not the trimmed text");
         let again = MessageBody::parse(body.as_str(), MESSAGE_CHARS).map(|b| b.as_str().len());
-        assert_eq!(again.ok(), Some(body.as_str().len()), "body does not reparse");
+        assert_eq!(
+            again.ok(),
+            Some(body.as_str().len()),
+            "body does not reparse"
+        );
     }
     if Password::parse(s.to_owned()).is_ok() {
         let chars = s.chars().count();
