@@ -471,7 +471,10 @@ fn run(ops: &[Op]) -> Result<(), String> {
         .enable_time()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
-    rt.block_on(async {
+    // Unconstrained: the whole case is one task that never yields, so tokio's cooperative
+    // budget would otherwise run out after ~128 queue reads and make every later read
+    // answer "pending", as if the hub had sent nothing.
+    rt.block_on(tokio::task::unconstrained(async {
         let mut world = World::new();
         for (step, op) in ops.iter().enumerate() {
             world
@@ -498,18 +501,21 @@ fn run(ops: &[Op]) -> Result<(), String> {
             let expected: Vec<i64> = c.expected.iter().copied().collect();
             if c.seen != expected {
                 return Err(format!(
-                    "stream {} saw {:?}, model {expected:?}",
+                    "stream {} (connected after id {}, rooms {:?}, messages {}) saw {:?}, model {expected:?}",
                     c.id(),
+                    c.connected_at,
+                    c.rooms,
+                    c.passes_messages,
                     c.seen
                 ));
             }
         }
         Ok(())
-    })
+    }))
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn generated_sequences_keep_the_hub_consistent_and_ordered(
