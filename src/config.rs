@@ -591,6 +591,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secrets_never_show_in_debug() {
+        let mut s = Settings::defaults();
+        s.session.secret = Some("a-session-secret-of-at-least-32-bytes".into());
+        s.admin.api_token = Some("an-admin-token-0123".into());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("a-session-secret"), "session.secret leaked: {shown}");
+        assert!(!shown.contains("an-admin-token"), "admin.api_token leaked");
+    }
+
+    #[test]
+    fn an_unknown_environment_is_refused() {
+        assert!(RunEnvironment::parse("staging").is_err());
+        assert_eq!(
+            RunEnvironment::parse("production").expect("known"),
+            RunEnvironment::Production
+        );
+    }
+
+    #[test]
     fn defaults_are_valid_and_match_the_contract() {
         let s = Settings::defaults();
         s.validate().expect("defaults validate");

@@ -464,6 +464,15 @@ mod tests {
     }
 
     #[test]
+    fn a_store_that_stopped_or_failed_is_503_not_500() {
+        for e in [WriteError::Stopped, WriteError::Failed] {
+            let e = ApiError::from(e);
+            assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE, "{e}");
+            assert_eq!(e.code(), ErrorCode::Unavailable);
+        }
+    }
+
+    #[test]
     fn codes_serialize_as_their_wire_names() {
         for code in ErrorCode::ALL {
             let json = serde_json::to_string(code).expect("serializes");

@@ -167,3 +167,88 @@ async fn run(
     }
     log.close().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use sqlx::{Connection, SqliteConnection};
+
+    use super::*;
+    use crate::config::Settings;
+
+    /// A broker that, at the moment it is handed an event, looks for that event in the
+    /// database through a connection of its own: what it finds is what any reader could.
+    struct Witness {
+        url: String,
+        seen: Mutex<Vec<(i64, bool)>>,
+    }
+
+    impl Broker for Witness {
+        fn publish(&self, event: &StoredMessage) {
+            let found = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    let mut conn = SqliteConnection::connect(&self.url).await.expect("connect");
+                    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages WHERE id = ?")
+                        .bind(event.id)
+                        .fetch_one(&mut conn)
+                        .await
+                        .expect("count");
+                    n == 1
+                })
+            });
+            self.seen.lock().expect("lock").push((event.id, found));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_event_is_committed_before_it_is_published() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = Settings::defaults().database;
+        s.url = format!("sqlite://{}/w.db?mode=rwc", dir.path().display());
+        let db = Db::connect(&s).await.expect("db");
+        let witness = Arc::new(Witness {
+            url: s.url.clone(),
+            seen: Mutex::new(Vec::new()),
+        });
+        let (writer, task) = Writer::start(&db, witness.clone()).await.expect("writer");
+        let room = RoomName::parse("r").expect("room");
+        let posts = (0..40).map(|i| {
+            let writer = writer.clone();
+            let room = room.clone();
+            tokio::spawn(async move {
+                let body = MessageBody::parse(&format!("m{i}"), 100).expect("body");
+                writer.post(Some(room), None, body).await
+            })
+        });
+        for p in futures_util::future::join_all(posts).await {
+            p.expect("joined").expect("stored");
+        }
+        drop(writer);
+        task.await.expect("writer ends");
+        let seen = witness.seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 40, "every post was published");
+        for (id, found) in seen {
+            assert!(found, "message {id} was published before a reader could see it stored");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_writer_refuses_posts_as_stopped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut s = Settings::defaults().database;
+        s.url = format!("sqlite://{}/w.db?mode=rwc", dir.path().display());
+        let db = Db::connect(&s).await.expect("db");
+        let witness = Arc::new(Witness {
+            url: s.url.clone(),
+            seen: Mutex::new(Vec::new()),
+        });
+        let (writer, task) = Writer::start(&db, witness).await.expect("writer");
+        task.abort();
+        let _ = task.await;
+        let body = MessageBody::parse("late", 100).expect("body");
+        let err = writer.post(None, None, body).await.expect_err("stopped");
+        assert!(matches!(err, WriteError::Stopped), "{err:?}");
+        assert!(!writer.is_ready(), "a stopped writer is not ready");
+    }
+}

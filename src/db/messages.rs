@@ -339,6 +339,25 @@ mod tests {
         rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
     }
 
+    /// A row whose room does not parse is corruption: decoding it fails rather than turning
+    /// a room message into a broadcast for everyone.
+    #[test]
+    fn a_stored_row_with_a_bad_room_is_an_error_not_a_broadcast() {
+        let row = |room: Option<&str>| Row {
+            id: 7,
+            room: room.map(str::to_owned),
+            user_id: None,
+            username: None,
+            body: "x".into(),
+            sent_at: String::new(),
+            deletes: None,
+        };
+        let bad = StoredMessage::try_from(row(Some("Not A Room")));
+        assert!(bad.is_err(), "a corrupt room was read as {bad:?}");
+        let broadcast = StoredMessage::try_from(row(None)).expect("a broadcast row");
+        assert!(broadcast.is_broadcast());
+    }
+
     /// History pages and replays must read through `messages_room_id`, never scan the log.
     #[tokio::test]
     async fn history_and_replay_read_through_the_index() {

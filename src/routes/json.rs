@@ -94,7 +94,10 @@ pub fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         });
     }
     serde_json::from_slice(body).map_err(|e| {
-        let code = if e.is_data() {
+        // serde reports some shape errors (e.g. `null` for an enum) as syntax errors; only
+        // a body that is not JSON at all is `invalid_json`.
+        let well_formed = || serde_json::from_slice::<IgnoredAny>(body).is_ok();
+        let code = if e.is_data() || well_formed() {
             ErrorCode::InvalidRequest
         } else {
             ErrorCode::InvalidJson

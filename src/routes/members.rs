@@ -96,7 +96,26 @@ pub async fn list(state: web::Data<AppState>, room: VisibleRoom) -> Result<HttpR
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRole {
-    role: MemberRole,
+    role: GivenRole,
+}
+
+/// The roles a member can be given; nobody is made the owner.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GivenRole {
+    /// Belongs to the room.
+    Member,
+    /// Adds and removes members, deletes messages.
+    Moderator,
+}
+
+impl From<GivenRole> for MemberRole {
+    fn from(r: GivenRole) -> Self {
+        match r {
+            GivenRole::Member => MemberRole::Member,
+            GivenRole::Moderator => MemberRole::Moderator,
+        }
+    }
 }
 
 async fn target(state: &AppState, username: &str) -> Result<crate::domain::User, ApiError> {
@@ -131,14 +150,15 @@ pub async fn set(
     }
     let user = target(&state, &path.1).await?;
     let current = state.db.member_role(room.name(), user.id).await?;
-    if !room.view.may_set_role(current, body.role) {
+    let role = MemberRole::from(body.role);
+    if !room.view.may_set_role(current, role) {
         return Err(ApiError::Forbidden(
             "owners and moderators add members; only the owner names moderators",
         ));
     }
-    state.db.set_member(room.name(), user.id, body.role).await?;
+    state.db.set_member(room.name(), user.id, role).await?;
     Ok(HttpResponse::Ok().json(json!({
-        "member": { "id": user.id, "username": user.username, "role": body.role }
+        "member": { "id": user.id, "username": user.username, "role": role }
     })))
 }
 
