@@ -210,7 +210,11 @@ async fn a_deletion_goes_live_as_message_deleted_to_message_subscribers() {
     let bob = app.user("bob").await;
     let mut sse = bob.listen(&["r"], Some(&["message"])).await;
     let id = alice.say_id("r", "oops").await;
-    assert_eq!(sse.expect_next("message").await.id_num(), id);
+    assert_eq!(
+        sse.expect_next("message").await.id_num(),
+        id,
+        "the message before its deletion"
+    );
     assert_deleted(delete_message(&alice, "r", id).await, "the author").await;
 
     let e = sse.expect_next("message_deleted").await;
@@ -427,6 +431,14 @@ async fn ban(app: &TestApp, method: Method, user: &str) -> reqwest::Response {
     as_admin_token(app, method, &format!("/api/admin/users/{user}/ban")).await
 }
 
+/// Bans `user` with the admin token, which must answer `200`.
+async fn ban_ok(app: &TestApp, user: &str) {
+    let res = ban(app, Method::POST, user).await;
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "banning {user} (body: {text})");
+}
+
 #[tokio::test]
 async fn a_ban_closes_every_stream_of_that_user_and_counts_them() {
     let app = spawn_app_with_admin().await;
@@ -462,9 +474,10 @@ async fn a_banned_users_streams_leave_their_rooms() {
     let _a = alice.listen(&["r"], None).await;
     assert_eq!(
         watcher.expect_next("presence").await.json()["action"],
-        "join"
+        "join",
+        "alice's join before the ban"
     );
-    assert_eq!(ban(&app, Method::POST, "alice").await.status(), 200);
+    ban_ok(&app, "alice").await;
     let leave = watcher.expect_next("presence").await.json();
     assert_eq!(
         leave,
@@ -482,7 +495,7 @@ async fn a_ban_ends_the_users_sessions() {
         other_login.login("alice", "password123").await.status(),
         200
     );
-    assert_eq!(ban(&app, Method::POST, "alice").await.status(), 200);
+    ban_ok(&app, "alice").await;
     assert_error(alice.get("/api/me").await, 401, "unauthorized").await;
     assert_error(other_login.get("/api/me").await, 401, "unauthorized").await;
 }
@@ -491,7 +504,7 @@ async fn a_ban_ends_the_users_sessions() {
 async fn a_banned_user_logging_in_gets_403_account_banned() {
     let app = spawn_app_with_admin().await;
     app.user("alice").await;
-    assert_eq!(ban(&app, Method::POST, "alice").await.status(), 200);
+    ban_ok(&app, "alice").await;
     let c = app.client();
     assert_error(c.login("alice", "password123").await, 403, "account_banned").await;
     assert_error(c.get("/api/me").await, 401, "unauthorized").await;
@@ -501,7 +514,7 @@ async fn a_banned_user_logging_in_gets_403_account_banned() {
 async fn an_unban_answers_204_and_the_user_logs_in_again() {
     let app = spawn_app_with_admin().await;
     app.user("alice").await;
-    assert_eq!(ban(&app, Method::POST, "alice").await.status(), 200);
+    ban_ok(&app, "alice").await;
     let res = ban(&app, Method::DELETE, "alice").await;
     assert_eq!(res.status(), 204, "unbanning alice");
     let c = app.client();

@@ -85,6 +85,14 @@ pub async fn remove(c: &Client, room: &str, user: &str) -> reqwest::Response {
     .await
 }
 
+/// Removes `user` from `room`, which must answer `204`.
+pub async fn remove_ok(c: &Client, room: &str, user: &str) {
+    let res = remove(c, room, user).await;
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    assert_eq!(status, 204, "DELETE {user} from {room} (body: {text})");
+}
+
 /// `DELETE /api/rooms/{room}/messages/{id}`, the raw response.
 pub async fn delete_message(c: &Client, room: &str, id: i64) -> reqwest::Response {
     send(
@@ -797,7 +805,7 @@ async fn a_removed_members_connections_leave_the_room_and_others_see_it() {
     let join = watcher.expect_next("presence").await.json();
     assert_eq!(join["action"], "join", "bob's join: {join}");
 
-    assert_eq!(remove(&owner, "club", "bob").await.status(), 204);
+    remove_ok(&owner, "club", "bob").await;
     let leave = watcher.expect_next("presence").await.json();
     assert_eq!(
         leave,
@@ -821,7 +829,7 @@ async fn each_removed_connection_gets_one_removed_event_whatever_its_filter() {
     // Drain what the second tab's join sent to the first.
     until_sentinel(&app, &mut all).await;
 
-    assert_eq!(remove(&owner, "club", "bob").await.status(), 204);
+    remove_ok(&owner, "club", "bob").await;
     let expected = json!({ "room": "club", "by": owner.user_ref().await });
     for (what, sse) in [("all events", &mut all), ("typing only", &mut typing_only)] {
         let seen = until_sentinel(&app, sse).await;
@@ -850,7 +858,7 @@ async fn a_removed_user_is_a_stranger_to_the_room() {
     let app = spawn_app().await;
     let (owner, bob) = club_with_member(&app).await;
     let sse = bob.listen(&["club"], None).await;
-    assert_eq!(remove(&owner, "club", "bob").await.status(), 204);
+    remove_ok(&owner, "club", "bob").await;
     let res = bob.try_subscribe(&sse, json!({ "rooms": ["club"] })).await;
     assert_unknown_room(res, "subscribe after removal").await;
     assert_unknown_room(
@@ -871,7 +879,7 @@ async fn removal_leaves_the_connections_other_rooms_alone() {
     let app = spawn_app().await;
     let (owner, bob) = club_with_member(&app).await;
     let mut sse = bob.listen(&["club", "lobby"], Some(&["message"])).await;
-    assert_eq!(remove(&owner, "club", "bob").await.status(), 204);
+    remove_ok(&owner, "club", "bob").await;
     sse.expect_next("removed").await;
     let id = owner.say_id("lobby", "still with you").await;
     let e = sse.expect_next("message").await;
@@ -887,7 +895,7 @@ async fn messages_of_the_room_stop_reaching_a_removed_connection() {
     let app = spawn_app_with_admin().await;
     let (owner, bob) = club_with_member(&app).await;
     let mut sse = bob.listen(&["club"], Some(&["message"])).await;
-    assert_eq!(remove(&owner, "club", "bob").await.status(), 204);
+    remove_ok(&owner, "club", "bob").await;
     sse.expect_next("removed").await;
     owner.say("club", "after you left").await;
     let seen = until_sentinel(&app, &mut sse).await;
