@@ -1,12 +1,16 @@
 //! End to end, over real sockets: server memory per idle SSE stream and server CPU per
 //! delivered event, measured from outside the real binary (/proc of the server process).
 //!
-//! `cargo bench --bench streams` (options: `-- --streams 5000 --messages 100`). The client
-//! side runs in this process; only the server's RSS and CPU time are counted.
+//! `cargo bench --bench streams` (options: `-- --streams 5000 --messages 100`, or `--quick`).
+//! The client side runs in this process; only the server is counted. Memory is the server's
+//! PSS, all in (allocator arenas and pages kept after frees included): divided by the
+//! streams, and as growth over the same server idle (after start-up and the one
+//! registration this tool needs, whose argon2 hash leaves its own arenas behind).
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -16,42 +20,6 @@ use std::{
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-
-fn arg(name: &str, default: usize) -> usize {
-    std::env::args()
-        .skip_while(|a| a != name)
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Resident memory of a process, bytes.
-fn rss(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| {
-            v.trim()
-                .trim_end_matches(" kB")
-                .trim()
-                .parse::<usize>()
-                .ok()
-        })
-        .unwrap_or(0)
-        * 1024
-}
-
-/// User + system CPU time of a process, seconds.
-fn cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the `(comm)`; utime and stime are the 14th and 15th overall.
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
 
 struct Stream {
     id: String,
@@ -81,38 +49,15 @@ async fn open(http: &reqwest::Client, base: &str) -> Stream {
 
 #[tokio::main]
 async fn main() {
-    let streams = arg("--streams", 5000);
-    let messages = arg("--messages", 100);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_roomcast"))
-        .current_dir(dir.path())
-        .env("ROOMCAST__SERVER__PORT", "0")
-        .env("ROOMCAST__SERVER__DATA_DIR", dir.path())
-        .env(
-            "ROOMCAST__DATABASE__URL",
-            format!("sqlite://{}/rc.db?mode=rwc", dir.path().display()),
-        )
-        .env("ROOMCAST__RATE_LIMIT__MESSAGES_PER_SEC", "1000000")
-        .env("ROOMCAST__RATE_LIMIT__MESSAGES_BURST", "1000000")
-        .env("ROOMCAST__SSE__HEARTBEAT_SECS", "3600")
-        .env("RUST_LOG", "roomcast=info,actix_server=warn")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let pid = server.id();
-    let mut lines = BufReader::new(server.stderr.take().expect("stderr")).lines();
-    let port = loop {
-        let line = lines.next().expect("server output").expect("line");
-        if let Some(rest) = line.split("port=").nth(1) {
-            break rest
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let base = format!("http://127.0.0.1:{port}");
+    let quick = common::quick();
+    let streams = common::arg("--streams", if quick { 200usize } else { 5000 });
+    let messages = common::arg("--messages", if quick { 10usize } else { 100 });
+    let server = common::Server::start(
+        "127.0.0.1",
+        &[("ROOMCAST__SSE__HEARTBEAT_SECS", "3600".to_owned())],
+    );
+    let pid = server.pid;
+    let base = format!("http://127.0.0.1:{}", server.port);
     let http = reqwest::Client::builder()
         .cookie_store(true)
         .pool_max_idle_per_host(0)
@@ -124,33 +69,29 @@ async fn main() {
         .send()
         .await
         .expect("register");
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 201, "registering the bench user");
 
-    // Warm up, then measure the memory that each further idle, subscribed stream adds.
-    let warm = 200.min(streams / 10);
+    // The idle server: start-up plus the registration, nothing streamed yet.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (pss_idle, rss_idle) = (common::pss(Some(pid)), common::rss(Some(pid)));
+
     let mut open_streams = Vec::with_capacity(streams);
-    let mut opened = 0;
-    let (mut rss_base, mut base_count) = (0, 0);
-    while opened < streams {
-        let batch = (streams - opened).min(250);
+    while open_streams.len() < streams {
+        let batch = (streams - open_streams.len()).min(250);
         let more = futures_util::future::join_all((0..batch).map(|_| open(&http, &base))).await;
-        futures_util::future::join_all(more.iter().map(|s| {
+        let answers = futures_util::future::join_all(more.iter().map(|s| {
             http.post(format!("{base}/api/subscribe"))
                 .json(&json!({ "connection_id": s.id, "rooms": ["bench"], "events": ["message"] }))
                 .send()
         }))
         .await;
-        opened += batch;
-        open_streams.extend(more);
-        if opened >= warm && rss_base == 0 {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            rss_base = rss(pid);
-            base_count = opened;
+        for a in answers {
+            assert_eq!(a.expect("subscribe").status(), 200, "subscribe answered");
         }
+        open_streams.extend(more);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_all = rss(pid);
-    let per_stream = (rss_all.saturating_sub(rss_base)) as f64 / (streams - base_count) as f64;
+    let (pss_all, rss_all) = (common::pss(Some(pid)), common::rss(Some(pid)));
 
     // Deliveries: every stream reads every message; count the server's CPU meanwhile.
     let received = Arc::new(AtomicUsize::new(0));
@@ -177,7 +118,7 @@ async fn main() {
             })
         })
         .collect();
-    let cpu_before = cpu(pid);
+    let cpu_before = common::cpu_secs(pid);
     let started = Instant::now();
     let body = "x".repeat(100);
     for _ in 0..messages {
@@ -193,7 +134,7 @@ async fn main() {
         r.await.expect("reader");
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_used = cpu(pid) - cpu_before;
+    let cpu_used = common::cpu_secs(pid) - cpu_before;
     let delivered = received.load(Ordering::Relaxed);
     assert_eq!(
         delivered,
@@ -201,11 +142,23 @@ async fn main() {
         "every stream got every message"
     );
 
+    let n = streams as f64;
     println!("roomcast, {streams} idle SSE streams subscribed to one room (server process only)");
     println!(
-        "  memory per idle stream: {:.1} KiB  (RSS {:.1} MiB with all open)",
-        per_stream / 1024.0,
-        rss_all as f64 / 1048576.0
+        "  idle server (start-up + 1 registration): PSS {:.1} MiB (RSS {:.1} MiB)",
+        common::mib(pss_idle),
+        common::mib(rss_idle)
+    );
+    println!(
+        "  with the streams open: PSS {:.1} MiB (RSS {:.1} MiB)",
+        common::mib(pss_all),
+        common::mib(rss_all)
+    );
+    println!(
+        "  memory per idle stream, all in: {:.1} KiB of PSS per stream, {:.1} KiB growth over \
+         the idle server",
+        pss_all as f64 / n / 1024.0,
+        pss_all.saturating_sub(pss_idle) as f64 / n / 1024.0
     );
     println!(
         "  {messages} messages x {streams} streams = {delivered} deliveries in {elapsed:.2} s: \
@@ -213,6 +166,4 @@ async fn main() {
         cpu_used * 1e6 / delivered as f64,
         delivered as f64 / elapsed
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }

@@ -1,0 +1,156 @@
+//! What the benches share: options (quick mode included), memory and fd readings from
+//! `/proc`, and a real roomcast server started in a temporary directory.
+//!
+//! Each bench compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    str::FromStr,
+};
+
+/// Whether to run small and fast (CI): `-- --quick`, or `ROOMCAST_BENCH_QUICK=1`.
+pub fn quick() -> bool {
+    std::env::args().any(|a| a == "--quick")
+        || std::env::var("ROOMCAST_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Whether `--name` was given.
+pub fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// The value after `--name`, or `default`. A value that does not parse stops the bench, so
+/// a typo never silently measures the default.
+pub fn arg<T: FromStr>(name: &str, default: T) -> T {
+    match std::env::args().skip_while(|a| a != name).nth(1) {
+        None => default,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            eprintln!("{name} {v}: not a valid value");
+            std::process::exit(2)
+        }),
+    }
+}
+
+/// The `field:` line of a `/proc` key-value file (values in kB), in bytes.
+fn proc_kb(path: &str, field: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no {field} line in {path}"))
+        * 1024
+}
+
+/// `/proc/self` or `/proc/PID`.
+fn proc_dir(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "/proc/self".to_owned(), |p| format!("/proc/{p}"))
+}
+
+/// Proportional set size, bytes: every page the process maps, shared pages divided among
+/// their users. Unlike a heap counter it includes allocator arenas and freed-but-kept pages.
+pub fn pss(pid: Option<u32>) -> u64 {
+    proc_kb(&format!("{}/smaps_rollup", proc_dir(pid)), "Pss:")
+}
+
+/// Resident set size, bytes.
+pub fn rss(pid: Option<u32>) -> u64 {
+    proc_kb(&format!("{}/smaps_rollup", proc_dir(pid)), "Rss:")
+}
+
+/// Open file descriptors (sockets included).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("listing /proc/{pid}/fd: {e}"))
+        .count()
+}
+
+/// User + system CPU time of a process, seconds.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`; utime and stime are the 14th and 15th overall.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Bytes as MiB.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+/// A roomcast server (the real binary) on a free port with its own temporary data
+/// directory; killed when dropped.
+pub struct Server {
+    child: Child,
+    /// Its process id, for `/proc`.
+    pub pid: u32,
+    /// The port it listens on.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the server listening on `host` with the bench's settings plus `env`
+    /// (`ROOMCAST__…` overrides; the bench's own environment is inherited too). The binary
+    /// is this build's, or `ROOMCAST_BENCH_BIN` to measure another build.
+    pub fn start(host: &str, env: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = std::env::var_os("ROOMCAST_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_roomcast").into());
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(dir.path())
+            .env("ROOMCAST__SERVER__HOST", host)
+            .env("ROOMCAST__SERVER__PORT", "0")
+            .env("ROOMCAST__SERVER__DATA_DIR", dir.path())
+            .env(
+                "ROOMCAST__DATABASE__URL",
+                format!("sqlite://{}/rc.db?mode=rwc", dir.path().display()),
+            )
+            .env("ROOMCAST__RATE_LIMIT__MESSAGES_PER_SEC", "1000000")
+            .env("ROOMCAST__RATE_LIMIT__MESSAGES_BURST", "1000000")
+            // A load tool is one client with many streams: lift the per-client caps, keep
+            // the server-wide ones near the open-file limit.
+            .env("ROOMCAST__LIMITS__STREAMS_PER_USER", "1000000")
+            .env("ROOMCAST__LIMITS__STREAMS_PER_SESSION", "1000000")
+            .env("ROOMCAST__LIMITS__MAX_STREAMS", "19000")
+            .env("ROOMCAST__SERVER__MAX_CONNECTIONS", "19500")
+            .env("RUST_LOG", "roomcast=info,actix_server=warn")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start the server");
+        let pid = child.id();
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("the server exited before saying its port")
+                .expect("server output");
+            if let Some(rest) = line.split("port=").nth(1) {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                break digits.parse().expect("port number");
+            }
+        };
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            pid,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
