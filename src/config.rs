@@ -434,7 +434,7 @@ impl Settings {
         )?;
         if let Some(origin) = &self.server.public_origin {
             check(
-                crate::web_security::Origin::parse_bare(origin).is_some(),
+                crate::domain::Origin::parse_bare(origin).is_some(),
                 "server.public_origin",
                 "must be scheme://host[:port] with scheme http or https and no path",
             )?;

@@ -86,18 +86,26 @@ error_codes! {
     InvalidCredentials = "invalid_credentials" => UNAUTHORIZED,
     /// logged in but not allowed
     Forbidden = "forbidden" => FORBIDDEN,
+    /// the account is banned; it cannot log in
+    AccountBanned = "account_banned" => FORBIDDEN,
     /// no such route
     NotFound = "not_found" => NOT_FOUND,
     /// no such connection, or not the caller's
     UnknownConnection = "unknown_connection" => NOT_FOUND,
     /// no such user
     UnknownUser = "unknown_user" => NOT_FOUND,
+    /// no such room, or a private room the caller is not a member of
+    UnknownRoom = "unknown_room" => NOT_FOUND,
+    /// no such message in that room (or it was deleted)
+    UnknownMessage = "unknown_message" => NOT_FOUND,
     /// the path exists, the method does not
     MethodNotAllowed = "method_not_allowed" => METHOD_NOT_ALLOWED,
     /// the request took too long to arrive
     RequestTimeout = "request_timeout" => REQUEST_TIMEOUT,
     /// the username is taken
     UsernameTaken = "username_taken" => CONFLICT,
+    /// the room name was created before, has history, or has subscribers now
+    RoomTaken = "room_taken" => CONFLICT,
     /// the request body is over the cap
     PayloadTooLarge = "payload_too_large" => PAYLOAD_TOO_LARGE,
     /// a custom event's `data` is over its cap
@@ -168,6 +176,9 @@ pub enum ApiError {
     /// 403: logged in but not allowed.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 403: the account is banned.
+    #[error("this account is banned")]
+    AccountBanned,
     /// 404: no such thing (or not yours).
     #[error("{message}")]
     NotFound {
@@ -254,6 +265,17 @@ impl ApiError {
         }
     }
 
+    /// The answer for a room that does not exist for the caller (a private room it is not a
+    /// member of looks exactly like this).
+    pub fn unknown_room() -> Self {
+        Self::not_found(ErrorCode::UnknownRoom, "no such room")
+    }
+
+    /// The answer for a message id that is not a message of that room.
+    pub fn unknown_message() -> Self {
+        Self::not_found(ErrorCode::UnknownMessage, "no such message in this room")
+    }
+
     /// The answer for a connection id that does not exist or is not the caller's.
     pub fn unknown_connection() -> Self {
         Self::not_found(ErrorCode::UnknownConnection, "no such connection")
@@ -269,6 +291,7 @@ impl ApiError {
             Self::Unauthorized => ErrorCode::Unauthorized,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::AccountBanned => ErrorCode::AccountBanned,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::RequestTimeout { .. } => ErrorCode::RequestTimeout,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
@@ -329,6 +352,9 @@ impl From<HubError> for ApiError {
 
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
+        if let WriteError::Gone = e {
+            return Self::unknown_message();
+        }
         Self::Unavailable(e.to_string().into())
     }
 }

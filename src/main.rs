@@ -51,6 +51,18 @@ enum UserCommand {
     },
     /// List accounts.
     List,
+    /// Ban an account: its sessions end and it cannot log in. (A running server closes its
+    /// open streams when banned through `POST /api/admin/users/{name}/ban`; from here they
+    /// stop at their next request or reconnect.)
+    Ban {
+        /// The account.
+        name: String,
+    },
+    /// Lift a ban: the account may log in again.
+    Unban {
+        /// The account.
+        name: String,
+    },
 }
 
 #[tokio::main]
@@ -115,6 +127,20 @@ async fn user_command(db: &Db, settings: &Settings, command: UserCommand) -> any
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user named {name}"))?;
             println!("{} is now {}", user.username, role.as_str());
+        }
+        UserCommand::Ban { name } => {
+            let user = db
+                .set_banned(&name, true)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user named {name}"))?;
+            println!("{} is banned; its sessions are ended", user.username);
+        }
+        UserCommand::Unban { name } => {
+            let user = db
+                .set_banned(&name, false)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no user named {name}"))?;
+            println!("{} may log in again", user.username);
         }
         UserCommand::List => {
             for u in db.list_users().await? {

@@ -41,6 +41,9 @@ pub enum WriteError {
     /// writer's log line.
     #[error("storing the message failed; try again")]
     Failed,
+    /// A deletion whose message was already gone (deleted meanwhile).
+    #[error("no such message")]
+    Gone,
 }
 
 struct Job {
@@ -81,8 +84,27 @@ impl Writer {
         user: Option<UserRef>,
         body: MessageBody,
     ) -> Result<StoredMessage, WriteError> {
+        self.append(NewPost::Message { room, user, body }).await
+    }
+
+    /// Deletes message `message_id` of `room`, durably, and publishes the `message_deleted`
+    /// event that takes the next id. [`WriteError::Gone`] when it was already deleted.
+    pub async fn delete(
+        &self,
+        room: RoomName,
+        by: Option<UserRef>,
+        message_id: i64,
+    ) -> Result<StoredMessage, WriteError> {
+        self.append(NewPost::Deletion {
+            room,
+            by,
+            message_id,
+        })
+        .await
+    }
+
+    async fn append(&self, post: NewPost) -> Result<StoredMessage, WriteError> {
         let (reply, answer) = oneshot::channel();
-        let post = NewPost { room, user, body };
         self.tx
             .send(Job { post, reply })
             .await
@@ -120,11 +142,18 @@ async fn run(
         match log.append(&posts).await {
             Ok(stored) => {
                 healthy.store(true, Ordering::Release);
-                metrics::counter!("roomcast_messages_stored_total").increment(stored.len() as u64);
+                let n = stored.iter().flatten().count();
+                metrics::counter!("roomcast_messages_stored_total").increment(n as u64);
                 metrics::counter!("roomcast_writer_commits_total").increment(1);
                 for (job, msg) in batch.drain(..).zip(stored) {
-                    broker.publish(&msg);
-                    let _ = job.reply.send(Ok(msg));
+                    let answer = match msg {
+                        Some(msg) => {
+                            broker.publish(&msg);
+                            Ok(msg)
+                        }
+                        None => Err(WriteError::Gone),
+                    };
+                    let _ = job.reply.send(answer);
                 }
             }
             Err(e) => {

@@ -72,7 +72,13 @@ pub async fn login(
     if throttled {
         state.limits.login_attempt(username)?;
     }
-    let outcome = authenticate(&state.db, &state.passwords, username, password).await;
+    let mut outcome = authenticate(&state.db, &state.passwords, username, password).await;
+    // Only a right password learns that the account is banned.
+    if let Ok(user) = &outcome
+        && state.db.is_banned(user.id).await?
+    {
+        outcome = Err(ApiError::AccountBanned);
+    }
     if throttled {
         match &outcome {
             Ok(_) => state.limits.login_succeeded(username),

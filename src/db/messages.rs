@@ -17,6 +17,7 @@ struct Row {
     username: Option<String>,
     body: String,
     sent_at: String,
+    deletes: Option<i64>,
 }
 
 impl TryFrom<Row> for StoredMessage {
@@ -39,6 +40,7 @@ impl TryFrom<Row> for StoredMessage {
             }),
             body: r.body,
             sent_at: r.sent_at,
+            deletes: r.deletes,
         })
     }
 }
@@ -47,13 +49,16 @@ fn decode(rows: Vec<Row>) -> sqlx::Result<Vec<StoredMessage>> {
     rows.into_iter().map(StoredMessage::try_from).collect()
 }
 
-const SELECT: &str = "SELECT m.id, m.room, m.user_id, u.username, m.body, m.sent_at \
+const SELECT: &str = "SELECT m.id, m.room, m.user_id, u.username, m.body, m.sent_at, m.deletes \
                       FROM messages m LEFT JOIN users u ON u.id = m.user_id ";
 
 /// A history page, newest first unless `after` is set (then oldest first).
 fn page_query(prefix: &str, room: &RoomName, page: Page) -> QueryBuilder<Sqlite> {
     let mut q = QueryBuilder::<Sqlite>::new(format!("{prefix}{SELECT}"));
-    q.push("WHERE m.room = ").push_bind(room.as_str());
+    // Deletion events are not messages; history shows what is left.
+    q.push("WHERE m.room = ")
+        .push_bind(room.as_str())
+        .push(" AND m.deletes IS NULL");
     if let Some(before) = page.before {
         q.push(" AND m.id < ").push_bind(before);
     }
@@ -183,15 +188,28 @@ impl Db {
     }
 }
 
-/// A post waiting to be appended.
+/// An event waiting to be appended.
 #[derive(Debug, Clone)]
-pub struct NewPost {
-    /// The room, or `None` for a broadcast.
-    pub room: Option<RoomName>,
-    /// The author; `None` for a broadcast sent with the API token.
-    pub user: Option<UserRef>,
-    /// The text.
-    pub body: MessageBody,
+pub enum NewPost {
+    /// A room message, or a broadcast (`room` empty).
+    Message {
+        /// The room, or `None` for a broadcast.
+        room: Option<RoomName>,
+        /// The author; `None` for a broadcast sent with the API token.
+        user: Option<UserRef>,
+        /// The text.
+        body: MessageBody,
+    },
+    /// The deletion of message `message_id` of `room`: its row goes, a `message_deleted`
+    /// event takes the next id.
+    Deletion {
+        /// The message's room.
+        room: RoomName,
+        /// Who deleted it; `None` for the API token.
+        by: Option<UserRef>,
+        /// The message removed.
+        message_id: i64,
+    },
 }
 
 /// The writer's own connection to the message log: appends batches, one transaction each.
@@ -200,42 +218,87 @@ pub struct MessageLog {
 }
 
 impl MessageLog {
-    /// Inserts the batch with one multi-row statement in one transaction (one fsync) and
-    /// returns the stored events in the batch's order, with their ids.
-    pub async fn append(&mut self, batch: &[&NewPost]) -> anyhow::Result<Vec<StoredMessage>> {
+    /// Appends the batch in one transaction (one fsync): deletions first remove their
+    /// message, then every event is inserted with one multi-row statement. Answers each
+    /// post in the batch's order: the stored event, or `None` for a deletion whose message
+    /// was already gone (nothing stored for it).
+    pub async fn append(
+        &mut self,
+        batch: &[&NewPost],
+    ) -> anyhow::Result<Vec<Option<StoredMessage>>> {
         let sent_at = now_rfc3339();
-        let mut q =
-            QueryBuilder::<Sqlite>::new("INSERT INTO messages (room, user_id, body, sent_at) ");
-        q.push_values(batch, |mut row, post| {
-            row.push_bind(post.room.as_ref().map(|r| r.as_str().to_owned()))
-                .push_bind(post.user.as_ref().map(|u| u.id))
-                .push_bind(post.body.as_str().to_owned())
-                .push_bind(sent_at.clone());
-        });
-        q.push(" RETURNING id");
         let mut tx = self.conn.begin().await?;
-        let mut ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+        let mut events: Vec<(usize, StoredMessage)> = Vec::with_capacity(batch.len());
+        for (i, post) in batch.iter().enumerate() {
+            let event = match post {
+                NewPost::Message { room, user, body } => StoredMessage {
+                    id: 0,
+                    room: room.clone(),
+                    user: user.clone(),
+                    body: body.as_str().to_owned(),
+                    sent_at: sent_at.clone(),
+                    deletes: None,
+                },
+                NewPost::Deletion {
+                    room,
+                    by,
+                    message_id,
+                } => {
+                    let gone = sqlx::query(
+                        "DELETE FROM messages WHERE id = ? AND room = ? AND deletes IS NULL",
+                    )
+                    .bind(message_id)
+                    .bind(room.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if gone == 0 {
+                        continue;
+                    }
+                    StoredMessage {
+                        id: 0,
+                        room: Some(room.clone()),
+                        user: by.clone(),
+                        body: String::new(),
+                        sent_at: sent_at.clone(),
+                        deletes: Some(*message_id),
+                    }
+                }
+            };
+            events.push((i, event));
+        }
+        if !events.is_empty() {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO messages (room, user_id, body, sent_at, deletes) ",
+            );
+            q.push_values(&events, |mut row, (_, e)| {
+                row.push_bind(e.room.as_ref().map(|r| r.as_str().to_owned()))
+                    .push_bind(e.user.as_ref().map(|u| u.id))
+                    .push_bind(e.body.clone())
+                    .push_bind(e.sent_at.clone())
+                    .push_bind(e.deletes);
+            });
+            q.push(" RETURNING id");
+            let mut ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+            anyhow::ensure!(
+                ids.len() == events.len(),
+                "insert returned {} ids for {} rows",
+                ids.len(),
+                events.len()
+            );
+            // Rows are inserted in VALUES order by the only writer, so ascending ids match
+            // it; sorting makes that independent of the order RETURNING happens to use.
+            ids.sort_unstable();
+            for ((_, e), id) in events.iter_mut().zip(ids) {
+                e.id = id;
+            }
+        }
         tx.commit().await?;
-        anyhow::ensure!(
-            ids.len() == batch.len(),
-            "insert returned {} ids for {} rows",
-            ids.len(),
-            batch.len()
-        );
-        // Rows are inserted in VALUES order by the only writer, so ascending ids match it;
-        // sorting makes that independent of the order RETURNING happens to use.
-        ids.sort_unstable();
-        Ok(batch
-            .iter()
-            .zip(ids)
-            .map(|(post, id)| StoredMessage {
-                id,
-                room: post.room.clone(),
-                user: post.user.clone(),
-                body: post.body.as_str().to_owned(),
-                sent_at: sent_at.clone(),
-            })
-            .collect())
+        let mut out: Vec<Option<StoredMessage>> = vec![None; batch.len()];
+        for (i, e) in events {
+            out[i] = Some(e);
+        }
+        Ok(out)
     }
 
     /// One small committed write, to learn whether the log takes writes again.

@@ -3,6 +3,7 @@
 //! writer (`crate::writer`). Rows come back as domain types; nothing here makes SSE bytes.
 
 mod messages;
+mod rooms;
 mod sessions;
 mod users;
 
@@ -15,6 +16,7 @@ use sqlx::{
 };
 
 pub use messages::{MessageLog, NewPost, Page};
+pub use rooms::{CreateRoomError, Member, MyRoom};
 pub use sessions::SqlSessionStore;
 pub use users::CreateUserError;
 

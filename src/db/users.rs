@@ -81,14 +81,48 @@ impl Db {
         Ok(row.map(|r| (r.user(), r.password_hash)))
     }
 
-    /// A user by id.
+    /// A user by id; a banned account is no user (its sessions are worthless).
     pub async fn user_by_id(&self, id: Uuid) -> sqlx::Result<Option<User>> {
-        let row: Option<UserRow> =
-            sqlx::query_as("SELECT id, username, role, password_hash FROM users WHERE id = ?")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, username, role, password_hash FROM users WHERE id = ? AND banned = 0",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(row.map(|r| r.user()))
+    }
+
+    /// Whether the account is banned.
+    pub async fn is_banned(&self, id: Uuid) -> sqlx::Result<bool> {
+        let (banned,): (bool,) = sqlx::query_as("SELECT banned FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .unwrap_or((false,));
+        Ok(banned)
+    }
+
+    /// Bans or unbans an account; a ban also deletes its sessions. `None` when there is no
+    /// such user.
+    pub async fn set_banned(&self, username: &str, banned: bool) -> sqlx::Result<Option<User>> {
+        let Some((user, _)) = self.user_for_login(username).await? else {
+            return Ok(None);
+        };
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE users SET banned = ? WHERE id = ?")
+            .bind(banned)
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        if banned {
+            // actix-session keeps each entry JSON-encoded: the id is stored as "\"<uuid>\"".
+            sqlx::query("DELETE FROM sessions WHERE json_extract(state, '$.user_id') = ?")
+                .bind(format!("\"{}\"", user.id))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(user))
     }
 
     /// Sets a user's role; `None` when there is no such user.

@@ -5,14 +5,18 @@
 
 mod message;
 mod names;
+mod origin;
 mod requests;
+mod room;
 mod user;
 
-pub use message::{BroadcastJson, MessageJson, StoredMessage};
+pub use message::{BroadcastJson, DeletedJson, MessageJson, StoredMessage};
 pub use names::{
     ConnectionId, EventName, MessageBody, Password, RESERVED_EVENTS, RoomName, Username,
 };
+pub use origin::Origin;
 pub use requests::{SubscribeBody, UnsubscribeBody};
+pub use room::{MemberRole, RoomRecord, RoomView, Visibility};
 pub use user::{Role, User, UserRef};
 
 /// Most rooms one connection may hold (and name in one request).

@@ -4,27 +4,31 @@
 use serde::Deserialize;
 
 /// Body of `POST /api/subscribe`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeBody {
     /// The stream's id, from its `connected` event.
     pub connection_id: String,
     /// Rooms to join (1..=100).
+    #[schema(value_type = Vec<super::RoomName>, min_items = 1, max_items = 100)]
     pub rooms: Vec<String>,
     /// Event names to receive; `None` means all.
+    #[schema(value_type = Option<Vec<super::EventName>>)]
     pub events: Option<Vec<String>>,
     /// Resume after this id.
     pub last_event_id: Option<i64>,
     /// Or: the last N messages of each room.
+    #[schema(maximum = 200)]
     pub history: Option<u32>,
 }
 
 /// Body of `POST /api/unsubscribe`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnsubscribeBody {
     /// The stream's id.
     pub connection_id: String,
     /// Rooms to leave.
+    #[schema(value_type = Vec<super::RoomName>)]
     pub rooms: Vec<String>,
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A user's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Anyone who registered.
@@ -35,7 +35,7 @@ impl Role {
 }
 
 /// The public face of a user, as the contract's `User` object.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     /// Stable id.
     pub id: Uuid,
@@ -46,11 +46,12 @@ pub struct User {
 }
 
 /// The part of a user shown to others: `{"id","username"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 pub struct UserRef {
     /// Stable id.
     pub id: Uuid,
     /// Display name.
+    #[schema(value_type = String)]
     pub username: Arc<str>,
 }
 

@@ -31,10 +31,23 @@ pub fn encode(event: &str, id: Option<i64>, data: &impl Serialize) -> Bytes {
 /// A committed event as sent live and replayed: `message` for a room message, `broadcast`
 /// otherwise, with its `id:`.
 pub fn stored(event: &StoredMessage) -> Bytes {
+    if let Some(d) = event.deleted_json() {
+        return encode("message_deleted", Some(event.id), &d);
+    }
     match event.message_json() {
         Some(m) => encode("message", Some(event.id), &m),
         None => encode("broadcast", Some(event.id), &event.broadcast_json()),
     }
+}
+
+/// The ephemeral `removed` event: `by` took the connection's user out of `room`.
+pub fn removed(room: &crate::domain::RoomName, by: Option<&crate::domain::UserRef>) -> Bytes {
+    #[derive(Serialize)]
+    struct Removed<'a> {
+        room: &'a crate::domain::RoomName,
+        by: Option<&'a crate::domain::UserRef>,
+    }
+    encode("removed", None, &Removed { room, by })
 }
 
 /// The first frame of every stream: the reconnect delay and the connection id.

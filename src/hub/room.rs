@@ -31,7 +31,7 @@ pub(super) struct Room {
 }
 
 /// A room as listed by `GET /api/rooms`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RoomInfo {
     /// Room name.
     pub name: RoomName,
@@ -131,9 +131,46 @@ impl Hub {
         }
     }
 
-    /// The `limit` busiest rooms now: most subscribers first, then by name.
-    pub fn busiest_rooms(&self, limit: usize) -> Vec<RoomInfo> {
+    /// Takes every connection of `user` out of `room` at once (a member removed from a
+    /// private room): others see `presence` `leave`, and each such connection gets one
+    /// `removed` event whatever its filter. Returns how many connections left.
+    pub fn remove_member(&self, room: &RoomName, user: Uuid, by: Option<&UserRef>) -> usize {
+        // Collected first: cutting a connection takes its state lock, which comes before
+        // the room's shard in the lock order.
+        let ids: Vec<ConnectionId> = match self.rooms.get(room) {
+            Some(r) if r.has_user(user) => r.subscribers.keys().copied().collect(),
+            _ => return 0,
+        };
+        let frame = frame::removed(room, by);
+        let mut out = Delivery::default();
+        let mut left = 0;
+        for id in ids {
+            let Some((conn, tx)) = self
+                .connections
+                .get(&id)
+                .filter(|e| e.conn.user.id == user)
+                .map(|e| (e.conn.clone(), e.tx.clone()))
+            else {
+                continue;
+            };
+            let mut state = conn.state.lock();
+            if state.removed || !state.rooms.remove(room) {
+                continue;
+            }
+            self.leave_room(room, id, &conn.user, &mut out);
+            drop(state);
+            out.push(id, &tx, Outbound::Frame(frame.clone()));
+            left += 1;
+        }
+        self.settle(out);
+        left
+    }
+
+    /// The `limit` busiest rooms now that `keep` lets through: most subscribers first, then
+    /// by name.
+    pub fn busiest_rooms(&self, limit: usize, keep: impl Fn(&RoomName) -> bool) -> Vec<RoomInfo> {
         let mut all = self.rooms();
+        all.retain(|r| keep(&r.name));
         all.sort_by(|a, b| {
             b.subscribers
                 .cmp(&a.subscribers)
@@ -141,6 +178,11 @@ impl Hub {
         });
         all.truncate(limit);
         all
+    }
+
+    /// Whether `room` has subscribers now.
+    pub fn has_room(&self, room: &RoomName) -> bool {
+        self.rooms.contains_key(room)
     }
 
     /// Rooms that have subscribers now, sorted by name.

@@ -76,6 +76,16 @@ impl SubscribeRequest {
         self
     }
 
+    /// The connection it subscribes.
+    pub fn connection(&self) -> ConnectionId {
+        self.connection
+    }
+
+    /// The rooms it names.
+    pub fn rooms(&self) -> &[RoomName] {
+        &self.rooms
+    }
+
     /// What this request asks to replay.
     pub fn replay(&self) -> ReplayFrom {
         self.replay
@@ -154,7 +164,7 @@ impl TryFrom<UnsubscribeBody> for UnsubscribeRequest {
 }
 
 /// What a subscribe replayed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReplayOutcome {
     /// Events replayed.
     pub count: usize,
@@ -163,7 +173,7 @@ pub struct ReplayOutcome {
 }
 
 /// The answer to a subscribe (the contract's JSON shape).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Subscription {
     /// The connection.
     pub connection_id: ConnectionId,
@@ -176,7 +186,7 @@ pub struct Subscription {
 }
 
 /// The answer to an unsubscribe (the contract's JSON shape).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Unsubscription {
     /// The connection.
     pub connection_id: ConnectionId,

@@ -14,7 +14,7 @@ use crate::{
 use super::json::Json;
 
 /// Body of register and login.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     username: String,
@@ -22,6 +22,15 @@ pub struct Credentials {
 }
 
 /// `POST /api/register` → `201 {"user"}` and a logged-in session.
+#[utoipa::path(
+    post, path = "/api/register", tag = "accounts", request_body = Credentials,
+    responses(
+        (status = 201, body = super::openapi::replies::UserReply, description = "Registered and logged in; sets the session cookie"),
+        (status = 409, description = "`username_taken`"),
+        (status = 429, description = "`rate_limited`: too many attempts from this address; see `Retry-After`"),
+        (status = 503, description = "`unavailable`: password hashing is saturated; see `Retry-After`"),
+    )
+)]
 pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -36,6 +45,15 @@ pub async fn register(
 
 /// `POST /api/login` → `200 {"user"}`; `401 invalid_credentials`; `429` while the per-IP
 /// limit or the username's backoff holds; `503` when password hashing is saturated.
+#[utoipa::path(
+    post, path = "/api/login", tag = "accounts", request_body = Credentials,
+    responses(
+        (status = 200, body = super::openapi::replies::UserReply, description = "Logged in; sets the session cookie"),
+        (status = 401, description = "`invalid_credentials`, the same for an unknown user and a wrong password"),
+        (status = 429, description = "`rate_limited`: too many attempts from this address or for this username; see `Retry-After`"),
+        (status = 503, description = "`unavailable`: password hashing is saturated; see `Retry-After`"),
+    )
+)]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -49,6 +67,10 @@ pub async fn login(
 }
 
 /// `POST /api/logout` → `204`; the session is deleted and its streams closed.
+#[utoipa::path(
+    post, path = "/api/logout", tag = "accounts", security(("session" = [])),
+    responses((status = 204, description = "Session purged; its streams closed"))
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     _user: CurrentUser,
@@ -61,6 +83,10 @@ pub async fn logout(
 }
 
 /// `GET /api/me` → `200 {"user"}`.
+#[utoipa::path(
+    get, path = "/api/me", tag = "accounts", security(("session" = [])),
+    responses((status = 200, body = super::openapi::replies::UserReply, description = "The logged-in user"))
+)]
 pub async fn me(current: CurrentUser) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "user": current.user }))
 }

@@ -14,13 +14,21 @@ use crate::{
 use super::json::Json;
 
 /// Body of `POST /api/admin/broadcast`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBroadcast {
     body: String,
 }
 
 /// `POST /api/admin/broadcast`: stored, then sent to every open connection.
+#[utoipa::path(
+    post, path = "/api/admin/broadcast", tag = "admin", security(("session" = []), ("admin_token" = [])), request_body = NewBroadcast,
+    responses(
+        (status = 201, body = super::openapi::replies::BroadcastReply, description = "Stored, then sent to every open connection"),
+        (status = 403, description = "`forbidden`: logged in but not an admin"),
+        (status = 503, description = "`unavailable`: the message writer is not storing"),
+    )
+)]
 pub async fn broadcast(
     state: web::Data<AppState>,
     admin: Admin,
@@ -33,6 +41,13 @@ pub async fn broadcast(
 }
 
 /// `GET /api/admin/stats`: live figures.
+#[utoipa::path(
+    get, path = "/api/admin/stats", tag = "admin", security(("session" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, body = super::openapi::replies::StatsReply, description = "Live figures"),
+        (status = 403, description = "`forbidden`: logged in but not an admin"),
+    )
+)]
 pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
     let hub = state.hub.stats();
     let stored = state.db.count_messages().await?;
@@ -47,7 +62,60 @@ pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse,
     })))
 }
 
+/// `POST /api/admin/users/{username}/ban` → `{"closed": n}`: its streams close, its
+/// sessions end, its logins get `403 account_banned`.
+#[utoipa::path(
+    post, path = "/api/admin/users/{username}/ban", tag = "admin", security(("session" = []), ("admin_token" = [])),
+    params(("username" = String, Path, description = "Whom to ban", pattern = "^[A-Za-z0-9_]{3,32}$")),
+    responses(
+        (status = 200, body = super::openapi::replies::ClosedReply, description = "Banned; streams closed"),
+        (status = 403, description = "`forbidden`: logged in but not an admin"),
+        (status = 404, description = "`unknown_user`"),
+    )
+)]
+pub async fn ban(
+    state: web::Data<AppState>,
+    _: Admin,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(user) = state.db.set_banned(&username, true).await? else {
+        return Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user"));
+    };
+    let closed = state.hub.close_user(user.id);
+    Ok(HttpResponse::Ok().json(json!({ "closed": closed })))
+}
+
+/// `DELETE /api/admin/users/{username}/ban` → `204`: may log in again.
+#[utoipa::path(
+    delete, path = "/api/admin/users/{username}/ban", tag = "admin", security(("session" = []), ("admin_token" = [])),
+    params(("username" = String, Path, description = "Whom to unban", pattern = "^[A-Za-z0-9_]{3,32}$")),
+    responses(
+        (status = 204, description = "May log in again"),
+        (status = 403, description = "`forbidden`: logged in but not an admin"),
+        (status = 404, description = "`unknown_user`"),
+    )
+)]
+pub async fn unban(
+    state: web::Data<AppState>,
+    _: Admin,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    match state.db.set_banned(&username, false).await? {
+        Some(_) => Ok(HttpResponse::NoContent().finish()),
+        None => Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user")),
+    }
+}
+
 /// `POST /api/admin/users/{username}/disconnect` → `{"closed": n}`.
+#[utoipa::path(
+    post, path = "/api/admin/users/{username}/disconnect", tag = "admin", security(("session" = []), ("admin_token" = [])),
+    params(("username" = String, Path, description = "Whose streams to close", pattern = "^[A-Za-z0-9_]{3,32}$")),
+    responses(
+        (status = 200, body = super::openapi::replies::ClosedReply, description = "Streams closed"),
+        (status = 403, description = "`forbidden`: logged in but not an admin"),
+        (status = 404, description = "`unknown_user`"),
+    )
+)]
 pub async fn disconnect(
     state: web::Data<AppState>,
     _: Admin,

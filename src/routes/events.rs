@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
-use super::json::Json;
+use super::{access, json::Json};
 use crate::{
     auth::CurrentUser,
     domain::{SubscribeBody, UnsubscribeBody, UserRef},
@@ -12,6 +12,17 @@ use crate::{
 };
 
 /// `GET /api/events`: opens the stream; its first event carries the connection id.
+#[utoipa::path(
+    get, path = "/api/events", tag = "stream", security(("session" = [])),
+    params(("Last-Event-ID" = Option<i64>, Header, description = "Resume point for the next subscribe")),
+    responses(
+        (status = 200, body = String, content_type = "text/event-stream",
+        description = "Never ends. First `event: connected` with `{\"connection_id\",\"heartbeat_secs\"}`, then \
+                       `message`, `presence`, custom, `broadcast` events and `: ping` heartbeats"),
+        (status = 429, description = "`too_many_streams`: the user or session holds its most streams"),
+        (status = 503, description = "`unavailable`: the server holds its most streams"),
+    )
+)]
 pub async fn open(
     state: web::Data<AppState>,
     current: CurrentUser,
@@ -38,20 +49,53 @@ pub async fn open(
 }
 
 /// `POST /api/subscribe`: joins rooms, sets the event filter, replays what was missed.
+#[utoipa::path(
+    post, path = "/api/subscribe", tag = "stream", security(("session" = [])), request_body = SubscribeBody,
+    responses(
+        (status = 200, body = crate::hub::Subscription, description = "Rooms held now, the filter, what was replayed"),
+        (status = 404, description = "`unknown_connection`: no such stream, or not the caller's"),
+        (status = 503, description = "`unavailable`: the history could not be read"),
+    )
+)]
 pub async fn subscribe(
     state: web::Data<AppState>,
     current: CurrentUser,
     body: Json<SubscribeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = SubscribeRequest::try_from(body.into_inner())?;
+    if !access::hidden_rooms(&state, &current.user, request.rooms())
+        .await?
+        .is_empty()
+    {
+        return Err(ApiError::unknown_room());
+    }
+    let rooms = request.rooms().to_vec();
+    let connection = request.connection();
     let subscription = state
         .hub
         .subscribe(current.user.id, request, &state.db)
         .await?;
+    // A removal that ran between the check and the join found nothing to take out yet:
+    // look again now that the rooms are held.
+    let revoked = access::hidden_rooms(&state, &current.user, &rooms).await?;
+    if !revoked.is_empty() {
+        state.hub.unsubscribe(
+            current.user.id,
+            UnsubscribeRequest::new(connection, revoked),
+        )?;
+        return Err(ApiError::unknown_room());
+    }
     Ok(HttpResponse::Ok().json(subscription))
 }
 
 /// `POST /api/unsubscribe`: leaves rooms.
+#[utoipa::path(
+    post, path = "/api/unsubscribe", tag = "stream", security(("session" = [])), request_body = UnsubscribeBody,
+    responses(
+        (status = 200, body = crate::hub::Unsubscription, description = "Rooms still held and the filter"),
+        (status = 404, description = "`unknown_connection`: no such stream, or not the caller's"),
+    )
+)]
 pub async fn unsubscribe(
     state: web::Data<AppState>,
     current: CurrentUser,

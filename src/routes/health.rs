@@ -7,11 +7,22 @@ use subtle::ConstantTimeEq;
 use crate::{error::ApiError, state::AppState, transport::MetricsListener};
 
 /// `GET /healthz`: the process serves.
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain", description = "`ok` while the process serves"))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
 /// `GET /readyz`: the database answers and the message writer runs.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, body = String, content_type = "text/plain", description = "The database and the writer answer"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if !state.writer.is_ready() {
         return Err(ApiError::Unavailable(
@@ -31,6 +42,14 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 
 /// `GET /metrics`: Prometheus text, for those [`metrics_access`] lets in. Gauges are read
 /// from the hub at scrape time.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, body = String, content_type = "text/plain", description = "Prometheus text format"),
+        (status = 401, description = "`unauthorized`: `metrics.token` is set and was not presented or did not match"),
+        (status = 403, description = "`forbidden`: no `metrics.token` and not a loopback peer"),
+    )
+)]
 pub async fn metrics(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -1,10 +1,13 @@
 //! HTTP handlers, thin: parse the request into validated types, call the domain, map errors.
 
+mod access;
 mod accounts;
 mod admin;
 mod events;
 mod health;
 mod json;
+mod members;
+mod openapi;
 mod pages;
 mod rooms;
 
@@ -21,14 +24,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").get(health::metrics))
         .service(
             web::scope("/api")
+                .service(web::resource("/openapi.json").get(openapi::document))
                 .service(web::resource("/register").post(accounts::register))
                 .service(web::resource("/login").post(accounts::login))
                 .service(web::resource("/logout").post(accounts::logout))
                 .service(web::resource("/me").get(accounts::me))
+                .service(web::resource("/me/rooms").get(members::mine))
+                .service(
+                    web::resource("/me/joined")
+                        .get(members::joined)
+                        .put(members::set_joined),
+                )
                 .service(web::resource("/events").get(events::open))
                 .service(web::resource("/subscribe").post(events::subscribe))
                 .service(web::resource("/unsubscribe").post(events::unsubscribe))
-                .service(web::resource("/rooms").get(rooms::list))
+                .service(
+                    web::resource("/rooms")
+                        .get(rooms::list)
+                        .post(members::create),
+                )
+                .service(web::resource("/rooms/{room}/members").get(members::list))
+                .service(
+                    web::resource("/rooms/{room}/members/{username}")
+                        .put(members::set)
+                        .delete(members::remove),
+                )
+                .service(
+                    web::resource("/rooms/{room}/messages/{id}").delete(members::delete_message),
+                )
                 .service(
                     web::resource("/rooms/{room}/messages")
                         .get(rooms::history)
@@ -38,6 +61,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/rooms/{room}/presence").get(rooms::presence))
                 .service(web::resource("/admin/broadcast").post(admin::broadcast))
                 .service(web::resource("/admin/stats").get(admin::stats))
+                .service(
+                    web::resource("/admin/users/{username}/ban")
+                        .post(admin::ban)
+                        .delete(admin::unban),
+                )
                 .service(
                     web::resource("/admin/users/{username}/disconnect").post(admin::disconnect),
                 ),

@@ -87,7 +87,7 @@ fn asset_version() -> &'static str {
 }
 
 /// Login and registration form fields.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CredentialsForm {
     #[serde(default)]
     username: String,
@@ -174,6 +174,13 @@ async fn logged_in(state: &AppState, session: &Session) -> Result<bool, ApiError
 }
 
 /// `GET /`: the chat, or a redirect to `/login`.
+#[utoipa::path(
+    get, path = "/", tag = "pages",
+    responses(
+        (status = 200, body = String, content_type = "text/html", description = "The chat page"),
+        (status = 303, description = "Not logged in: to `/login`"),
+    )
+)]
 async fn chat(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, ApiError> {
     let Some(current) = CurrentUser::from_session(&state, &session).await? else {
         return Ok(see_other("/login"));
@@ -247,6 +254,13 @@ impl Form {
 }
 
 /// `GET /login`.
+#[utoipa::path(
+    get, path = "/login", tag = "pages",
+    responses(
+        (status = 200, body = String, content_type = "text/html", description = "The form"),
+        (status = 303, description = "Already logged in: to `/`"),
+    )
+)]
 async fn login_form(
     state: web::Data<AppState>,
     session: Session,
@@ -255,6 +269,14 @@ async fn login_form(
 }
 
 /// `POST /login`.
+#[utoipa::path(
+    post, path = "/login", tag = "pages",
+    request_body(content = CredentialsForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = String, content_type = "text/html", description = "The form again, the error by its field"),
+        (status = 303, description = "Logged in: to `/`"),
+    )
+)]
 async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -267,6 +289,13 @@ async fn login(
 }
 
 /// `GET /register`.
+#[utoipa::path(
+    get, path = "/register", tag = "pages",
+    responses(
+        (status = 200, body = String, content_type = "text/html", description = "The form"),
+        (status = 303, description = "Already logged in: to `/`"),
+    )
+)]
 async fn register_form(
     state: web::Data<AppState>,
     session: Session,
@@ -275,6 +304,14 @@ async fn register_form(
 }
 
 /// `POST /register`.
+#[utoipa::path(
+    post, path = "/register", tag = "pages",
+    request_body(content = CredentialsForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = String, content_type = "text/html", description = "The form again, the error by its field"),
+        (status = 303, description = "Registered and logged in: to `/`"),
+    )
+)]
 async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,

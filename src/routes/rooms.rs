@@ -4,18 +4,19 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::json::Json;
+use super::{access::VisibleRoom, json::Json};
 use crate::{
     auth::CurrentUser,
     db::Page,
-    domain::{EventName, MessageBody, RoomName, UserRef},
+    domain::{EventName, MessageBody, Role, UserRef, Visibility},
     error::{ApiError, ErrorCode},
     hub::RoomInfo,
     state::AppState,
 };
 
 /// Query of `GET /api/rooms`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     limit: Option<usize>,
@@ -24,19 +25,26 @@ pub struct ListQuery {
 /// Most rooms one listing returns.
 const MAX_LIST: usize = 500;
 
-/// A room as listed: the hub's figures and its visibility (every room is public until
-/// private rooms are built).
-#[derive(serde::Serialize)]
-struct Listed {
+/// A room as listed: the hub's figures and its visibility.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Listed {
     #[serde(flatten)]
     room: RoomInfo,
-    visibility: &'static str,
+    visibility: Visibility,
 }
 
-/// `GET /api/rooms?limit=`: the busiest rooms with subscribers now.
+/// `GET /api/rooms?limit=`: the busiest rooms with subscribers now that the caller may
+/// see (the limit applies after private rooms of others are left out).
+#[utoipa::path(
+    get, path = "/api/rooms", tag = "rooms", security(("session" = [])), params(ListQuery),
+    responses(
+        (status = 200, body = super::openapi::replies::RoomsReply, description = "Rooms with subscribers now, busiest first"),
+        (status = 400, description = "`invalid_limit`, `invalid_query`"),
+    )
+)]
 pub async fn list(
     state: web::Data<AppState>,
-    _: CurrentUser,
+    current: CurrentUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(100);
@@ -46,55 +54,78 @@ pub async fn list(
             format!("limit is 1-{MAX_LIST}"),
         ));
     }
+    // private room → whether the caller is a member
+    let private = state.db.private_rooms(current.user.id).await?;
+    let admin = current.user.role == Role::Admin;
     let rooms: Vec<Listed> = state
         .hub
-        .busiest_rooms(limit)
+        .busiest_rooms(limit, |name| {
+            admin || private.get(name).is_none_or(|member| *member)
+        })
         .into_iter()
         .map(|room| Listed {
+            visibility: if private.contains_key(&room.name) {
+                Visibility::Private
+            } else {
+                Visibility::Public
+            },
             room,
-            visibility: "public",
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
 }
 
 /// `GET /api/rooms/{room}/presence`: users with a connection in the room now.
+#[utoipa::path(
+    get, path = "/api/rooms/{room}/presence", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
+    responses(
+        (status = 200, body = super::openapi::replies::PresenceReply, description = "Users with a connection in the room now"),
+        (status = 400, description = "`invalid_room`"),
+    )
+)]
 pub async fn presence(
     state: web::Data<AppState>,
-    _: CurrentUser,
-    room: web::Path<String>,
+    room: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let room = RoomName::parse(&room)?;
-    let users = state.hub.presence(&room);
-    Ok(HttpResponse::Ok().json(json!({ "room": room, "users": users })))
+    let users = state.hub.presence(room.name());
+    Ok(HttpResponse::Ok().json(json!({ "room": room.name(), "users": users })))
 }
 
 /// Body of `POST /api/rooms/{room}/messages`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     body: String,
 }
 
 /// `POST /api/rooms/{room}/messages`: stored durably, then sent; `201 {"message"}`.
+#[utoipa::path(
+    post, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
+    request_body = NewMessage,
+    responses(
+        (status = 201, body = super::openapi::replies::MessageReply, description = "Stored durably, then sent"),
+        (status = 429, description = "`rate_limited`: see `Retry-After`"),
+        (status = 503, description = "`unavailable`: the message writer is not storing"),
+    )
+)]
 pub async fn post_message(
     state: web::Data<AppState>,
-    current: CurrentUser,
-    room: web::Path<String>,
+    room: VisibleRoom,
     body: Json<NewMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = RoomName::parse(&room)?;
     let body = MessageBody::parse(&body.body, state.settings.limits.message_chars)?;
-    state.limits.post(current.user.id)?;
+    let author = &room.caller.user;
+    state.limits.post(author.id)?;
     let stored = state
         .writer
-        .post(Some(room), Some(UserRef::from(&current.user)), body)
+        .post(Some(room.view.name), Some(UserRef::from(author)), body)
         .await?;
     Ok(HttpResponse::Created().json(json!({ "message": stored.message_json() })))
 }
 
 /// Query of `GET /api/rooms/{room}/messages`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     before: Option<i64>,
@@ -103,13 +134,18 @@ pub struct HistoryQuery {
 }
 
 /// `GET /api/rooms/{room}/messages?before=&after=&limit=`: ascending by id.
+#[utoipa::path(
+    get, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), HistoryQuery),
+    responses(
+        (status = 200, body = super::openapi::replies::MessagesReply, description = "Ascending by id"),
+        (status = 400, description = "`invalid_room`, `invalid_limit`, `invalid_query`"),
+    )
+)]
 pub async fn history(
     state: web::Data<AppState>,
-    _: CurrentUser,
-    room: web::Path<String>,
+    room: VisibleRoom,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = RoomName::parse(&room)?;
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::validation(
@@ -122,13 +158,13 @@ pub async fn history(
         after: query.after,
         limit,
     };
-    let messages = state.db.messages_page(&room, page).await?;
+    let messages = state.db.messages_page(room.name(), page).await?;
     let messages: Vec<_> = messages.iter().filter_map(|m| m.message_json()).collect();
     Ok(HttpResponse::Ok().json(json!({ "messages": messages })))
 }
 
 /// Body of `POST /api/rooms/{room}/events`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
     event: String,
@@ -137,13 +173,20 @@ pub struct NewEvent {
 }
 
 /// `POST /api/rooms/{room}/events`: an ephemeral custom event; `202`, not stored.
+#[utoipa::path(
+    post, path = "/api/rooms/{room}/events", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
+    request_body = NewEvent,
+    responses(
+        (status = 202, description = "Sent to the room's subscribers; not stored"),
+        (status = 413, description = "`data_too_large` or `payload_too_large`"),
+        (status = 429, description = "`rate_limited`: see `Retry-After`"),
+    )
+)]
 pub async fn post_event(
     state: web::Data<AppState>,
-    current: CurrentUser,
-    room: web::Path<String>,
+    room: VisibleRoom,
     body: Json<NewEvent>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = RoomName::parse(&room)?;
     let name = EventName::parse_custom(&body.event)?;
     let limit = state.settings.limits.event_data_bytes;
     let size = serde_json::to_vec(&body.data)
@@ -152,9 +195,10 @@ pub async fn post_event(
     if size > limit {
         return Err(ApiError::DataTooLarge { limit });
     }
-    state.limits.post(current.user.id)?;
+    let sender = &room.caller.user;
+    state.limits.post(sender.id)?;
     state
         .hub
-        .publish_custom(&room, &UserRef::from(&current.user), &name, &body.data);
+        .publish_custom(room.name(), &UserRef::from(sender), &name, &body.data);
     Ok(HttpResponse::Accepted().finish())
 }

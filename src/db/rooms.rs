@@ -1,0 +1,308 @@
+//! Created rooms and their members, and the rooms a user's browser has joined.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::{Db, now_rfc3339};
+use crate::domain::{MemberRole, RoomName, RoomRecord, RoomView, User, UserRef, Visibility};
+
+/// Why a room could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateRoomError {
+    /// Created before, or it already has history.
+    #[error("that room name is taken")]
+    Taken,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// A member as listed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Member {
+    /// The user's id.
+    pub id: Uuid,
+    /// The user's name.
+    pub username: String,
+    /// Its role in the room.
+    pub role: MemberRole,
+}
+
+/// A room the caller created or was added to.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MyRoom {
+    /// The room.
+    pub name: RoomName,
+    /// Public or private.
+    pub visibility: Visibility,
+    /// The caller's role.
+    pub role: MemberRole,
+}
+
+fn stored<T>(what: &str, parsed: Option<T>) -> sqlx::Result<T> {
+    parsed.ok_or_else(|| sqlx::Error::Decode(format!("stored {what} does not parse").into()))
+}
+
+impl Db {
+    /// The room as `viewer` sees it: its record (if created) and the viewer's role. `None`
+    /// is the admin bearer token, which sees everything as an admin.
+    pub async fn room_view(
+        &self,
+        room: &RoomName,
+        viewer: Option<&User>,
+    ) -> sqlx::Result<RoomView> {
+        let row: Option<(String, Uuid, String, Option<String>)> = sqlx::query_as(
+            "SELECT r.visibility, r.owner_id, u.username, m.role FROM rooms r \
+             JOIN users u ON u.id = r.owner_id \
+             LEFT JOIN room_members m ON m.room = r.name AND m.user_id = ? \
+             WHERE r.name = ?",
+        )
+        .bind(viewer.map(|v| v.id))
+        .bind(room.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        let admin = viewer.is_none_or(|v| v.role == crate::domain::Role::Admin);
+        let Some((visibility, owner_id, owner_name, role)) = row else {
+            return Ok(RoomView {
+                name: room.clone(),
+                record: None,
+                role: None,
+                admin,
+            });
+        };
+        let role = match role {
+            Some(r) => Some(stored("member role", MemberRole::parse(&r))?),
+            None => None,
+        };
+        Ok(RoomView {
+            name: room.clone(),
+            record: Some(RoomRecord {
+                name: room.clone(),
+                visibility: stored("visibility", Visibility::parse(&visibility))?,
+                owner: UserRef {
+                    id: owner_id,
+                    username: owner_name.into(),
+                },
+            }),
+            // An admin counts as the owner of every created room.
+            role: if admin { Some(MemberRole::Owner) } else { role },
+            admin,
+        })
+    }
+
+    /// Of `rooms`, the private ones `viewer` is not a member of.
+    pub async fn hidden_rooms(
+        &self,
+        viewer: Uuid,
+        rooms: &[RoomName],
+    ) -> sqlx::Result<Vec<RoomName>> {
+        let hidden = self.private_rooms(viewer).await?;
+        Ok(rooms
+            .iter()
+            .filter(|r| hidden.get(*r) == Some(&false))
+            .cloned()
+            .collect())
+    }
+
+    /// Every private room, and whether `viewer` is a member of it.
+    pub async fn private_rooms(&self, viewer: Uuid) -> sqlx::Result<HashMap<RoomName, bool>> {
+        let rows: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT r.name, EXISTS (SELECT 1 FROM room_members m \
+                 WHERE m.room = r.name AND m.user_id = ?) \
+             FROM rooms r WHERE r.visibility = 'private'",
+        )
+        .bind(viewer)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(name, member)| Ok((stored("room", RoomName::parse(&name).ok())?, member)))
+            .collect()
+    }
+
+    /// Creates a room owned by `owner`; `Taken` when it was created before or has history.
+    pub async fn create_room(
+        &self,
+        name: &RoomName,
+        visibility: Visibility,
+        owner: &User,
+    ) -> Result<RoomRecord, CreateRoomError> {
+        let mut tx = self.pool().begin().await?;
+        let (history,): (bool,) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM messages WHERE room = ?)")
+                .bind(name.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        if history {
+            return Err(CreateRoomError::Taken);
+        }
+        let now = now_rfc3339();
+        let inserted = sqlx::query(
+            "INSERT INTO rooms (name, visibility, owner_id, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name.as_str())
+        .bind(visibility.as_str())
+        .bind(owner.id)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(CreateRoomError::Taken);
+        }
+        sqlx::query(
+            "INSERT INTO room_members (room, user_id, role, added_at) VALUES (?, ?, 'owner', ?)",
+        )
+        .bind(name.as_str())
+        .bind(owner.id)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(RoomRecord {
+            name: name.clone(),
+            visibility,
+            owner: UserRef::from(owner),
+        })
+    }
+
+    /// Rooms `user` created or was added to, by name.
+    pub async fn my_rooms(&self, user: Uuid) -> sqlx::Result<Vec<MyRoom>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT r.name, r.visibility, m.role FROM room_members m \
+             JOIN rooms r ON r.name = m.room WHERE m.user_id = ? ORDER BY r.name",
+        )
+        .bind(user)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(name, visibility, role)| {
+                Ok(MyRoom {
+                    name: stored("room", RoomName::parse(&name).ok())?,
+                    visibility: stored("visibility", Visibility::parse(&visibility))?,
+                    role: stored("member role", MemberRole::parse(&role))?,
+                })
+            })
+            .collect()
+    }
+
+    /// A room's members, ordered by username.
+    pub async fn members(&self, room: &RoomName) -> sqlx::Result<Vec<Member>> {
+        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT u.id, u.username, m.role FROM room_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.room = ? ORDER BY lower(u.username)",
+        )
+        .bind(room.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(id, username, role)| {
+                Ok(Member {
+                    id,
+                    username,
+                    role: stored("member role", MemberRole::parse(&role))?,
+                })
+            })
+            .collect()
+    }
+
+    /// `user`'s role in `room`, if a member.
+    pub async fn member_role(
+        &self,
+        room: &RoomName,
+        user: Uuid,
+    ) -> sqlx::Result<Option<MemberRole>> {
+        let role: Option<(String,)> =
+            sqlx::query_as("SELECT role FROM room_members WHERE room = ? AND user_id = ?")
+                .bind(room.as_str())
+                .bind(user)
+                .fetch_optional(self.pool())
+                .await?;
+        match role {
+            Some((r,)) => Ok(Some(stored("member role", MemberRole::parse(&r))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds `user` to `room` with `role`, or changes its role.
+    pub async fn set_member(
+        &self,
+        room: &RoomName,
+        user: Uuid,
+        role: MemberRole,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO room_members (room, user_id, role, added_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (room, user_id) DO UPDATE SET role = excluded.role",
+        )
+        .bind(room.as_str())
+        .bind(user)
+        .bind(role.as_str())
+        .bind(now_rfc3339())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes `user` out of `room`; false when it was not a member.
+    pub async fn remove_member(&self, room: &RoomName, user: Uuid) -> sqlx::Result<bool> {
+        let n = sqlx::query("DELETE FROM room_members WHERE room = ? AND user_id = ?")
+            .bind(room.as_str())
+            .bind(user)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// The author of message `id` of `room`: `None` when there is no such message (or it
+    /// was deleted); `Some(None)` when the API token sent it.
+    pub async fn message_author(
+        &self,
+        room: &RoomName,
+        id: i64,
+    ) -> sqlx::Result<Option<Option<Uuid>>> {
+        let row: Option<(Option<Uuid>,)> = sqlx::query_as(
+            "SELECT user_id FROM messages WHERE id = ? AND room = ? AND deletes IS NULL",
+        )
+        .bind(id)
+        .bind(room.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(u,)| u))
+    }
+
+    /// The rooms `user`'s browser keeps joined.
+    pub async fn joined_rooms(&self, user: Uuid) -> sqlx::Result<Vec<RoomName>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT rooms FROM joined_rooms WHERE user_id = ?")
+                .bind(user)
+                .fetch_optional(self.pool())
+                .await?;
+        let names: Vec<String> = match row {
+            Some((json,)) => serde_json::from_str(&json)
+                .map_err(|e| sqlx::Error::Decode(format!("joined rooms: {e}").into()))?,
+            None => Vec::new(),
+        };
+        // Names stored before a rule changed are dropped rather than failing the page.
+        Ok(names
+            .iter()
+            .filter_map(|n| RoomName::parse(n).ok())
+            .collect())
+    }
+
+    /// Replaces the rooms `user`'s browser keeps joined.
+    pub async fn set_joined_rooms(&self, user: Uuid, rooms: &[RoomName]) -> sqlx::Result<()> {
+        let json = serde_json::to_string(rooms).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        sqlx::query(
+            "INSERT INTO joined_rooms (user_id, rooms) VALUES (?, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET rooms = excluded.rooms",
+        )
+        .bind(user)
+        .bind(json)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

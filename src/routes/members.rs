@@ -1,0 +1,260 @@
+//! Created rooms, their members and moderation: create, list mine, members, add/change,
+//! remove/leave, delete a message, and the rooms a user's browser keeps joined.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    access::{RoomActor, VisibleRoom},
+    json::Json,
+};
+use crate::{
+    auth::CurrentUser,
+    db::CreateRoomError,
+    domain::{MAX_ROOMS_PER_CONNECTION, MemberRole, RoomName, UserRef, Visibility},
+    error::{ApiError, ErrorCode},
+    hub::parse_rooms,
+    state::AppState,
+};
+
+/// Body of `POST /api/rooms`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoom {
+    name: String,
+    visibility: Visibility,
+}
+
+fn taken() -> ApiError {
+    ApiError::Conflict {
+        code: ErrorCode::RoomTaken,
+        message: "that room name is taken".into(),
+    }
+}
+
+/// `POST /api/rooms` → `201 {"room"}`; the caller owns it.
+#[utoipa::path(
+    post, path = "/api/rooms", tag = "rooms", security(("session" = [])), request_body = NewRoom,
+    responses(
+        (status = 201, description = "`{\"room\": RoomInfo}`: created, the caller is its owner"),
+        (status = 400, description = "`invalid_room`, `invalid_request`"),
+        (status = 409, description = "`room_taken`: created before, has history, or has subscribers now"),
+    )
+)]
+pub async fn create(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    body: Json<NewRoom>,
+) -> Result<HttpResponse, ApiError> {
+    let name = RoomName::parse(&body.name)?;
+    // A room people are in now is somebody's already, created or not.
+    if state.hub.has_room(&name) {
+        return Err(taken());
+    }
+    match state
+        .db
+        .create_room(&name, body.visibility, &current.user)
+        .await
+    {
+        Ok(room) => Ok(HttpResponse::Created().json(json!({ "room": room }))),
+        Err(CreateRoomError::Taken) => Err(taken()),
+        Err(CreateRoomError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// `GET /api/me/rooms`: rooms the caller created or was added to.
+#[utoipa::path(
+    get, path = "/api/me/rooms", tag = "rooms", security(("session" = [])),
+    responses((status = 200, description = "`{\"rooms\": [{\"name\",\"visibility\",\"role\"}]}`"))
+)]
+pub async fn mine(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
+    let rooms = state.db.my_rooms(current.user.id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
+}
+
+/// `GET /api/rooms/{room}/members`, ordered by username (none for an implicit room).
+#[utoipa::path(
+    get, path = "/api/rooms/{room}/members", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
+    responses(
+        (status = 200, description = "`{\"room\", \"members\": [{\"id\",\"username\",\"role\"}]}`"),
+        (status = 404, description = "`unknown_room`: a private room the caller is not a member of"),
+    )
+)]
+pub async fn list(state: web::Data<AppState>, room: VisibleRoom) -> Result<HttpResponse, ApiError> {
+    let members = match room.view.record {
+        Some(_) => state.db.members(room.name()).await?,
+        None => Vec::new(),
+    };
+    Ok(HttpResponse::Ok().json(json!({ "room": room.name(), "members": members })))
+}
+
+/// Body of `PUT /api/rooms/{room}/members/{username}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    role: MemberRole,
+}
+
+async fn target(state: &AppState, username: &str) -> Result<crate::domain::User, ApiError> {
+    match state.db.user_for_login(username).await? {
+        Some((user, _)) => Ok(user),
+        None => Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user")),
+    }
+}
+
+fn not_created() -> ApiError {
+    ApiError::Forbidden("this room was never created, so it has no members")
+}
+
+/// `PUT /api/rooms/{room}/members/{username}` `{"role"}` → `200 {"member"}`.
+#[utoipa::path(
+    put, path = "/api/rooms/{room}/members/{username}", tag = "rooms", security(("session" = [])),
+    params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("username" = String, Path, description = "The member", pattern = "^[A-Za-z0-9_]{3,32}$")), request_body = SetRole,
+    responses(
+        (status = 200, description = "`{\"member\": {\"id\",\"username\",\"role\"}}`"),
+        (status = 403, description = "`forbidden`: not allowed to give that role"),
+        (status = 404, description = "`unknown_room`, `unknown_user`"),
+    )
+)]
+pub async fn set(
+    state: web::Data<AppState>,
+    room: VisibleRoom,
+    path: web::Path<(String, String)>,
+    body: Json<SetRole>,
+) -> Result<HttpResponse, ApiError> {
+    if room.view.record.is_none() {
+        return Err(not_created());
+    }
+    let user = target(&state, &path.1).await?;
+    let current = state.db.member_role(room.name(), user.id).await?;
+    if !room.view.may_set_role(current, body.role) {
+        return Err(ApiError::Forbidden(
+            "owners and moderators add members; only the owner names moderators",
+        ));
+    }
+    state.db.set_member(room.name(), user.id, body.role).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "member": { "id": user.id, "username": user.username, "role": body.role }
+    })))
+}
+
+/// `DELETE /api/rooms/{room}/members/{username}` → `204`; takes effect at once.
+#[utoipa::path(
+    delete, path = "/api/rooms/{room}/members/{username}", tag = "rooms", security(("session" = [])),
+    params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("username" = String, Path, description = "The member", pattern = "^[A-Za-z0-9_]{3,32}$")),
+    responses(
+        (status = 204, description = "Removed; its streams left the room and got `removed`"),
+        (status = 403, description = "`forbidden`: not allowed to remove that member"),
+        (status = 404, description = "`unknown_room`, `unknown_user`"),
+    )
+)]
+pub async fn remove(
+    state: web::Data<AppState>,
+    room: VisibleRoom,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(record) = &room.view.record else {
+        return Err(not_created());
+    };
+    let user = target(&state, &path.1).await?;
+    let Some(current) = state.db.member_role(room.name(), user.id).await? else {
+        return Err(ApiError::not_found(
+            ErrorCode::UnknownUser,
+            "that user is not a member of this room",
+        ));
+    };
+    let itself = user.id == room.caller.user.id;
+    if !room.view.may_remove(current, itself) {
+        return Err(ApiError::Forbidden(
+            "owners and moderators remove members; only the owner removes moderators; \
+             nobody removes the owner",
+        ));
+    }
+    state.db.remove_member(room.name(), user.id).await?;
+    // Stored first, then the streams: a subscribe racing this sees the row gone either
+    // before its join or in its check after the join.
+    if record.visibility == Visibility::Private {
+        let by = UserRef::from(&room.caller.user);
+        state.hub.remove_member(room.name(), user.id, Some(&by));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /api/rooms/{room}/messages/{id}` → `204`: the message goes, a `message_deleted`
+/// event takes the next id.
+#[utoipa::path(
+    delete, path = "/api/rooms/{room}/messages/{id}", tag = "rooms",
+    security(("session" = []), ("admin_token" = [])),
+    params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("id" = String, Path, description = "The message id")),
+    responses(
+        (status = 204, description = "Deleted; `message_deleted` stored and sent"),
+        (status = 403, description = "`forbidden`: not its author, a moderator or an admin"),
+        (status = 404, description = "`unknown_room`, `unknown_message`"),
+    )
+)]
+pub async fn delete_message(
+    state: web::Data<AppState>,
+    actor: RoomActor,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = path.1.parse().map_err(|_| ApiError::unknown_message())?;
+    let Some(author) = state.db.message_author(&actor.view.name, id).await? else {
+        return Err(ApiError::unknown_message());
+    };
+    let own = actor.user.as_ref().is_some_and(|u| author == Some(u.id));
+    if !(own || actor.view.moderates() || actor.view.admin) {
+        return Err(ApiError::Forbidden(
+            "only its author, the room's owner and moderators, and admins may delete a message",
+        ));
+    }
+    let by = actor.user.as_ref().map(UserRef::from);
+    state.writer.delete(actor.view.name, by, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /api/me/joined` → `{"rooms"}`: the rooms the caller's browser keeps joined.
+#[utoipa::path(
+    get, path = "/api/me/joined", tag = "rooms", security(("session" = [])),
+    responses((status = 200, description = "`{\"rooms\": [name]}`"))
+)]
+pub async fn joined(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
+    let rooms = state.db.joined_rooms(current.user.id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
+}
+
+/// Body of `PUT /api/me/joined`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Joined {
+    rooms: Vec<String>,
+}
+
+/// `PUT /api/me/joined` `{"rooms"}` → `200 {"rooms"}` (at most 100).
+#[utoipa::path(
+    put, path = "/api/me/joined", tag = "rooms", security(("session" = [])), request_body = Joined,
+    responses(
+        (status = 200, description = "`{\"rooms\": [name]}` as stored"),
+        (status = 400, description = "`invalid_room`, `too_many_rooms`"),
+    )
+)]
+pub async fn set_joined(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    body: Json<Joined>,
+) -> Result<HttpResponse, ApiError> {
+    let rooms = if body.rooms.is_empty() {
+        Vec::new()
+    } else {
+        parse_rooms(&body.rooms)?
+    };
+    debug_assert!(rooms.len() <= MAX_ROOMS_PER_CONNECTION);
+    state.db.set_joined_rooms(current.user.id, &rooms).await?;
+    Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
+}
