@@ -471,6 +471,7 @@ async fn a_banned_users_streams_leave_their_rooms() {
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
     let mut watcher = bob.listen(&["r"], Some(&["presence"])).await;
+    let alice_ref = alice.user_ref().await;
     let _a = alice.listen(&["r"], None).await;
     assert_eq!(
         watcher.expect_next("presence").await.json()["action"],
@@ -481,7 +482,7 @@ async fn a_banned_users_streams_leave_their_rooms() {
     let leave = watcher.expect_next("presence").await.json();
     assert_eq!(
         leave,
-        json!({ "room": "r", "user": alice.user_ref().await, "action": "leave" }),
+        json!({ "room": "r", "user": alice_ref, "action": "leave" }),
         "others see the banned user leave"
     );
 }
