@@ -195,9 +195,12 @@ function unique(prefix) {
   return `${prefix}${seq}`;
 }
 
-/** A fresh browser context and page, closed when test `t` ends (whether it passed or not). */
-async function newUserPage(t, viewport) {
-  const context = await browser.newContext({ viewport, baseURL: base });
+/**
+ * A fresh browser context and page, closed when test `t` ends (whether it passed or not);
+ * `options` go to the context (e.g. `colorScheme`).
+ */
+async function newUserPage(t, viewport, options = {}) {
+  const context = await browser.newContext({ viewport, baseURL: base, ...options });
   t.after(() => context.close().catch(() => {}));
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
@@ -242,6 +245,34 @@ async function newPair(t, roomPrefix) {
   await waitPresence(alice.page, [alice.name, bob.name]);
   await waitPresence(bob.page, [alice.name, bob.name]);
   return { alice, bob, room };
+}
+
+/** Calls the JSON API from `page` (its session): `{status, body}` (body null when not JSON). */
+function pageApi(page, method, path, body) {
+  return page.evaluate(
+    async ({ method, path, body }) => {
+      const init = { method, headers: {} };
+      if (body !== undefined) {
+        init.headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+      }
+      const res = await fetch(path, init);
+      let data = null;
+      try {
+        data = await res.json();
+      } catch {
+        /* 204 or not JSON */
+      }
+      return { status: res.status, body: data };
+    },
+    { method, path, body },
+  );
+}
+
+/** An admin route with the bearer token: its status. */
+async function adminCall(method, path) {
+  const res = await fetch(`${base}${path}`, { method, headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  return res.status;
 }
 
 /** Closes every stream of `username` from the server side (the admin API). */
@@ -660,10 +691,12 @@ step("at most 100 rooms: a longer saved list is cut, the 101st join is refused",
   const carol = await newUser(t, "carol");
   const prefix = unique("many");
   const names = Array.from({ length: 150 }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
-  await carol.page.evaluate((names) => {
-    const id = document.getElementById("me").dataset.userId;
-    localStorage.setItem(`roomcast.rooms.${id}`, JSON.stringify(names));
-  }, names);
+  // The saved list comes from the server; this one is longer than any server keeps.
+  await carol.page.route("**/api/me/joined", (route) =>
+    route.request().method() === "GET"
+      ? route.fulfill({ contentType: "application/json", body: JSON.stringify({ rooms: names }) })
+      : route.continue(),
+  );
   await carol.page.reload();
   await waitLive(carol.page);
   // Stays live on its one stream (no refused subscribe, no reconnect loop).
@@ -827,6 +860,345 @@ step("the app's modules are served as JavaScript and revalidated on every load",
     // The entry's URL changes with its contents (`?v=`); the modules' do not.
     assert.equal(headers["cache-control"], "no-cache", `${res.url()}: cache-control`);
   }
+});
+
+// ---------------------------------------------------------------------------------------
+// Private rooms, members and moderation (issue 12), and the fixes of the browser audit.
+
+/** Opens "Create a room" on `page` and creates `room` (public or private). */
+async function createRoom(page, room, visibility) {
+  await page.getByText("Create a room").click();
+  await page.getByLabel("New room name").fill(room);
+  await page.getByLabel(visibility === "private" ? "Private: members only" : "Public: anyone").check();
+  await page.getByRole("button", { name: "Create room" }).click();
+  await page.locator(`#room-list button.room-open[aria-current="true"]`, { hasText: `#${room}` }).waitFor();
+  await page.locator("#presence li.self").waitFor();
+}
+
+/** The text of the message `body` on `page` is gone, whatever else is there. */
+async function waitGone(page, body, who) {
+  await page
+    .locator("#messages .msg-body", { hasText: body })
+    .waitFor({ state: "detached" })
+    .catch(() => assert.fail(`"${body}" is still shown in ${who}'s window`));
+}
+
+step("a private room: owner adds a member, they chat, a stranger cannot find or open it", async (t) => {
+  const room = unique("secret-");
+  const alice = await newUser(t, "alice", DESKTOP);
+  const bob = await newUser(t, "bob", PHONE);
+  const carol = await newUser(t, "carol", DESKTOP);
+
+  await createRoom(alice.page, room, "private");
+  const mineA = alice.page.locator("#my-rooms button", { hasText: `#${room}` });
+  await mineA.filter({ hasText: "private, owner" }).waitFor();
+  await alice.page.locator("#members li", { hasText: alice.name }).filter({ hasText: "owner" }).waitFor();
+
+  await alice.page.getByLabel("Add a member").fill(bob.name);
+  await alice.page.getByRole("button", { name: "Add", exact: true }).click();
+  await alice.page.locator("#members li", { hasText: bob.name }).filter({ hasText: "member" }).waitFor();
+  assert.equal(await alice.page.locator("#member-error").textContent(), "", "adding bob raised no error");
+
+  // Bob finds it under "My rooms" (read again on a reload) and opens it from there.
+  await bob.page.reload();
+  await waitLive(bob.page);
+  const mine = bob.page.locator("#my-rooms button", { hasText: `#${room}` });
+  await mine.filter({ hasText: "private, member" }).waitFor();
+  await mine.click();
+  await bob.page.locator(`#room-list button.room-open[aria-current="true"]`, { hasText: `#${room}` }).waitFor();
+  await waitPresence(alice.page, [alice.name, bob.name]);
+
+  await say(alice.page, "only for members");
+  await bob.page.locator("#messages .msg-body", { hasText: "only for members" }).waitFor();
+  await say(bob.page, "got it");
+  await alice.page.locator("#messages .msg-body", { hasText: "got it" }).waitFor();
+
+  // Carol: not in the listing, and joining by name is refused with a word why.
+  const listing = await pageApi(carol.page, "GET", "/api/rooms?limit=500");
+  assert.equal(listing.status, 200);
+  assert.ok(!listing.body.rooms.some((r) => r.name === room), `#${room} is listed for a stranger`);
+  await carol.page.getByLabel("Join a room").fill(room);
+  await carol.page.getByLabel("Join a room").press("Enter");
+  await carol.page.locator("#join-error", { hasText: /no such room you may open/ }).waitFor();
+  assert.equal(await carol.page.locator("#room-list button.room-open", { hasText: `#${room}` }).count(), 0);
+  assert.equal(await carol.page.locator("#messages .msg-body", { hasText: "only for members" }).count(), 0);
+  await waitLive(carol.page);
+  const seen = await pageApi(carol.page, "GET", `/api/rooms/${room}/messages`);
+  assert.equal(seen.status, 404, "a stranger reads no history of a private room");
+  await alice.page.screenshot({ path: join(SHOTS, "private-room-desktop-1280x800.png") });
+});
+
+step("the author deletes a message: it vanishes in every window, and stays gone after a reload", async (t) => {
+  const room = unique("tidy-");
+  const alice = await newUser(t, "alice", DESKTOP);
+  const bob = await newUser(t, "bob", PHONE);
+  await createRoom(alice.page, room, "private");
+  await alice.page.getByLabel("Add a member").fill(bob.name);
+  await alice.page.getByRole("button", { name: "Add", exact: true }).click();
+  await alice.page.locator("#members li", { hasText: bob.name }).waitFor();
+  await joinRoom(bob.page, room);
+
+  await say(bob.page, "oops, wrong room");
+  await say(bob.page, "this one stays");
+  await alice.page.locator("#messages .msg-body", { hasText: "this one stays" }).waitFor();
+  // Alice (the owner) sees a delete button on bob's message; bob deletes it himself.
+  assert.equal(
+    await alice.page.getByRole("button", { name: `Delete message from ${bob.name}` }).count(),
+    2,
+    "the owner may delete anyone's messages",
+  );
+  await bob.page
+    .locator("#messages li.msg", { hasText: "oops, wrong room" })
+    .getByRole("button", { name: `Delete message from ${bob.name}` })
+    .click();
+  await waitGone(bob.page, "oops, wrong room", "bob");
+  await waitGone(alice.page, "oops, wrong room", "alice");
+  assert.deepEqual(
+    (await shownMessages(alice.page)).map((m) => m.body),
+    ["this one stays"],
+    "only the deleted message went",
+  );
+  await alice.page.reload();
+  await waitLive(alice.page);
+  await alice.page.locator("#messages .msg-body", { hasText: "this one stays" }).waitFor();
+  const oops = alice.page.locator("#messages .msg-body", { hasText: "oops" });
+  assert.equal(await oops.count(), 0, "the deleted message is gone after a reload");
+});
+
+step("a window that was away when a message was deleted drops it on resume", async (t) => {
+  const { alice, bob, room } = await newPair(t, "resume-del-");
+  await say(alice.page, "soon deleted");
+  await bob.page.locator("#messages .msg-body", { hasText: "soon deleted" }).waitFor();
+  await bob.context.setOffline(true);
+  await disconnect(bob.name);
+  await bob.page.waitForFunction(() => document.getElementById("conn").dataset.state === "reconnecting");
+  await alice.page
+    .locator("#messages li.msg", { hasText: "soon deleted" })
+    .getByRole("button", { name: /^Delete message/ })
+    .click();
+  await waitGone(alice.page, "soon deleted", "alice");
+  await say(alice.page, `after the delete in #${room}`);
+  await bob.context.setOffline(false);
+  await waitLive(bob.page, 20_000);
+  await bob.page.locator("#messages .msg-body", { hasText: "after the delete" }).waitFor({ timeout: 20_000 });
+  await waitGone(bob.page, "soon deleted", "bob (resumed)");
+});
+
+step("the owner removes a member: the member's window says so and the room leaves its list", async (t) => {
+  const room = unique("club-");
+  const alice = await newUser(t, "alice", DESKTOP);
+  const bob = await newUser(t, "bob", PHONE);
+  await createRoom(alice.page, room, "private");
+  await alice.page.getByLabel("Add a member").fill(bob.name);
+  await alice.page.getByRole("button", { name: "Add", exact: true }).click();
+  await alice.page.locator("#members li", { hasText: bob.name }).waitFor();
+  await joinRoom(bob.page, room);
+  await say(alice.page, "welcome");
+  await bob.page.locator("#messages .msg-body", { hasText: "welcome" }).waitFor();
+
+  await alice.page.getByRole("button", { name: `Remove: ${bob.name}` }).click();
+  await alice.page.locator("#members li", { hasText: bob.name }).waitFor({ state: "detached" });
+  const notice = bob.page.locator("#notice-text");
+  await notice.filter({ hasText: `You were removed from #${room} by ${alice.name}` }).waitFor();
+  assert.equal(await bob.page.locator("#notice").getAttribute("role"), "alert", "the notice is announced");
+  await bob.page.screenshot({ path: join(SHOTS, "removed-phone-360x740.png") });
+  assert.equal(await bob.page.locator("#room-list button.room-open", { hasText: `#${room}` }).count(), 0);
+  assert.equal(await bob.page.locator("#my-rooms button", { hasText: `#${room}` }).count(), 0);
+  // Still live, on the same stream, in his other rooms.
+  await waitLive(bob.page);
+  assert.equal(await bob.page.evaluate(() => window.roomcast.streamsOpened), 1);
+});
+
+step("a banned account is told so at login", async (t) => {
+  const { page, name } = await newUser(t, "mallory");
+  assert.equal(await adminCall("POST", `/api/admin/users/${name}/ban`), 200, "ban");
+  // The open page loses its session and says why on the login page.
+  await page.waitForURL(/\/login\?reason=session_ended$/, { timeout: 20_000 });
+  await page.locator("#login-notice", { hasText: /session has ended/ }).waitFor();
+  await page.getByLabel("Username").fill(name);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.locator("#password-error", { hasText: /banned/i }).waitFor();
+  assert.equal(await adminCall("DELETE", `/api/admin/users/${name}/ban`), 204, "unban");
+  await loginViaForm(page, name);
+});
+
+step("joined rooms follow the user to a new device", async (t) => {
+  const room = unique("roam-");
+  const { page, name } = await newUser(t, "olga");
+  await joinRoom(page, room);
+  await page.waitForResponse((r) => r.url().endsWith("/api/me/joined") && r.request().method() === "PUT");
+  const other = await newUserPage(t, PHONE);
+  await loginViaForm(other.page, name);
+  await other.page.locator("#room-list button.room-open", { hasText: `#${room}` }).waitFor();
+  await other.page.getByRole("button", { name: "#general", exact: true }).waitFor();
+});
+
+step("after a reload with the room remembered, 'Load earlier messages' shows and works", async (t) => {
+  const room = unique("earlier-");
+  const { page } = await newUser(t, "paula");
+  await joinRoom(page, room);
+  await postMany(page, room, 1, 70, 0);
+  await page.locator("#messages .msg-body", { hasText: /^b70$/ }).waitFor();
+  // The subscribe's answer comes after its replay of the latest page has been drawn, as it
+  // does on a slow link.
+  await page.route("**/api/subscribe", async (route) => {
+    const res = await route.fetch();
+    await new Promise((r) => setTimeout(r, 500));
+    await route.fulfill({ response: res });
+  });
+  await page.reload();
+  await waitLive(page);
+  await page.locator("#messages .msg-body", { hasText: /^b70$/ }).waitFor();
+  await page
+    .locator("#load-earlier")
+    .waitFor({ state: "visible" })
+    .catch(() => assert.fail("'Load earlier messages' is hidden after a reload"));
+  await page.getByRole("button", { name: "Load earlier messages" }).click();
+  await page.locator("#messages .msg-body", { hasText: /^b1$/ }).waitFor();
+  assertAscendingUnique(await shownMessages(page), "after loading earlier");
+  assert.equal((await shownMessages(page)).length, 70);
+});
+
+step("at 360 px the room title shows and the current room's tab is on screen", async (t) => {
+  const { page } = await newUser(t, "quinn", PHONE);
+  const rooms = Array.from({ length: 6 }, () => unique("a-rather-long-room-name-"));
+  for (const room of rooms) await joinRoom(page, room);
+  const current = rooms.at(-1);
+  // A reload draws the row from its start: the current room (the last) must be scrolled in.
+  await page.reload();
+  await waitLive(page);
+  const title = page.locator("#room-title");
+  assert.equal(await title.isVisible(), true, "the room title is visible at 360 px");
+  assert.equal(await title.textContent(), `#${current}`);
+  const tab = page.locator(`#room-list button.room-open[aria-current="true"]`);
+  await tab.waitFor();
+  const box = await tab.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    const l = el.closest("ul").getBoundingClientRect();
+    return { left: r.left, right: r.right, listLeft: l.left, listRight: l.right };
+  });
+  assert.ok(
+    box.left >= box.listLeft - 1 && box.right <= box.listRight + 1 && box.right <= PHONE.width,
+    `the current tab is off screen: ${JSON.stringify(box)}`,
+  );
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(overflow <= PHONE.width, `page is ${overflow}px wide on a ${PHONE.width}px phone`);
+});
+
+step("when the session ends, the login page says why", async (t) => {
+  const { context, page, name } = await newUser(t, "rita");
+  // The session cookie goes (as when the secret rotates): the stream's reconnect gets 401.
+  await context.clearCookies();
+  await disconnect(name);
+  await page.waitForURL(/\/login\?reason=session_ended$/, { timeout: 20_000 });
+  const notice = page.locator("#login-notice");
+  await notice.waitFor();
+  assert.match(await notice.textContent(), /Your session has ended/);
+  // An unknown reason puts nothing on the page.
+  await page.goto("/login?reason=%3Cb%3Ehi%3C%2Fb%3E");
+  assert.equal(await page.locator("#login-notice").isVisible(), false, "no notice for an unknown reason");
+});
+
+step("the message log is a div with role=log around a plain list", async (t) => {
+  const { page } = await newUser(t, "sam");
+  await say(page, "a line for the log");
+  const shape = await page.evaluate(() => {
+    const li = document.querySelector("#messages li.msg");
+    const list = li.parentElement;
+    const log = list.closest('[role="log"]');
+    return { list: list.tagName, listRole: list.getAttribute("role"), log: log && log.tagName };
+  });
+  assert.deepEqual(
+    shape,
+    { list: "OL", listRole: null, log: "DIV" },
+    "each message <li> in a role-less <ol> inside <div role=log>",
+  );
+});
+
+/**
+ * The focused element's outline and its contrast ratio (WCAG) against the background it is
+ * drawn on: the outline sits outside the element (offset), on its nearest painted ancestor.
+ */
+function outlineContrast(page) {
+  return page.evaluate(() => {
+    const rgb = (s) => (s.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const el = document.activeElement;
+    const style = getComputedStyle(el);
+    let bg = null;
+    for (let p = el.parentElement; p && !bg; p = p.parentElement) {
+      const c = rgb(getComputedStyle(p).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0)) bg = c;
+    }
+    bg = bg || [255, 255, 255];
+    const a = lum(rgb(style.outlineColor));
+    const b = lum(bg);
+    return {
+      el: `${el.tagName}#${el.id || el.className}`,
+      outline: style.outlineStyle,
+      color: style.outlineColor,
+      bg: `rgb(${bg})`,
+      ratio: (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05),
+    };
+  });
+}
+
+step("focus outlines have at least 3:1 contrast on their background, light and dark", async (t) => {
+  for (const colorScheme of ["light", "dark"]) {
+    const { context, page } = await newUserPage(t, DESKTOP, { colorScheme });
+    await register(context, "tina");
+    await page.goto("/");
+    await waitLive(page);
+    const seen = [];
+    // From each start, the start and the next Tab stops: the room tabs (on the current
+    // room's tint), the join form, the message box and Send.
+    for (const [start, tabs] of [
+      ["#room-list button.room-open", 2],
+      ["#join-name", 2],
+      ["#composer-input", 1],
+    ]) {
+      await page.locator(start).first().focus();
+      for (let i = 0; i <= tabs; i++) {
+        if (i > 0) await page.keyboard.press("Tab");
+        const r = await outlineContrast(page);
+        seen.push(r);
+        assert.notEqual(r.outline, "none", `${colorScheme}: ${r.el} has no outline`);
+        assert.ok(
+          r.ratio >= 3,
+          `${colorScheme}: outline ${r.color} on ${r.bg} of ${r.el} is ${r.ratio.toFixed(2)}:1`,
+        );
+      }
+    }
+    t.diagnostic(`${colorScheme}: ${seen.map((r) => `${r.el} ${r.ratio.toFixed(1)}:1`).join(", ")}`);
+  }
+});
+
+step("a post the server does not answer says so, and goes out when the stream is back", async (t) => {
+  const room = unique("later-");
+  const { page, name } = await newUser(t, "uma");
+  await joinRoom(page, room);
+  const refuse = (route) =>
+    route.request().method() === "POST" ? route.abort("connectionrefused") : route.continue();
+  await page.route("**/api/rooms/*/messages", refuse);
+  const box = page.locator("#composer-input");
+  await box.fill("sent when the server is back");
+  await box.press("Enter");
+  const error = page.locator("#composer-error");
+  await error.filter({ hasText: /server is unreachable/ }).waitFor();
+  assert.doesNotMatch(await error.textContent(), /You are offline/, "the network is fine: not 'offline'");
+  assert.equal(await box.inputValue(), "sent when the server is back", "the text is kept");
+  await page.unroute("**/api/rooms/*/messages", refuse);
+  // The stream drops and comes back: the kept text goes out by itself.
+  await disconnect(name);
+  await page.waitForFunction(() => document.getElementById("conn").dataset.state === "reconnecting");
+  await waitLive(page, 20_000);
+  await page.locator("#messages .msg-body", { hasText: "sent when the server is back" }).waitFor();
+  assert.equal(await box.inputValue(), "", "the box is empty once it went out");
+  assert.equal((await shownMessages(page)).length, 1, "sent once");
 });
 
 step("no script errors and no CSP violations on any page", () => {

@@ -13,9 +13,10 @@ mod user;
 pub use message::{BroadcastJson, DeletedJson, MessageJson, StoredMessage};
 pub use names::{
     ConnectionId, EventName, MessageBody, Password, RESERVED_EVENTS, RoomName, Username,
+    parse_last_event_id,
 };
 pub use origin::Origin;
-pub use requests::{SubscribeBody, UnsubscribeBody};
+pub use requests::{HistoryQuery, SubscribeBody, UnsubscribeBody};
 pub use room::{MemberRole, RoomRecord, RoomView, Visibility};
 pub use user::{Role, User, UserRef};
 

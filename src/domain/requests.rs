@@ -32,3 +32,17 @@ pub struct UnsubscribeBody {
     #[schema(value_type = Vec<super::RoomName>)]
     pub rooms: Vec<String>,
 }
+
+/// Query of `GET /api/rooms/{room}/messages?before=&after=&limit=`. Fields stay raw here;
+/// the route checks `limit`'s range.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Only ids below this.
+    pub before: Option<i64>,
+    /// Only ids above this.
+    pub after: Option<i64>,
+    /// Most messages (1..=200, default 50).
+    pub limit: Option<u32>,
+}

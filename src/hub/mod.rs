@@ -240,4 +240,6 @@ impl Hub {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

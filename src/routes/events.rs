@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use super::{access, json::Json};
 use crate::{
     auth::CurrentUser,
-    domain::{SubscribeBody, UnsubscribeBody, UserRef},
+    domain::{SubscribeBody, UnsubscribeBody, UserRef, parse_last_event_id},
     error::ApiError,
     hub::{SubscribeRequest, UnsubscribeRequest},
     state::AppState,
@@ -33,8 +33,7 @@ pub async fn open(
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .filter(|id| *id >= 0);
+        .and_then(parse_last_event_id);
     let stream = state.hub.connect(
         UserRef::from(&current.user),
         current.session_id,

@@ -8,7 +8,7 @@ use super::{access::VisibleRoom, json::Json};
 use crate::{
     auth::CurrentUser,
     db::Page,
-    domain::{EventName, MessageBody, Role, UserRef, Visibility},
+    domain::{EventName, HistoryQuery, MessageBody, Role, UserRef, Visibility},
     error::{ApiError, ErrorCode},
     hub::RoomInfo,
     state::AppState,
@@ -121,16 +121,6 @@ pub async fn post_message(
         .post(Some(room.view.name), Some(UserRef::from(author)), body)
         .await?;
     Ok(HttpResponse::Created().json(json!({ "message": stored.message_json() })))
-}
-
-/// Query of `GET /api/rooms/{room}/messages`.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
-    before: Option<i64>,
-    after: Option<i64>,
-    limit: Option<u32>,
 }
 
 /// `GET /api/rooms/{room}/messages?before=&after=&limit=`: ascending by id.

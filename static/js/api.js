@@ -10,9 +10,16 @@ export class HttpError extends Error {
 }
 
 /**
+ * Why the login page is shown instead of the chat, as `/login?reason=` (login.js turns the
+ * key into a sentence). The page cannot tell an expired session from a rotated secret or a
+ * ban: the server answers 401 for all of them, so one reason covers them.
+ */
+export const SESSION_ENDED_URL = "/login?reason=session_ended";
+
+/**
  * Calls the API with a JSON body (when given) and the session cookie; resolves to the JSON
  * answer (null for 204), rejects with an `HttpError` carrying the contract's error code and
- * message. A 401 also sends the page to /login.
+ * message. A 401 also sends the page to /login, saying the session ended.
  */
 export async function api(method, path, body) {
   const init = { method, headers: {}, credentials: "same-origin" };
@@ -24,7 +31,12 @@ export async function api(method, path, body) {
   try {
     res = await fetch(path, init);
   } catch {
-    throw new HttpError(0, "network", "You are offline; try again when the connection is back.");
+    // fetch rejects when no answer came at all: the server is down or the network is. The
+    // browser knows when it has no network at all; otherwise it is the server.
+    const message = navigator.onLine
+      ? "The server is unreachable right now."
+      : "You are offline: the network is down.";
+    throw new HttpError(0, "network", message);
   }
   if (res.status === 204) return null;
   let data = null;
@@ -35,7 +47,7 @@ export async function api(method, path, body) {
   }
   if (!res.ok) {
     if (res.status === 401) {
-      location.assign("/login");
+      location.assign(SESSION_ENDED_URL);
     }
     const err = data && data.error;
     throw new HttpError(res.status, err ? err.code : "http", err ? err.message : `HTTP ${res.status}`);

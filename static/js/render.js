@@ -1,7 +1,7 @@
 // Everything the page draws, from `state`. Every user-provided string (message bodies,
 // usernames, room names) is rendered with textContent, never as HTML.
 
-import { me, state } from "./state.js";
+import { mayDelete, me, roleIn, state } from "./state.js";
 
 /** The element with this id. */
 export const $ = (id) => document.getElementById(id);
@@ -48,6 +48,16 @@ function messageEl(msg) {
   when.textContent = formatTime(msg.sent_at);
   when.title = msg.sent_at;
   head.append(who, " ", when);
+  if (mayDelete(msg)) {
+    // Clicks are handled once on the list (see app.js).
+    const del = document.createElement("button");
+    del.type = "button";
+    del.className = "msg-delete quiet";
+    del.dataset.id = String(msg.id);
+    del.textContent = "Delete";
+    del.setAttribute("aria-label", `Delete message from ${msg.user.username}`);
+    head.append(del);
+  }
   const body = document.createElement("p");
   body.className = "msg-body";
   body.textContent = msg.body;
@@ -75,6 +85,15 @@ export function insertMessage(msg) {
   else list.prepend(li);
   $("empty").hidden = true;
   if (stick && li === list.lastElementChild) scroller.scrollTop = scroller.scrollHeight;
+  renderHistoryControls();
+}
+
+/** Takes a deleted message of the current room off the screen. */
+export function removeMessageEl(id) {
+  const li = $("messages").querySelector(`li.msg[data-id="${Number(id)}"]`);
+  if (li) li.remove();
+  const room = currentRoom();
+  $("empty").hidden = !!(room && room.ids.length);
   renderHistoryControls();
 }
 
@@ -114,6 +133,13 @@ export function renderRooms() {
     const label = document.createElement("span");
     label.textContent = `#${room.name}`;
     open.append(label);
+    const mine = state.myRooms.get(room.name);
+    if (mine && mine.visibility === "private") {
+      const lock = document.createElement("span");
+      lock.className = "room-private";
+      lock.textContent = "private";
+      open.append(lock);
+    }
     if (room.name === state.current) {
       open.setAttribute("aria-current", "true");
       li.classList.add("current");
@@ -136,6 +162,122 @@ export function renderRooms() {
     items.push(li);
   }
   list.replaceChildren(...items);
+  // On a phone the list is one scrolling row: keep the current room's tab in view.
+  const current = list.querySelector("li.current");
+  if (current) scrollIntoRow(list, current);
+}
+
+/** Scrolls the row `list` sideways (only) so that `item` is in view. */
+function scrollIntoRow(list, item) {
+  if (list.scrollWidth <= list.clientWidth) return;
+  const l = list.getBoundingClientRect();
+  const r = item.getBoundingClientRect();
+  if (r.left < l.left) list.scrollLeft -= l.left - r.left;
+  else if (r.right > l.right) list.scrollLeft += r.right - l.right;
+}
+
+/**
+ * "My rooms": the rooms the user created or was added to, with visibility and role. A
+ * button joins (or shows) one; clicks are handled once on the list (see app.js).
+ */
+export function renderMyRooms() {
+  const list = $("my-rooms");
+  const items = [];
+  const names = [...state.myRooms.keys()].sort();
+  for (const name of names) {
+    const info = state.myRooms.get(name);
+    const li = document.createElement("li");
+    li.className = "my-room";
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "my-room-open quiet";
+    open.dataset.myRoom = name;
+    const label = document.createElement("span");
+    label.textContent = `#${name}`;
+    const meta = document.createElement("span");
+    meta.className = "my-room-meta";
+    meta.textContent = `${info.visibility}, ${info.role}`;
+    open.append(label, " ", meta);
+    li.append(open);
+    items.push(li);
+  }
+  list.replaceChildren(...items);
+  $("my-rooms-empty").hidden = names.length > 0;
+}
+
+/** The user's power in the room on screen: "owner" (admins too), "moderator" or null. */
+function powerHere() {
+  if (me.role === "admin") return "owner";
+  const role = state.current ? roleIn(state.current) : null;
+  return role === "owner" || role === "moderator" ? role : null;
+}
+
+/**
+ * The members panel of the room on screen, for a created room the user belongs to: who is
+ * a member with which role; owners and moderators add and remove, the owner names
+ * moderators, a member leaves. Hidden for rooms joined by name.
+ */
+export function renderMembers() {
+  const panel = $("members-panel");
+  const m = state.members;
+  if (!m || m.room !== state.current) {
+    panel.hidden = true;
+    return;
+  }
+  panel.hidden = false;
+  $("members-title").textContent = `Members of #${m.room} (${m.members.length})`;
+  const power = powerHere();
+  const list = $("members");
+  list.replaceChildren(
+    ...m.members.map((member) => {
+      const li = document.createElement("li");
+      li.className = "member";
+      li.dataset.username = member.username;
+      const name = document.createElement("span");
+      name.className = "member-name";
+      name.textContent = member.username;
+      const role = document.createElement("span");
+      role.className = `member-role role-${member.role}`;
+      role.textContent = member.role;
+      li.append(name, " ", role);
+      const self = member.id === me.id;
+      if (power === "owner" && !self && member.role !== "owner") {
+        const next = member.role === "moderator" ? "member" : "moderator";
+        const text = next === "moderator" ? "Make moderator" : "Make member";
+        li.append(memberButton("member-role-set", member.username, text, next));
+      }
+      // Owners remove anyone but the owner; moderators remove plain members.
+      const mayRemove =
+        !self &&
+        member.role !== "owner" &&
+        (power === "owner" || (power === "moderator" && member.role === "member"));
+      if (mayRemove) li.append(memberButton("member-remove", member.username, "Remove"));
+      return li;
+    }),
+  );
+  $("member-add-form").hidden = !power;
+  $("member-add-role").hidden = power !== "owner";
+  $("member-add-role-label").hidden = power !== "owner";
+  const role = roleIn(m.room);
+  $("room-leave-membership").hidden = !role || role === "owner";
+}
+
+/** A button of a member's row; clicks are handled once on the list (see app.js). */
+function memberButton(cls, username, text, role) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = `${cls} quiet`;
+  b.dataset.username = username;
+  if (role) b.dataset.role = role;
+  b.textContent = text;
+  b.setAttribute("aria-label", `${text}: ${username}`);
+  return b;
+}
+
+/** A notice above the room (e.g. "you were removed"); "" takes it down. */
+export function showNotice(text) {
+  $("notice-text").textContent = text;
+  $("notice").hidden = !text;
 }
 
 /** Who is in the current room, by name, with "(you)" after the reader. */
@@ -184,6 +326,7 @@ export function renderRoom() {
   renderMessages();
   renderPresence();
   renderTyping();
+  renderMembers();
 }
 
 /** Shows a broadcast in the banner. */

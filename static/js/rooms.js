@@ -4,15 +4,85 @@
 import { api } from "./api.js";
 import {
   insertMessage,
+  removeMessageEl,
   renderHistoryControls,
+  renderMembers,
   renderMessages,
+  renderMyRooms,
   renderPresence,
   renderRoom,
   renderRooms,
   renderTyping,
   showBanner,
+  showNotice,
 } from "./render.js";
-import { HISTORY, RECONNECT_MS, TYPING_SHOW_MS, me, saveJoined, state } from "./state.js";
+import { HISTORY, RECONNECT_MS, TYPING_SHOW_MS, me, roleIn, saveJoined, state } from "./state.js";
+
+/**
+ * The rooms the user created or was added to (`GET /api/me/rooms`): "My rooms", the private
+ * marks and the roles that decide which delete and member buttons show.
+ */
+export async function loadMyRooms() {
+  const before = state.current ? roleIn(state.current) : null;
+  try {
+    const data = await api("GET", "/api/me/rooms");
+    state.myRooms = new Map(data.rooms.map((r) => [r.name, { visibility: r.visibility, role: r.role }]));
+  } catch (err) {
+    console.warn("my rooms failed", err);
+    return;
+  }
+  renderMyRooms();
+  renderRooms();
+  // The role decides the delete buttons of the room on screen.
+  if (state.current && roleIn(state.current) !== before) renderMessages();
+  loadMembers();
+}
+
+/** Reads the members of the room on screen, when it is one of "My rooms" (else none shown). */
+export async function loadMembers(name = state.current) {
+  if (!name || !state.myRooms.has(name)) {
+    if (name === state.current) {
+      state.members = null;
+      renderMembers();
+    }
+    return;
+  }
+  try {
+    const data = await api("GET", `/api/rooms/${name}/members`);
+    if (name !== state.current) return;
+    state.members = { room: name, members: data.members };
+  } catch (err) {
+    // An implicit room has no members to show (or a server without the route).
+    if (name === state.current) state.members = null;
+    if (err.status !== 404) console.warn("members failed", err);
+  }
+  renderMembers();
+}
+
+/**
+ * A `message_deleted` event (live or replayed on a resume): the message goes from the room
+ * and the screen. Its own id moves `lastSeenId` (the caller notes it), so a resume does not
+ * replay it again.
+ */
+export function onMessageDeleted(ev) {
+  const room = state.rooms.get(ev.room);
+  if (!room || !room.remove(ev.message_id)) return;
+  if (ev.room === state.current) removeMessageEl(ev.message_id);
+}
+
+/**
+ * A `removed` event: the user was taken out of a private room. The room leaves the page
+ * (the server has unsubscribed it already) and a notice says so.
+ */
+export function onRemoved(ev) {
+  const by = ev.by && ev.by.username ? ` by ${ev.by.username}` : "";
+  state.myRooms.delete(ev.room);
+  forgetRoom(ev.room);
+  renderMyRooms();
+  showNotice(
+    `You were removed from #${ev.room}${by}. It is private, so you can no longer read or post there.`,
+  );
+}
 
 /**
  * A message from the stream (`live`), a history page or our own post. Dropped when its room
@@ -71,9 +141,11 @@ export function onBroadcast(b) {
 /** Puts `name` on screen (when joined); loads earlier history when the page is short. */
 export function switchRoom(name) {
   if (!state.rooms.has(name)) return;
+  if (state.current !== name) state.members = null;
   state.current = name;
   saveJoined();
   renderRoom();
+  loadMembers(name);
   const room = state.rooms.get(name);
   if (room.loaded && room.ids.length < HISTORY && room.hasMore) loadEarlier();
 }
@@ -84,7 +156,11 @@ export function forgetRoom(name) {
   if (!room) return false;
   for (const t of room.typing.values()) clearTimeout(t.timer);
   state.rooms.delete(name);
-  if (state.current === name) state.current = state.rooms.keys().next().value || null;
+  if (state.current === name) {
+    state.current = state.rooms.keys().next().value || null;
+    state.members = null;
+    loadMembers();
+  }
   saveJoined();
   renderRoom();
   return true;

@@ -1,5 +1,7 @@
 // The page's state: the one object every module reads and writes, the limits it keeps to,
-// and the joined rooms as saved in localStorage.
+// and the joined rooms as saved on the server (per user, every device) and in localStorage.
+
+import { api } from "./api.js";
 
 /** Room names the server accepts (API.md, "Names"). */
 export const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -15,6 +17,8 @@ export const TYPING_SEND_MS = 2000;
 export const TYPING_SHOW_MS = 4000;
 /** How long to wait before starting over when the browser gives up on the EventSource. */
 export const RECONNECT_MS = 3000;
+/** Joins and leaves within this long are saved to the server in one `PUT /api/me/joined`. */
+export const SAVE_JOINED_MS = 500;
 
 const meEl = document.getElementById("me");
 
@@ -54,6 +58,13 @@ export class RoomState {
     this.ids.splice(i, 0, msg.id);
     return true;
   }
+
+  /** Takes a message out; false when it was not there. */
+  remove(id) {
+    if (!this.messages.delete(id)) return false;
+    this.ids.splice(this.ids.indexOf(id), 1);
+    return true;
+  }
 }
 
 /** Everything the page knows that changes; nothing else in the app is mutable. */
@@ -78,19 +89,56 @@ export const state = {
   lastTypingSent: 0,
   /** Id of the newest broadcast shown; older ones (replays) are not shown again. */
   shownBroadcastId: 0,
+  /**
+   * @type {Map<string, {visibility: string, role: string}>} rooms the user created or was
+   * added to (`GET /api/me/rooms`), with the user's role there
+   */
+  myRooms: new Map(),
+  /** Members of the room on screen (`{room, members}`), or null when it has none to show. */
+  members: null,
+  /** A post the server did not answer, kept in the box: `{room, body}`; sent when live again. */
+  pending: null,
 };
+
+/** The user's role in `name` ("owner", "moderator", "member"), or null for none. */
+export function roleIn(name) {
+  const mine = state.myRooms.get(name);
+  return mine ? mine.role : null;
+}
+
+/** May the user delete `msg`: its author, the room's owner or moderators, and admins. */
+export function mayDelete(msg) {
+  if (msg.user.id === me.id || me.role === "admin") return true;
+  const role = roleIn(msg.room);
+  return role === "owner" || role === "moderator";
+}
 
 const storeKey = `roomcast.rooms.${me.id}`;
 const currentKey = `roomcast.current.${me.id}`;
 
-/** The rooms saved by the last visit (valid names, at most `MAX_ROOMS`), or `general`. */
-export function loadJoined() {
+/** Valid room names of `list` once each, at most `MAX_ROOMS`; null when it is no list. */
+function cleanNames(list) {
+  if (!Array.isArray(list)) return null;
+  const names = list.filter((r) => typeof r === "string" && ROOM_RE.test(r));
+  return [...new Set(names)].slice(0, MAX_ROOMS);
+}
+
+/**
+ * The joined rooms to start with: the server's list (`GET /api/me/joined`, the same on every
+ * device) when it has one; else what this browser saved (a server without the route, or a
+ * user whose list was only ever kept here); else `general`.
+ */
+export async function loadJoined() {
   try {
-    const list = JSON.parse(localStorage.getItem(storeKey) || "null");
-    if (Array.isArray(list)) {
-      const names = list.filter((r) => typeof r === "string" && ROOM_RE.test(r));
-      return [...new Set(names)].slice(0, MAX_ROOMS);
-    }
+    const data = await api("GET", "/api/me/joined");
+    const names = cleanNames(data && data.rooms);
+    if (names && names.length) return names;
+  } catch (err) {
+    console.warn("joined rooms: using this browser's copy", err);
+  }
+  try {
+    const names = cleanNames(JSON.parse(localStorage.getItem(storeKey) || "null"));
+    if (names) return names;
   } catch {
     /* fall through */
   }
@@ -102,8 +150,25 @@ export function loadCurrent() {
   return localStorage.getItem(currentKey);
 }
 
-/** Saves the joined rooms and the one on screen for the next visit. */
-export function saveJoined() {
-  localStorage.setItem(storeKey, JSON.stringify([...state.rooms.keys()]));
+let saveTimer = null;
+
+/**
+ * Saves the joined rooms and the one on screen for the next visit: at once in this browser,
+ * and on the server (for every device) once the joins and leaves of `SAVE_JOINED_MS` settle.
+ * The server hears only of changes, unless `force` (the start, which may have read the list
+ * from this browser because the server had none).
+ */
+export function saveJoined(force = false) {
+  const names = [...state.rooms.keys()];
+  const list = JSON.stringify(names);
+  const changed = localStorage.getItem(storeKey) !== list;
+  localStorage.setItem(storeKey, list);
   if (state.current) localStorage.setItem(currentKey, state.current);
+  if (!changed && !force) return;
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(() => {
+    api("PUT", "/api/me/joined", { rooms: [...state.rooms.keys()] }).catch((err) =>
+      console.warn("saving the joined rooms failed", err),
+    );
+  }, SAVE_JOINED_MS);
 }

@@ -2,13 +2,16 @@
 // subscribe/unsubscribe requests on it, and resume by event id.
 
 import { api } from "./api.js";
-import { setConn, showJoinError } from "./render.js";
+import { sendPending } from "./composer.js";
+import { renderHistoryControls, renderMyRooms, setConn, showJoinError, showNotice } from "./render.js";
 import {
   forgetRoom,
   loadLatest,
   onBroadcast,
   onMessage,
+  onMessageDeleted,
   onPresence,
+  onRemoved,
   onTyping,
   pageAfter,
   refreshPresence,
@@ -44,6 +47,16 @@ export function connect() {
   mine.addEventListener("broadcast", (e) => {
     noteId(e);
     onBroadcast(JSON.parse(e.data));
+  });
+  mine.addEventListener("message_deleted", (e) => {
+    noteId(e);
+    onMessageDeleted(JSON.parse(e.data));
+  });
+  mine.addEventListener("removed", (e) => {
+    const ev = JSON.parse(e.data);
+    // The server has taken the room off this connection already: nothing to unsubscribe.
+    if (state.link) state.link.held.delete(ev.room);
+    onRemoved(ev);
   });
   mine.addEventListener("presence", (e) => onPresence(JSON.parse(e.data)));
   mine.addEventListener("typing", (e) => onTyping(JSON.parse(e.data)));
@@ -122,13 +135,18 @@ async function syncTask(conn) {
   const added = [...state.rooms.keys()].filter((name) => !conn.held.has(name));
   if (added.length) {
     const body = { connection_id: conn.id, rooms: added, events: EVENTS };
+    let unknown = false;
     const res = await request(conn, "/api/subscribe", body, (err) => {
+      if (err.code === "unknown_room") return (unknown = true);
       if (err.code !== "too_many_rooms") return false;
       for (const name of added) forgetRoom(name);
       showJoinError(err.message);
       return true;
     });
-    if (!res) return;
+    if (!res) {
+      if (unknown) await retryWithoutUnknown(conn, added);
+      return;
+    }
     conn.held = new Set(res.rooms);
     for (const name of added) refreshPresence(name);
   }
@@ -164,8 +182,16 @@ async function subscribeFirst(conn) {
   } else {
     body.history = HISTORY;
   }
-  const res = await request(conn, "/api/subscribe", body);
-  if (!res) return;
+  let unknown = false;
+  const res = await request(conn, "/api/subscribe", body, (err) => (unknown = err.code === "unknown_room"));
+  if (!res) {
+    if (unknown) {
+      // Nothing of it was joined: this first subscribe goes out again without the room.
+      conn.started = false;
+      await retryWithoutUnknown(conn, names);
+    }
+    return;
+  }
   conn.held = new Set(res.rooms);
   setConn("live");
   // Unread counting starts after the replay this subscribe asked for has been dispatched.
@@ -173,8 +199,10 @@ async function subscribeFirst(conn) {
     state.countUnread = true;
   }, 0);
   if (body.history) {
-    // The replay on the stream is each room's latest page.
+    // The replay on the stream is each room's latest page. Its messages may all be in by
+    // now, drawn while the room was not marked loaded: draw "Load earlier" again.
     for (const room of joined) room.loaded = true;
+    renderHistoryControls();
   }
   if (res.replay && res.replay.complete === false) {
     for (const name of names) {
@@ -183,6 +211,42 @@ async function subscribeFirst(conn) {
   }
   for (const name of names) refreshPresence(name);
   loadMissingHistory(conn);
+  // The stream is back: a post the server did not answer while it was away goes out now.
+  sendPending();
+}
+
+/**
+ * A subscribe of `names` was refused with `404 unknown_room`: one of them is a private room
+ * the user is not (or no longer) a member of, and the server joined none of them. The
+ * answer does not say which, so each one's presence (404 the same way) tells; those leave
+ * the page with a word why, and the rest are subscribed again. When none answers 404 the
+ * page starts over with a new stream.
+ */
+async function retryWithoutUnknown(conn, names) {
+  const refused = [];
+  for (const name of names) {
+    try {
+      await api("GET", `/api/rooms/${name}/presence`);
+    } catch (err) {
+      if (err.status === 404) refused.push(name);
+    }
+  }
+  if (state.link !== conn) return;
+  if (!refused.length) {
+    reconnectLater(conn);
+    return;
+  }
+  for (const name of refused) forgetRoom(name);
+  // A room of "My rooms" refused: the user was removed while this page was away (the
+  // `removed` event is not replayed).
+  const lost = refused.filter((name) => state.myRooms.delete(name));
+  if (lost.length) {
+    renderMyRooms();
+    showNotice(`You are no longer a member of ${lost.map((n) => `#${n}`).join(", ")}.`);
+  }
+  const list = refused.map((n) => `#${n}`).join(", ");
+  showJoinError(`${list}: no such room you may open (private rooms are for their members).`);
+  syncRooms();
 }
 
 /**
