@@ -596,7 +596,10 @@ mod tests {
         s.session.secret = Some("a-session-secret-of-at-least-32-bytes".into());
         s.admin.api_token = Some("an-admin-token-0123".into());
         let shown = format!("{s:?}");
-        assert!(!shown.contains("a-session-secret"), "session.secret leaked: {shown}");
+        assert!(
+            !shown.contains("a-session-secret"),
+            "session.secret leaked: {shown}"
+        );
         assert!(!shown.contains("an-admin-token"), "admin.api_token leaked");
     }
 

@@ -229,7 +229,10 @@ mod tests {
         let seen = witness.seen.lock().expect("lock").clone();
         assert_eq!(seen.len(), 40, "every post was published");
         for (id, found) in seen {
-            assert!(found, "message {id} was published before a reader could see it stored");
+            assert!(
+                found,
+                "message {id} was published before a reader could see it stored"
+            );
         }
     }
 

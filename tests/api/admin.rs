@@ -608,3 +608,45 @@ fn a_bad_config_value_stops_start_up_naming_the_key() {
     assert!(!out.status.success());
     assert!(stderr.contains("sse.queue_capacity"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_cli_bans_and_unbans_an_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(
+        dir.path(),
+        &["user", "create", "mallory"],
+        "mallory-password\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start(dir.path(), &[]);
+    let c = server.client();
+    assert_eq!(c.login("mallory", "mallory-password").await.status(), 200);
+
+    let out = cli(dir.path(), &["user", "ban", "mallory"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_error(c.get("/api/me").await, 401, "unauthorized").await;
+    let res = c.login("mallory", "mallory-password").await;
+    assert_error(res, 403, "account_banned").await;
+
+    let out = cli(dir.path(), &["user", "unban", "mallory"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        c.login("mallory", "mallory-password").await.status(),
+        200,
+        "an unbanned account logs in again"
+    );
+    let ghost = cli(dir.path(), &["user", "ban", "ghost"], "");
+    assert!(!ghost.status.success(), "banning nobody must fail");
+}
