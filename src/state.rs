@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::PasswordPool, config::Settings, db::Db, hub::Hub, ratelimit::Limits, writer::Writer,
+    auth::password::PasswordPool, config::Settings, db::Db, hub::Hub, ratelimit::Limits,
+    writer::Writer,
 };
 
 /// The application's shared state, registered once as `web::Data<AppState>`.

@@ -25,7 +25,7 @@ pub struct Credentials {
 #[utoipa::path(
     post, path = "/api/register", tag = "accounts", request_body = Credentials,
     responses(
-        (status = 201, body = super::openapi::replies::UserReply, description = "Registered and logged in; sets the session cookie"),
+        (status = 201, body = super::replies::UserReply, description = "Registered and logged in; sets the session cookie"),
         (status = 409, description = "`username_taken`"),
         (status = 429, description = "`rate_limited`: too many attempts from this address; see `Retry-After`"),
         (status = 503, description = "`unavailable`: password hashing is saturated; see `Retry-After`"),
@@ -48,7 +48,7 @@ pub async fn register(
 #[utoipa::path(
     post, path = "/api/login", tag = "accounts", request_body = Credentials,
     responses(
-        (status = 200, body = super::openapi::replies::UserReply, description = "Logged in; sets the session cookie"),
+        (status = 200, body = super::replies::UserReply, description = "Logged in; sets the session cookie"),
         (status = 401, description = "`invalid_credentials`, the same for an unknown user and a wrong password"),
         (status = 429, description = "`rate_limited`: too many attempts from this address or for this username; see `Retry-After`"),
         (status = 503, description = "`unavailable`: password hashing is saturated; see `Retry-After`"),
@@ -85,7 +85,7 @@ pub async fn logout(
 /// `GET /api/me` → `200 {"user"}`.
 #[utoipa::path(
     get, path = "/api/me", tag = "accounts", security(("session" = [])),
-    responses((status = 200, body = super::openapi::replies::UserReply, description = "The logged-in user"))
+    responses((status = 200, body = super::replies::UserReply, description = "The logged-in user"))
 )]
 pub async fn me(current: CurrentUser) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "user": current.user }))

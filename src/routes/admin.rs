@@ -24,7 +24,7 @@ pub struct NewBroadcast {
 #[utoipa::path(
     post, path = "/api/admin/broadcast", tag = "admin", security(("session" = []), ("admin_token" = [])), request_body = NewBroadcast,
     responses(
-        (status = 201, body = super::openapi::replies::BroadcastReply, description = "Stored, then sent to every open connection"),
+        (status = 201, body = super::replies::BroadcastReply, description = "Stored, then sent to every open connection"),
         (status = 403, description = "`forbidden`: logged in but not an admin"),
         (status = 503, description = "`unavailable`: the message writer is not storing"),
     )
@@ -44,7 +44,7 @@ pub async fn broadcast(
 #[utoipa::path(
     get, path = "/api/admin/stats", tag = "admin", security(("session" = []), ("admin_token" = [])),
     responses(
-        (status = 200, body = super::openapi::replies::StatsReply, description = "Live figures"),
+        (status = 200, body = super::replies::StatsReply, description = "Live figures"),
         (status = 403, description = "`forbidden`: logged in but not an admin"),
     )
 )]
@@ -68,7 +68,7 @@ pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse,
     post, path = "/api/admin/users/{username}/ban", tag = "admin", security(("session" = []), ("admin_token" = [])),
     params(("username" = String, Path, description = "Whom to ban", pattern = "^[A-Za-z0-9_]{3,32}$")),
     responses(
-        (status = 200, body = super::openapi::replies::ClosedReply, description = "Banned; streams closed"),
+        (status = 200, body = super::replies::ClosedReply, description = "Banned; streams closed"),
         (status = 403, description = "`forbidden`: logged in but not an admin"),
         (status = 404, description = "`unknown_user`"),
     )
@@ -111,7 +111,7 @@ pub async fn unban(
     post, path = "/api/admin/users/{username}/disconnect", tag = "admin", security(("session" = []), ("admin_token" = [])),
     params(("username" = String, Path, description = "Whose streams to close", pattern = "^[A-Za-z0-9_]{3,32}$")),
     responses(
-        (status = 200, body = super::openapi::replies::ClosedReply, description = "Streams closed"),
+        (status = 200, body = super::replies::ClosedReply, description = "Streams closed"),
         (status = 403, description = "`forbidden`: logged in but not an admin"),
         (status = 404, description = "`unknown_user`"),
     )

@@ -9,6 +9,7 @@ mod json;
 mod members;
 mod openapi;
 mod pages;
+mod replies;
 mod rooms;
 
 use actix_web::web;

@@ -23,7 +23,7 @@ use utoipa::{
 };
 
 use crate::{
-    domain::{BroadcastJson, ConnectionId, EventName, MessageJson, RoomName, User, UserRef},
+    domain::{ConnectionId, EventName, RoomName},
     error::ErrorCode,
 };
 
@@ -190,65 +190,6 @@ pub struct ErrorDetail {
 /// The answers that handlers build with `json!()`, described for the document. The
 /// schemathesis run in CI checks real answers against them, so they cannot drift silently.
 #[allow(dead_code)]
-pub mod replies {
-    use super::*;
-
-    /// `{"user": User}`.
-    #[derive(ToSchema)]
-    pub struct UserReply {
-        user: User,
-    }
-
-    /// `{"message": Message}`.
-    #[derive(ToSchema)]
-    pub struct MessageReply {
-        message: MessageJson<'static>,
-    }
-
-    /// `{"messages": [Message]}`, ascending by id.
-    #[derive(ToSchema)]
-    pub struct MessagesReply {
-        messages: Vec<MessageJson<'static>>,
-    }
-
-    /// `{"rooms": [{"name","subscribers","users","visibility"}]}`, busiest first.
-    #[derive(ToSchema)]
-    pub struct RoomsReply {
-        rooms: Vec<crate::routes::rooms::Listed>,
-    }
-
-    /// `{"room", "users"}`: users with a connection in the room now.
-    #[derive(ToSchema)]
-    pub struct PresenceReply {
-        room: RoomName,
-        users: Vec<UserRef>,
-    }
-
-    /// `{"broadcast": {"id","body","sent_at"}}`.
-    #[derive(ToSchema)]
-    pub struct BroadcastReply {
-        broadcast: BroadcastJson<'static>,
-    }
-
-    /// Live figures of `GET /api/admin/stats`.
-    #[derive(ToSchema)]
-    pub struct StatsReply {
-        connections: u64,
-        users_online: u64,
-        rooms: u64,
-        subscriptions: u64,
-        messages_stored: u64,
-        events_delivered: u64,
-        slow_disconnects: u64,
-    }
-
-    /// `{"closed": n}`: streams closed.
-    #[derive(ToSchema)]
-    pub struct ClosedReply {
-        closed: u64,
-    }
-}
-
 /// Applies the contract's conventions to every operation; see the module doc.
 pub struct Conventions;
 

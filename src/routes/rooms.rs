@@ -4,13 +4,12 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{access::VisibleRoom, json::Json};
+use super::{access::VisibleRoom, json::Json, replies::Listed};
 use crate::{
     auth::CurrentUser,
     db::Page,
     domain::{EventName, HistoryQuery, MessageBody, Role, UserRef, Visibility},
     error::{ApiError, ErrorCode},
-    hub::RoomInfo,
     state::AppState,
 };
 
@@ -25,20 +24,12 @@ pub struct ListQuery {
 /// Most rooms one listing returns.
 const MAX_LIST: usize = 500;
 
-/// A room as listed: the hub's figures and its visibility.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct Listed {
-    #[serde(flatten)]
-    room: RoomInfo,
-    visibility: Visibility,
-}
-
 /// `GET /api/rooms?limit=`: the busiest rooms with subscribers now that the caller may
 /// see (the limit applies after private rooms of others are left out).
 #[utoipa::path(
     get, path = "/api/rooms", tag = "rooms", security(("session" = [])), params(ListQuery),
     responses(
-        (status = 200, body = super::openapi::replies::RoomsReply, description = "Rooms with subscribers now, busiest first"),
+        (status = 200, body = super::replies::RoomsReply, description = "Rooms with subscribers now, busiest first"),
         (status = 400, description = "`invalid_limit`, `invalid_query`"),
     )
 )]
@@ -79,7 +70,7 @@ pub async fn list(
 #[utoipa::path(
     get, path = "/api/rooms/{room}/presence", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses(
-        (status = 200, body = super::openapi::replies::PresenceReply, description = "Users with a connection in the room now"),
+        (status = 200, body = super::replies::PresenceReply, description = "Users with a connection in the room now"),
         (status = 400, description = "`invalid_room`"),
     )
 )]
@@ -103,7 +94,7 @@ pub struct NewMessage {
     post, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     request_body = NewMessage,
     responses(
-        (status = 201, body = super::openapi::replies::MessageReply, description = "Stored durably, then sent"),
+        (status = 201, body = super::replies::MessageReply, description = "Stored durably, then sent"),
         (status = 429, description = "`rate_limited`: see `Retry-After`"),
         (status = 503, description = "`unavailable`: the message writer is not storing"),
     )
@@ -127,7 +118,7 @@ pub async fn post_message(
 #[utoipa::path(
     get, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), HistoryQuery),
     responses(
-        (status = 200, body = super::openapi::replies::MessagesReply, description = "Ascending by id"),
+        (status = 200, body = super::replies::MessagesReply, description = "Ascending by id"),
         (status = 400, description = "`invalid_room`, `invalid_limit`, `invalid_query`"),
     )
 )]
