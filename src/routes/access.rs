@@ -11,6 +11,7 @@ use crate::{
     auth::{Admin, CurrentUser},
     domain::{RoomName, RoomView, User},
     error::ApiError,
+    hub::{SubscribeRequest, Subscription, UnsubscribeRequest},
     state::AppState,
 };
 
@@ -101,9 +102,34 @@ impl FromRequest for RoomActor {
     }
 }
 
+/// Subscribes `user`'s connection, refusing the whole request (nothing joined) when it
+/// names a private room `user` may not see.
+pub async fn subscribe(
+    state: &AppState,
+    user: &User,
+    request: SubscribeRequest,
+) -> Result<Subscription, ApiError> {
+    if !hidden_rooms(state, user, request.rooms()).await?.is_empty() {
+        return Err(ApiError::unknown_room());
+    }
+    let rooms = request.rooms().to_vec();
+    let connection = request.connection();
+    let subscription = state.hub.subscribe(user.id, request, &state.db).await?;
+    // A removal that ran between the check and the join found nothing to take out yet:
+    // look again now that the rooms are held.
+    let revoked = hidden_rooms(state, user, &rooms).await?;
+    if !revoked.is_empty() {
+        state
+            .hub
+            .unsubscribe(user.id, UnsubscribeRequest::new(connection, revoked))?;
+        return Err(ApiError::unknown_room());
+    }
+    Ok(subscription)
+}
+
 /// Of `rooms`, those hidden from `user`: private rooms it is not a member of (admins see
 /// every room).
-pub async fn hidden_rooms(
+async fn hidden_rooms(
     state: &AppState,
     user: &User,
     rooms: &[RoomName],

@@ -62,28 +62,7 @@ pub async fn subscribe(
     body: Json<SubscribeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = SubscribeRequest::try_from(body.into_inner())?;
-    if !access::hidden_rooms(&state, &current.user, request.rooms())
-        .await?
-        .is_empty()
-    {
-        return Err(ApiError::unknown_room());
-    }
-    let rooms = request.rooms().to_vec();
-    let connection = request.connection();
-    let subscription = state
-        .hub
-        .subscribe(current.user.id, request, &state.db)
-        .await?;
-    // A removal that ran between the check and the join found nothing to take out yet:
-    // look again now that the rooms are held.
-    let revoked = access::hidden_rooms(&state, &current.user, &rooms).await?;
-    if !revoked.is_empty() {
-        state.hub.unsubscribe(
-            current.user.id,
-            UnsubscribeRequest::new(connection, revoked),
-        )?;
-        return Err(ApiError::unknown_room());
-    }
+    let subscription = access::subscribe(&state, &current.user, request).await?;
     Ok(HttpResponse::Ok().json(subscription))
 }
 
