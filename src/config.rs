@@ -351,6 +351,8 @@ pub struct LimitSettings {
     pub max_streams: usize,
     /// Distinct rooms one user may be subscribed to at once, over all its streams.
     pub rooms_per_user: usize,
+    /// Rooms one user may create (`POST /api/rooms`).
+    pub rooms_created_per_user: usize,
 }
 
 /// `[rate_limit]`
@@ -487,6 +489,10 @@ impl Settings {
             ),
             (self.limits.max_streams, "limits.max_streams"),
             (self.limits.rooms_per_user, "limits.rooms_per_user"),
+            (
+                self.limits.rooms_created_per_user,
+                "limits.rooms_created_per_user",
+            ),
         ] {
             check(value >= 1, key, "must be at least 1")?;
         }

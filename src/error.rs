@@ -118,6 +118,8 @@ error_codes! {
     RateLimited = "rate_limited" => TOO_MANY_REQUESTS,
     /// the user or its session holds as many open streams as it may
     TooManyStreams = "too_many_streams" => TOO_MANY_REQUESTS,
+    /// the user has created as many rooms as it may
+    TooManyRoomsCreated = "too_many_rooms_created" => TOO_MANY_REQUESTS,
     /// a dependency is not answering, or the server is stopping
     Unavailable = "unavailable" => SERVICE_UNAVAILABLE,
     /// a bug; the server log has the details

@@ -91,18 +91,28 @@ impl Db {
         })
     }
 
-    /// Of `rooms`, the private ones `viewer` is not a member of.
+    /// Of `rooms`, the private ones `viewer` is not a member of (one indexed read of just
+    /// those names).
     pub async fn hidden_rooms(
         &self,
         viewer: Uuid,
         rooms: &[RoomName],
     ) -> sqlx::Result<Vec<RoomName>> {
-        let hidden = self.private_rooms(viewer).await?;
-        Ok(rooms
-            .iter()
-            .filter(|r| hidden.get(*r) == Some(&false))
-            .cloned()
-            .collect())
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT r.name FROM rooms r WHERE r.visibility = 'private' AND NOT EXISTS \
+             (SELECT 1 FROM room_members m WHERE m.room = r.name AND m.user_id = ",
+        );
+        q.push_bind(viewer).push(") AND r.name IN (");
+        let mut list = q.separated(", ");
+        for r in rooms {
+            list.push_bind(r.as_str());
+        }
+        q.push(")");
+        let names: Vec<(String,)> = q.build_query_as().fetch_all(self.pool()).await?;
+        names
+            .into_iter()
+            .map(|(n,)| stored("room", RoomName::parse(&n).ok()))
+            .collect()
     }
 
     /// Every private room, and whether `viewer` is a member of it.
@@ -120,6 +130,15 @@ impl Db {
             .collect()
     }
 
+    /// How many rooms `owner` has created.
+    pub async fn rooms_owned(&self, owner: Uuid) -> sqlx::Result<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rooms WHERE owner_id = ?")
+            .bind(owner)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
+    }
+
     /// Creates a room owned by `owner`; `Taken` when it was created before or has history.
     pub async fn create_room(
         &self,
@@ -128,23 +147,19 @@ impl Db {
         owner: &User,
     ) -> Result<RoomRecord, CreateRoomError> {
         let mut tx = self.pool().begin().await?;
-        let (history,): (bool,) =
-            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM messages WHERE room = ?)")
-                .bind(name.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-        if history {
-            return Err(CreateRoomError::Taken);
-        }
         let now = now_rfc3339();
+        // One statement that writes first: a read followed by a write in a deferred
+        // transaction cannot wait for the message writer's lock (SQLITE_BUSY at once).
         let inserted = sqlx::query(
-            "INSERT INTO rooms (name, visibility, owner_id, created_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO rooms (name, visibility, owner_id, created_at) \
+             SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM messages WHERE room = ?) \
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(name.as_str())
         .bind(visibility.as_str())
         .bind(owner.id)
         .bind(&now)
+        .bind(name.as_str())
         .execute(&mut *tx)
         .await?
         .rows_affected();

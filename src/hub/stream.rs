@@ -200,7 +200,11 @@ impl Stream for ConnectionStream {
             return match this.rx.poll_recv(cx) {
                 Poll::Ready(Some(Outbound::Frame(bytes))) => this.wrote(bytes),
                 Poll::Ready(Some(Outbound::Broadcast(id, bytes))) => match this.held.as_mut() {
-                    Some(held) if held.len() >= this.hold_cap => Poll::Ready(None),
+                    Some(held) if held.len() >= this.hold_cap => {
+                        // As slow as a reader whose queue is full: cut it the same way.
+                        this.hub.disconnect_slow(this.conn.id);
+                        Poll::Ready(None)
+                    }
                     Some(held) => {
                         held.push((id, bytes));
                         continue;

@@ -328,7 +328,9 @@ impl Hub {
         if state.rooms.len() + joined.len() > MAX_ROOMS_PER_CONNECTION {
             return Err(HubError::TooManyRooms);
         }
-        // Rooms new to the user (not just to this connection) count against its cap.
+        // Rooms new to the user (not just to this connection) count against its cap. Checked
+        // under this connection's lock only: the user's other connections racing it may
+        // overshoot by what they join at the same moment (bounded by the stream cap).
         let new_to_user = joined
             .iter()
             .filter(|r| !self.rooms.get(*r).is_some_and(|room| room.has_user(owner)))

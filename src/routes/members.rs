@@ -52,15 +52,32 @@ pub async fn create(
     if state.hub.has_room(&name) {
         return Err(taken());
     }
-    match state
+    let cap = state.settings.limits.rooms_created_per_user;
+    if state.db.rooms_owned(current.user.id).await? >= i64::try_from(cap).unwrap_or(i64::MAX) {
+        return Err(ApiError::Limited {
+            code: ErrorCode::TooManyRoomsCreated,
+            message: format!("a user creates at most {cap} rooms").into(),
+        });
+    }
+    let room = match state
         .db
         .create_room(&name, body.visibility, &current.user)
         .await
     {
-        Ok(room) => Ok(HttpResponse::Created().json(json!({ "room": room }))),
-        Err(CreateRoomError::Taken) => Err(taken()),
-        Err(CreateRoomError::Db(e)) => Err(e.into()),
+        Ok(room) => room,
+        Err(CreateRoomError::Taken) => return Err(taken()),
+        Err(CreateRoomError::Db(e)) => return Err(e.into()),
+    };
+    // Someone may have joined by name between the check above and the commit: a private
+    // room keeps nobody but its owner.
+    if body.visibility == Visibility::Private {
+        for user in state.hub.presence(&name) {
+            if user.id != current.user.id {
+                state.hub.remove_member(&name, user.id, None);
+            }
+        }
     }
+    Ok(HttpResponse::Created().json(json!({ "room": room })))
 }
 
 /// `GET /api/me/rooms`: rooms the caller created or was added to.

@@ -104,3 +104,33 @@ async fn the_room_list_is_busiest_first_and_capped_by_limit() {
         assert_error(res, 400, code).await;
     }
 }
+
+#[tokio::test]
+async fn a_user_past_its_room_creation_cap_gets_429() {
+    let app = spawn_app_with(|s| s.limits.rooms_created_per_user = 2).await;
+    let alice = app.user("alice").await;
+    for name in ["one", "two"] {
+        let res = alice
+            .post(
+                "/api/rooms",
+                json!({ "name": name, "visibility": "private" }),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "creating {name}");
+    }
+    let res = alice
+        .post(
+            "/api/rooms",
+            json!({ "name": "three", "visibility": "public" }),
+        )
+        .await;
+    assert_error(res, 429, "too_many_rooms_created").await;
+    let bob = app.user("bob").await;
+    let res = bob
+        .post(
+            "/api/rooms",
+            json!({ "name": "three", "visibility": "public" }),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "the cap is per user");
+}
