@@ -240,10 +240,7 @@ impl Hub {
         let Some(pending) = replay else {
             return Ok(answer);
         };
-        match self
-            .read_replay(&conn, &replay_rooms, &pending, history)
-            .await
-        {
+        match self.read_replay(&replay_rooms, &pending, history).await {
             Ok((frames, complete)) => {
                 answer.replay = ReplayOutcome {
                     count: frames.len(),
@@ -260,10 +257,9 @@ impl Hub {
         }
     }
 
-    /// Reads the replay and records which broadcasts it covers.
+    /// Reads the replay, up to the join's watermark.
     async fn read_replay(
         &self,
-        conn: &Connection,
         rooms: &[RoomName],
         pending: &PendingReplay,
         history: &impl History,
@@ -288,14 +284,6 @@ impl Hub {
                         self.settings.replay_limit,
                     )
                     .await?;
-                // The broadcasts it carries are sent from here on (from where the limit cut).
-                let covered = match (page.complete, page.events.first()) {
-                    (false, Some(oldest)) => oldest.id - 1,
-                    _ => from,
-                };
-                let mut state = conn.state.lock();
-                state.broadcasts_covered_from = state.broadcasts_covered_from.min(covered);
-                drop(state);
                 Ok((encode(page.events), page.complete))
             }
             ReplayFrom::Recent(n) => {
@@ -360,6 +348,13 @@ impl Hub {
                     watermark,
                     broadcasts_sent: state.broadcasts_covered_from + 1..=watermark,
                 });
+                // This replay carries every broadcast after `from`: record it now, under the
+                // lock, so a subscribe racing this one does not replay them again. (A replay
+                // cut by the limit says `complete: false`; the broadcasts it skipped are not
+                // offered again.)
+                if let ReplayFrom::After(after) = from {
+                    state.broadcasts_covered_from = state.broadcasts_covered_from.min(after);
+                }
                 Some(Outbound::Replay(rrx))
             } else if first {
                 Some(Outbound::Release)

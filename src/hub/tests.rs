@@ -519,7 +519,7 @@ async fn a_replayed_broadcast_is_not_replayed_again() {
 }
 
 #[tokio::test]
-async fn a_replay_cut_by_the_limit_covers_broadcasts_only_from_where_it_starts() {
+async fn a_replay_cut_by_the_limit_still_covers_every_broadcast_after_its_start() {
     let hub = Arc::new(Hub::new(HubSettings {
         replay_limit: 3,
         ..settings(64)
@@ -544,9 +544,48 @@ async fn a_replay_cut_by_the_limit_covers_broadcasts_only_from_where_it_starts()
     hub.subscribe(alice.id, req, &history).await.unwrap();
     assert_eq!(
         history.calls()[1].skip,
-        8..=10,
-        "only 8..=10 were sent; 1..=7 may still be replayed"
+        1..=10,
+        "the first replay answered for every broadcast after 0 (complete: false said the rest \
+         was skipped), so none is offered twice"
     );
+}
+
+#[tokio::test]
+async fn racing_subscribes_on_one_connection_do_not_replay_a_broadcast_twice() {
+    let hub = hub();
+    let alice = user("alice");
+    hub.set_watermark(100);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
+    let id = s.connection().id;
+    drain(&mut s).await;
+    let hold = Arc::new(Notify::new());
+    let history = Arc::new(FakeHistory {
+        log: vec![stored(60, None), stored(80, None)],
+        hold: Some(hold.clone()),
+        ..FakeHistory::default()
+    });
+    let spawn = |r: &str| {
+        let (hub, history) = (hub.clone(), history.clone());
+        let req = request(id, &[room(r)]).with_replay(ReplayFrom::After(50));
+        tokio::spawn(async move { hub.subscribe(alice.id, req, &*history).await })
+    };
+    let first = spawn("a");
+    asked(&history, 1).await;
+    let second = spawn("b");
+    asked(&history, 2).await;
+    // A permit per waiter, however their waits interleave with these notifications.
+    while !(first.is_finished() && second.is_finished()) {
+        hold.notify_one();
+        tokio::task::yield_now().await;
+    }
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    assert_eq!(
+        history.calls()[1].skip,
+        51..=100,
+        "the second replay skips what the first one carries"
+    );
+    assert_eq!(ids(&drain(&mut s).await), [60, 80], "each broadcast once");
 }
 
 #[tokio::test]
