@@ -15,13 +15,10 @@
 //! - **Metrics listener.** [`ops_listener_only`] keeps a separate `metrics.listen` address to
 //!   the operational routes.
 //!
-//! What this cannot do: the 400 (bad request line or header), 408 (head timeout) and 431
-//! (head too large) that actix-http itself writes have empty bodies. The h1 dispatcher builds
-//! them inline (`Response::bad_request()`, `Response::with_body(REQUEST_TIMEOUT, ())`,
-//! `Response::with_body(REQUEST_HEADER_FIELDS_TOO_LARGE, ())`) and writes them straight to
-//! the socket without calling the service, and neither `HttpServer` nor `HttpService`
-//! exposes a hook to replace them; no middleware ever sees those requests. Giving them the
-//! contract's JSON body needs a patched actix-http or a proxy in front.
+//! The 400 (bad request line or header), 408 (head timeout) and 431 (head too large) that
+//! actix-http writes itself never reach a service or middleware: the h1 dispatcher builds
+//! them inline and writes them to the socket. Their JSON error body comes from a small patch
+//! to that dispatcher (`vendor/actix-http`, see its `PATCHED.md`).
 
 use std::{
     any::Any,

@@ -118,7 +118,41 @@ async fn a_head_that_never_completes_is_cut_after_the_configured_head_timeout() 
         "still open {:?} after a 1 s head timeout",
         started.elapsed()
     );
-    assert!(raw.starts_with("HTTP/1.1 408"), "answer was {raw:?}");
+    let (status, body) = parse_answer(&raw);
+    assert_eq!(status, 408, "answer was {raw:?}");
+    assert_eq!(
+        body["error"]["code"], "request_timeout",
+        "answer was {raw:?}"
+    );
+}
+
+/// The answers actix-http writes by itself, before the app sees a request, carry the
+/// contract's JSON error body too (vendor/actix-http is patched for it).
+#[tokio::test]
+async fn protocol_errors_carry_the_json_error_body() {
+    let app = spawn_app_with(|_| {}).await;
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(256 * 1024)
+    );
+    for (request, status, code) in [
+        ("NONSENSE\r\n\r\n".to_owned(), 400, "bad_request"),
+        (huge, 431, "headers_too_large"),
+    ] {
+        let mut conn = TcpStream::connect(addr(&app)).await.expect("connect");
+        // The server may answer and close before the whole head is sent.
+        let _ = conn.write_all(request.as_bytes()).await;
+        let (raw, _) = read_to_close(&mut conn, Duration::from_secs(5)).await;
+        let (got, body) = parse_answer(&raw);
+        assert_eq!(got, status, "answer was {raw:?}");
+        assert_eq!(body["error"]["code"], code, "answer was {raw:?}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "a message for a person: {raw:?}"
+        );
+    }
 }
 
 #[tokio::test]
