@@ -344,6 +344,7 @@ impl From<HubError> for ApiError {
                 message: e.to_string().into(),
             },
             HubError::ServerFull => Self::Unavailable(e.to_string().into()),
+            HubError::Revoked => Self::unknown_room(),
             HubError::History(e) => {
                 tracing::warn!(error = ?e, "reading a replay failed; the stream was closed");
                 Self::Unavailable("the message history is not answering; reconnect".into())

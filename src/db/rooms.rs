@@ -240,24 +240,40 @@ impl Db {
         }
     }
 
-    /// Adds `user` to `room` with `role`, or changes its role.
+    /// Gives `user` the role `role` in `room`, provided its role is still `was` (`None`:
+    /// not a member). False when it changed meanwhile: the caller judges again.
     pub async fn set_member(
         &self,
         room: &RoomName,
         user: Uuid,
+        was: Option<MemberRole>,
         role: MemberRole,
-    ) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO room_members (room, user_id, role, added_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (room, user_id) DO UPDATE SET role = excluded.role",
-        )
-        .bind(room.as_str())
-        .bind(user)
-        .bind(role.as_str())
-        .bind(now_rfc3339())
-        .execute(self.pool())
-        .await?;
-        Ok(())
+    ) -> sqlx::Result<bool> {
+        let changed =
+            match was {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO room_members (room, user_id, role, added_at) \
+                     VALUES (?, ?, ?, ?) ON CONFLICT (room, user_id) DO NOTHING",
+                    )
+                    .bind(room.as_str())
+                    .bind(user)
+                    .bind(role.as_str())
+                    .bind(now_rfc3339())
+                    .execute(self.pool())
+                    .await?
+                }
+                Some(was) => sqlx::query(
+                    "UPDATE room_members SET role = ? WHERE room = ? AND user_id = ? AND role = ?",
+                )
+                .bind(role.as_str())
+                .bind(room.as_str())
+                .bind(user)
+                .bind(was.as_str())
+                .execute(self.pool())
+                .await?,
+            };
+        Ok(changed.rows_affected() == 1)
     }
 
     /// Takes `user` out of `room`; false when it was not a member.

@@ -121,6 +121,9 @@ pub enum HubError {
     /// The server holds as many streams as it may.
     #[error("the server holds as many streams as it may; try again later")]
     ServerFull,
+    /// The caller lost access to a room while subscribing; nothing of it was replayed.
+    #[error("no such room")]
+    Revoked,
     /// The user would be in more distinct rooms than it may.
     #[error("a user holds at most {0} rooms over all its streams")]
     TooManyRoomsForUser(usize),

@@ -213,6 +213,8 @@ pub(super) struct PendingReplay {
 /// What the locked part of a subscribe did.
 pub(super) struct Joined {
     conn: Arc<Connection>,
+    /// Rooms this call joined (not those the connection held already).
+    joined: Vec<RoomName>,
     /// Rooms whose messages the replay reads: those this call joined, or none when the
     /// filter leaves `message` out (broadcasts are replayed either way).
     replay_rooms: Vec<RoomName>,
@@ -231,12 +233,43 @@ impl Hub {
         request: SubscribeRequest,
         history: &impl History,
     ) -> Result<Subscription, HubError> {
+        self.subscribe_checked(owner, request, history, async { Ok(Vec::new()) })
+            .await
+    }
+
+    /// [`Hub::subscribe`], with `revoked` run between the join and the replay: when it names
+    /// any room (access lost while the join ran), every room this call joined is left again
+    /// before anything is replayed, and the subscribe fails with [`HubError::Revoked`].
+    pub async fn subscribe_checked(
+        &self,
+        owner: Uuid,
+        request: SubscribeRequest,
+        history: &impl History,
+        revoked: impl Future<Output = anyhow::Result<Vec<RoomName>>>,
+    ) -> Result<Subscription, HubError> {
         let Joined {
             conn,
+            joined,
             replay_rooms,
             mut answer,
             replay,
         } = self.join(owner, request)?;
+        let revoked = match revoked.await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                self.remove(conn.id);
+                return Err(HubError::History(e));
+            }
+        };
+        if !revoked.is_empty() {
+            // Nothing of this subscribe stays: an empty replay, then every room it joined
+            // is left.
+            if let Some(pending) = replay {
+                let _ = pending.tx.send(Vec::new());
+            }
+            self.unsubscribe(owner, UnsubscribeRequest::new(conn.id, joined))?;
+            return Err(HubError::Revoked);
+        }
         let Some(pending) = replay else {
             return Ok(answer);
         };
@@ -401,7 +434,12 @@ impl Hub {
         self.settle(out);
         Ok(Joined {
             conn,
-            replay_rooms: if passes_messages { joined } else { Vec::new() },
+            replay_rooms: if passes_messages {
+                joined.clone()
+            } else {
+                Vec::new()
+            },
+            joined,
             answer,
             replay: pending,
         })

@@ -589,6 +589,34 @@ async fn racing_subscribes_on_one_connection_do_not_replay_a_broadcast_twice() {
 }
 
 #[tokio::test]
+async fn a_room_revoked_during_the_join_leaves_nothing_joined_and_replays_nothing() {
+    let hub = hub();
+    let alice = user("alice");
+    hub.set_watermark(5);
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
+    let id = s.connection().id;
+    drain(&mut s).await;
+    let history = FakeHistory::with(vec![stored(4, Some("secret")), stored(5, Some("open"))]);
+    let req = request(id, &[room("secret"), room("open")]).with_replay(ReplayFrom::After(0));
+    let err = hub
+        .subscribe_checked(alice.id, req, &history, async { Ok(vec![room("secret")]) })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HubError::Revoked), "{err:?}");
+    assert!(
+        history.calls().is_empty(),
+        "nothing was read for the replay"
+    );
+    assert!(
+        hub.rooms().is_empty(),
+        "no room of that subscribe stays joined"
+    );
+    assert!(!s.connection().is_closed(), "the stream itself stays up");
+    assert!(ids(&drain(&mut s).await).is_empty(), "nothing was replayed");
+    hub.check_invariants().unwrap();
+}
+
+#[tokio::test]
 async fn a_failed_replay_read_closes_the_connection() {
     let hub = hub();
     let alice = user("alice");

@@ -9,9 +9,9 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::{
     auth::{Admin, CurrentUser},
-    domain::{RoomName, RoomView, User},
+    domain::{Role, RoomName, RoomView, User},
     error::ApiError,
-    hub::{SubscribeRequest, Subscription, UnsubscribeRequest},
+    hub::{SubscribeRequest, Subscription},
     state::AppState,
 };
 
@@ -113,18 +113,18 @@ pub async fn subscribe(
         return Err(ApiError::unknown_room());
     }
     let rooms = request.rooms().to_vec();
-    let connection = request.connection();
-    let subscription = state.hub.subscribe(user.id, request, &state.db).await?;
-    // A removal that ran between the check and the join found nothing to take out yet:
-    // look again now that the rooms are held.
-    let revoked = hidden_rooms(state, user, &rooms).await?;
-    if !revoked.is_empty() {
-        state
-            .hub
-            .unsubscribe(user.id, UnsubscribeRequest::new(connection, revoked))?;
-        return Err(ApiError::unknown_room());
-    }
-    Ok(subscription)
+    // A removal that ran between the check above and the join found nothing to take out
+    // yet: look again once the rooms are held, before anything of them is replayed.
+    let revoked = async {
+        if user.role == Role::Admin {
+            return Ok(Vec::new());
+        }
+        Ok(state.db.hidden_rooms(user.id, &rooms).await?)
+    };
+    Ok(state
+        .hub
+        .subscribe_checked(user.id, request, &state.db, revoked)
+        .await?)
 }
 
 /// Of `rooms`, those hidden from `user`: private rooms it is not a member of (admins see
@@ -134,7 +134,7 @@ async fn hidden_rooms(
     user: &User,
     rooms: &[RoomName],
 ) -> Result<Vec<RoomName>, ApiError> {
-    if user.role == crate::domain::Role::Admin {
+    if user.role == Role::Admin {
         return Ok(Vec::new());
     }
     Ok(state.db.hidden_rooms(user.id, rooms).await?)

@@ -166,14 +166,25 @@ pub async fn set(
         return Err(not_created());
     }
     let user = target(&state, &path.1).await?;
-    let current = state.db.member_role(room.name(), user.id).await?;
     let role = MemberRole::from(body.role);
-    if !room.view.may_set_role(current, role) {
-        return Err(ApiError::Forbidden(
-            "owners and moderators add members; only the owner names moderators",
-        ));
+    // Judged on the role the user has now; if another change lands first, judged again
+    // (so a moderator's "add" cannot undo the owner's promotion racing it).
+    loop {
+        let current = state.db.member_role(room.name(), user.id).await?;
+        if !room.view.may_set_role(current, role) {
+            return Err(ApiError::Forbidden(
+                "owners and moderators add members; only the owner names moderators",
+            ));
+        }
+        if current == Some(role)
+            || state
+                .db
+                .set_member(room.name(), user.id, current, role)
+                .await?
+        {
+            break;
+        }
     }
-    state.db.set_member(room.name(), user.id, role).await?;
     Ok(HttpResponse::Ok().json(json!({
         "member": { "id": user.id, "username": user.username, "role": role }
     })))
