@@ -24,7 +24,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
@@ -92,17 +91,7 @@ impl Api {
             .expect("open stream");
         assert_eq!(res.status(), 200, "opening a stream");
         let mut body = Box::pin(res.bytes_stream());
-        let mut buf = String::new();
-        while !buf.contains("\n\n") {
-            let chunk = body.next().await.expect("connected frame").expect("bytes");
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-        }
-        let id = buf
-            .split("\"connection_id\":\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .expect("connection id")
-            .to_owned();
+        let id = common::connection_id(&mut body).await;
         Stream { id, _body: body }
     }
 

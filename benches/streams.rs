@@ -33,17 +33,7 @@ async fn open(http: &reqwest::Client, base: &str) -> Stream {
         .await
         .expect("open stream");
     let mut body = Box::pin(res.bytes_stream());
-    let mut buf = String::new();
-    while !buf.contains("\n\n") {
-        let chunk = body.next().await.expect("connected frame").expect("bytes");
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    let id = buf
-        .split("\"connection_id\":\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("connection id")
-        .to_owned();
+    let id = common::connection_id(&mut body).await;
     Stream { id, body }
 }
 

@@ -154,3 +154,22 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Reads a just-opened SSE body up to its `connected` event and returns the connection id
+/// in it.
+pub async fn connection_id<S>(body: &mut S) -> String
+where
+    S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut buf = String::new();
+    while !buf.contains("\n\n") {
+        let chunk = body.next().await.expect("connected frame").expect("bytes");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    buf.split("\"connection_id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("connection id")
+        .to_owned()
+}

@@ -202,6 +202,20 @@ pub struct Admin {
     pub user: Option<User>,
 }
 
+/// Whether the request carries `Authorization: Bearer <admin.api_token>` (compared in
+/// constant time; false when no token is configured).
+pub fn bearer_is_admin_token(req: &HttpRequest, state: &AppState) -> bool {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (given, &state.settings.admin.api_token) {
+        (Some(given), Some(token)) => bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())),
+        _ => false,
+    }
+}
+
 impl FromRequest for Admin {
     type Error = ApiError;
     type Future = Extracted<Self>;
@@ -209,16 +223,9 @@ impl FromRequest for Admin {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = app_state(req);
         let session = req.get_session();
-        let bearer = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_owned);
+        let token = bearer_is_admin_token(req, &state);
         Box::pin(async move {
-            if let (Some(given), Some(token)) = (&bearer, &state.settings.admin.api_token)
-                && bool::from(given.as_bytes().ct_eq(token.expose().as_bytes()))
-            {
+            if token {
                 return Ok(Admin { user: None });
             }
             match CurrentUser::from_session(&state, &session).await? {

@@ -169,8 +169,16 @@ impl Hub {
     /// The `limit` busiest rooms now that `keep` lets through: most subscribers first, then
     /// by name.
     pub fn busiest_rooms(&self, limit: usize, keep: impl Fn(&RoomName) -> bool) -> Vec<RoomInfo> {
-        let mut all = self.rooms();
-        all.retain(|r| keep(&r.name));
+        let mut all: Vec<RoomInfo> = self
+            .rooms
+            .iter()
+            .filter(|r| keep(r.key()))
+            .map(|r| RoomInfo {
+                name: r.key().clone(),
+                subscribers: r.subscribers.len(),
+                users: r.presence.len(),
+            })
+            .collect();
         all.sort_by(|a, b| {
             b.subscribers
                 .cmp(&a.subscribers)

@@ -50,12 +50,7 @@ pub struct SubscribeRequest {
 impl SubscribeRequest {
     /// Joins `rooms` (1..=100) on `connection`, all events, nothing replayed.
     pub fn new(connection: ConnectionId, rooms: Vec<RoomName>) -> Result<Self, ParseError> {
-        if rooms.is_empty() {
-            return Err(ParseError::NoRooms);
-        }
-        if rooms.len() > MAX_ROOMS_PER_CONNECTION {
-            return Err(ParseError::TooManyRooms);
-        }
+        check_room_count(rooms.len())?;
         Ok(Self {
             connection,
             rooms,
@@ -94,13 +89,17 @@ impl SubscribeRequest {
 
 /// Parses room names, 1..=100 of them.
 pub fn parse_rooms(rooms: &[String]) -> Result<Vec<RoomName>, ParseError> {
-    if rooms.is_empty() {
-        return Err(ParseError::NoRooms);
-    }
-    if rooms.len() > MAX_ROOMS_PER_CONNECTION {
-        return Err(ParseError::TooManyRooms);
-    }
+    check_room_count(rooms.len())?;
     rooms.iter().map(|r| RoomName::parse(r)).collect()
+}
+
+/// A request names 1..=100 rooms.
+fn check_room_count(n: usize) -> Result<(), ParseError> {
+    match n {
+        0 => Err(ParseError::NoRooms),
+        n if n > MAX_ROOMS_PER_CONNECTION => Err(ParseError::TooManyRooms),
+        _ => Ok(()),
+    }
 }
 
 impl TryFrom<SubscribeBody> for SubscribeRequest {

@@ -8,7 +8,7 @@ use std::{future::Future, pin::Pin};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::{
-    auth::{Admin, CurrentUser},
+    auth::{CurrentUser, bearer_is_admin_token},
     domain::{Role, RoomName, RoomView, User},
     error::ApiError,
     hub::{SubscribeRequest, Subscription},
@@ -85,16 +85,18 @@ impl FromRequest for RoomActor {
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let admin = Admin::from_request(req, payload);
-        let caller = CurrentUser::from_request(req, payload);
-        let room = room_in_path(req);
         let state = state(req);
+        // The bearer token acts as no user; otherwise the session names one (read once).
+        let token = state
+            .as_ref()
+            .is_some_and(|s| bearer_is_admin_token(req, s));
+        let caller = (!token).then(|| CurrentUser::from_request(req, payload));
+        let room = room_in_path(req);
         Box::pin(async move {
             let state = state.ok_or_else(|| anyhow::anyhow!("no AppState registered"))?;
-            let user = match admin.await {
-                // The bearer token acts as no user.
-                Ok(Admin { user: None }) => None,
-                _ => Some(caller.await?.user),
+            let user = match caller {
+                Some(caller) => Some(caller.await?.user),
+                None => None,
             };
             let view = view(&state, room?, user.as_ref()).await?;
             Ok(Self { view, user })
@@ -115,12 +117,7 @@ pub async fn subscribe(
     let rooms = request.rooms().to_vec();
     // A removal that ran between the check above and the join found nothing to take out
     // yet: look again once the rooms are held, before anything of them is replayed.
-    let revoked = async {
-        if user.role == Role::Admin {
-            return Ok(Vec::new());
-        }
-        Ok(state.db.hidden_rooms(user.id, &rooms).await?)
-    };
+    let revoked = async { Ok(hidden_rooms(state, user, &rooms).await?) };
     Ok(state
         .hub
         .subscribe_checked(user.id, request, &state.db, revoked)
@@ -133,9 +130,9 @@ async fn hidden_rooms(
     state: &AppState,
     user: &User,
     rooms: &[RoomName],
-) -> Result<Vec<RoomName>, ApiError> {
+) -> sqlx::Result<Vec<RoomName>> {
     if user.role == Role::Admin {
         return Ok(Vec::new());
     }
-    Ok(state.db.hidden_rooms(user.id, rooms).await?)
+    state.db.hidden_rooms(user.id, rooms).await
 }

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     auth::CurrentUser,
     db::CreateRoomError,
-    domain::{MAX_ROOMS_PER_CONNECTION, MemberRole, RoomName, UserRef, Visibility},
+    domain::{MemberRole, RoomName, UserRef, Visibility},
     error::{ApiError, ErrorCode},
     hub::parse_rooms,
     state::AppState,
@@ -302,7 +302,6 @@ pub async fn set_joined(
     } else {
         parse_rooms(&body.rooms)?
     };
-    debug_assert!(rooms.len() <= MAX_ROOMS_PER_CONNECTION);
     state.db.set_joined_rooms(current.user.id, &rooms).await?;
     Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
 }
