@@ -1087,10 +1087,15 @@ step("at 360 px the room title shows and the current room's tab is on screen", a
 });
 
 step("when the session ends, the login page says why", async (t) => {
-  const { context, page, name } = await newUser(t, "rita");
-  // The session cookie goes (as when the secret rotates): the stream's reconnect gets 401.
-  await context.clearCookies();
-  await disconnect(name);
+  const { page, name } = await newUser(t, "rita");
+  // The session ends on the server (a ban deletes it and closes the stream): the stream's
+  // reconnect gets 401. Clearing the browser's cookies instead races the page's requests in
+  // flight, whose answers set the cookie again.
+  const res = await fetch(`${base}/api/admin/users/${name}/ban`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  assert.equal(res.status, 200, `banning ${name}`);
   await page.waitForURL(/\/login\?reason=session_ended$/, { timeout: 20_000 });
   const notice = page.locator("#login-notice");
   await notice.waitFor();
