@@ -37,6 +37,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Several nodes on one PostgreSQL database.
+    pub cluster: ClusterSettings,
     /// Which environment this is (from `ROOMCAST_ENVIRONMENT`, not from files).
     #[serde(skip)]
     pub environment: RunEnvironment,
@@ -325,6 +327,36 @@ pub struct MetricsSettings {
     pub listen: Option<String>,
 }
 
+/// Largest custom event `data` a node accepts: it crosses nodes in a PostgreSQL
+/// notification (8,000 bytes of payload at most).
+pub const MAX_CLUSTER_EVENT_DATA: usize = 6000;
+
+/// `[cluster]`: used only when `database.url` is PostgreSQL (every such node is part of a
+/// cluster, possibly of one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// The base URL other nodes reach this one at (`http://10.0.0.5:8080`); `None` means
+    /// `http://server.host:port` (refused when the host is a wildcard address).
+    pub advertise_url: Option<String>,
+    /// Bearer token nodes use with each other; `None` means generated once into the
+    /// database (so every node shares it).
+    pub token: Option<Secret>,
+    /// How often a node records that it is alive.
+    pub heartbeat_ms: u64,
+    /// A node whose process is gone (its database session ended) is declared dead once its
+    /// heartbeat is this old.
+    pub crashed_after_secs: u64,
+    /// A node whose process still holds its session but stopped heartbeating (hung, cut
+    /// off) is declared dead once its heartbeat is this old.
+    pub hung_after_secs: u64,
+    /// Besides the wake-ups, how often the tailer reads the log anyway (a lost
+    /// notification delays delivery by at most this).
+    pub tail_every_ms: u64,
+    /// How long a request relayed to another node may take.
+    pub relay_timeout_ms: u64,
+}
+
 /// `[history]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -580,6 +612,46 @@ impl Settings {
             self.rate_limit.login_backoff_max_secs >= self.rate_limit.login_backoff_secs,
             "rate_limit.login_backoff_max_secs",
             "must be at least rate_limit.login_backoff_secs",
+        )?;
+        let c = &self.cluster;
+        check(
+            c.heartbeat_ms >= 100,
+            "cluster.heartbeat_ms",
+            "must be at least 100",
+        )?;
+        check(
+            c.crashed_after_secs * 1000 >= 2 * c.heartbeat_ms,
+            "cluster.crashed_after_secs",
+            "must be at least two heartbeats",
+        )?;
+        check(
+            c.hung_after_secs >= c.crashed_after_secs,
+            "cluster.hung_after_secs",
+            "must be at least cluster.crashed_after_secs",
+        )?;
+        check(
+            c.tail_every_ms >= 10,
+            "cluster.tail_every_ms",
+            "must be at least 10",
+        )?;
+        check(
+            c.relay_timeout_ms >= 100,
+            "cluster.relay_timeout_ms",
+            "must be at least 100",
+        )?;
+        if let Some(token) = &c.token {
+            check(
+                token.expose().len() >= 32,
+                "cluster.token",
+                "must be at least 32 characters",
+            )?;
+        }
+        // Custom events cross nodes as PostgreSQL notifications, whose payload is at most
+        // 8,000 bytes; room, sender and event name take the rest.
+        check(
+            self.limits.event_data_bytes <= MAX_CLUSTER_EVENT_DATA,
+            "limits.event_data_bytes",
+            "must be at most 6000 (custom events cross nodes as PostgreSQL notifications)",
         )?;
         Ok(())
     }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::{
     auth::{self, PasswordPool},
-    broker::LocalBroker,
+    cluster::{self, Cluster},
     config::Settings,
     db::{Db, SqlSessionStore},
     error,
@@ -36,6 +36,7 @@ pub struct Application {
     metrics_port: Option<u16>,
     server: Server,
     hub: Arc<Hub>,
+    cluster: Arc<Cluster>,
     db: Db,
     writer_task: JoinHandle<()>,
     housekeeping: Housekeeping,
@@ -57,23 +58,30 @@ impl Application {
             max_streams: settings.limits.max_streams,
             rooms_per_user: settings.limits.rooms_per_user,
         }));
-        hub.set_watermark(db.last_message_id().await?);
-        let broker = Arc::new(LocalBroker::new(hub.clone()));
-        let (writer, writer_task) = Writer::start(&db, broker).await?;
-        let key = session_key(&settings)?;
-        let passwords = PasswordPool::new(&settings.password)?;
-        let limits = Arc::new(Limits::new(&settings.rate_limit)?);
-        let housekeeping = Housekeeping::start(
-            db.clone(),
-            limits.clone(),
-            hub.clone(),
-            Duration::from_secs(settings.session.purge_interval_secs),
-        );
+        let last_id = db.last_message_id().await?;
+        hub.set_watermark(last_id);
 
         let addr = (settings.server.host.as_str(), settings.server.port);
         let listener =
             TcpListener::bind(addr).with_context(|| format!("binding {}:{}", addr.0, addr.1))?;
         let port = listener.local_addr()?.port();
+
+        let cluster = Arc::new(if db.is_postgres() {
+            let url = advertise_url(&settings, port)?;
+            Cluster::join(&db, hub.clone(), &settings.cluster, url, last_id).await?
+        } else {
+            Cluster::alone(hub.clone())
+        });
+        let (writer, writer_task) = Writer::start(&db, cluster.broker()).await?;
+        let key = session_key(&settings, &db).await?;
+        let passwords = PasswordPool::new(&settings.password)?;
+        let limits = Arc::new(Limits::new(&settings.rate_limit)?);
+        let housekeeping = Housekeeping::start(
+            db.clone(),
+            limits.clone(),
+            cluster.clone(),
+            Duration::from_secs(settings.session.purge_interval_secs),
+        );
         let metrics_listener = match &settings.metrics.listen {
             Some(listen) => Some(
                 TcpListener::bind(listen)
@@ -92,6 +100,7 @@ impl Application {
             settings: settings.clone(),
             db: db.clone(),
             hub: hub.clone(),
+            cluster: cluster.clone(),
             writer,
             limits,
             passwords,
@@ -165,6 +174,7 @@ impl Application {
             metrics_port: metrics_addr.map(|a| a.port()),
             server: server.run(),
             hub,
+            cluster,
             db,
             writer_task,
             housekeeping,
@@ -185,6 +195,18 @@ impl Application {
     /// The port of the separate metrics listener, when `metrics.listen` is set.
     pub fn metrics_port(&self) -> Option<u16> {
         self.metrics_port
+    }
+
+    /// A switch that ends this node as a crash would (for tests of a cluster).
+    #[doc(hidden)]
+    pub fn kill_switch(&self) -> KillSwitch {
+        KillSwitch {
+            server: self.server.handle(),
+            cluster: self.cluster.clone(),
+            writer: self.writer_task.abort_handle(),
+            housekeeping: self.housekeeping.task.abort_handle(),
+            db: self.db.clone(),
+        }
     }
 
     /// Serves until the process gets SIGTERM or SIGINT, then shuts down cleanly.
@@ -210,6 +232,7 @@ impl Application {
             let stopping = tokio::spawn(async move { handle.stop(true).await });
             let closed = hub.close_all();
             tracing::info!(streams = closed, "closed every stream");
+            self.cluster.leave().await;
             let _ = stopping.await;
             let _ = server.await;
             // The last handle to the writer lived in the app state, now dropped with the
@@ -224,6 +247,28 @@ impl Application {
             tracing::warn!("shutdown timed out");
         }
         Ok(())
+    }
+}
+
+/// Ends a node as `kill -9` would, inside a test process: no goodbye to the cluster, the
+/// streams cut, every database session closed (which frees the node's liveness lock).
+#[doc(hidden)]
+pub struct KillSwitch {
+    server: actix_web::dev::ServerHandle,
+    cluster: Arc<Cluster>,
+    writer: tokio::task::AbortHandle,
+    housekeeping: tokio::task::AbortHandle,
+    db: Db,
+}
+
+impl KillSwitch {
+    /// Kills the node.
+    pub async fn kill(self) {
+        self.cluster.stop_tasks();
+        self.writer.abort();
+        self.housekeeping.abort();
+        self.server.stop(false).await;
+        self.db.close().await;
     }
 }
 
@@ -248,13 +293,37 @@ async fn shutdown_signal() {
     }
 }
 
-/// The cookie key: from `session.secret`, else generated once into the data directory.
-fn session_key(settings: &Settings) -> anyhow::Result<Key> {
+/// The cookie key: from `session.secret`, else generated once — into the database when
+/// it is PostgreSQL (every node of a cluster must share it), else into the data directory.
+async fn session_key(settings: &Settings, db: &Db) -> anyhow::Result<Key> {
     if let Some(secret) = &settings.session.secret {
         return Ok(Key::derive_from(secret.expose().as_bytes()));
     }
+    if db.is_postgres() {
+        let stored = cluster::shared_cookie_key(db, Key::generate().master()).await?;
+        return Key::try_from(stored.as_slice())
+            .map_err(|_| anyhow::anyhow!("the stored session key is not 64 bytes"));
+    }
     let path = settings.server.data_dir.join("session.key");
     load_or_create_key(&path)
+}
+
+/// Where the other nodes of a cluster reach this one.
+fn advertise_url(settings: &Settings, port: u16) -> anyhow::Result<String> {
+    if let Some(url) = &settings.cluster.advertise_url {
+        return Ok(url.trim_end_matches('/').to_owned());
+    }
+    let host = settings.server.host.as_str();
+    let ip: Option<std::net::IpAddr> = host.parse().ok();
+    anyhow::ensure!(
+        !ip.is_some_and(|ip| ip.is_unspecified()),
+        "configuration: `cluster.advertise_url` must be set when `server.host` is {host} \
+         (the other nodes need an address they can reach)"
+    );
+    Ok(match ip {
+        Some(std::net::IpAddr::V6(v6)) => format!("http://[{v6}]:{port}"),
+        _ => format!("http://{host}:{port}"),
+    })
 }
 
 fn load_or_create_key(path: &Path) -> anyhow::Result<Key> {
@@ -296,12 +365,12 @@ struct Housekeeping {
 }
 
 impl Housekeeping {
-    fn start(db: Db, limits: Arc<Limits>, hub: Arc<Hub>, purge_every: Duration) -> Self {
+    fn start(db: Db, limits: Arc<Limits>, cluster: Arc<Cluster>, purge_every: Duration) -> Self {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut stopped = stopped;
             tokio::select! {
-                () = housekeeping(db, limits, hub, purge_every) => {}
+                () = housekeeping(db, limits, cluster, purge_every) => {}
                 _ = stopped.wait_for(|s| *s) => {}
             }
         });
@@ -317,7 +386,7 @@ impl Housekeeping {
 /// Once a minute: forget rate-limit keys that are back to a full allowance (else every IP
 /// and user ever seen stays in memory). Every `purge_every`: delete expired sessions and
 /// close their open streams (an expired login must not keep receiving).
-async fn housekeeping(db: Db, limits: Arc<Limits>, hub: Arc<Hub>, purge_every: Duration) {
+async fn housekeeping(db: Db, limits: Arc<Limits>, cluster: Arc<Cluster>, purge_every: Duration) {
     let mut shrink = tokio::time::interval(Duration::from_secs(60));
     let mut purge = tokio::time::interval(purge_every);
     loop {
@@ -325,11 +394,10 @@ async fn housekeeping(db: Db, limits: Arc<Limits>, hub: Arc<Hub>, purge_every: D
             _ = shrink.tick() => limits.shrink(),
             _ = purge.tick() => match db.purge_expired_sessions().await {
                 Ok(states) if !states.is_empty() => {
-                    let streams: usize = states
-                        .iter()
-                        .filter_map(auth::login_id)
-                        .map(|sid| hub.close_session(sid))
-                        .sum();
+                    let mut streams = 0;
+                    for sid in states.iter().filter_map(auth::login_id) {
+                        streams += cluster.close_session(sid).await;
+                    }
                     tracing::info!(sessions = states.len(), streams, "purged expired sessions");
                 }
                 Ok(_) => {}

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::password::PasswordPool, config::Settings, db::Db, hub::Hub, ratelimit::Limits,
-    writer::Writer,
+    auth::password::PasswordPool, cluster::Cluster, config::Settings, db::Db, hub::Hub,
+    ratelimit::Limits, writer::Writer,
 };
 
 /// The application's shared state, registered once as `web::Data<AppState>`.
@@ -13,8 +13,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Accounts, sessions and the message log.
     pub db: Db,
-    /// Connections and rooms.
+    /// This node's connections and rooms.
     pub hub: Arc<Hub>,
+    /// The service as one (this node alone, or of a cluster): whatever spans nodes.
+    pub cluster: Arc<Cluster>,
     /// The group-committing message writer.
     pub writer: Writer,
     /// Rate limiters.

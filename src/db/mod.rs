@@ -3,6 +3,7 @@
 //! writer (`crate::writer`). Rows come back as domain types; nothing here makes SSE bytes.
 
 mod messages;
+pub mod nodes;
 mod rooms;
 mod sessions;
 mod users;

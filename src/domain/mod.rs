@@ -12,7 +12,8 @@ mod user;
 
 pub use message::{BroadcastJson, DeletedJson, MessageJson, StoredMessage};
 pub use names::{
-    ConnectionId, EventName, MessageBody, Password, RESERVED_EVENTS, RoomName, Username,
+    ConnectionId, EventName, MessageBody, NODE_TAG_BYTES, Password, RESERVED_EVENTS, RoomName,
+    Username,
     parse_last_event_id,
 };
 pub use origin::Origin;

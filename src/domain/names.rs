@@ -51,6 +51,14 @@ impl RoomName {
     }
 }
 
+/// Parsed like any room name: a name that crosses nodes is checked again on arrival.
+impl<'de> Deserialize<'de> for RoomName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for RoomName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -129,6 +137,8 @@ impl EventName {
     }
 
     /// Parses a name a client may send as a custom event: not a reserved one.
+    ///
+    /// (Deserializing accepts any valid name, built-in ones included.)
     pub fn parse_custom(s: &str) -> Result<Self, ParseError> {
         let name = Self::parse(s)?;
         if RESERVED_EVENTS.contains(&s) {
@@ -148,15 +158,34 @@ impl EventName {
     }
 }
 
-/// The id of one open event stream: a random UUID v4, so it cannot be guessed.
+/// The id of one open event stream: a random UUID v4, so it cannot be guessed. On a node
+/// of a cluster its first [`NODE_TAG_BYTES`] bytes name the node holding the stream (the
+/// other 74 bits stay random), so any node can tell where to relay a request for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ConnectionId(Uuid);
+
+/// How many leading bytes of a clustered node's connection ids name the node.
+pub const NODE_TAG_BYTES: usize = 6;
 
 impl ConnectionId {
     /// A fresh random id.
     pub fn new() -> Self {
         Self(Uuid::new_v4())
+    }
+
+    /// A fresh random id whose leading bytes are `tag` (the node holding the stream).
+    pub fn tagged(tag: [u8; NODE_TAG_BYTES]) -> Self {
+        let mut bytes = *Uuid::new_v4().as_bytes();
+        bytes[..NODE_TAG_BYTES].copy_from_slice(&tag);
+        Self(Uuid::from_bytes(bytes))
+    }
+
+    /// The node tag this id carries (meaningful only for ids made by [`Self::tagged`]).
+    pub fn node_tag(&self) -> [u8; NODE_TAG_BYTES] {
+        let mut tag = [0; NODE_TAG_BYTES];
+        tag.copy_from_slice(&self.0.as_bytes()[..NODE_TAG_BYTES]);
+        tag
     }
 
     /// Parses the text form; any malformed id is simply unknown.
@@ -210,6 +239,14 @@ pub fn parse_last_event_id(s: &str) -> Option<i64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// Parsed like any event name: a name that crosses nodes is checked again on arrival.
+impl<'de> Deserialize<'de> for EventName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Request bodies as the contract spells them. Fields stay raw here; each is parsed into its
 //! validated type by whoever consumes the body (e.g. `hub::SubscribeRequest::try_from`).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// Body of `POST /api/subscribe`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// Body of `POST /api/subscribe` (serialized again only to relay it to another node).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeBody {
     /// The stream's id, from its `connected` event.
@@ -23,7 +23,7 @@ pub struct SubscribeBody {
 }
 
 /// Body of `POST /api/unsubscribe`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnsubscribeBody {
     /// The stream's id.

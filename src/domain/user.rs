@@ -35,7 +35,7 @@ impl Role {
 }
 
 /// The public face of a user, as the contract's `User` object.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     /// Stable id.
     pub id: Uuid,
@@ -46,7 +46,7 @@ pub struct User {
 }
 
 /// The part of a user shown to others: `{"id","username"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserRef {
     /// Stable id.
     pub id: Uuid,

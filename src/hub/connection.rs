@@ -100,7 +100,10 @@ impl Hub {
             });
         }
         let (tx, rx) = mpsc::channel(self.settings.queue_capacity);
-        let id = ConnectionId::new();
+        let id = self
+            .link
+            .get()
+            .map_or_else(ConnectionId::new, |l| ConnectionId::tagged(l.tag));
         let conn = {
             // Under the gate: every broadcast above this id is sent to this connection live,
             // none at or below it is.
@@ -176,6 +179,12 @@ impl Hub {
     /// Closes every stream, now and from now on (shutdown). Returns how many.
     pub fn close_all(&self) -> usize {
         self.closing.store(true, Ordering::Release);
+        self.close_where(|_| true)
+    }
+
+    /// Closes every stream open now, but keeps taking new ones (a cluster node that was
+    /// declared dead: its clients reconnect and resume). Returns how many.
+    pub fn close_streams(&self) -> usize {
         self.close_where(|_| true)
     }
 

@@ -32,24 +32,29 @@ mod fanout;
 mod filter;
 pub mod frame;
 mod history;
+mod link;
 mod room;
 mod stream;
 mod subscribe;
 
 use std::{
     collections::HashSet,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use connection::Connection;
 pub use filter::EventFilter;
 pub use history::{History, ReplayPage};
+pub use link::{NodeLink, PresenceAction, PresenceSink};
 pub use room::RoomInfo;
 pub use stream::ConnectionStream;
 pub use subscribe::{
@@ -82,7 +87,7 @@ pub struct HubSettings {
 }
 
 /// A snapshot of the hub for `/api/admin/stats` and `/metrics`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HubStats {
     /// Open streams.
     pub connections: usize,
@@ -144,6 +149,8 @@ pub struct Hub {
     counters: Counters,
     /// Set by [`Hub::close_all`]: the server is stopping, new streams end at once.
     closing: AtomicBool,
+    /// Set when this node is one of several ([`Hub::link`]).
+    link: OnceLock<NodeLink>,
 }
 
 impl Hub {
@@ -159,6 +166,7 @@ impl Hub {
             settings,
             counters: Counters::default(),
             closing: AtomicBool::new(false),
+            link: OnceLock::new(),
         }
     }
 

@@ -5,12 +5,12 @@ use std::{collections::HashMap, sync::Arc};
 
 use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    Hub,
+    Hub, PresenceAction,
     fanout::Delivery,
     filter::{EventFilter, Kind},
     frame,
@@ -31,7 +31,7 @@ pub(super) struct Room {
 }
 
 /// A room as listed by `GET /api/rooms`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RoomInfo {
     /// Room name.
     pub name: RoomName,
@@ -59,13 +59,15 @@ impl Room {
     }
 
     /// Adds a subscriber; the user's first connection here announces a `join` (and the
-    /// answer is true).
+    /// answer is true). On a node of a cluster, the `join` is announced only when it is
+    /// the user's first connection here on any node ([`Hub::presence_changed`]).
     pub(super) fn join(
         &mut self,
         room: &RoomName,
         id: ConnectionId,
         user: &UserRef,
         sub: Subscriber,
+        hub: &Hub,
         out: &mut Delivery,
     ) -> bool {
         self.subscribers.insert(id, sub);
@@ -79,7 +81,9 @@ impl Room {
         if first {
             // Sent under the room's lock, so a racing leave of the same user cannot
             // overtake it.
-            self.deliver_presence(room, user, "join", out);
+            if hub.presence_changed(room, user, PresenceAction::Join) {
+                self.deliver_presence(room, user, PresenceAction::Join, out);
+            }
         }
         first
     }
@@ -93,9 +97,10 @@ impl Room {
         &self,
         room: &RoomName,
         user: &UserRef,
-        action: &'static str,
+        action: PresenceAction,
         out: &mut Delivery,
     ) {
+        let action = action.as_str();
         let frame = frame::encode("presence", None, &PresenceData { room, user, action });
         self.deliver(Kind::Presence, &frame, out);
     }
@@ -122,7 +127,9 @@ impl Hub {
             *count -= 1;
             if *count == 0 {
                 r.presence.remove(&user.id);
-                r.deliver_presence(room, user, "leave", out);
+                if self.presence_changed(room, user, PresenceAction::Leave) {
+                    r.deliver_presence(room, user, PresenceAction::Leave, out);
+                }
                 super::connection::release(&self.rooms_per_user, user.id);
             }
         }
@@ -217,5 +224,37 @@ impl Hub {
             .unwrap_or_default();
         users.sort_by(|a, b| a.username.cmp(&b.username));
         users
+    }
+}
+
+impl Hub {
+    /// Sends a `presence` event to this node's subscribers of `room` (a cluster decided it).
+    pub fn announce_presence(&self, room: &RoomName, user: &UserRef, action: PresenceAction) {
+        let mut out = Delivery::default();
+        if let Some(r) = self.rooms.get(room) {
+            r.deliver_presence(room, user, action, &mut out);
+        }
+        self.settle(out);
+    }
+
+    /// Every (room, user) present on this node now.
+    pub fn local_presence(&self) -> Vec<(RoomName, UserRef)> {
+        self.rooms
+            .iter()
+            .flat_map(|r| {
+                let room = r.key().clone();
+                r.presence
+                    .values()
+                    .map(move |(u, _)| (room.clone(), u.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The users with an open stream on this node.
+    pub fn users_online(&self) -> Vec<Uuid> {
+        let users: std::collections::HashSet<Uuid> =
+            self.connections.iter().map(|e| e.conn.user.id).collect();
+        users.into_iter().collect()
     }
 }

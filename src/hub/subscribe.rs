@@ -149,6 +149,11 @@ impl UnsubscribeRequest {
     pub fn new(connection: ConnectionId, rooms: Vec<RoomName>) -> Self {
         Self { connection, rooms }
     }
+
+    /// The stream.
+    pub fn connection(&self) -> ConnectionId {
+        self.connection
+    }
 }
 
 impl TryFrom<UnsubscribeBody> for UnsubscribeRequest {
@@ -412,7 +417,7 @@ impl Hub {
                     .rooms
                     .entry(room.clone())
                     .or_default()
-                    .join(room, id, &conn.user, sub, &mut out);
+                    .join(room, id, &conn.user, sub, self, &mut out);
                 if first_here {
                     *self.rooms_per_user.entry(owner).or_insert(0) += 1;
                 }

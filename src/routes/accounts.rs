@@ -77,7 +77,7 @@ pub async fn logout(
     session: Session,
 ) -> HttpResponse {
     if let Some(sid) = auth::end_session(&session) {
-        state.hub.close_session(sid);
+        state.cluster.close_session(sid).await;
     }
     HttpResponse::NoContent().finish()
 }

@@ -49,7 +49,7 @@ pub async fn broadcast(
     )
 )]
 pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
-    let hub = state.hub.stats();
+    let hub = state.cluster.stats().await;
     let stored = state.db.count_messages().await?;
     Ok(HttpResponse::Ok().json(json!({
         "connections": hub.connections,
@@ -81,7 +81,7 @@ pub async fn ban(
     let Some(user) = state.db.set_banned(&username, true).await? else {
         return Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user"));
     };
-    let closed = state.hub.close_user(user.id);
+    let closed = state.cluster.close_user(user.id).await;
     Ok(HttpResponse::Ok().json(json!({ "closed": closed })))
 }
 
@@ -124,6 +124,6 @@ pub async fn disconnect(
     let Some((user, _)) = state.db.user_for_login(&username).await? else {
         return Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user"));
     };
-    let closed = state.hub.close_user(user.id);
+    let closed = state.cluster.close_user(user.id).await;
     Ok(HttpResponse::Ok().json(json!({ "closed": closed })))
 }

@@ -2,12 +2,13 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
-use super::{access, json::Json};
+use super::{access, internal, json::Json};
 use crate::{
     auth::CurrentUser,
+    cluster::{Holder, Op},
     domain::{SubscribeBody, UnsubscribeBody, UserRef, parse_last_event_id},
     error::ApiError,
-    hub::{SubscribeRequest, UnsubscribeRequest},
+    hub::{HubError, SubscribeRequest, UnsubscribeRequest},
     state::AppState,
 };
 
@@ -66,9 +67,22 @@ pub async fn subscribe(
     current: CurrentUser,
     body: Json<SubscribeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = SubscribeRequest::try_from(body.into_inner())?;
-    let subscription = access::subscribe(&state, &current.user, request).await?;
-    Ok(HttpResponse::Ok().json(subscription))
+    let body = body.into_inner();
+    let request = SubscribeRequest::try_from(body.clone())?;
+    match state.cluster.holder(request.connection()).await {
+        Holder::Here => {
+            let subscription = access::subscribe(&state, &current.user, request).await?;
+            Ok(HttpResponse::Ok().json(subscription))
+        }
+        Holder::Elsewhere(node) => {
+            let op = Op::Subscribe {
+                user: current.user,
+                body,
+            };
+            internal::relayed(state.cluster.relay(&node, &op).await)
+        }
+        Holder::Nowhere => Err(HubError::UnknownConnection.into()),
+    }
 }
 
 /// `POST /api/unsubscribe`: leaves rooms.
@@ -84,7 +98,17 @@ pub async fn unsubscribe(
     current: CurrentUser,
     body: Json<UnsubscribeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = UnsubscribeRequest::try_from(body.into_inner())?;
-    let left = state.hub.unsubscribe(current.user.id, request)?;
-    Ok(HttpResponse::Ok().json(left))
+    let body = body.into_inner();
+    let request = UnsubscribeRequest::try_from(body.clone())?;
+    match state.cluster.holder(request.connection()).await {
+        Holder::Here => Ok(HttpResponse::Ok().json(state.hub.unsubscribe(current.user.id, request)?)),
+        Holder::Elsewhere(node) => {
+            let op = Op::Unsubscribe {
+                user: current.user,
+                body,
+            };
+            internal::relayed(state.cluster.relay(&node, &op).await)
+        }
+        Holder::Nowhere => Err(HubError::UnknownConnection.into()),
+    }
 }

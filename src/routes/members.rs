@@ -49,7 +49,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let name = RoomName::parse(&body.name)?;
     // A room people are in now is somebody's already, created or not.
-    if state.hub.has_room(&name) {
+    if state.cluster.has_room(&name) {
         return Err(taken());
     }
     let cap = state.settings.limits.rooms_created_per_user;
@@ -71,9 +71,9 @@ pub async fn create(
     // Someone may have joined by name between the check above and the commit: a private
     // room keeps nobody but its owner.
     if body.visibility == Visibility::Private {
-        for user in state.hub.presence(&name) {
+        for user in state.cluster.presence(&name) {
             if user.id != current.user.id {
-                state.hub.remove_member(&name, user.id, None);
+                state.cluster.remove_member(&name, user.id, None).await;
             }
         }
     }
@@ -227,7 +227,7 @@ pub async fn remove(
     // before its join or in its check after the join.
     if record.visibility == Visibility::Private {
         let by = UserRef::from(&room.caller.user);
-        state.hub.remove_member(room.name(), user.id, Some(&by));
+        state.cluster.remove_member(room.name(), user.id, Some(&by)).await;
     }
     Ok(HttpResponse::NoContent().finish())
 }

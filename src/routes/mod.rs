@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod events;
 mod health;
+mod internal;
 mod json;
 mod members;
 mod openapi;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(health::healthz))
         .service(web::resource("/readyz").get(health::readyz))
         .service(web::resource("/metrics").get(health::metrics))
+        .service(web::resource("/internal/cluster").post(internal::call))
         .service(
             web::scope("/api")
                 .service(web::resource("/openapi.json").get(openapi::document))

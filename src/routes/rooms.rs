@@ -49,10 +49,11 @@ pub async fn list(
     let private = state.db.private_rooms(current.user.id).await?;
     let admin = current.user.role == Role::Admin;
     let rooms: Vec<Listed> = state
-        .hub
+        .cluster
         .busiest_rooms(limit, |name| {
             admin || private.get(name).is_none_or(|member| *member)
         })
+        .await
         .into_iter()
         .map(|room| Listed {
             visibility: if private.contains_key(&room.name) {
@@ -78,7 +79,7 @@ pub async fn presence(
     state: web::Data<AppState>,
     room: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
-    let users = state.hub.presence(room.name());
+    let users = state.cluster.presence(room.name());
     Ok(HttpResponse::Ok().json(json!({ "room": room.name(), "users": users })))
 }
 
@@ -179,7 +180,8 @@ pub async fn post_event(
     let sender = &room.caller.user;
     state.limits.post(sender.id)?;
     state
-        .hub
-        .publish_custom(room.name(), &UserRef::from(sender), &name, &body.data);
+        .cluster
+        .publish_custom(room.name(), &UserRef::from(sender), &name, &body.data)
+        .await?;
     Ok(HttpResponse::Accepted().finish())
 }

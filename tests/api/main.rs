@@ -3,11 +3,13 @@
 
 mod helpers;
 mod process;
+mod proxy;
 mod sse;
 
 mod accounts;
 mod admin;
 mod bodies;
+mod cluster;
 mod errors;
 mod faults;
 mod limits;

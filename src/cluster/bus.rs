@@ -1,0 +1,201 @@
+//! The bus between nodes: PostgreSQL `LISTEN`/`NOTIFY` on one channel per cluster.
+//!
+//! Stored events never travel on it: the writer's transaction sends an empty notification
+//! as a wake-up, and each node's tailer reads the log itself ([`super::tailer`]). What does
+//! travel is what is never stored: presence changes, custom events, and a node declared
+//! dead. A notification sent while a listener is reconnecting is lost, so after every
+//! reconnect the node reads the log and every node's presence again.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgListener;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::Node;
+use crate::{
+    db::nodes,
+    domain::{EventName, RoomName, UserRef},
+    hub::{PresenceAction, PresenceSink},
+};
+
+/// What one notification carries (an empty payload is the writer's wake-up).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum BusMessage {
+    /// A node's presence in a room changed.
+    Presence {
+        /// The node.
+        node: Uuid,
+        /// The room.
+        room: RoomName,
+        /// Who.
+        user: UserRef,
+        /// Came or went.
+        action: PresenceAction,
+    },
+    /// A custom event for a room's subscribers on every node.
+    Custom {
+        /// The node it was posted to (which delivered it already).
+        node: Uuid,
+        /// The room.
+        room: RoomName,
+        /// The sender.
+        user: UserRef,
+        /// The event name.
+        event: EventName,
+        /// Its data.
+        data: serde_json::Value,
+    },
+    /// A node was declared dead: its streams are gone, and with them its presence.
+    Gone {
+        /// The node.
+        node: Uuid,
+    },
+}
+
+impl BusMessage {
+    /// The notification payload.
+    pub fn encode(&self) -> String {
+        // Every field serializes infallibly (strings, ids, a JSON value).
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Takes the hub's presence changes: applies them to this node's view at once (so this
+/// node answers for itself without waiting for the bus) and queues them for the others.
+pub struct ClusterPresence {
+    pub(super) node: Arc<Node>,
+    pub(super) outbox: mpsc::UnboundedSender<String>,
+}
+
+impl PresenceSink for ClusterPresence {
+    fn changed(&self, room: &RoomName, user: &UserRef, action: PresenceAction) -> bool {
+        let message = BusMessage::Presence {
+            node: self.node.id,
+            room: room.clone(),
+            user: user.clone(),
+            action,
+        };
+        // Sent in the order the hub reports them (under each room's lock); the receiver
+        // lives as long as the node.
+        let _ = self.outbox.send(message.encode());
+        self.node.view.apply(self.node.id, room, user, action)
+    }
+}
+
+/// Sends queued presence changes, as many per transaction as are waiting. A change that
+/// cannot be sent after a few tries is dropped with an error: the other nodes correct
+/// their view at their next resync.
+pub(super) async fn send_presence(node: Arc<Node>, mut outbox: mpsc::UnboundedReceiver<String>) {
+    let mut batch = Vec::with_capacity(256);
+    while outbox.recv_many(&mut batch, 256).await > 0 {
+        let payloads: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let mut tries = 0;
+        loop {
+            match node.notify(&payloads).await {
+                Ok(()) => break,
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, "sending presence changes failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, changes = payloads.len(), "presence changes lost");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+}
+
+/// Opens the node's listener: holds the liveness lock on its connection (released by the
+/// database the moment the process or the connection dies) and listens on the channel.
+pub(super) async fn open_listener(node: &Node) -> anyhow::Result<PgListener> {
+    let mut listener = PgListener::connect_with(&node.pool).await?;
+    take_liveness_lock(node, &mut listener).await?;
+    listener.listen(&node.channel).await?;
+    Ok(listener)
+}
+
+async fn take_liveness_lock(node: &Node, listener: &mut PgListener) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(nodes::liveness_lock_key(node.tag_number()))
+        .execute(&mut *listener)
+        .await?;
+    Ok(())
+}
+
+/// Receives notifications until the node stops.
+pub(super) async fn listen(node: Arc<Node>, mut listener: PgListener) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(n)) => handle(&node, n.payload()),
+            Ok(None) => {
+                // The connection was lost, and the liveness lock with it; the next receive
+                // reconnects and listens again. Whatever was sent meanwhile is lost.
+                tracing::warn!("cluster listener lost its connection; reconnecting");
+                if let Err(e) = take_liveness_lock(&node, &mut listener).await {
+                    tracing::warn!(error = %e, "retaking the liveness lock failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    continue;
+                }
+                node.wake_tailer();
+                node.request_resync();
+            }
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster listener failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+fn handle(node: &Node, payload: &str) {
+    if payload.is_empty() {
+        node.wake_tailer();
+        return;
+    }
+    let message: BusMessage = match serde_json::from_str(payload) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring a malformed cluster notification");
+            return;
+        }
+    };
+    match message {
+        // Applied when it happened (ClusterPresence).
+        BusMessage::Presence { node: from, .. } if from == node.id => {}
+        BusMessage::Presence {
+            node: from,
+            room,
+            user,
+            action,
+        } => {
+            if node.view.apply(from, &room, &user, action) {
+                node.hub.announce_presence(&room, &user, action);
+            }
+        }
+        BusMessage::Custom { node: from, .. } if from == node.id => {}
+        BusMessage::Custom {
+            room,
+            user,
+            event,
+            data,
+            ..
+        } => node.hub.publish_custom(&room, &user, &event, &data),
+        BusMessage::Gone { node: gone } => {
+            if gone == node.id {
+                tracing::error!("this node was declared dead by another; closing its streams");
+                node.hub.close_streams();
+            }
+            for (room, user, action) in node.view.remove_node(gone) {
+                node.hub.announce_presence(&room, &user, action);
+            }
+            node.forget(gone);
+        }
+    }
+}

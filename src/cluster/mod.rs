@@ -1,0 +1,408 @@
+//! Several nodes on one PostgreSQL database, behaving as one service behind a plain
+//! round-robin balancer. With SQLite a node is alone and [`Cluster`] hands everything
+//! straight to its hub.
+//!
+//! * Stored events: the writer assigns ids from one counter row and `NOTIFY`s as a wake-up;
+//!   every node's [`tailer`] reads the log in id order and feeds its own hub, so every
+//!   node delivers every event, in the same order, exactly once.
+//! * Presence, custom events and a dead node's departure cross nodes on the [`bus`]
+//!   (`LISTEN`/`NOTIFY`). Each node keeps the same cluster-wide [`presence`] view.
+//! * A stream lives on one node, and its connection id says which (its leading bytes are
+//!   the node's tag). A subscribe or unsubscribe for a stream held elsewhere is relayed to
+//!   that node ([`Op`], `POST /internal/cluster` with the nodes' bearer token); bans,
+//!   logouts, member removals and stats are asked of every node.
+//! * Each [`node`] heartbeats a row and holds an advisory lock on its listener's
+//!   connection. A node whose lock is free (its process died) is declared dead once its
+//!   heartbeat is `crashed_after_secs` old, one still holding it once it is
+//!   `hung_after_secs` old; its presence leaves everywhere, and its clients reconnect
+//!   through the balancer with `Last-Event-ID`.
+
+mod bus;
+mod node;
+mod presence;
+mod tailer;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::{sync::mpsc, task::JoinHandle};
+use uuid::Uuid;
+
+pub use node::RelayError;
+
+use crate::{
+    broker::{Broker, LocalBroker},
+    config::ClusterSettings,
+    db::{Db, nodes},
+    domain::{ConnectionId, EventName, RoomName, SubscribeBody, UnsubscribeBody, User, UserRef},
+    hub::{Hub, HubStats, NodeLink, RoomInfo},
+};
+use bus::{BusMessage, ClusterPresence};
+use node::Node;
+
+/// What one node asks of another (`POST /internal/cluster`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// `POST /api/subscribe` for a stream the callee holds, on behalf of `user` (whose
+    /// session the caller checked).
+    Subscribe {
+        /// The caller's user.
+        user: User,
+        /// The request as received.
+        body: SubscribeBody,
+    },
+    /// `POST /api/unsubscribe` for a stream the callee holds.
+    Unsubscribe {
+        /// The caller's user.
+        user: User,
+        /// The request as received.
+        body: UnsubscribeBody,
+    },
+    /// Close a user's streams → [`Closed`].
+    CloseUser {
+        /// Whose.
+        user: Uuid,
+    },
+    /// Close a login session's streams → [`Closed`].
+    CloseSession {
+        /// Which.
+        session: Uuid,
+    },
+    /// Take a user's streams out of a private room → [`Closed`].
+    RemoveMember {
+        /// The room.
+        room: RoomName,
+        /// Whom.
+        user: Uuid,
+        /// Who removed them.
+        by: Option<UserRef>,
+    },
+    /// The callee's live figures → [`NodeStats`].
+    Stats,
+    /// The callee's rooms with subscribers → `[RoomInfo]`.
+    Rooms,
+    /// Who is where on the callee → `[[room, user]]`.
+    Presence,
+}
+
+/// How many streams a node closed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Closed {
+    /// Streams closed.
+    pub closed: usize,
+}
+
+/// One node's figures, and its users (a user online on two nodes counts once).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// The hub's figures.
+    pub stats: HubStats,
+    /// Users with a stream open there.
+    pub users: Vec<Uuid>,
+}
+
+/// Where a stream is held.
+pub enum Holder {
+    /// On this node.
+    Here,
+    /// On another live node.
+    Elsewhere(nodes::NodeRow),
+    /// Nowhere this node knows (a dead node's, or made up).
+    Nowhere,
+}
+
+/// The service as one: this node alone, or this node of a cluster. Handlers ask it, not
+/// the hub, for anything that spans nodes.
+pub struct Cluster {
+    hub: Arc<Hub>,
+    node: Option<Arc<Node>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Cluster {
+    /// A node alone (SQLite).
+    pub fn alone(hub: Arc<Hub>) -> Self {
+        Self {
+            hub,
+            node: None,
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Joins (or founds) the cluster on `db`'s PostgreSQL database: registers this node,
+    /// listens on the bus, reads the other nodes' presence, and starts the tailer from
+    /// `cursor` (the last id the hub knows of). `url` is where the others reach this node.
+    pub async fn join(
+        db: &Db,
+        hub: Arc<Hub>,
+        settings: &ClusterSettings,
+        url: String,
+        cursor: i64,
+    ) -> anyhow::Result<Self> {
+        let pool = db
+            .pg_pool()
+            .context("a cluster needs a PostgreSQL database")?
+            .clone();
+        let channel = db
+            .notify_channel()
+            .context("a cluster needs a PostgreSQL database")?
+            .to_owned();
+        let token = match &settings.token {
+            Some(t) => t.expose().to_owned(),
+            None => {
+                let candidate = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+                let stored = nodes::shared_secret(&pool, "cluster_token", candidate.as_bytes())
+                    .await
+                    .context("reading the cluster token")?;
+                String::from_utf8(stored).context("the stored cluster token is not text")?
+            }
+        };
+        let node = Arc::new(
+            Node::register(
+                db.clone(),
+                pool,
+                channel,
+                hub.clone(),
+                url,
+                token,
+                settings.clone(),
+            )
+            .await?,
+        );
+        let listener = bus::open_listener(&node)
+            .await
+            .context("listening on the cluster bus")?;
+        let (outbox, presence_out) = mpsc::unbounded_channel();
+        hub.link(NodeLink {
+            tag: node.tag,
+            presence: Box::new(ClusterPresence {
+                node: node.clone(),
+                outbox,
+            }),
+        })?;
+        tracing::info!(node = %node.id, url = %node.url, "joined the cluster");
+        let every = Duration::from_millis(settings.tail_every_ms);
+        let tasks = vec![
+            tokio::spawn(bus::listen(node.clone(), listener)),
+            tokio::spawn(bus::send_presence(node.clone(), presence_out)),
+            tokio::spawn(tailer::tail(node.clone(), cursor, every)),
+            tokio::spawn(node::membership(node.clone())),
+            tokio::spawn(node::resync(node.clone())),
+        ];
+        // Whoever is present elsewhere already.
+        node.request_resync();
+        Ok(Self {
+            hub,
+            node: Some(node),
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// Where the writer hands committed events.
+    pub fn broker(&self) -> Arc<dyn Broker> {
+        match &self.node {
+            Some(node) => Arc::new(tailer::WakeTailer(node.clone())),
+            None => Arc::new(LocalBroker::new(self.hub.clone())),
+        }
+    }
+
+    /// Whether `presented` is the nodes' bearer token (never, alone).
+    pub fn token_matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.node
+            .as_ref()
+            .is_some_and(|n| bool::from(n.token.as_bytes().ct_eq(presented.as_bytes())))
+    }
+
+    /// This node's id in the cluster.
+    pub fn node_id(&self) -> Option<Uuid> {
+        self.node.as_ref().map(|n| n.id)
+    }
+
+    /// Which node holds stream `id`.
+    pub async fn holder(&self, id: ConnectionId) -> Holder {
+        match &self.node {
+            _ if self.hub.holds(id) => Holder::Here,
+            None => Holder::Nowhere,
+            Some(node) => match node.peer_with_tag(id.node_tag()).await {
+                Some(peer) => Holder::Elsewhere(peer),
+                None => Holder::Nowhere,
+            },
+        }
+    }
+
+    /// Calls `op` on `peer`: its status and body, to answer with as they are.
+    pub async fn relay(&self, peer: &nodes::NodeRow, op: &Op) -> Result<(u16, Bytes), RelayError> {
+        match &self.node {
+            Some(node) => node.call(peer, op).await,
+            None => unreachable!("a node alone has no peers to relay to"),
+        }
+    }
+
+    /// Users with a connection in `room` on any node, sorted by name.
+    pub fn presence(&self, room: &RoomName) -> Vec<UserRef> {
+        match &self.node {
+            Some(node) => node.view.users(room),
+            None => self.hub.presence(room),
+        }
+    }
+
+    /// Whether `room` has subscribers on any node.
+    pub fn has_room(&self, room: &RoomName) -> bool {
+        match &self.node {
+            Some(node) => node.view.has_room(room),
+            None => self.hub.has_room(room),
+        }
+    }
+
+    /// The `limit` busiest rooms of the whole cluster that `keep` lets through.
+    pub async fn busiest_rooms(
+        &self,
+        limit: usize,
+        keep: impl Fn(&RoomName) -> bool,
+    ) -> Vec<RoomInfo> {
+        let Some(node) = &self.node else {
+            return self.hub.busiest_rooms(limit, keep);
+        };
+        let mut merged: HashMap<RoomName, usize> = HashMap::new();
+        let local = self.hub.rooms();
+        for list in std::iter::once(local).chain(node.scatter::<Vec<RoomInfo>>(&Op::Rooms).await) {
+            for room in list {
+                *merged.entry(room.name).or_default() += room.subscribers;
+            }
+        }
+        let mut rooms: Vec<RoomInfo> = merged
+            .into_iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(name, subscribers)| RoomInfo {
+                users: node.view.user_count(&name),
+                name,
+                subscribers,
+            })
+            .collect();
+        rooms.sort_by(|a, b| b.subscribers.cmp(&a.subscribers).then_with(|| a.name.cmp(&b.name)));
+        rooms.truncate(limit);
+        rooms
+    }
+
+    /// This node's figures and users.
+    pub fn node_stats(&self) -> NodeStats {
+        NodeStats {
+            stats: self.hub.stats(),
+            users: self.hub.users_online(),
+        }
+    }
+
+    /// Live figures of the whole cluster (counters summed; users and rooms counted once).
+    pub async fn stats(&self) -> HubStats {
+        let Some(node) = &self.node else {
+            return self.hub.stats();
+        };
+        let mut all = vec![self.node_stats()];
+        all.extend(node.scatter::<NodeStats>(&Op::Stats).await);
+        let mut users = std::collections::HashSet::new();
+        let mut total = HubStats::default();
+        for n in all {
+            total.connections += n.stats.connections;
+            total.subscriptions += n.stats.subscriptions;
+            total.events_delivered += n.stats.events_delivered;
+            total.slow_disconnects += n.stats.slow_disconnects;
+            users.extend(n.users);
+        }
+        total.users_online = users.len();
+        total.rooms = node.view.room_count();
+        total
+    }
+
+    /// Closes every stream of `user` on every node; how many.
+    pub async fn close_user(&self, user: Uuid) -> usize {
+        self.everywhere(self.hub.close_user(user), &Op::CloseUser { user })
+            .await
+    }
+
+    /// Closes every stream of login `session` on every node; how many.
+    pub async fn close_session(&self, session: Uuid) -> usize {
+        self.everywhere(self.hub.close_session(session), &Op::CloseSession { session })
+            .await
+    }
+
+    /// Takes `user`'s streams out of private `room` on every node; how many.
+    pub async fn remove_member(&self, room: &RoomName, user: Uuid, by: Option<&UserRef>) -> usize {
+        let here = self.hub.remove_member(room, user, by);
+        let op = Op::RemoveMember {
+            room: room.clone(),
+            user,
+            by: by.cloned(),
+        };
+        self.everywhere(here, &op).await
+    }
+
+    async fn everywhere(&self, here: usize, op: &Op) -> usize {
+        match &self.node {
+            Some(node) => here + node.scatter::<Closed>(op).await.iter().map(|c| c.closed).sum::<usize>(),
+            None => here,
+        }
+    }
+
+    /// Sends a custom event to `room`'s subscribers on every node: here at once, to the
+    /// others on the bus.
+    pub async fn publish_custom(
+        &self,
+        room: &RoomName,
+        user: &UserRef,
+        event: &EventName,
+        data: &serde_json::Value,
+    ) -> sqlx::Result<()> {
+        self.hub.publish_custom(room, user, event, data);
+        if let Some(node) = &self.node {
+            let message = BusMessage::Custom {
+                node: node.id,
+                room: room.clone(),
+                user: user.clone(),
+                event: event.clone(),
+                data: data.clone(),
+            }
+            .encode();
+            node.notify(&[&message]).await?;
+        }
+        Ok(())
+    }
+
+    /// Leaves the cluster cleanly: this node's row goes and the others hear at once that
+    /// its streams are gone (rather than after the crash bound).
+    pub async fn leave(&self) {
+        let Some(node) = &self.node else { return };
+        let gone = BusMessage::Gone { node: node.id }.encode();
+        let left = async {
+            let mut tx = node.pool.begin().await?;
+            nodes::deregister(&mut tx, node.id).await?;
+            nodes::notify(&mut tx, &node.channel, &[&gone]).await?;
+            tx.commit().await
+        };
+        if let Err(e) = left.await {
+            tracing::warn!(error = %e, "leaving the cluster cleanly failed; the others will notice");
+        }
+        self.stop_tasks();
+    }
+
+    /// Stops this node's cluster tasks (and with them its listener's connection, so the
+    /// others see it die).
+    pub fn stop_tasks(&self) {
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// The session cookie key every node of a cluster shares: the first node to start stores
+/// its `candidate`, every node gets that one.
+pub async fn shared_cookie_key(db: &Db, candidate: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let pool = db
+        .pg_pool()
+        .context("a shared key needs a PostgreSQL database")?;
+    Ok(nodes::shared_secret(pool, "session_key", candidate).await?)
+}

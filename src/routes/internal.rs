@@ -1,0 +1,74 @@
+//! `POST /internal/cluster`: what one node of a cluster asks of another (see
+//! [`crate::cluster`]). Only the nodes' bearer token gets in; nodes alone answer 404.
+//! Requests relayed here were checked by the node that received them (the session, the
+//! body's shape); this node checks again what only it can: that it holds the stream, and
+//! the caller's access to the rooms.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web,
+};
+
+use super::access;
+use crate::{
+    cluster::{Closed, Op, RelayError},
+    error::{ApiError, ErrorCode},
+    hub::{SubscribeRequest, UnsubscribeRequest},
+    state::AppState,
+};
+
+/// Answers another node's [`Op`].
+pub async fn call(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !token.is_some_and(|t| state.cluster.token_matches(t)) {
+        return Err(ApiError::not_found(ErrorCode::NotFound, "no such route"));
+    }
+    let op: Op = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::validation(ErrorCode::InvalidJson, format!("not a cluster call: {e}"))
+    })?;
+    let answer = match op {
+        Op::Subscribe { user, body } => {
+            let request = SubscribeRequest::try_from(body)?;
+            let subscription = access::subscribe(&state, &user, request).await?;
+            HttpResponse::Ok().json(subscription)
+        }
+        Op::Unsubscribe { user, body } => {
+            let request = UnsubscribeRequest::try_from(body)?;
+            HttpResponse::Ok().json(state.hub.unsubscribe(user.id, request)?)
+        }
+        Op::CloseUser { user } => closed(state.hub.close_user(user)),
+        Op::CloseSession { session } => closed(state.hub.close_session(session)),
+        Op::RemoveMember { room, user, by } => {
+            closed(state.hub.remove_member(&room, user, by.as_ref()))
+        }
+        Op::Stats => HttpResponse::Ok().json(state.cluster.node_stats()),
+        Op::Rooms => HttpResponse::Ok().json(state.hub.rooms()),
+        Op::Presence => HttpResponse::Ok().json(state.hub.local_presence()),
+    };
+    Ok(answer)
+}
+
+fn closed(n: usize) -> HttpResponse {
+    HttpResponse::Ok().json(Closed { closed: n })
+}
+
+/// The answer of the node a request was relayed to, passed on as it came.
+pub fn relayed(answer: Result<(u16, web::Bytes), RelayError>) -> Result<HttpResponse, ApiError> {
+    let (status, body) = answer.map_err(|e| {
+        tracing::warn!(error = %e, "relaying to the node holding the stream failed");
+        ApiError::Unavailable("the node holding this stream is not answering; try again".into())
+    })?;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    Ok(HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body))
+}
