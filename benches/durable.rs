@@ -112,7 +112,7 @@ async fn durable_rate(
     // Read back rather than trust the setting: this is the level the commits below ran at
     // (the writer's connection is opened with the same options as the pool's).
     let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(db.pool())
+        .fetch_one(db.sqlite_pool().expect("the bench database is SQLite"))
         .await
         .expect("PRAGMA synchronous");
     let author = db

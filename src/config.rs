@@ -242,11 +242,12 @@ impl TryFrom<String> for Cidr {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// `sqlite://…` or `postgres://…`.
+    /// `sqlite://…` (one node) or `postgres://…` (a server several nodes may share; the
+    /// schema is the `search_path`'s first, e.g. `?options=-c%20search_path%3Dchat`).
     pub url: String,
-    /// Read pool size.
+    /// Pool size.
     pub max_connections: u32,
-    /// SQLite durability level.
+    /// SQLite durability level (PostgreSQL: the server's own settings apply).
     pub sqlite_synchronous: SqliteSync,
 }
 
@@ -509,9 +510,11 @@ impl Settings {
             "must be at least 1",
         )?;
         check(
-            self.database.url.starts_with("sqlite:"),
+            ["sqlite:", "postgres:", "postgresql:"]
+                .iter()
+                .any(|scheme| self.database.url.starts_with(scheme)),
             "database.url",
-            "must be a sqlite:// URL (PostgreSQL support is not built in yet)",
+            "must be a sqlite:// or postgres:// URL",
         )?;
         for (value, key) in [
             (self.limits.streams_per_user, "limits.streams_per_user"),
@@ -765,6 +768,22 @@ mod tests {
         assert!(e.contains("server.public_origin"), "error was: {e}");
         s.server.public_origin = Some("https://chat.example:8443".to_owned());
         s.validate().expect("scheme://host:port is fine");
+    }
+
+    #[test]
+    fn the_database_url_is_sqlite_or_postgres() {
+        let mut s = Settings::defaults();
+        for good in [
+            "sqlite://data/x.db?mode=rwc",
+            "postgres://chat@db.internal/chat",
+            "postgresql://chat@db.internal/chat",
+        ] {
+            s.database.url = good.to_owned();
+            s.validate().unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        s.database.url = "mysql://chat@db.internal/chat".to_owned();
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("database.url"), "error was: {e}");
     }
 
     #[test]

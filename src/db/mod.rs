@@ -1,6 +1,36 @@
-//! Persistence: the SQLite pool, migrations, and the queries for users, sessions and messages.
-//! Message inserts go through [`MessageLog`], the connection of the single group-committing
-//! writer (`crate::writer`). Rows come back as domain types; nothing here makes SSE bytes.
+//! Persistence: the database pool (SQLite or PostgreSQL), migrations, and the queries for
+//! users, sessions and messages. Message inserts go through [`MessageLog`], the connection of
+//! the single group-committing writer (`crate::writer`). Rows come back as domain types;
+//! nothing here makes SSE bytes.
+//!
+//! Both backends run the same SQL text: `$1, $2…` placeholders (SQLite takes them too) and
+//! [`on_backend!`] to compile one body per backend. Only where the SQL really differs are
+//! there two texts.
+
+/// `on_backend!(db, |pool, DB| body)` runs `body` with `pool` bound to the backend's pool and
+/// `DB` naming its `sqlx::Database`, compiled once per backend, so a query (or a
+/// `QueryBuilder::<DB>`) is written once for both. `on_backend!(db, |pool| body)` when `DB`
+/// is not needed. Not a closure (the body may `.await` and `?`); written like one so that
+/// rustfmt formats the body.
+macro_rules! on_backend {
+    ($db:expr, |$pool:ident, $DB:ident| $body:expr) => {
+        match &$db.backend {
+            $crate::db::Backend::Sqlite { pool: $pool, .. } => {
+                #[allow(dead_code)]
+                type $DB = sqlx::Sqlite;
+                $body
+            }
+            $crate::db::Backend::Postgres { pool: $pool, .. } => {
+                #[allow(dead_code)]
+                type $DB = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+    ($db:expr, |$pool:ident| $body:expr) => {
+        on_backend!($db, |$pool, _DB| $body)
+    };
+}
 
 mod messages;
 pub mod nodes;
@@ -8,11 +38,13 @@ mod rooms;
 mod sessions;
 mod users;
 
-use std::{str::FromStr, time::Duration};
+use std::{fmt::Write, str::FromStr, time::Duration};
 
 use anyhow::Context;
+use sha2::{Digest, Sha256};
 use sqlx::{
-    SqlitePool,
+    PgPool, SqlitePool,
+    postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -23,19 +55,60 @@ pub use users::CreateUserError;
 
 use crate::config::{DatabaseSettings, SqliteSync};
 
-/// The migrations under `migrations/`, compiled in.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The SQLite migrations under `migrations/sqlite/`, compiled in.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The PostgreSQL migrations under `migrations/postgres/`, compiled in: the same schema in
+/// PostgreSQL types, plus the `message_seq` counter the writers take ids from.
+pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Longest channel name PostgreSQL keeps (NAMEDATALEN - 1); longer ones are truncated, so
+/// two schemas could end up sharing one.
+const MAX_CHANNEL: usize = 63;
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
-    options: SqliteConnectOptions,
+    backend: Backend,
+}
+
+/// The database behind a [`Db`], chosen by the URL's scheme.
+#[derive(Clone, Debug)]
+enum Backend {
+    /// One file, one writer process.
+    Sqlite {
+        pool: SqlitePool,
+        options: SqliteConnectOptions,
+    },
+    /// A server that several nodes may write; everything lives in the connection's
+    /// `search_path` schema.
+    Postgres {
+        pool: PgPool,
+        options: PgConnectOptions,
+        /// What the writer NOTIFYs on after each append (see [`Db::notify_channel`]).
+        channel: String,
+    },
 }
 
 impl Db {
-    /// Opens (creating when missing) the database and applies pending migrations.
+    /// Opens the database named by `database.url` (`sqlite:` or `postgres:`; a SQLite file is
+    /// created when missing) and applies pending migrations.
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let url = settings.url.as_str();
+        let db = if url.starts_with("sqlite:") {
+            Self::connect_sqlite(settings).await?
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Self::connect_postgres(settings).await?
+        } else {
+            anyhow::bail!(
+                "configuration: `database.url` must start with sqlite:// or postgres://"
+            );
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn connect_sqlite(settings: &DatabaseSettings) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(&settings.url)
             .with_context(|| format!("configuration: `database.url` {:?}", settings.url))?
             .create_if_missing(true)
@@ -58,37 +131,201 @@ impl Db {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening database {}", options.get_filename().display()))?;
-        let db = Self { pool, options };
-        db.migrate().await?;
-        Ok(db)
+        Ok(Self {
+            backend: Backend::Sqlite { pool, options },
+        })
+    }
+
+    async fn connect_postgres(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        // The URL is not repeated in errors: it may carry a password.
+        let options = PgConnectOptions::from_str(&settings.url)
+            .context("configuration: `database.url` is not a valid postgres:// URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "opening PostgreSQL database {:?} on {}:{}",
+                    options.get_database().unwrap_or_default(),
+                    options.get_host(),
+                    options.get_port()
+                )
+            })?;
+        // Tables are created and found in the first schema of the search_path: that schema
+        // is this deployment's namespace, so it names the notification channel too.
+        let (schema,): (Option<String>,) = sqlx::query_as("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await
+            .context("reading the PostgreSQL schema")?;
+        let schema = schema.context(
+            "PostgreSQL: no schema of the search_path exists (create it, or fix `options`)",
+        )?;
+        Ok(Self {
+            backend: Backend::Postgres {
+                pool,
+                options,
+                channel: notify_channel(&schema),
+            },
+        })
     }
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .context("applying database migrations")
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => MIGRATOR.run(pool).await,
+            Backend::Postgres { pool, .. } => PG_MIGRATOR.run(pool).await,
+        }
+        .context("applying database migrations")
     }
 
-    /// The read/write pool (accounts, sessions, reads).
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Whether this is a PostgreSQL database (several nodes may share it).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    /// The PostgreSQL pool, on PostgreSQL.
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.backend {
+            Backend::Postgres { pool, .. } => Some(pool),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// How this handle connects to PostgreSQL (same server, database and `search_path`), for
+    /// a connection of one's own such as a `LISTEN`er.
+    pub fn pg_connect_options(&self) -> Option<&PgConnectOptions> {
+        match &self.backend {
+            Backend::Postgres { options, .. } => Some(options),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// The SQLite pool, on SQLite (for SQLite-only checks such as `PRAGMA`s).
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.backend {
+            Backend::Sqlite { pool, .. } => Some(pool),
+            Backend::Postgres { .. } => None,
+        }
+    }
+
+    /// On PostgreSQL, the channel the message writer NOTIFYs (empty payload) after each
+    /// commit that stored events: `roomcast_<schema>`, so clusters sharing a database in
+    /// different schemas do not wake each other.
+    pub fn notify_channel(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Postgres { channel, .. } => Some(channel),
+            Backend::Sqlite { .. } => None,
+        }
     }
 
     /// Answers when the database does (readiness).
     pub async fn ping(&self) -> anyhow::Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on_backend!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
         Ok(())
     }
 
     /// Closes the pool, waiting for checked-out connections.
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_backend!(self, |pool| pool.close().await);
     }
+
+    /// Creates a fresh, empty schema `t_<random>` in the PostgreSQL database at `base_url`
+    /// and returns `base_url` with that schema as its `search_path`: tests (and test
+    /// clusters) share one database without seeing each other's rows.
+    #[doc(hidden)]
+    pub async fn create_test_schema(base_url: &str) -> anyhow::Result<String> {
+        use sqlx::Connection;
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(base_url)
+            .await
+            .context("connecting to the test PostgreSQL database")?;
+        // The name is ours (hex), so formatting it into the statement is safe.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .context("creating a test schema")?;
+        conn.close().await?;
+        let sep = if base_url.contains('?') { '&' } else { '?' };
+        Ok(format!("{base_url}{sep}options=-c%20search_path%3D{schema}"))
+    }
+
+    /// Runs one statement as is, on either backend; the rows it affected. For tests that
+    /// break or age the database under a running app (dropping a table, expiring sessions).
+    #[doc(hidden)]
+    pub async fn execute_for_tests(&self, sql: &'static str) -> sqlx::Result<u64> {
+        on_backend!(self, |pool| {
+            sqlx::query(sql)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+    }
+}
+
+/// `roomcast_<schema>` as a channel name: schema names are identifiers but may be quoted
+/// ones (any case, any character), so anything but `[a-z0-9_]` becomes `_`; when that
+/// changed the name or it is too long, a hash of the schema keeps distinct schemas apart.
+fn notify_channel(schema: &str) -> String {
+    let clean: String = schema
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '_' => c,
+            _ => '_',
+        })
+        .collect();
+    let channel = format!("roomcast_{clean}");
+    if clean == schema && channel.len() <= MAX_CHANNEL {
+        return channel;
+    }
+    let hash = Sha256::digest(schema.as_bytes())
+        .iter()
+        .take(4)
+        .fold(String::with_capacity(8), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+    // The cleaned channel is ASCII, so any byte length is a char boundary.
+    let keep = channel.len().min(MAX_CHANNEL - hash.len() - 1);
+    format!("{}_{hash}", &channel[..keep])
 }
 
 /// Now, as the contract's RFC 3339 UTC text (millisecond precision).
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    use super::notify_channel;
+
+    #[test]
+    fn a_plain_schema_names_its_channel_as_is() {
+        assert_eq!(notify_channel("t_abc123"), "roomcast_t_abc123");
+        assert_eq!(notify_channel("public"), "roomcast_public");
+    }
+
+    #[test]
+    fn odd_or_long_schemas_get_distinct_short_channels() {
+        let a = notify_channel("Prod");
+        let b = notify_channel("prod");
+        let c = notify_channel("PROD");
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert!(a.starts_with("roomcast_"), "{a}");
+        assert!(
+            a.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
+            "{a}"
+        );
+        let long = "x".repeat(63);
+        let l = notify_channel(&long);
+        assert!(l.len() <= 63, "{l} is {} bytes", l.len());
+        assert_ne!(l, notify_channel(&"x".repeat(62)));
+        let uni = notify_channel(&"é".repeat(40));
+        assert!(uni.len() <= 63 && uni.is_ascii(), "{uni}");
+    }
 }

@@ -52,16 +52,16 @@ impl Db {
         room: &RoomName,
         viewer: Option<&User>,
     ) -> sqlx::Result<RoomView> {
-        let row: Option<(String, Uuid, String, Option<String>)> = sqlx::query_as(
+        let row: Option<(String, Uuid, String, Option<String>)> = on_backend!(self, |pool| sqlx::query_as(
             "SELECT r.visibility, r.owner_id, u.username, m.role FROM rooms r \
              JOIN users u ON u.id = r.owner_id \
-             LEFT JOIN room_members m ON m.room = r.name AND m.user_id = ? \
-             WHERE r.name = ?",
+             LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $1 \
+             WHERE r.name = $2",
         )
         .bind(viewer.map(|v| v.id))
         .bind(room.as_str())
-        .fetch_optional(self.pool())
-        .await?;
+        .fetch_optional(pool)
+        .await)?;
         let admin = viewer.is_none_or(|v| v.role == crate::domain::Role::Admin);
         let Some((visibility, owner_id, owner_name, role)) = row else {
             return Ok(RoomView {
@@ -98,17 +98,23 @@ impl Db {
         viewer: Uuid,
         rooms: &[RoomName],
     ) -> sqlx::Result<Vec<RoomName>> {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT r.name FROM rooms r WHERE r.visibility = 'private' AND NOT EXISTS \
-             (SELECT 1 FROM room_members m WHERE m.room = r.name AND m.user_id = ",
-        );
-        q.push_bind(viewer).push(") AND r.name IN (");
-        let mut list = q.separated(", ");
-        for r in rooms {
-            list.push_bind(r.as_str());
+        if rooms.is_empty() {
+            // `IN ()` is SQLite only.
+            return Ok(Vec::new());
         }
-        q.push(")");
-        let names: Vec<(String,)> = q.build_query_as().fetch_all(self.pool()).await?;
+        let names: Vec<(String,)> = on_backend!(self, |pool, DB| {
+            let mut q = sqlx::QueryBuilder::<DB>::new(
+                "SELECT r.name FROM rooms r WHERE r.visibility = 'private' AND NOT EXISTS \
+                 (SELECT 1 FROM room_members m WHERE m.room = r.name AND m.user_id = ",
+            );
+            q.push_bind(viewer).push(") AND r.name IN (");
+            let mut list = q.separated(", ");
+            for r in rooms {
+                list.push_bind(r.as_str().to_owned());
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(pool).await
+        })?;
         names
             .into_iter()
             .map(|(n,)| stored("room", RoomName::parse(&n).ok()))
@@ -117,14 +123,14 @@ impl Db {
 
     /// Every private room, and whether `viewer` is a member of it.
     pub async fn private_rooms(&self, viewer: Uuid) -> sqlx::Result<HashMap<RoomName, bool>> {
-        let rows: Vec<(String, bool)> = sqlx::query_as(
+        let rows: Vec<(String, bool)> = on_backend!(self, |pool| sqlx::query_as(
             "SELECT r.name, EXISTS (SELECT 1 FROM room_members m \
-                 WHERE m.room = r.name AND m.user_id = ?) \
+                 WHERE m.room = r.name AND m.user_id = $1) \
              FROM rooms r WHERE r.visibility = 'private'",
         )
         .bind(viewer)
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter()
             .map(|(name, member)| Ok((stored("room", RoomName::parse(&name).ok())?, member)))
             .collect()
@@ -132,10 +138,10 @@ impl Db {
 
     /// How many rooms `owner` has created.
     pub async fn rooms_owned(&self, owner: Uuid) -> sqlx::Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM rooms WHERE owner_id = ?")
+        let (n,): (i64,) = on_backend!(self, |pool| sqlx::query_as("SELECT COUNT(*) FROM rooms WHERE owner_id = $1")
             .bind(owner)
-            .fetch_one(self.pool())
-            .await?;
+            .fetch_one(pool)
+            .await)?;
         Ok(n)
     }
 
@@ -146,35 +152,39 @@ impl Db {
         visibility: Visibility,
         owner: &User,
     ) -> Result<RoomRecord, CreateRoomError> {
-        let mut tx = self.pool().begin().await?;
         let now = now_rfc3339();
-        // One statement that writes first: a read followed by a write in a deferred
-        // transaction cannot wait for the message writer's lock (SQLITE_BUSY at once).
-        let inserted = sqlx::query(
-            "INSERT INTO rooms (name, visibility, owner_id, created_at) \
-             SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM messages WHERE room = ?) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name.as_str())
-        .bind(visibility.as_str())
-        .bind(owner.id)
-        .bind(&now)
-        .bind(name.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            return Err(CreateRoomError::Taken);
-        }
-        sqlx::query(
-            "INSERT INTO room_members (room, user_id, role, added_at) VALUES (?, ?, 'owner', ?)",
-        )
-        .bind(name.as_str())
-        .bind(owner.id)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // One statement that writes first: a read followed by a write in a deferred
+            // SQLite transaction cannot wait for the message writer's lock (SQLITE_BUSY at
+            // once).
+            let inserted = sqlx::query(
+                "INSERT INTO rooms (name, visibility, owner_id, created_at) \
+                 SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE room = $5) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name.as_str())
+            .bind(visibility.as_str())
+            .bind(owner.id)
+            .bind(&now)
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                return Err(CreateRoomError::Taken);
+            }
+            sqlx::query(
+                "INSERT INTO room_members (room, user_id, role, added_at) \
+                 VALUES ($1, $2, 'owner', $3)",
+            )
+            .bind(name.as_str())
+            .bind(owner.id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
         Ok(RoomRecord {
             name: name.clone(),
             visibility,
@@ -184,13 +194,13 @@ impl Db {
 
     /// Rooms `user` created or was added to, by name.
     pub async fn my_rooms(&self, user: Uuid) -> sqlx::Result<Vec<MyRoom>> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
+        let rows: Vec<(String, String, String)> = on_backend!(self, |pool| sqlx::query_as(
             "SELECT r.name, r.visibility, m.role FROM room_members m \
-             JOIN rooms r ON r.name = m.room WHERE m.user_id = ? ORDER BY r.name",
+             JOIN rooms r ON r.name = m.room WHERE m.user_id = $1 ORDER BY r.name",
         )
         .bind(user)
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter()
             .map(|(name, visibility, role)| {
                 Ok(MyRoom {
@@ -204,13 +214,13 @@ impl Db {
 
     /// A room's members, ordered by username.
     pub async fn members(&self, room: &RoomName) -> sqlx::Result<Vec<Member>> {
-        let rows: Vec<(Uuid, String, String)> = sqlx::query_as(
+        let rows: Vec<(Uuid, String, String)> = on_backend!(self, |pool| sqlx::query_as(
             "SELECT u.id, u.username, m.role FROM room_members m JOIN users u ON u.id = m.user_id \
-             WHERE m.room = ? ORDER BY lower(u.username)",
+             WHERE m.room = $1 ORDER BY lower(u.username)",
         )
         .bind(room.as_str())
-        .fetch_all(self.pool())
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter()
             .map(|(id, username, role)| {
                 Ok(Member {
@@ -229,11 +239,11 @@ impl Db {
         user: Uuid,
     ) -> sqlx::Result<Option<MemberRole>> {
         let role: Option<(String,)> =
-            sqlx::query_as("SELECT role FROM room_members WHERE room = ? AND user_id = ?")
+            on_backend!(self, |pool| sqlx::query_as("SELECT role FROM room_members WHERE room = $1 AND user_id = $2")
                 .bind(room.as_str())
                 .bind(user)
-                .fetch_optional(self.pool())
-                .await?;
+                .fetch_optional(pool)
+                .await)?;
         match role {
             Some((r,)) => Ok(Some(stored("member role", MemberRole::parse(&r))?)),
             None => Ok(None),
@@ -249,41 +259,45 @@ impl Db {
         was: Option<MemberRole>,
         role: MemberRole,
     ) -> sqlx::Result<bool> {
-        let changed =
-            match was {
-                None => {
-                    sqlx::query(
-                        "INSERT INTO room_members (room, user_id, role, added_at) \
-                     VALUES (?, ?, ?, ?) ON CONFLICT (room, user_id) DO NOTHING",
-                    )
-                    .bind(room.as_str())
-                    .bind(user)
-                    .bind(role.as_str())
-                    .bind(now_rfc3339())
-                    .execute(self.pool())
-                    .await?
-                }
-                Some(was) => sqlx::query(
-                    "UPDATE room_members SET role = ? WHERE room = ? AND user_id = ? AND role = ?",
+        let changed = match was {
+            None => on_backend!(self, |pool| {
+                sqlx::query(
+                    "INSERT INTO room_members (room, user_id, role, added_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (room, user_id) DO NOTHING",
+                )
+                .bind(room.as_str())
+                .bind(user)
+                .bind(role.as_str())
+                .bind(now_rfc3339())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+            })?,
+            Some(was) => on_backend!(self, |pool| {
+                sqlx::query(
+                    "UPDATE room_members SET role = $1 \
+                     WHERE room = $2 AND user_id = $3 AND role = $4",
                 )
                 .bind(role.as_str())
                 .bind(room.as_str())
                 .bind(user)
                 .bind(was.as_str())
-                .execute(self.pool())
-                .await?,
-            };
-        Ok(changed.rows_affected() == 1)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+            })?,
+        };
+        Ok(changed == 1)
     }
 
     /// Takes `user` out of `room`; false when it was not a member.
     pub async fn remove_member(&self, room: &RoomName, user: Uuid) -> sqlx::Result<bool> {
-        let n = sqlx::query("DELETE FROM room_members WHERE room = ? AND user_id = ?")
+        let n = on_backend!(self, |pool| sqlx::query("DELETE FROM room_members WHERE room = $1 AND user_id = $2")
             .bind(room.as_str())
             .bind(user)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
         Ok(n > 0)
     }
 
@@ -294,23 +308,23 @@ impl Db {
         room: &RoomName,
         id: i64,
     ) -> sqlx::Result<Option<Option<Uuid>>> {
-        let row: Option<(Option<Uuid>,)> = sqlx::query_as(
-            "SELECT user_id FROM messages WHERE id = ? AND room = ? AND deletes IS NULL",
+        let row: Option<(Option<Uuid>,)> = on_backend!(self, |pool| sqlx::query_as(
+            "SELECT user_id FROM messages WHERE id = $1 AND room = $2 AND deletes IS NULL",
         )
         .bind(id)
         .bind(room.as_str())
-        .fetch_optional(self.pool())
-        .await?;
+        .fetch_optional(pool)
+        .await)?;
         Ok(row.map(|(u,)| u))
     }
 
     /// The rooms `user`'s browser keeps joined.
     pub async fn joined_rooms(&self, user: Uuid) -> sqlx::Result<Vec<RoomName>> {
         let row: Option<(String,)> =
-            sqlx::query_as("SELECT rooms FROM joined_rooms WHERE user_id = ?")
+            on_backend!(self, |pool| sqlx::query_as("SELECT rooms FROM joined_rooms WHERE user_id = $1")
                 .bind(user)
-                .fetch_optional(self.pool())
-                .await?;
+                .fetch_optional(pool)
+                .await)?;
         let names: Vec<String> = match row {
             Some((json,)) => serde_json::from_str(&json)
                 .map_err(|e| sqlx::Error::Decode(format!("joined rooms: {e}").into()))?,
@@ -326,14 +340,15 @@ impl Db {
     /// Replaces the rooms `user`'s browser keeps joined.
     pub async fn set_joined_rooms(&self, user: Uuid, rooms: &[RoomName]) -> sqlx::Result<()> {
         let json = serde_json::to_string(rooms).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        sqlx::query(
-            "INSERT INTO joined_rooms (user_id, rooms) VALUES (?, ?) \
+        on_backend!(self, |pool| sqlx::query(
+            "INSERT INTO joined_rooms (user_id, rooms) VALUES ($1, $2) \
              ON CONFLICT (user_id) DO UPDATE SET rooms = excluded.rooms",
         )
         .bind(user)
         .bind(json)
-        .execute(self.pool())
-        .await?;
+        .execute(pool)
+        .await
+        .map(drop))?;
         Ok(())
     }
 }

@@ -73,13 +73,15 @@ fn key_hash(key: &SessionKey) -> String {
 impl SessionStore for SqlSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         let hash = key_hash(key);
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT state, expires_at FROM sessions WHERE key_hash = ? AND expires_at > ?",
-        )
-        .bind(&hash)
-        .bind(now())
-        .fetch_optional(self.db.pool())
-        .await
+        let row: Option<(String, i64)> = on_backend!(self.db, |pool| {
+            sqlx::query_as(
+                "SELECT state, expires_at FROM sessions WHERE key_hash = $1 AND expires_at > $2",
+            )
+            .bind(&hash)
+            .bind(now())
+            .fetch_optional(pool)
+            .await
+        })
         .map_err(|e| LoadError::Other(e.into()))?;
         let Some((state, expires)) = row else {
             return Ok(None);
@@ -96,13 +98,16 @@ impl SessionStore for SqlSessionStore {
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
         let json = serde_json::to_string(&state).map_err(|e| SaveError::Serialization(e.into()))?;
         let key = new_key();
-        sqlx::query("INSERT INTO sessions (key_hash, state, expires_at) VALUES (?, ?, ?)")
-            .bind(key_hash(&key))
-            .bind(json)
-            .bind(expires_at(ttl))
-            .execute(self.db.pool())
-            .await
-            .map_err(|e| SaveError::Other(e.into()))?;
+        on_backend!(self.db, |pool| {
+            sqlx::query("INSERT INTO sessions (key_hash, state, expires_at) VALUES ($1, $2, $3)")
+                .bind(key_hash(&key))
+                .bind(json)
+                .bind(expires_at(ttl))
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+        .map_err(|e| SaveError::Other(e.into()))?;
         Ok(key)
     }
 
@@ -116,14 +121,17 @@ impl SessionStore for SqlSessionStore {
         self.seen.remove(&hash);
         let json =
             serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
-        let done = sqlx::query("UPDATE sessions SET state = ?, expires_at = ? WHERE key_hash = ?")
-            .bind(&json)
-            .bind(expires_at(ttl))
-            .bind(&hash)
-            .execute(self.db.pool())
-            .await
-            .map_err(|e| UpdateError::Other(e.into()))?;
-        if done.rows_affected() == 1 {
+        let done = on_backend!(self.db, |pool| {
+            sqlx::query("UPDATE sessions SET state = $1, expires_at = $2 WHERE key_hash = $3")
+                .bind(&json)
+                .bind(expires_at(ttl))
+                .bind(&hash)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(|e| UpdateError::Other(e.into()))?;
+        if done == 1 {
             return Ok(key);
         }
         // The row expired or was purged meanwhile: start a fresh session instead.
@@ -145,21 +153,27 @@ impl SessionStore for SqlSessionStore {
         if pushed - expires < self.touch_every {
             return Ok(());
         }
-        sqlx::query("UPDATE sessions SET expires_at = ? WHERE key_hash = ?")
-            .bind(pushed)
-            .bind(&hash)
-            .execute(self.db.pool())
-            .await?;
+        on_backend!(self.db, |pool| {
+            sqlx::query("UPDATE sessions SET expires_at = $1 WHERE key_hash = $2")
+                .bind(pushed)
+                .bind(&hash)
+                .execute(pool)
+                .await
+                .map(drop)
+        })?;
         Ok(())
     }
 
     async fn delete(&self, key: &SessionKey) -> anyhow::Result<()> {
         let hash = key_hash(key);
         self.seen.remove(&hash);
-        sqlx::query("DELETE FROM sessions WHERE key_hash = ?")
-            .bind(&hash)
-            .execute(self.db.pool())
-            .await?;
+        on_backend!(self.db, |pool| {
+            sqlx::query("DELETE FROM sessions WHERE key_hash = $1")
+                .bind(&hash)
+                .execute(pool)
+                .await
+                .map(drop)
+        })?;
         Ok(())
     }
 }
@@ -167,11 +181,12 @@ impl SessionStore for SqlSessionStore {
 impl Db {
     /// Deletes expired sessions; returns their states (to close their streams).
     pub async fn purge_expired_sessions(&self) -> sqlx::Result<Vec<SessionState>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("DELETE FROM sessions WHERE expires_at <= ? RETURNING state")
+        let rows: Vec<(String,)> = on_backend!(self, |pool| {
+            sqlx::query_as("DELETE FROM sessions WHERE expires_at <= $1 RETURNING state")
                 .bind(now())
-                .fetch_all(self.pool())
-                .await?;
+                .fetch_all(pool)
+                .await
+        })?;
         Ok(rows
             .iter()
             // A state we cannot read has no login id to close streams for; it is gone anyway.
@@ -183,16 +198,17 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
+    use crate::db::testing;
 
     const TTL: Duration = Duration::hours(1);
 
-    async fn store() -> (SqlSessionStore, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut s = Settings::defaults().database;
-        s.url = format!("sqlite://{}/s.db?mode=rwc", dir.path().display());
-        let db = Db::connect(&s).await.expect("database");
-        (SqlSessionStore::new(db, StdDuration::from_secs(60)), dir)
+    /// A store on each backend under test (see `db::testing`).
+    async fn stores() -> Vec<(SqlSessionStore, testing::TestDb)> {
+        testing::all()
+            .await
+            .into_iter()
+            .map(|t| (SqlSessionStore::new(t.db.clone(), StdDuration::from_secs(60)), t))
+            .collect()
     }
 
     fn state() -> SessionState {
@@ -200,95 +216,107 @@ mod tests {
     }
 
     async fn stored_expiry(store: &SqlSessionStore, key: &SessionKey) -> i64 {
-        let (e,): (i64,) = sqlx::query_as("SELECT expires_at FROM sessions WHERE key_hash = ?")
-            .bind(key_hash(key))
-            .fetch_one(store.db.pool())
-            .await
-            .expect("the session row");
+        let (e,): (i64,) = on_backend!(store.db, |pool| {
+            sqlx::query_as("SELECT expires_at FROM sessions WHERE key_hash = $1")
+                .bind(key_hash(key))
+                .fetch_one(pool)
+                .await
+        })
+        .expect("the session row");
         e
     }
 
     async fn set_expiry(store: &SqlSessionStore, key: &SessionKey, at: i64) {
-        sqlx::query("UPDATE sessions SET expires_at = ? WHERE key_hash = ?")
-            .bind(at)
-            .bind(key_hash(key))
-            .execute(store.db.pool())
-            .await
-            .expect("set expiry");
+        on_backend!(store.db, |pool| {
+            sqlx::query("UPDATE sessions SET expires_at = $1 WHERE key_hash = $2")
+                .bind(at)
+                .bind(key_hash(key))
+                .execute(pool)
+                .await
+                .map(drop)
+        })
+        .expect("set expiry");
     }
 
     #[tokio::test]
     async fn the_table_holds_a_hash_of_the_key_not_the_key() {
-        let (store, _dir) = store().await;
-        let key = store.save(state(), &TTL).await.expect("saved");
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT key_hash FROM sessions")
-            .fetch_all(store.db.pool())
-            .await
+        for (store, _db) in stores().await {
+            let key = store.save(state(), &TTL).await.expect("saved");
+            let rows: Vec<(String,)> = on_backend!(store.db, |pool| {
+                sqlx::query_as("SELECT key_hash FROM sessions")
+                    .fetch_all(pool)
+                    .await
+            })
             .expect("rows");
-        assert_eq!(rows.len(), 1);
-        assert_ne!(rows[0].0, key.as_ref(), "the raw key must not be stored");
-        assert_eq!(
-            rows[0].0,
-            key_hash(&key),
-            "the SHA-256 of the key is stored"
-        );
-        assert!(
-            store.load(&key).await.expect("loaded").is_some(),
-            "the cookie's key still finds its session"
-        );
+            assert_eq!(rows.len(), 1);
+            assert_ne!(rows[0].0, key.as_ref(), "the raw key must not be stored");
+            assert_eq!(
+                rows[0].0,
+                key_hash(&key),
+                "the SHA-256 of the key is stored"
+            );
+            assert!(
+                store.load(&key).await.expect("loaded").is_some(),
+                "the cookie's key still finds its session"
+            );
+        }
     }
 
     #[tokio::test]
     async fn use_pushes_an_idle_expiry_ahead() {
-        let (store, _dir) = store().await;
-        let key = store.save(state(), &TTL).await.expect("saved");
-        // Last pushed two minutes ago.
-        let old = now() + TTL.whole_seconds() - 120;
-        set_expiry(&store, &key, old).await;
-        store.load(&key).await.expect("loaded");
-        store.update_ttl(&key, &TTL).await.expect("touched");
-        let new = stored_expiry(&store, &key).await;
-        assert!(
-            new >= old + 119,
-            "expiry {old} was not pushed ahead (now {new})"
-        );
+        for (store, _db) in stores().await {
+            let key = store.save(state(), &TTL).await.expect("saved");
+            // Last pushed two minutes ago.
+            let old = now() + TTL.whole_seconds() - 120;
+            set_expiry(&store, &key, old).await;
+            store.load(&key).await.expect("loaded");
+            store.update_ttl(&key, &TTL).await.expect("touched");
+            let new = stored_expiry(&store, &key).await;
+            assert!(
+                new >= old + 119,
+                "expiry {old} was not pushed ahead (now {new})"
+            );
+        }
     }
 
     #[tokio::test]
     async fn use_within_the_touch_interval_writes_nothing() {
-        let (store, _dir) = store().await;
-        let key = store.save(state(), &TTL).await.expect("saved");
-        // Last pushed 30 s ago, under the 60 s interval.
-        let recent = now() + TTL.whole_seconds() - 30;
-        set_expiry(&store, &key, recent).await;
-        store.load(&key).await.expect("loaded");
-        store.update_ttl(&key, &TTL).await.expect("touched");
-        assert_eq!(stored_expiry(&store, &key).await, recent);
+        for (store, _db) in stores().await {
+            let key = store.save(state(), &TTL).await.expect("saved");
+            // Last pushed 30 s ago, under the 60 s interval.
+            let recent = now() + TTL.whole_seconds() - 30;
+            set_expiry(&store, &key, recent).await;
+            store.load(&key).await.expect("loaded");
+            store.update_ttl(&key, &TTL).await.expect("touched");
+            assert_eq!(stored_expiry(&store, &key).await, recent);
+        }
     }
 
     #[tokio::test]
     async fn an_expired_session_does_not_load() {
-        let (store, _dir) = store().await;
-        let key = store.save(state(), &TTL).await.expect("saved");
-        set_expiry(&store, &key, now() - 1).await;
-        assert!(store.load(&key).await.expect("loaded").is_none());
+        for (store, _db) in stores().await {
+            let key = store.save(state(), &TTL).await.expect("saved");
+            set_expiry(&store, &key, now() - 1).await;
+            assert!(store.load(&key).await.expect("loaded").is_none());
+        }
     }
 
     #[tokio::test]
     async fn purging_returns_the_expired_states_only() {
-        let (store, _dir) = store().await;
-        let expired_state = state();
-        let expired = store
-            .save(expired_state.clone(), &TTL)
-            .await
-            .expect("saved");
-        let live = store.save(state(), &TTL).await.expect("saved");
-        set_expiry(&store, &expired, now() - 1).await;
-        let purged = store.db.purge_expired_sessions().await.expect("purged");
-        assert_eq!(purged, vec![expired_state]);
-        assert!(
-            store.load(&live).await.expect("loaded").is_some(),
-            "live session kept"
-        );
+        for (store, _db) in stores().await {
+            let expired_state = state();
+            let expired = store
+                .save(expired_state.clone(), &TTL)
+                .await
+                .expect("saved");
+            let live = store.save(state(), &TTL).await.expect("saved");
+            set_expiry(&store, &expired, now() - 1).await;
+            let purged = store.db.purge_expired_sessions().await.expect("purged");
+            assert_eq!(purged, vec![expired_state]);
+            assert!(
+                store.load(&live).await.expect("loaded").is_some(),
+                "live session kept"
+            );
+        }
     }
 }

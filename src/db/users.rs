@@ -44,16 +44,20 @@ impl Db {
         role: Role,
     ) -> Result<User, CreateUserError> {
         let id = Uuid::new_v4();
-        let res = sqlx::query(
-            "INSERT INTO users (id, username, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(username.as_str())
-        .bind(password_hash)
-        .bind(role.as_str())
-        .bind(now_rfc3339())
-        .execute(self.pool())
-        .await;
+        let res = on_backend!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO users (id, username, password_hash, role, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(username.as_str())
+            .bind(password_hash)
+            .bind(role.as_str())
+            .bind(now_rfc3339())
+            .execute(pool)
+            .await
+            .map(drop)
+        });
         match res {
             Ok(_) => Ok(User {
                 id,
@@ -72,33 +76,46 @@ impl Db {
 
     /// The user and password hash for a login name (any letter case).
     pub async fn user_for_login(&self, username: &str) -> sqlx::Result<Option<(User, String)>> {
-        let row: Option<UserRow> = sqlx::query_as(
-            "SELECT id, username, role, password_hash FROM users WHERE lower(username) = lower(?)",
-        )
-        .bind(username)
-        .fetch_optional(self.pool())
-        .await?;
+        if !username.is_ascii() {
+            // Stored names are ASCII, and SQLite's lower() folds ASCII only. PostgreSQL's
+            // lower() of the argument would fold by Unicode (the Kelvin sign to `k`), letting
+            // a different name log in; no non-ASCII name matches on either backend.
+            return Ok(None);
+        }
+        let row: Option<UserRow> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, username, role, password_hash FROM users \
+                 WHERE lower(username) = lower($1)",
+            )
+            .bind(username)
+            .fetch_optional(pool)
+            .await
+        })?;
         Ok(row.map(|r| (r.user(), r.password_hash)))
     }
 
     /// A user by id; a banned account is no user (its sessions are worthless).
     pub async fn user_by_id(&self, id: Uuid) -> sqlx::Result<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(
-            "SELECT id, username, role, password_hash FROM users WHERE id = ? AND banned = 0",
-        )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?;
+        let row: Option<UserRow> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, username, role, password_hash FROM users WHERE id = $1 AND NOT banned",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })?;
         Ok(row.map(|r| r.user()))
     }
 
     /// Whether the account is banned.
     pub async fn is_banned(&self, id: Uuid) -> sqlx::Result<bool> {
-        let (banned,): (bool,) = sqlx::query_as("SELECT banned FROM users WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?
-            .unwrap_or((false,));
+        let (banned,): (bool,) = on_backend!(self, |pool| {
+            sqlx::query_as("SELECT banned FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?
+        .unwrap_or((false,));
         Ok(banned)
     }
 
@@ -108,40 +125,57 @@ impl Db {
         let Some((user, _)) = self.user_for_login(username).await? else {
             return Ok(None);
         };
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE users SET banned = ? WHERE id = ?")
-            .bind(banned)
-            .bind(user.id)
-            .execute(&mut *tx)
-            .await?;
-        if banned {
-            // actix-session keeps each entry JSON-encoded: the id is stored as "\"<uuid>\"".
-            sqlx::query("DELETE FROM sessions WHERE json_extract(state, '$.user_id') = ?")
-                .bind(format!("\"{}\"", user.id))
+        // actix-session keeps each entry JSON-encoded: the id is stored as "\"<uuid>\"". The
+        // state is JSON text on both backends, read with each one's JSON function.
+        let drop_sessions = if self.is_postgres() {
+            "DELETE FROM sessions WHERE (state::jsonb ->> 'user_id') = $1"
+        } else {
+            "DELETE FROM sessions WHERE json_extract(state, '$.user_id') = $1"
+        };
+        on_backend!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE users SET banned = $1 WHERE id = $2")
+                .bind(banned)
+                .bind(user.id)
                 .execute(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
+            if banned {
+                sqlx::query(drop_sessions)
+                    .bind(format!("\"{}\"", user.id))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(Some(user))
     }
 
     /// Sets a user's role; `None` when there is no such user.
     pub async fn set_role(&self, username: &str, role: Role) -> sqlx::Result<Option<User>> {
-        sqlx::query("UPDATE users SET role = ? WHERE lower(username) = lower(?)")
-            .bind(role.as_str())
-            .bind(username)
-            .execute(self.pool())
-            .await?;
+        if !username.is_ascii() {
+            // As in `user_for_login`: no non-ASCII name matches.
+            return Ok(None);
+        }
+        on_backend!(self, |pool| {
+            sqlx::query("UPDATE users SET role = $1 WHERE lower(username) = lower($2)")
+                .bind(role.as_str())
+                .bind(username)
+                .execute(pool)
+                .await
+                .map(drop)
+        })?;
         Ok(self.user_for_login(username).await?.map(|(u, _)| u))
     }
 
     /// Every account, by name.
     pub async fn list_users(&self) -> sqlx::Result<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(
-            "SELECT id, username, role, password_hash FROM users ORDER BY lower(username)",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<UserRow> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, username, role, password_hash FROM users ORDER BY lower(username)",
+            )
+            .fetch_all(pool)
+            .await
+        })?;
         Ok(rows.iter().map(UserRow::user).collect())
     }
 }

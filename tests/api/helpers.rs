@@ -9,7 +9,11 @@ use std::{
 };
 
 use reqwest::cookie::{CookieStore, Jar};
-use roomcast::{Application, config::Settings, db::Db};
+use roomcast::{
+    Application,
+    config::{DatabaseSettings, Settings},
+    db::Db,
+};
 use serde_json::{Value, json};
 
 use crate::sse::{Conn, Sse};
@@ -42,6 +46,36 @@ pub async fn spawn_app_with_admin() -> TestApp {
     spawn_app_with(|s| s.admin.api_token = Some(ADMIN_TOKEN.into())).await
 }
 
+/// The environment variable that runs the suite on PostgreSQL: the URL of a database the
+/// tests may create schemas in (`postgres://postgres@127.0.0.1:5432/roomcast_ci_123`).
+pub const PG_ENV: &str = "ROOMCAST_TEST_POSTGRES";
+
+/// `postgres` when the suite runs on PostgreSQL ([`PG_ENV`] set), else `sqlite`.
+pub fn backend_name() -> &'static str {
+    if std::env::var_os(PG_ENV).is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    }
+}
+
+/// Points `db` at a fresh database for an app keeping its data in `dir`: a SQLite file
+/// there, or with [`PG_ENV`] set a new schema of that database, so every app starts empty
+/// and alone.
+pub async fn use_test_database(db: &mut DatabaseSettings, dir: &std::path::Path) {
+    match std::env::var(PG_ENV) {
+        Ok(base) => {
+            db.url = Db::create_test_schema(&base)
+                .await
+                .unwrap_or_else(|e| panic!("a test schema in {PG_ENV}={base}: {e:#}"));
+            // PostgreSQL allows 100 connections; tests run two at a time, some with several
+            // apps.
+            db.max_connections = 4;
+        }
+        Err(_) => db.url = format!("sqlite://{}/test.db?mode=rwc", dir.display()),
+    }
+}
+
 /// Starts the app after `tweak` adjusts the settings.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     init_test_log();
@@ -50,7 +84,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     s.server.port = 0;
     s.server.workers = Some(2);
     s.server.data_dir = dir.path().to_path_buf();
-    s.database.url = format!("sqlite://{}/test.db?mode=rwc", dir.path().display());
+    use_test_database(&mut s.database, dir.path()).await;
     s.rate_limit.auth_per_min = 100_000;
     s.rate_limit.messages_per_sec = 100_000;
     s.rate_limit.messages_burst = 100_000;
@@ -120,8 +154,8 @@ impl TestApp {
     /// Drops the `messages` table under the running app, so storing and reading messages
     /// fail from now on.
     pub async fn drop_messages_table(&self) {
-        sqlx::query("DROP TABLE messages")
-            .execute(self.db.pool())
+        self.db
+            .execute_for_tests("DROP TABLE messages")
             .await
             .expect("drop messages");
     }

@@ -239,11 +239,8 @@ async fn when_a_session_expires_its_streams_close() {
     let app = spawn_app_with(|s| s.session.purge_interval_secs = 1).await;
     let c = app.user("hank").await;
     let mut sse = c.events().await;
-    let db = sqlx::SqlitePool::connect(&app.settings.database.url)
-        .await
-        .expect("the app's database");
-    sqlx::query("UPDATE sessions SET expires_at = 0")
-        .execute(&db)
+    app.db
+        .execute_for_tests("UPDATE sessions SET expires_at = 0")
         .await
         .expect("expire every session");
     assert!(

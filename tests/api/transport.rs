@@ -11,7 +11,7 @@ use tokio::{
     net::{TcpSocket, TcpStream},
 };
 
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app_with, use_test_database};
 
 const TOKEN: &str = "metrics-token-0123456789";
 
@@ -237,7 +237,7 @@ async fn spawn_with_metrics_listener() -> (String, String, tempfile::TempDir) {
     s.server.port = 0;
     s.server.workers = Some(2);
     s.server.data_dir = dir.path().to_path_buf();
-    s.database.url = format!("sqlite://{}/test.db?mode=rwc", dir.path().display());
+    use_test_database(&mut s.database, dir.path()).await;
     s.metrics.listen = Some("127.0.0.1:0".to_owned());
     let app = Application::build(s).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
