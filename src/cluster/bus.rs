@@ -48,6 +48,11 @@ pub enum BusMessage {
         /// Its data.
         data: serde_json::Value,
     },
+    /// A node joined: the others read the node list again (to relay and scatter to it).
+    Joined {
+        /// The node.
+        node: Uuid,
+    },
     /// A node was declared dead: its streams are gone, and with them its presence.
     Gone {
         /// The node.
@@ -132,7 +137,7 @@ async fn take_liveness_lock(node: &Node, listener: &mut PgListener) -> sqlx::Res
 pub(super) async fn listen(node: Arc<Node>, mut listener: PgListener) {
     loop {
         match listener.try_recv().await {
-            Ok(Some(n)) => handle(&node, n.payload()),
+            Ok(Some(n)) => handle(&node, n.payload()).await,
             Ok(None) => {
                 // The connection was lost, and the liveness lock with it; the next receive
                 // reconnects and listens again. Whatever was sent meanwhile is lost.
@@ -154,7 +159,7 @@ pub(super) async fn listen(node: Arc<Node>, mut listener: PgListener) {
     }
 }
 
-fn handle(node: &Node, payload: &str) {
+async fn handle(node: &Node, payload: &str) {
     if payload.is_empty() {
         node.wake_tailer();
         return;
@@ -187,6 +192,12 @@ fn handle(node: &Node, payload: &str) {
             data,
             ..
         } => node.hub.publish_custom(&room, &user, &event, &data),
+        BusMessage::Joined { node: joined } if joined == node.id => {}
+        BusMessage::Joined { .. } => {
+            if let Err(e) = node.refresh_peers().await {
+                tracing::warn!(error = %e, "reading the node list failed");
+            }
+        }
         BusMessage::Gone { node: gone } => {
             if gone == node.id {
                 tracing::error!("this node was declared dead by another; closing its streams");

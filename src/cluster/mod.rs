@@ -22,7 +22,11 @@ mod node;
 mod presence;
 mod tailer;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -96,13 +100,15 @@ pub struct Closed {
     pub closed: usize,
 }
 
-/// One node's figures, and its users (a user online on two nodes counts once).
+/// One node's figures, and its users and rooms (one online on two nodes counts once).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct NodeStats {
     /// The hub's figures.
     pub stats: HubStats,
     /// Users with a stream open there.
     pub users: Vec<Uuid>,
+    /// Rooms with a subscriber there.
+    pub rooms: Vec<RoomName>,
 }
 
 /// Where a stream is held.
@@ -193,8 +199,11 @@ impl Cluster {
             tokio::spawn(node::membership(node.clone())),
             tokio::spawn(node::resync(node.clone())),
         ];
-        // Whoever is present elsewhere already.
+        // Whoever is present elsewhere already; and the others learn of this node at once.
         node.request_resync();
+        node.notify(&[&BusMessage::Joined { node: node.id }.encode()])
+            .await
+            .context("announcing this node to the cluster")?;
         Ok(Self {
             hub,
             node: Some(node),
@@ -294,6 +303,7 @@ impl Cluster {
         NodeStats {
             stats: self.hub.stats(),
             users: self.hub.users_online(),
+            rooms: self.hub.rooms().into_iter().map(|r| r.name).collect(),
         }
     }
 
@@ -304,7 +314,8 @@ impl Cluster {
         };
         let mut all = vec![self.node_stats()];
         all.extend(node.scatter::<NodeStats>(&Op::Stats).await);
-        let mut users = std::collections::HashSet::new();
+        let mut users = HashSet::new();
+        let mut rooms = HashSet::new();
         let mut total = HubStats::default();
         for n in all {
             total.connections += n.stats.connections;
@@ -312,9 +323,10 @@ impl Cluster {
             total.events_delivered += n.stats.events_delivered;
             total.slow_disconnects += n.stats.slow_disconnects;
             users.extend(n.users);
+            rooms.extend(n.rooms);
         }
         total.users_online = users.len();
-        total.rooms = node.view.room_count();
+        total.rooms = rooms.len();
         total
     }
 

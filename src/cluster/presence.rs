@@ -138,11 +138,6 @@ impl PresenceView {
         self.rooms.lock().get(room).map_or(0, HashMap::len)
     }
 
-    /// How many rooms have anyone in them.
-    pub fn room_count(&self) -> usize {
-        self.rooms.lock().len()
-    }
-
     /// Whether anyone is in `room` on any node.
     pub fn has_room(&self, room: &RoomName) -> bool {
         self.rooms.lock().contains_key(room)

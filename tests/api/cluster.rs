@@ -5,11 +5,11 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use roomcast::{Application, config::Settings, startup::KillSwitch};
+use roomcast::config::Settings;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{ADMIN_TOKEN, Client, WAIT, assert_error, eventually, postgres_schema_url},
+    helpers::{ADMIN_TOKEN, Client, Node, WAIT, assert_error, eventually, postgres_schema_url},
     sse::Sse,
 };
 
@@ -25,7 +25,7 @@ struct TestCluster {
 
 struct TestNode {
     base: String,
-    kill: Option<KillSwitch>,
+    node: Node,
     _dir: tempfile::TempDir,
 }
 
@@ -52,13 +52,10 @@ impl TestCluster {
             s.cluster.heartbeat_ms = 200;
             s.cluster.crashed_after_secs = 1;
             s.cluster.hung_after_secs = 3;
-            let app = Application::build(s).await.expect("node builds");
-            let base = format!("http://127.0.0.1:{}", app.port());
-            let kill = Some(app.kill_switch());
-            tokio::spawn(app.run_until(std::future::pending()));
+            let node = Node::start(s).await;
             nodes.push(TestNode {
-                base,
-                kill,
+                base: format!("http://127.0.0.1:{}", node.port),
+                node,
                 _dir: dir,
             });
         }
@@ -79,8 +76,7 @@ impl TestCluster {
 
     /// Ends `node` as `kill -9` would.
     async fn kill(&mut self, node: usize) {
-        let switch = self.nodes[node].kill.take().expect("a node is killed once");
-        switch.kill().await;
+        self.nodes[node].node.kill().await;
     }
 
     fn admin(&self, node: usize, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {

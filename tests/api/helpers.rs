@@ -11,6 +11,7 @@ use std::{
 use reqwest::cookie::{CookieStore, Jar};
 use roomcast::{
     Application,
+    startup::KillSwitch,
     config::{DatabaseSettings, Settings},
     db::Db,
 };
@@ -34,6 +35,75 @@ pub struct TestApp {
     pub db: Db,
     /// Kept alive for the app's lifetime.
     pub dir: tempfile::TempDir,
+    /// Its nodes (one unless [`CLUSTER_ENV`] says more); they stop when the test ends.
+    pub nodes: Vec<Node>,
+}
+
+/// One running roomcast, on a thread and runtime of its own: when the test ends (and its
+/// runtime with it) the node still shuts down cleanly and closes its database connections.
+/// PostgreSQL caps connections, and a test process starts hundreds of apps.
+pub struct Node {
+    /// The port it serves on.
+    pub port: u16,
+    /// Its database handle.
+    pub db: Db,
+    kill: Option<KillSwitch>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Node {
+    /// Builds and starts a node with `settings`.
+    pub async fn start(settings: Settings) -> Node {
+        let (ready, started) = tokio::sync::oneshot::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime for the node");
+            rt.block_on(async move {
+                match Application::build(settings).await {
+                    Ok(app) => {
+                        let _ = ready.send(Ok((app.port(), app.db(), app.kill_switch())));
+                        let _ = app
+                            .run_until(async {
+                                let _ = stopped.await;
+                            })
+                            .await;
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                    }
+                }
+            });
+        });
+        let (port, db, kill) = started
+            .await
+            .expect("the node's thread answered")
+            .expect("the node builds");
+        Node {
+            port,
+            db,
+            kill: Some(kill),
+            stop: Some(stop),
+        }
+    }
+
+    /// Ends the node as `kill -9` would: no clean shutdown, streams cut, its database
+    /// sessions closed.
+    pub async fn kill(&mut self) {
+        let switch = self.kill.take().expect("a node is killed once");
+        switch.kill().await;
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 /// Starts the app with test defaults (generous auth limits so tests can register freely).
@@ -76,6 +146,23 @@ pub async fn use_test_database(db: &mut DatabaseSettings, dir: &std::path::Path)
     }
 }
 
+/// The environment variable that runs every test against a cluster of that many nodes
+/// behind a round-robin balancer (needs [`PG_ENV`]).
+pub const CLUSTER_ENV: &str = "ROOMCAST_TEST_CLUSTER";
+
+/// How many nodes each test app runs as ([`CLUSTER_ENV`]; 1 without it).
+pub fn cluster_size() -> usize {
+    let n = std::env::var(CLUSTER_ENV).map_or(1, |v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{CLUSTER_ENV}={v:?} is not a node count"))
+    });
+    assert!(
+        n == 1 || std::env::var_os(PG_ENV).is_some(),
+        "{CLUSTER_ENV} needs {PG_ENV}: a cluster shares a PostgreSQL database"
+    );
+    n
+}
+
 /// Starts the app after `tweak` adjusts the settings.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     init_test_log();
@@ -89,15 +176,27 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     s.rate_limit.messages_per_sec = 100_000;
     s.rate_limit.messages_burst = 100_000;
     tweak(&mut s);
-    let app = Application::build(s.clone()).await.expect("app builds");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let db = app.db();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let first = Node::start(s.clone()).await;
+    let mut base = format!("http://127.0.0.1:{}", first.port);
+    let db = first.db.clone();
+    let mut nodes = vec![first];
+    // The same app as a cluster: more nodes on the same database, a balancer in front.
+    for _ in 1..cluster_size() {
+        nodes.push(Node::start(s.clone()).await);
+    }
+    if nodes.len() > 1 {
+        let addrs = nodes
+            .iter()
+            .map(|n| std::net::SocketAddr::from(([127, 0, 0, 1], n.port)))
+            .collect();
+        base = format!("http://{}", crate::proxy::round_robin(addrs).await);
+    }
     TestApp {
         base,
         settings: s,
         db,
         dir,
+        nodes,
     }
 }
 
@@ -187,11 +286,13 @@ impl Client {
     /// A client for the server at `base`, with an empty cookie jar.
     pub fn new(base: &str) -> Self {
         let jar = Arc::new(Jar::default());
+        let mut http = reqwest::Client::builder().cookie_provider(jar.clone());
+        if cluster_size() > 1 {
+            // A new connection per request, so the balancer spreads every request.
+            http = http.pool_max_idle_per_host(0);
+        }
         Client {
-            http: reqwest::Client::builder()
-                .cookie_provider(jar.clone())
-                .build()
-                .expect("http client"),
+            http: http.build().expect("http client"),
             base: base.to_owned(),
             jar,
         }
@@ -456,4 +557,16 @@ where
         assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A URL for a fresh schema of the [`PG_ENV`] database (every connection made with it uses
+/// that schema), for tests that start several nodes on one database; `None` without
+/// [`PG_ENV`].
+pub async fn postgres_schema_url() -> Option<String> {
+    let base = std::env::var(PG_ENV).ok()?;
+    Some(
+        Db::create_test_schema(&base)
+            .await
+            .unwrap_or_else(|e| panic!("a test schema in {PG_ENV}={base}: {e:#}")),
+    )
 }
