@@ -653,4 +653,86 @@ mod tests {
             log.close().await;
         }
     }
+
+    /// Two writers appending at once (two nodes on one database): a reader following the
+    /// log with `tail` while they write must end up with every id, none skipped. With ids
+    /// from a sequence, a later id could commit first and the reader's cursor pass an
+    /// earlier one for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tail_during_concurrent_appends_skips_nothing() {
+        const BATCHES: usize = 40;
+        for t in testing::all().await {
+            let writers = (0..2).map(|w| {
+                let db = t.db.clone();
+                tokio::spawn(async move {
+                    let mut log = db.message_log().await.expect("log");
+                    for b in 0..BATCHES {
+                        let posts = [post("r", &format!("{w}-{b}-a")), post("s", "b")];
+                        append(&mut log, &posts).await;
+                    }
+                    log.close().await;
+                })
+            });
+            let writers = futures_util::future::join_all(writers);
+            let reader = async {
+                let (mut seen, mut cursor) = (Vec::new(), 0);
+                while seen.len() < 2 * 2 * BATCHES {
+                    let (page, next) = t.db.tail(cursor, 7).await.expect("tail");
+                    seen.extend(page.iter().map(|m| m.id));
+                    cursor = next;
+                    tokio::task::yield_now().await;
+                }
+                seen
+            };
+            let (done, seen) = tokio::join!(writers, reader);
+            for w in done {
+                w.expect("writer task");
+            }
+            let all: Vec<i64> = (1..=i64::try_from(4 * BATCHES).expect("small")).collect();
+            assert_eq!(seen, all, "{}: the reader missed or reordered ids", t.backend);
+        }
+    }
+
+    /// On PostgreSQL each append that stored events NOTIFYs the schema's channel, and the
+    /// connect options carry the schema, so a listener of its own hears it.
+    #[tokio::test]
+    async fn an_append_notifies_the_schemas_channel() {
+        let Some(t) = testing::postgres().await else {
+            return;
+        };
+        let channel = t.db.notify_channel().expect("a channel").to_owned();
+        let pool = sqlx::PgPool::connect_with(t.db.pg_connect_options().expect("options").clone())
+            .await
+            .expect("own pool");
+        let (schema,): (String,) = sqlx::query_as("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await
+            .expect("schema");
+        assert_eq!(channel, format!("roomcast_{schema}"));
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+            .await
+            .expect("listener");
+        listener.listen(&channel).await.expect("LISTEN");
+        let mut log = t.db.message_log().await.expect("log");
+        append(&mut log, &[post("r", "hello")]).await;
+        let note = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+            .await
+            .expect("a notification within 5 s")
+            .expect("notification");
+        assert_eq!(note.channel(), channel);
+        // A deletion of nothing stores nothing, and says nothing.
+        append(
+            &mut log,
+            &[NewPost::Deletion {
+                room: RoomName::parse("r").expect("room"),
+                by: None,
+                message_id: 99,
+            }],
+        )
+        .await;
+        let quiet =
+            tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await;
+        assert!(quiet.is_err(), "notified for an empty commit: {quiet:?}");
+        log.close().await;
+    }
 }
