@@ -206,9 +206,7 @@ mod tests {
                 db: t.db.clone(),
                 seen: Mutex::new(Vec::new()),
             });
-            let (writer, task) = Writer::start(&t.db, witness.clone())
-                .await
-                .expect("writer");
+            let (writer, task) = Writer::start(&t.db, witness.clone()).await.expect("writer");
             let room = RoomName::parse("r").expect("room");
             let posts = (0..40).map(|i| {
                 let writer = writer.clone();

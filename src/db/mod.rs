@@ -99,9 +99,7 @@ impl Db {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Self::connect_postgres(settings).await?
         } else {
-            anyhow::bail!(
-                "configuration: `database.url` must start with sqlite:// or postgres://"
-            );
+            anyhow::bail!("configuration: `database.url` must start with sqlite:// or postgres://");
         };
         db.migrate().await?;
         Ok(db)
@@ -221,7 +219,10 @@ impl Db {
 
     /// Answers when the database does (readiness).
     pub async fn ping(&self) -> anyhow::Result<()> {
-        on_backend!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        on_backend!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
@@ -247,7 +248,9 @@ impl Db {
             .context("creating a test schema")?;
         conn.close().await?;
         let sep = if base_url.contains('?') { '&' } else { '?' };
-        Ok(format!("{base_url}{sep}options=-c%20search_path%3D{schema}"))
+        Ok(format!(
+            "{base_url}{sep}options=-c%20search_path%3D{schema}"
+        ))
     }
 
     /// Runs one statement as is, on either backend; the rows it affected. For tests that
@@ -278,13 +281,13 @@ fn notify_channel(schema: &str) -> String {
     if clean == schema && channel.len() <= MAX_CHANNEL {
         return channel;
     }
-    let hash = Sha256::digest(schema.as_bytes())
-        .iter()
-        .take(4)
-        .fold(String::with_capacity(8), |mut hex, b| {
+    let hash = Sha256::digest(schema.as_bytes()).iter().take(4).fold(
+        String::with_capacity(8),
+        |mut hex, b| {
             let _ = write!(hex, "{b:02x}");
             hex
-        });
+        },
+    );
     // The cleaned channel is ASCII, so any byte length is a char boundary.
     let keep = channel.len().min(MAX_CHANNEL - hash.len() - 1);
     format!("{}_{hash}", &channel[..keep])
@@ -317,7 +320,8 @@ mod tests {
         assert_ne!(a, c);
         assert!(a.starts_with("roomcast_"), "{a}");
         assert!(
-            a.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
+            a.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
             "{a}"
         );
         let long = "x".repeat(63);
