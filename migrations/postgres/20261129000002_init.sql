@@ -4,7 +4,6 @@
 --
 -- Types follow what the Rust code decodes, since sqlx-postgres checks them strictly: uuid →
 -- UUID, i64 → BIGINT, bool → BOOLEAN. Timestamps stay RFC 3339 TEXT as the code writes them.
--- A message body is BYTEA (UTF-8): bodies may contain NUL, which PostgreSQL TEXT refuses.
 -- Names that are compared and sorted (usernames, room names) use the "C" collation: byte
 -- order and ASCII-only lower(), exactly as SQLite compares them, whatever the database's locale.
 
@@ -33,7 +32,7 @@ CREATE TABLE messages (
     id      BIGINT PRIMARY KEY,
     room    TEXT COLLATE "C",                         -- NULL for a broadcast
     user_id UUID REFERENCES users (id),               -- NULL for a broadcast sent with the API token
-    body    BYTEA NOT NULL,                           -- UTF-8 (see above)
+    body    TEXT NOT NULL,
     sent_at TEXT NOT NULL,                            -- RFC 3339 UTC
     deletes BIGINT                                    -- the message a deletion event removed
 );
