@@ -72,7 +72,7 @@ pub struct Db {
 }
 
 /// The database behind a [`Db`], chosen by the URL's scheme.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Backend {
     /// One file, one writer process.
     Sqlite {
@@ -87,6 +87,27 @@ enum Backend {
         /// What the writer NOTIFYs on after each append (see [`Db::notify_channel`]).
         channel: String,
     },
+}
+
+/// Says where, never with what: PostgreSQL's connect options hold the password.
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Sqlite { options, .. } => f
+                .debug_struct("Sqlite")
+                .field("file", &options.get_filename())
+                .finish_non_exhaustive(),
+            Backend::Postgres {
+                options, channel, ..
+            } => f
+                .debug_struct("Postgres")
+                .field("host", &options.get_host())
+                .field("port", &options.get_port())
+                .field("database", &options.get_database())
+                .field("channel", channel)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 impl Db {
@@ -304,6 +325,24 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests {
     use super::notify_channel;
+
+    #[tokio::test]
+    async fn a_postgres_handle_does_not_debug_print_its_password() {
+        let options: sqlx::postgres::PgConnectOptions = "postgres://chat:hunter2-secret@db/chat"
+            .parse()
+            .expect("a URL");
+        let pool = sqlx::PgPool::connect_lazy_with(options.clone());
+        let db = super::Db {
+            backend: super::Backend::Postgres {
+                pool,
+                options,
+                channel: notify_channel("public"),
+            },
+        };
+        let shown = format!("{db:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("roomcast_public"), "{shown}");
+    }
 
     #[test]
     fn a_plain_schema_names_its_channel_as_is() {
