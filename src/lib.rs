@@ -5,9 +5,8 @@
 //! 1. [`domain`] — validated names and ids, users, stored events and the contract's JSON
 //!    shapes. Knows no HTTP, SQL or SSE.
 //! 2. [`db`] (SQLite or PostgreSQL: accounts, sessions, the message log, the cluster's
-//!    node rows) and [`hub`] (connections, rooms,
-//!    fan-out, the resume protocol; SSE bytes are made only in [`hub::frame`]). Neither
-//!    knows the other.
+//!    node rows) and [`hub`] (connections, rooms, fan-out, the resume protocol; SSE bytes
+//!    are made only in [`hub::frame`]). Neither knows the other.
 //! 3. [`writer`] (group commit: a post is on disk before anyone gets it) and [`broker`]
 //!    (committed events to the hub; replays from the log to the hub through
 //!    [`hub::History`]), and [`cluster`] (several nodes on one PostgreSQL database: a

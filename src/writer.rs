@@ -172,29 +172,27 @@ async fn run(
 mod tests {
     use std::sync::Mutex;
 
-    use sqlx::{Connection, SqliteConnection};
-
     use super::*;
-    use crate::config::Settings;
+    use crate::db::testing;
 
     /// A broker that, at the moment it is handed an event, looks for that event in the
-    /// database through a connection of its own: what it finds is what any reader could.
+    /// database through a pool connection (not the writer's): what it finds is what any
+    /// reader could.
     struct Witness {
-        url: String,
+        db: Db,
         seen: Mutex<Vec<(i64, bool)>>,
     }
 
     impl Broker for Witness {
         fn publish(&self, event: &StoredMessage) {
+            let room = event.room.clone().expect("a room message");
             let found = tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current().block_on(async {
-                    let mut conn = SqliteConnection::connect(&self.url).await.expect("connect");
-                    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM messages WHERE id = ?")
-                        .bind(event.id)
-                        .fetch_one(&mut conn)
+                    self.db
+                        .message_author(&room, event.id)
                         .await
-                        .expect("count");
-                    n == 1
+                        .expect("read")
+                        .is_some()
                 })
             });
             self.seen.lock().expect("lock").push((event.id, found));
@@ -203,50 +201,48 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_event_is_committed_before_it_is_published() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut s = Settings::defaults().database;
-        s.url = format!("sqlite://{}/w.db?mode=rwc", dir.path().display());
-        let db = Db::connect(&s).await.expect("db");
-        let witness = Arc::new(Witness {
-            url: s.url.clone(),
-            seen: Mutex::new(Vec::new()),
-        });
-        let (writer, task) = Writer::start(&db, witness.clone()).await.expect("writer");
-        let room = RoomName::parse("r").expect("room");
-        let posts = (0..40).map(|i| {
-            let writer = writer.clone();
-            let room = room.clone();
-            tokio::spawn(async move {
-                let body = MessageBody::parse(&format!("m{i}"), 100).expect("body");
-                writer.post(Some(room), None, body).await
-            })
-        });
-        for p in futures_util::future::join_all(posts).await {
-            p.expect("joined").expect("stored");
-        }
-        drop(writer);
-        task.await.expect("writer ends");
-        let seen = witness.seen.lock().expect("lock").clone();
-        assert_eq!(seen.len(), 40, "every post was published");
-        for (id, found) in seen {
-            assert!(
-                found,
-                "message {id} was published before a reader could see it stored"
-            );
+        for t in testing::all().await {
+            let witness = Arc::new(Witness {
+                db: t.db.clone(),
+                seen: Mutex::new(Vec::new()),
+            });
+            let (writer, task) = Writer::start(&t.db, witness.clone()).await.expect("writer");
+            let room = RoomName::parse("r").expect("room");
+            let posts = (0..40).map(|i| {
+                let writer = writer.clone();
+                let room = room.clone();
+                tokio::spawn(async move {
+                    let body = MessageBody::parse(&format!("m{i}"), 100).expect("body");
+                    writer.post(Some(room), None, body).await
+                })
+            });
+            for p in futures_util::future::join_all(posts).await {
+                p.expect("joined").expect("stored");
+            }
+            drop(writer);
+            task.await.expect("writer ends");
+            let seen = witness.seen.lock().expect("lock").clone();
+            assert_eq!(seen.len(), 40, "{}: every post was published", t.backend);
+            let ids: Vec<i64> = seen.iter().map(|(id, _)| *id).collect();
+            assert_eq!(ids, (1..=40).collect::<Vec<_>>(), "{}: id order", t.backend);
+            for (id, found) in seen {
+                assert!(
+                    found,
+                    "{}: message {id} was published before a reader could see it stored",
+                    t.backend
+                );
+            }
         }
     }
 
     #[tokio::test]
     async fn a_stopped_writer_refuses_posts_as_stopped() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut s = Settings::defaults().database;
-        s.url = format!("sqlite://{}/w.db?mode=rwc", dir.path().display());
-        let db = Db::connect(&s).await.expect("db");
+        let t = testing::sqlite().await;
         let witness = Arc::new(Witness {
-            url: s.url.clone(),
+            db: t.db.clone(),
             seen: Mutex::new(Vec::new()),
         });
-        let (writer, task) = Writer::start(&db, witness).await.expect("writer");
+        let (writer, task) = Writer::start(&t.db, witness).await.expect("writer");
         task.abort();
         let _ = task.await;
         let body = MessageBody::parse("late", 100).expect("body");

@@ -18,7 +18,9 @@ struct Row {
     room: Option<String>,
     user_id: Option<Uuid>,
     username: Option<String>,
-    body: String,
+    /// UTF-8: TEXT in SQLite, BYTEA in PostgreSQL (whose TEXT cannot hold the NUL a body
+    /// may contain); both decode as bytes.
+    body: Vec<u8>,
     sent_at: String,
     deletes: Option<i64>,
 }
@@ -26,8 +28,12 @@ struct Row {
 impl TryFrom<Row> for StoredMessage {
     type Error = sqlx::Error;
 
-    /// A room that does not parse is corruption, not a broadcast: refuse the row.
+    /// A room that does not parse is corruption, not a broadcast: refuse the row (and a
+    /// body that is not UTF-8).
     fn try_from(r: Row) -> Result<Self, sqlx::Error> {
+        let body = String::from_utf8(r.body).map_err(|e| {
+            sqlx::Error::Decode(format!("message {}: stored body: {e}", r.id).into())
+        })?;
         let room = match r.room.as_deref() {
             Some(name) => Some(RoomName::parse(name).map_err(|e| {
                 sqlx::Error::Decode(format!("message {}: stored room {name:?}: {e}", r.id).into())
@@ -41,7 +47,7 @@ impl TryFrom<Row> for StoredMessage {
                 id,
                 username: r.username.unwrap_or_default().into(),
             }),
-            body: r.body,
+            body,
             sent_at: r.sent_at,
             deletes: r.deletes,
         })
@@ -203,7 +209,9 @@ impl Db {
     /// Highest id stored (0 when empty).
     pub async fn last_message_id(&self) -> sqlx::Result<i64> {
         let (id,): (Option<i64>,) = on_backend!(self, |pool| {
-            sqlx::query_as("SELECT MAX(id) FROM messages").fetch_one(pool).await
+            sqlx::query_as("SELECT MAX(id) FROM messages")
+                .fetch_one(pool)
+                .await
         })?;
         Ok(id.unwrap_or(0))
     }
@@ -211,7 +219,9 @@ impl Db {
     /// How many messages and broadcasts are stored.
     pub async fn count_messages(&self) -> sqlx::Result<i64> {
         let (n,): (i64,) = on_backend!(self, |pool| {
-            sqlx::query_as("SELECT COUNT(*) FROM messages").fetch_one(pool).await
+            sqlx::query_as("SELECT COUNT(*) FROM messages")
+                .fetch_one(pool)
+                .await
         })?;
         Ok(n)
     }
@@ -338,8 +348,9 @@ enum LogConn {
     Sqlite(SqliteConnection),
     Postgres {
         conn: PgConnection,
-        /// To reconnect after the server dropped the connection.
-        options: PgConnectOptions,
+        /// To reconnect after the server dropped the connection. Boxed: it is large, and
+        /// only read then.
+        options: Box<PgConnectOptions>,
         /// NOTIFYed after each commit that stored events.
         channel: String,
     },
@@ -416,7 +427,7 @@ impl MessageLog {
                         row.push_bind(e.id)
                             .push_bind(e.room.as_ref().map(|r| r.as_str().to_owned()))
                             .push_bind(e.user.as_ref().map(|u| u.id))
-                            .push_bind(e.body.clone())
+                            .push_bind(e.body.as_bytes().to_vec())
                             .push_bind(e.sent_at.clone())
                             .push_bind(e.deletes);
                     });
@@ -494,7 +505,7 @@ impl Db {
                 options, channel, ..
             } => LogConn::Postgres {
                 conn: PgConnection::connect_with(options).await?,
-                options: options.clone(),
+                options: Box::new(options.clone()),
                 channel: channel.clone(),
             },
         };
@@ -523,7 +534,7 @@ mod tests {
             room: room.map(str::to_owned),
             user_id: None,
             username: None,
-            body: "x".into(),
+            body: b"x".to_vec(),
             sent_at: String::new(),
             deletes: None,
         };
@@ -607,11 +618,21 @@ mod tests {
             };
             let second = append(&mut log, &[delete(1), post("r", "c"), delete(1)]).await;
             let deletion = second[0].as_ref().expect("the deletion is stored");
-            assert_eq!((deletion.id, deletion.deletes), (3, Some(1)), "{}", t.backend);
+            assert_eq!(
+                (deletion.id, deletion.deletes),
+                (3, Some(1)),
+                "{}",
+                t.backend
+            );
             assert_eq!(second[1].as_ref().map(|m| m.id), Some(4), "{}", t.backend);
             assert!(second[2].is_none(), "{}: deleted twice", t.backend);
             assert_eq!(t.db.last_message_id().await.expect("max"), 4);
-            assert_eq!(t.db.count_messages().await.expect("count"), 3, "{}", t.backend);
+            assert_eq!(
+                t.db.count_messages().await.expect("count"),
+                3,
+                "{}",
+                t.backend
+            );
             log.probe().await.expect("probe");
             log.close().await;
         }
@@ -652,5 +673,91 @@ mod tests {
             assert_eq!(cursor, 6, "{}", t.backend);
             log.close().await;
         }
+    }
+
+    /// Two writers appending at once (two nodes on one database): a reader following the
+    /// log with `tail` while they write must end up with every id, none skipped. With ids
+    /// from a sequence, a later id could commit first and the reader's cursor pass an
+    /// earlier one for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tail_during_concurrent_appends_skips_nothing() {
+        const BATCHES: usize = 40;
+        for t in testing::all().await {
+            let writers = (0..2).map(|w| {
+                let db = t.db.clone();
+                tokio::spawn(async move {
+                    let mut log = db.message_log().await.expect("log");
+                    for b in 0..BATCHES {
+                        let posts = [post("r", &format!("{w}-{b}-a")), post("s", "b")];
+                        append(&mut log, &posts).await;
+                    }
+                    log.close().await;
+                })
+            });
+            let writers = futures_util::future::join_all(writers);
+            let reader = async {
+                let (mut seen, mut cursor) = (Vec::new(), 0);
+                while seen.len() < 2 * 2 * BATCHES {
+                    let (page, next) = t.db.tail(cursor, 7).await.expect("tail");
+                    seen.extend(page.iter().map(|m| m.id));
+                    cursor = next;
+                    tokio::task::yield_now().await;
+                }
+                seen
+            };
+            let (done, seen) = tokio::join!(writers, reader);
+            for w in done {
+                w.expect("writer task");
+            }
+            let all: Vec<i64> = (1..=i64::try_from(4 * BATCHES).expect("small")).collect();
+            assert_eq!(
+                seen, all,
+                "{}: the reader missed or reordered ids",
+                t.backend
+            );
+        }
+    }
+
+    /// On PostgreSQL each append that stored events NOTIFYs the schema's channel, and the
+    /// connect options carry the schema, so a listener of its own hears it.
+    #[tokio::test]
+    async fn an_append_notifies_the_schemas_channel() {
+        let Some(t) = testing::postgres().await else {
+            return;
+        };
+        let channel = t.db.notify_channel().expect("a channel").to_owned();
+        let pool = sqlx::PgPool::connect_with(t.db.pg_connect_options().expect("options").clone())
+            .await
+            .expect("own pool");
+        let (schema,): (String,) = sqlx::query_as("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await
+            .expect("schema");
+        assert_eq!(channel, format!("roomcast_{schema}"));
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+            .await
+            .expect("listener");
+        listener.listen(&channel).await.expect("LISTEN");
+        let mut log = t.db.message_log().await.expect("log");
+        append(&mut log, &[post("r", "hello")]).await;
+        let note = tokio::time::timeout(std::time::Duration::from_secs(5), listener.recv())
+            .await
+            .expect("a notification within 5 s")
+            .expect("notification");
+        assert_eq!(note.channel(), channel);
+        // A deletion of nothing stores nothing, and says nothing.
+        append(
+            &mut log,
+            &[NewPost::Deletion {
+                room: RoomName::parse("r").expect("room"),
+                by: None,
+                message_id: 99,
+            }],
+        )
+        .await;
+        let quiet =
+            tokio::time::timeout(std::time::Duration::from_millis(300), listener.recv()).await;
+        assert!(quiet.is_err(), "notified for an empty commit: {quiet:?}");
+        log.close().await;
     }
 }

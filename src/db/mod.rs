@@ -73,7 +73,7 @@ pub struct Db {
 }
 
 /// The database behind a [`Db`], chosen by the URL's scheme.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Backend {
     /// One file, one writer process.
     Sqlite {
@@ -90,6 +90,27 @@ enum Backend {
     },
 }
 
+/// Says where, never with what: PostgreSQL's connect options hold the password.
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Sqlite { options, .. } => f
+                .debug_struct("Sqlite")
+                .field("file", &options.get_filename())
+                .finish_non_exhaustive(),
+            Backend::Postgres {
+                options, channel, ..
+            } => f
+                .debug_struct("Postgres")
+                .field("host", &options.get_host())
+                .field("port", &options.get_port())
+                .field("database", &options.get_database())
+                .field("channel", channel)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
 impl Db {
     /// Opens the database named by `database.url` (`sqlite:` or `postgres:`; a SQLite file is
     /// created when missing) and applies pending migrations.
@@ -100,9 +121,7 @@ impl Db {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Self::connect_postgres(settings).await?
         } else {
-            anyhow::bail!(
-                "configuration: `database.url` must start with sqlite:// or postgres://"
-            );
+            anyhow::bail!("configuration: `database.url` must start with sqlite:// or postgres://");
         };
         db.migrate().await?;
         Ok(db)
@@ -222,7 +241,10 @@ impl Db {
 
     /// Answers when the database does (readiness).
     pub async fn ping(&self) -> anyhow::Result<()> {
-        on_backend!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        on_backend!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
@@ -248,7 +270,9 @@ impl Db {
             .context("creating a test schema")?;
         conn.close().await?;
         let sep = if base_url.contains('?') { '&' } else { '?' };
-        Ok(format!("{base_url}{sep}options=-c%20search_path%3D{schema}"))
+        Ok(format!(
+            "{base_url}{sep}options=-c%20search_path%3D{schema}"
+        ))
     }
 
     /// Runs one statement as is, on either backend; the rows it affected. For tests that
@@ -279,13 +303,13 @@ fn notify_channel(schema: &str) -> String {
     if clean == schema && channel.len() <= MAX_CHANNEL {
         return channel;
     }
-    let hash = Sha256::digest(schema.as_bytes())
-        .iter()
-        .take(4)
-        .fold(String::with_capacity(8), |mut hex, b| {
+    let hash = Sha256::digest(schema.as_bytes()).iter().take(4).fold(
+        String::with_capacity(8),
+        |mut hex, b| {
             let _ = write!(hex, "{b:02x}");
             hex
-        });
+        },
+    );
     // The cleaned channel is ASCII, so any byte length is a char boundary.
     let keep = channel.len().min(MAX_CHANNEL - hash.len() - 1);
     format!("{}_{hash}", &channel[..keep])
@@ -303,6 +327,24 @@ pub(crate) mod testing;
 mod tests {
     use super::notify_channel;
 
+    #[tokio::test]
+    async fn a_postgres_handle_does_not_debug_print_its_password() {
+        let options: sqlx::postgres::PgConnectOptions = "postgres://chat:hunter2-secret@db/chat"
+            .parse()
+            .expect("a URL");
+        let pool = sqlx::PgPool::connect_lazy_with(options.clone());
+        let db = super::Db {
+            backend: super::Backend::Postgres {
+                pool,
+                options,
+                channel: notify_channel("public"),
+            },
+        };
+        let shown = format!("{db:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("roomcast_public"), "{shown}");
+    }
+
     #[test]
     fn a_plain_schema_names_its_channel_as_is() {
         assert_eq!(notify_channel("t_abc123"), "roomcast_t_abc123");
@@ -318,7 +360,8 @@ mod tests {
         assert_ne!(a, c);
         assert!(a.starts_with("roomcast_"), "{a}");
         assert!(
-            a.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
+            a.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'),
             "{a}"
         );
         let long = "x".repeat(63);

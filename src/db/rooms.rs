@@ -52,16 +52,18 @@ impl Db {
         room: &RoomName,
         viewer: Option<&User>,
     ) -> sqlx::Result<RoomView> {
-        let row: Option<(String, Uuid, String, Option<String>)> = on_backend!(self, |pool| sqlx::query_as(
-            "SELECT r.visibility, r.owner_id, u.username, m.role FROM rooms r \
-             JOIN users u ON u.id = r.owner_id \
-             LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $1 \
-             WHERE r.name = $2",
-        )
-        .bind(viewer.map(|v| v.id))
-        .bind(room.as_str())
-        .fetch_optional(pool)
-        .await)?;
+        let row: Option<(String, Uuid, String, Option<String>)> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT r.visibility, r.owner_id, u.username, m.role FROM rooms r \
+                 JOIN users u ON u.id = r.owner_id \
+                 LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $1 \
+                 WHERE r.name = $2",
+            )
+            .bind(viewer.map(|v| v.id))
+            .bind(room.as_str())
+            .fetch_optional(pool)
+            .await
+        })?;
         let admin = viewer.is_none_or(|v| v.role == crate::domain::Role::Admin);
         let Some((visibility, owner_id, owner_name, role)) = row else {
             return Ok(RoomView {
@@ -123,14 +125,16 @@ impl Db {
 
     /// Every private room, and whether `viewer` is a member of it.
     pub async fn private_rooms(&self, viewer: Uuid) -> sqlx::Result<HashMap<RoomName, bool>> {
-        let rows: Vec<(String, bool)> = on_backend!(self, |pool| sqlx::query_as(
-            "SELECT r.name, EXISTS (SELECT 1 FROM room_members m \
+        let rows: Vec<(String, bool)> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT r.name, EXISTS (SELECT 1 FROM room_members m \
                  WHERE m.room = r.name AND m.user_id = $1) \
-             FROM rooms r WHERE r.visibility = 'private'",
-        )
-        .bind(viewer)
-        .fetch_all(pool)
-        .await)?;
+                 FROM rooms r WHERE r.visibility = 'private'",
+            )
+            .bind(viewer)
+            .fetch_all(pool)
+            .await
+        })?;
         rows.into_iter()
             .map(|(name, member)| Ok((stored("room", RoomName::parse(&name).ok())?, member)))
             .collect()
@@ -138,10 +142,12 @@ impl Db {
 
     /// How many rooms `owner` has created.
     pub async fn rooms_owned(&self, owner: Uuid) -> sqlx::Result<i64> {
-        let (n,): (i64,) = on_backend!(self, |pool| sqlx::query_as("SELECT COUNT(*) FROM rooms WHERE owner_id = $1")
-            .bind(owner)
-            .fetch_one(pool)
-            .await)?;
+        let (n,): (i64,) = on_backend!(self, |pool| {
+            sqlx::query_as("SELECT COUNT(*) FROM rooms WHERE owner_id = $1")
+                .bind(owner)
+                .fetch_one(pool)
+                .await
+        })?;
         Ok(n)
     }
 
@@ -194,13 +200,15 @@ impl Db {
 
     /// Rooms `user` created or was added to, by name.
     pub async fn my_rooms(&self, user: Uuid) -> sqlx::Result<Vec<MyRoom>> {
-        let rows: Vec<(String, String, String)> = on_backend!(self, |pool| sqlx::query_as(
-            "SELECT r.name, r.visibility, m.role FROM room_members m \
-             JOIN rooms r ON r.name = m.room WHERE m.user_id = $1 ORDER BY r.name",
-        )
-        .bind(user)
-        .fetch_all(pool)
-        .await)?;
+        let rows: Vec<(String, String, String)> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT r.name, r.visibility, m.role FROM room_members m \
+                 JOIN rooms r ON r.name = m.room WHERE m.user_id = $1 ORDER BY r.name",
+            )
+            .bind(user)
+            .fetch_all(pool)
+            .await
+        })?;
         rows.into_iter()
             .map(|(name, visibility, role)| {
                 Ok(MyRoom {
@@ -214,13 +222,16 @@ impl Db {
 
     /// A room's members, ordered by username.
     pub async fn members(&self, room: &RoomName) -> sqlx::Result<Vec<Member>> {
-        let rows: Vec<(Uuid, String, String)> = on_backend!(self, |pool| sqlx::query_as(
-            "SELECT u.id, u.username, m.role FROM room_members m JOIN users u ON u.id = m.user_id \
-             WHERE m.room = $1 ORDER BY lower(u.username)",
-        )
-        .bind(room.as_str())
-        .fetch_all(pool)
-        .await)?;
+        let rows: Vec<(Uuid, String, String)> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT u.id, u.username, m.role FROM room_members m \
+                 JOIN users u ON u.id = m.user_id \
+                 WHERE m.room = $1 ORDER BY lower(u.username)",
+            )
+            .bind(room.as_str())
+            .fetch_all(pool)
+            .await
+        })?;
         rows.into_iter()
             .map(|(id, username, role)| {
                 Ok(Member {
@@ -238,12 +249,13 @@ impl Db {
         room: &RoomName,
         user: Uuid,
     ) -> sqlx::Result<Option<MemberRole>> {
-        let role: Option<(String,)> =
-            on_backend!(self, |pool| sqlx::query_as("SELECT role FROM room_members WHERE room = $1 AND user_id = $2")
+        let role: Option<(String,)> = on_backend!(self, |pool| {
+            sqlx::query_as("SELECT role FROM room_members WHERE room = $1 AND user_id = $2")
                 .bind(room.as_str())
                 .bind(user)
                 .fetch_optional(pool)
-                .await)?;
+                .await
+        })?;
         match role {
             Some((r,)) => Ok(Some(stored("member role", MemberRole::parse(&r))?)),
             None => Ok(None),
@@ -292,12 +304,14 @@ impl Db {
 
     /// Takes `user` out of `room`; false when it was not a member.
     pub async fn remove_member(&self, room: &RoomName, user: Uuid) -> sqlx::Result<bool> {
-        let n = on_backend!(self, |pool| sqlx::query("DELETE FROM room_members WHERE room = $1 AND user_id = $2")
-            .bind(room.as_str())
-            .bind(user)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))?;
+        let n = on_backend!(self, |pool| {
+            sqlx::query("DELETE FROM room_members WHERE room = $1 AND user_id = $2")
+                .bind(room.as_str())
+                .bind(user)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
         Ok(n > 0)
     }
 
@@ -308,23 +322,26 @@ impl Db {
         room: &RoomName,
         id: i64,
     ) -> sqlx::Result<Option<Option<Uuid>>> {
-        let row: Option<(Option<Uuid>,)> = on_backend!(self, |pool| sqlx::query_as(
-            "SELECT user_id FROM messages WHERE id = $1 AND room = $2 AND deletes IS NULL",
-        )
-        .bind(id)
-        .bind(room.as_str())
-        .fetch_optional(pool)
-        .await)?;
+        let row: Option<(Option<Uuid>,)> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id FROM messages WHERE id = $1 AND room = $2 AND deletes IS NULL",
+            )
+            .bind(id)
+            .bind(room.as_str())
+            .fetch_optional(pool)
+            .await
+        })?;
         Ok(row.map(|(u,)| u))
     }
 
     /// The rooms `user`'s browser keeps joined.
     pub async fn joined_rooms(&self, user: Uuid) -> sqlx::Result<Vec<RoomName>> {
-        let row: Option<(String,)> =
-            on_backend!(self, |pool| sqlx::query_as("SELECT rooms FROM joined_rooms WHERE user_id = $1")
+        let row: Option<(String,)> = on_backend!(self, |pool| {
+            sqlx::query_as("SELECT rooms FROM joined_rooms WHERE user_id = $1")
                 .bind(user)
                 .fetch_optional(pool)
-                .await)?;
+                .await
+        })?;
         let names: Vec<String> = match row {
             Some((json,)) => serde_json::from_str(&json)
                 .map_err(|e| sqlx::Error::Decode(format!("joined rooms: {e}").into()))?,
@@ -340,15 +357,17 @@ impl Db {
     /// Replaces the rooms `user`'s browser keeps joined.
     pub async fn set_joined_rooms(&self, user: Uuid, rooms: &[RoomName]) -> sqlx::Result<()> {
         let json = serde_json::to_string(rooms).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        on_backend!(self, |pool| sqlx::query(
-            "INSERT INTO joined_rooms (user_id, rooms) VALUES ($1, $2) \
-             ON CONFLICT (user_id) DO UPDATE SET rooms = excluded.rooms",
-        )
-        .bind(user)
-        .bind(json)
-        .execute(pool)
-        .await
-        .map(drop))?;
+        on_backend!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO joined_rooms (user_id, rooms) VALUES ($1, $2) \
+                 ON CONFLICT (user_id) DO UPDATE SET rooms = excluded.rooms",
+            )
+            .bind(user)
+            .bind(json)
+            .execute(pool)
+            .await
+            .map(drop)
+        })?;
         Ok(())
     }
 }

@@ -207,7 +207,12 @@ mod tests {
         testing::all()
             .await
             .into_iter()
-            .map(|t| (SqlSessionStore::new(t.db.clone(), StdDuration::from_secs(60)), t))
+            .map(|t| {
+                (
+                    SqlSessionStore::new(t.db.clone(), StdDuration::from_secs(60)),
+                    t,
+                )
+            })
             .collect()
     }
 

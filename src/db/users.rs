@@ -126,9 +126,11 @@ impl Db {
             return Ok(None);
         };
         // actix-session keeps each entry JSON-encoded: the id is stored as "\"<uuid>\"". The
-        // state is JSON text on both backends, read with each one's JSON function.
+        // state is JSON text on both backends, read with each one's JSON function (`json`,
+        // not `jsonb`, on PostgreSQL: it parses only the field read, so a `\u0000` elsewhere
+        // in some session cannot fail the ban).
         let drop_sessions = if self.is_postgres() {
-            "DELETE FROM sessions WHERE (state::jsonb ->> 'user_id') = $1"
+            "DELETE FROM sessions WHERE (state::json ->> 'user_id') = $1"
         } else {
             "DELETE FROM sessions WHERE json_extract(state, '$.user_id') = $1"
         };

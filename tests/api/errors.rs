@@ -120,6 +120,8 @@ async fn a_500_carries_no_internals() {
         let message = assert_error(res, status, code).await.to_lowercase();
         for leak in [
             "sqlite",
+            "postgres",
+            "relation",
             "sqlx",
             "table",
             "messages",

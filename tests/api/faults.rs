@@ -2,14 +2,15 @@
 //! and never acknowledged, streams stay up, `/readyz` says 503, and all of it recovers by
 //! itself once there is room again.
 //!
-//! Needs a small tmpfs to fill (root, as on CI); elsewhere the test says so and passes
-//! only outside CI.
+//! On SQLite: needs a small tmpfs to fill (root, as on CI); elsewhere the test says so and
+//! passes only outside CI. On PostgreSQL the server's disk is not ours to fill: triggers
+//! that refuse every write of the log stand in for it.
 
 use std::{io::Write, path::PathBuf, process::Command};
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, eventually, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, backend_name, eventually, spawn_app, spawn_app_with};
 
 /// A tmpfs of a few MiB, unmounted when dropped.
 struct SmallDisk {
@@ -52,6 +53,24 @@ impl Drop for SmallDisk {
 
 #[tokio::test]
 async fn a_full_disk_refuses_posts_with_503_keeps_streams_and_recovers() {
+    if backend_name() == "postgres" {
+        let app = spawn_app().await;
+        refuses_then_recovers(
+            &app,
+            async || {
+                for sql in REFUSE_WRITES {
+                    app.db.execute_for_tests(sql).await.expect(sql);
+                }
+            },
+            async |()| {
+                for sql in ALLOW_WRITES {
+                    app.db.execute_for_tests(sql).await.expect(sql);
+                }
+            },
+        )
+        .await;
+        return;
+    }
     let Some(disk) = SmallDisk::mount() else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -66,12 +85,45 @@ async fn a_full_disk_refuses_posts_with_503_keeps_streams_and_recovers() {
         s.database.url = format!("sqlite://{}/full.db?mode=rwc", data.display());
     })
     .await;
+    refuses_then_recovers(
+        &app,
+        async || disk.fill(),
+        async |filler| std::fs::remove_file(filler).expect("remove the filler"),
+    )
+    .await;
+}
+
+/// PostgreSQL's "disk full": every write of the message writer (appends and its health
+/// probe) fails until [`ALLOW_WRITES`].
+const REFUSE_WRITES: [&str; 3] = [
+    "CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS \
+     $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$",
+    "CREATE TRIGGER full_messages BEFORE INSERT OR UPDATE OR DELETE ON messages \
+     FOR EACH STATEMENT EXECUTE FUNCTION refuse_writes()",
+    "CREATE TRIGGER full_health BEFORE UPDATE ON writer_health \
+     FOR EACH STATEMENT EXECUTE FUNCTION refuse_writes()",
+];
+
+/// Room again.
+const ALLOW_WRITES: [&str; 2] = [
+    "DROP TRIGGER full_messages ON messages",
+    "DROP TRIGGER full_health ON writer_health",
+];
+
+/// The scenario: a post before `fill` is stored and sent; after it, posts are 503 and never
+/// sent while streams stay up and `/readyz` is 503; after `free` readiness and posting come
+/// back by themselves, and history holds only what was acknowledged.
+async fn refuses_then_recovers<T>(
+    app: &TestApp,
+    fill: impl AsyncFnOnce() -> T,
+    free: impl AsyncFnOnce(T),
+) {
     let alice = app.user("alice").await;
     let mut sse = alice.listen(&["r"], Some(&["message", "sentinel"])).await;
     alice.say("r", "before").await;
     assert_eq!(sse.expect_next("message").await.json()["body"], "before");
 
-    let filler = disk.fill();
+    let filled = fill().await;
     let res = alice
         .post("/api/rooms/r/messages", json!({ "body": "lost" }))
         .await;
@@ -81,7 +133,7 @@ async fn a_full_disk_refuses_posts_with_503_keeps_streams_and_recovers() {
     let e = sse.next_event().await.expect("the stream stays up");
     assert_eq!(e.event, "sentinel", "a refused post was sent: {e:?}");
 
-    std::fs::remove_file(filler).expect("remove the filler");
+    free(filled).await;
     eventually("readiness recovers by itself", || async {
         alice.get("/readyz").await.status() == 200
     })

@@ -10,6 +10,36 @@ use std::{
     time::Duration,
 };
 
+use roomcast::db::Db;
+
+use crate::helpers::PG_ENV;
+
+/// The `database.url` of every run of the binary with its data in `dir`, so a server and
+/// the CLI (or a restarted server) share one database: a SQLite file in `dir`, or with
+/// [`PG_ENV`] set one fresh schema of that database, remembered in a file in `dir`.
+pub fn database_url(dir: &Path) -> String {
+    let Ok(base) = std::env::var(PG_ENV) else {
+        return format!("sqlite://{}/rc.db?mode=rwc", dir.display());
+    };
+    let remembered = dir.join("test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return url;
+    }
+    // Its own thread and runtime: callers may be inside a runtime, which cannot block.
+    let url = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(Db::create_test_schema(&base))
+            .expect("a test schema")
+    })
+    .join()
+    .expect("creating the test schema");
+    std::fs::write(&remembered, &url).expect("remembering the test database");
+    url
+}
+
 /// A running `roomcast serve`.
 pub struct Server {
     /// The process.
@@ -27,10 +57,8 @@ impl Server {
         cmd.current_dir(dir)
             .env("ROOMCAST__SERVER__PORT", "0")
             .env("ROOMCAST__SERVER__DATA_DIR", dir)
-            .env(
-                "ROOMCAST__DATABASE__URL",
-                format!("sqlite://{}/rc.db?mode=rwc", dir.display()),
-            )
+            .env("ROOMCAST__DATABASE__URL", database_url(dir))
+            .env("ROOMCAST__DATABASE__MAX_CONNECTIONS", "4")
             .env("ROOMCAST__RATE_LIMIT__AUTH_PER_MIN", "100000")
             .env("ROOMCAST__RATE_LIMIT__MESSAGES_PER_SEC", "100000")
             .env("ROOMCAST__RATE_LIMIT__MESSAGES_BURST", "100000")
@@ -121,10 +149,8 @@ pub fn cli(dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
         .args(args)
         .current_dir(dir)
         .env("ROOMCAST__SERVER__DATA_DIR", dir)
-        .env(
-            "ROOMCAST__DATABASE__URL",
-            format!("sqlite://{}/rc.db?mode=rwc", dir.display()),
-        )
+        .env("ROOMCAST__DATABASE__URL", database_url(dir))
+        .env("ROOMCAST__DATABASE__MAX_CONNECTIONS", "4")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
