@@ -293,7 +293,11 @@ impl Cluster {
                 subscribers,
             })
             .collect();
-        rooms.sort_by(|a, b| b.subscribers.cmp(&a.subscribers).then_with(|| a.name.cmp(&b.name)));
+        rooms.sort_by(|a, b| {
+            b.subscribers
+                .cmp(&a.subscribers)
+                .then_with(|| a.name.cmp(&b.name))
+        });
         rooms.truncate(limit);
         rooms
     }
@@ -338,8 +342,11 @@ impl Cluster {
 
     /// Closes every stream of login `session` on every node; how many.
     pub async fn close_session(&self, session: Uuid) -> usize {
-        self.everywhere(self.hub.close_session(session), &Op::CloseSession { session })
-            .await
+        self.everywhere(
+            self.hub.close_session(session),
+            &Op::CloseSession { session },
+        )
+        .await
     }
 
     /// Takes `user`'s streams out of private `room` on every node; how many.
@@ -355,7 +362,14 @@ impl Cluster {
 
     async fn everywhere(&self, here: usize, op: &Op) -> usize {
         match &self.node {
-            Some(node) => here + node.scatter::<Closed>(op).await.iter().map(|c| c.closed).sum::<usize>(),
+            Some(node) => {
+                here + node
+                    .scatter::<Closed>(op)
+                    .await
+                    .iter()
+                    .map(|c| c.closed)
+                    .sum::<usize>()
+            }
             None => here,
         }
     }

@@ -144,7 +144,8 @@ impl Node {
     /// when it is not known (a node that started since the last heartbeat).
     pub(super) async fn peer_with_tag(&self, tag: [u8; NODE_TAG_BYTES]) -> Option<NodeRow> {
         let wanted = tag_number(tag);
-        let find = |peers: &HashMap<Uuid, NodeRow>| peers.values().find(|p| p.tag == wanted).cloned();
+        let find =
+            |peers: &HashMap<Uuid, NodeRow>| peers.values().find(|p| p.tag == wanted).cloned();
         if let Some(p) = find(&self.peers.read()) {
             return Some(p);
         }
@@ -216,10 +217,14 @@ impl Node {
         let mut changes = Vec::new();
         for peer in &peers {
             match self.call(peer, &Op::Presence).await {
-                Ok((200, body)) => match serde_json::from_slice::<Vec<(RoomName, UserRef)>>(&body) {
-                    Ok(present) => changes.extend(self.view.reset_node(peer.id, &present)),
-                    Err(e) => tracing::warn!(peer = %peer.id, error = %e, "bad presence answer"),
-                },
+                Ok((200, body)) => {
+                    match serde_json::from_slice::<Vec<(RoomName, UserRef)>>(&body) {
+                        Ok(present) => changes.extend(self.view.reset_node(peer.id, &present)),
+                        Err(e) => {
+                            tracing::warn!(peer = %peer.id, error = %e, "bad presence answer")
+                        }
+                    }
+                }
                 Ok((status, _)) => tracing::warn!(peer = %peer.id, status, "presence refused"),
                 Err(e) => tracing::warn!(error = %e, "presence not read"),
             }

@@ -161,11 +161,23 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let room = RoomName::parse("r").unwrap();
         let ann = user("ann");
-        assert!(view.apply(a, &room, &ann, PresenceAction::Join), "first join");
-        assert!(!view.apply(b, &room, &ann, PresenceAction::Join), "second node's join");
-        assert!(!view.apply(a, &room, &ann, PresenceAction::Leave), "one node left");
+        assert!(
+            view.apply(a, &room, &ann, PresenceAction::Join),
+            "first join"
+        );
+        assert!(
+            !view.apply(b, &room, &ann, PresenceAction::Join),
+            "second node's join"
+        );
+        assert!(
+            !view.apply(a, &room, &ann, PresenceAction::Leave),
+            "one node left"
+        );
         assert_eq!(view.users(&room), vec![ann.clone()], "still present on b");
-        assert!(view.apply(b, &room, &ann, PresenceAction::Leave), "last leave");
+        assert!(
+            view.apply(b, &room, &ann, PresenceAction::Leave),
+            "last leave"
+        );
         assert!(!view.has_room(&room), "an empty room is forgotten");
     }
 

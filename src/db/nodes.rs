@@ -148,11 +148,13 @@ pub async fn notify(
 /// The shared secret `name`: the first node to ask stores `candidate`, every node gets
 /// what was stored first.
 pub async fn shared_secret(pool: &PgPool, name: &str, candidate: &[u8]) -> sqlx::Result<Vec<u8>> {
-    sqlx::query("INSERT INTO cluster_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .bind(candidate)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO cluster_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(candidate)
+    .execute(pool)
+    .await?;
     let (value,): (Vec<u8>,) = sqlx::query_as("SELECT value FROM cluster_secrets WHERE name = $1")
         .bind(name)
         .fetch_one(pool)

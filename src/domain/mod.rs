@@ -13,8 +13,7 @@ mod user;
 pub use message::{BroadcastJson, DeletedJson, MessageJson, StoredMessage};
 pub use names::{
     ConnectionId, EventName, MessageBody, NODE_TAG_BYTES, Password, RESERVED_EVENTS, RoomName,
-    Username,
-    parse_last_event_id,
+    Username, parse_last_event_id,
 };
 pub use origin::Origin;
 pub use requests::{HistoryQuery, SubscribeBody, UnsubscribeBody};

@@ -101,7 +101,9 @@ pub async fn unsubscribe(
     let body = body.into_inner();
     let request = UnsubscribeRequest::try_from(body.clone())?;
     match state.cluster.holder(request.connection()).await {
-        Holder::Here => Ok(HttpResponse::Ok().json(state.hub.unsubscribe(current.user.id, request)?)),
+        Holder::Here => {
+            Ok(HttpResponse::Ok().json(state.hub.unsubscribe(current.user.id, request)?))
+        }
         Holder::Elsewhere(node) => {
             let op = Op::Unsubscribe {
                 user: current.user,

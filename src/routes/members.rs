@@ -227,7 +227,10 @@ pub async fn remove(
     // before its join or in its check after the join.
     if record.visibility == Visibility::Private {
         let by = UserRef::from(&room.caller.user);
-        state.cluster.remove_member(room.name(), user.id, Some(&by)).await;
+        state
+            .cluster
+            .remove_member(room.name(), user.id, Some(&by))
+            .await;
     }
     Ok(HttpResponse::NoContent().finish())
 }

@@ -100,14 +100,19 @@ async fn messages(sse: &mut Sse, n: usize) -> Vec<(i64, String)> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let e = sse.expect("message").await;
-        out.push((e.id_num(), e.json()["body"].as_str().expect("body").to_owned()));
+        out.push((
+            e.id_num(),
+            e.json()["body"].as_str().expect("body").to_owned(),
+        ));
     }
     out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_posted_on_one_node_arrives_on_another_in_order() {
-    let Some(c) = TestCluster::start(2).await else { return };
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
     let ann = c.user(0, "ann").await;
     let bob = c.user(1, "bob").await;
     let mut stream = bob.listen(&["r"], Some(&["message"])).await;
@@ -124,7 +129,9 @@ async fn a_message_posted_on_one_node_arrives_on_another_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_held_on_one_node_is_subscribed_through_another() {
-    let Some(c) = TestCluster::start(2).await else { return };
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
     let ann = c.user(0, "ann").await;
     let ann_on_b = at(&ann, c.base(1));
     let mut stream = ann.events().await;
@@ -150,20 +157,29 @@ async fn a_stream_held_on_one_node_is_subscribed_through_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_rooms_and_stats_span_the_cluster() {
-    let Some(c) = TestCluster::start(2).await else { return };
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
     let ann = c.user(0, "ann").await;
     let bob = c.user(1, "bob").await;
     let mut ann_stream = ann.listen(&["r"], None).await;
     let _bob_stream = bob.listen(&["r"], None).await;
     let joined = ann_stream.expect("presence").await.json();
     assert_eq!(
-        (joined["action"].as_str(), joined["user"]["username"].as_str()),
+        (
+            joined["action"].as_str(),
+            joined["user"]["username"].as_str()
+        ),
         (Some("join"), Some("bob")),
         "ann, on A, sees bob join on B: {joined}"
     );
     for (node, who) in [(0, &ann), (1, &bob)] {
         let me = at(who, c.base(node));
-        assert_eq!(me.presence_names("r").await, ["ann", "bob"], "presence on node {node}");
+        assert_eq!(
+            me.presence_names("r").await,
+            ["ann", "bob"],
+            "presence on node {node}"
+        );
         let info = me.room_info("r").await.expect("room r listed");
         assert_eq!(
             (info["subscribers"].as_u64(), info["users"].as_u64()),
@@ -195,7 +211,9 @@ async fn presence_rooms_and_stats_span_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_event_reaches_subscribers_on_every_node() {
-    let Some(c) = TestCluster::start(2).await else { return };
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
     let ann = c.user(0, "ann").await;
     let bob = c.user(1, "bob").await;
     let mut on_a = ann.listen(&["r"], Some(&["typing"])).await;
@@ -209,7 +227,9 @@ async fn a_custom_event_reaches_subscribers_on_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_and_a_member_removal_reach_streams_on_another_node() {
-    let Some(c) = TestCluster::start(2).await else { return };
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
     let ann = c.user(0, "ann").await;
     let mut stream = ann.listen(&["r"], Some(&["message"])).await;
     let res = c
@@ -220,11 +240,17 @@ async fn a_ban_and_a_member_removal_reach_streams_on_another_node() {
     assert_eq!(res.status(), 200, "ban through node B");
     let body: Value = res.json().await.expect("ban answer");
     assert_eq!(body["closed"], 1, "the stream on node A was closed: {body}");
-    assert!(stream.ends_within(WAIT).await, "ann's stream on node A ended");
+    assert!(
+        stream.ends_within(WAIT).await,
+        "ann's stream on node A ended"
+    );
 
     let owner = c.user(1, "owner").await;
     let res = owner
-        .post("/api/rooms", json!({ "name": "club", "visibility": "private" }))
+        .post(
+            "/api/rooms",
+            json!({ "name": "club", "visibility": "private" }),
+        )
         .await;
     assert_eq!(res.status(), 201, "private room created");
     let carol = c.user(0, "carol").await;
@@ -245,12 +271,17 @@ async fn a_ban_and_a_member_removal_reach_streams_on_another_node() {
         .expect("remove member");
     assert_eq!(res.status(), 204, "carol removed through node B");
     let removed = carol_stream.expect("removed").await.json();
-    assert_eq!(removed["room"], "club", "carol's stream on node A heard it: {removed}");
+    assert_eq!(
+        removed["room"], "club",
+        "carol's stream on node A heard it: {removed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_a_killed_node_resumes_on_another_and_loses_nothing() {
-    let Some(mut c) = TestCluster::start(2).await else { return };
+    let Some(mut c) = TestCluster::start(2).await else {
+        return;
+    };
     let ann = c.user(1, "ann").await;
     let bob = c.user(0, "bob").await;
     let mut stream = bob.listen(&["r"], Some(&["message"])).await;
@@ -262,10 +293,16 @@ async fn a_client_of_a_killed_node_resumes_on_another_and_loses_nothing() {
         last = id;
     }
     c.kill(0).await;
-    assert!(stream.ends_within(WAIT).await, "the killed node's stream ended");
+    assert!(
+        stream.ends_within(WAIT).await,
+        "the killed node's stream ended"
+    );
     let mut missed = Vec::new();
     for i in 0..5 {
-        missed.push((ann.say_id("r", &format!("after{i}")).await, format!("after{i}")));
+        missed.push((
+            ann.say_id("r", &format!("after{i}")).await,
+            format!("after{i}"),
+        ));
     }
     let bob_on_b = at(&bob, c.base(1));
     let mut resumed = bob_on_b.events_from(Some(last)).await;
@@ -281,7 +318,9 @@ async fn a_client_of_a_killed_node_resumes_on_another_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_posters_on_every_node_give_every_reader_one_gap_free_sequence() {
-    let Some(c) = TestCluster::start(3).await else { return };
+    let Some(c) = TestCluster::start(3).await else {
+        return;
+    };
     const EACH: usize = 40;
     let mut readers = Vec::new();
     for node in 0..3 {
@@ -306,7 +345,11 @@ async fn concurrent_posters_on_every_node_give_every_reader_one_gap_free_sequenc
     assert_eq!(posted.len(), 3 * EACH, "every post got its own id");
     let all: Vec<i64> = posted.into_iter().collect();
     for (node, stream) in readers.iter_mut().enumerate() {
-        let seen: Vec<i64> = messages(stream, 3 * EACH).await.into_iter().map(|m| m.0).collect();
+        let seen: Vec<i64> = messages(stream, 3 * EACH)
+            .await
+            .into_iter()
+            .map(|m| m.0)
+            .collect();
         assert_eq!(
             seen, all,
             "reader on node {node}: every id, once, ascending (no gap, no reordering)"
@@ -317,7 +360,9 @@ async fn concurrent_posters_on_every_node_give_every_reader_one_gap_free_sequenc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_without_shutdown_leaves_presence_within_the_bound() {
-    let Some(mut c) = TestCluster::start(2).await else { return };
+    let Some(mut c) = TestCluster::start(2).await else {
+        return;
+    };
     let ann = c.user(0, "ann").await;
     let bob = c.user(1, "bob").await;
     let _ann_stream = ann.listen(&["r"], Some(&["message"])).await;

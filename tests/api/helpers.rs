@@ -11,9 +11,9 @@ use std::{
 use reqwest::cookie::{CookieStore, Jar};
 use roomcast::{
     Application,
-    startup::KillSwitch,
     config::{DatabaseSettings, Settings},
     db::Db,
+    startup::KillSwitch,
 };
 use serde_json::{Value, json};
 
@@ -161,6 +161,17 @@ pub fn cluster_size() -> usize {
         "{CLUSTER_ENV} needs {PG_ENV}: a cluster shares a PostgreSQL database"
     );
     n
+}
+
+/// True (and says so) when the suite runs against a cluster and the calling test checks
+/// something that is one node's own: its rate limits and caps (each node enforces its own),
+/// its sockets (a balancer sits between), its health. The caller then returns.
+pub fn single_node_only(why: &str) -> bool {
+    let cluster = cluster_size() > 1;
+    if cluster {
+        eprintln!("not run against a cluster: {why}");
+    }
+    cluster
 }
 
 /// Starts the app after `tweak` adjusts the settings.

@@ -3,10 +3,13 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, spawn_app_with};
+use crate::helpers::{assert_error, single_node_only, spawn_app_with};
 
 #[tokio::test]
 async fn a_session_past_its_stream_cap_gets_429_too_many_streams() {
+    if single_node_only("stream caps are per node") {
+        return;
+    }
     let app = spawn_app_with(|s| s.limits.streams_per_session = 2).await;
     let alice = app.user("alice").await;
     let _a = alice.events().await;
@@ -25,6 +28,9 @@ async fn a_session_past_its_stream_cap_gets_429_too_many_streams() {
 
 #[tokio::test]
 async fn a_user_past_its_stream_cap_gets_429_across_sessions() {
+    if single_node_only("stream caps are per node") {
+        return;
+    }
     let app = spawn_app_with(|s| {
         s.limits.streams_per_user = 2;
         s.limits.streams_per_session = 10;
@@ -43,6 +49,9 @@ async fn a_user_past_its_stream_cap_gets_429_across_sessions() {
 
 #[tokio::test]
 async fn the_server_past_its_stream_cap_answers_503() {
+    if single_node_only("stream caps are per node") {
+        return;
+    }
     let app = spawn_app_with(|s| s.limits.max_streams = 2).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;

@@ -14,7 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Starts the balancer in front of `nodes`; its address.
 pub async fn round_robin(nodes: Vec<SocketAddr>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the balancer");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the balancer");
     let addr = listener.local_addr().expect("balancer address");
     let next = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {

@@ -1,6 +1,6 @@
 //! Rooms: posting and reading messages, custom events, the room list and presence.
 
-use crate::helpers::{Client, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{Client, assert_error, single_node_only, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 
 /// The keys of a JSON object, sorted.
@@ -230,6 +230,9 @@ async fn a_message_whose_insert_failed_is_never_sent() {
 
 #[tokio::test]
 async fn posting_too_fast_is_429_with_retry_after() {
+    if single_node_only("each node enforces its own rate limits") {
+        return;
+    }
     let app = spawn_app_with(|s| {
         s.rate_limit.messages_per_sec = 1;
         s.rate_limit.messages_burst = 2;

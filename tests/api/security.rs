@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::{
-    helpers::{TestApp, assert_error, spawn_app_with},
+    helpers::{TestApp, assert_error, single_node_only, spawn_app_with},
     process::Server,
 };
 
@@ -74,6 +74,9 @@ async fn logins_past_the_hashing_queue_are_503_with_retry_after() {
 
 #[tokio::test]
 async fn after_failed_logins_a_username_waits_even_with_the_right_password() {
+    if single_node_only("login backoff is per node") {
+        return;
+    }
     let app = spawn_app_with(|s| {
         s.rate_limit.login_free_failures = 2;
         s.rate_limit.login_backoff_secs = 30;
@@ -100,6 +103,9 @@ async fn after_failed_logins_a_username_waits_even_with_the_right_password() {
 
 #[tokio::test]
 async fn each_further_failure_for_a_username_waits_longer() {
+    if single_node_only("login backoff is per node") {
+        return;
+    }
     let app = spawn_app_with(|s| {
         s.rate_limit.login_free_failures = 1;
         s.rate_limit.login_backoff_secs = 1;
@@ -127,6 +133,9 @@ async fn each_further_failure_for_a_username_waits_longer() {
 
 #[tokio::test]
 async fn forwarded_for_from_an_untrusted_peer_does_not_change_the_client() {
+    if single_node_only("each node enforces its own rate limits") {
+        return;
+    }
     let app = spawn_app_with(|s| s.rate_limit.auth_per_min = 2).await;
     for (i, client) in ["198.51.100.1", "198.51.100.2"].iter().enumerate() {
         let res = login_as(
@@ -143,6 +152,9 @@ async fn forwarded_for_from_an_untrusted_peer_does_not_change_the_client() {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    if single_node_only("each node enforces its own rate limits") {
+        return;
+    }
     let app = spawn_app_with(|s| {
         s.rate_limit.auth_per_min = 2;
         s.server.trusted_proxies = vec!["127.0.0.1".parse().expect("a CIDR")];
