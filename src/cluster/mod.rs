@@ -42,7 +42,7 @@ use crate::{
     config::ClusterSettings,
     db::{Db, nodes},
     domain::{ConnectionId, EventName, RoomName, SubscribeBody, UnsubscribeBody, User, UserRef},
-    hub::{Hub, HubStats, NodeLink, RoomInfo},
+    hub::{Hub, HubStats, NodeLink, RoomInfo, keep_busiest},
 };
 use bus::{BusMessage, ClusterPresence};
 use node::Node;
@@ -293,12 +293,7 @@ impl Cluster {
                 subscribers,
             })
             .collect();
-        rooms.sort_by(|a, b| {
-            b.subscribers
-                .cmp(&a.subscribers)
-                .then_with(|| a.name.cmp(&b.name))
-        });
-        rooms.truncate(limit);
+        keep_busiest(&mut rooms, limit);
         rooms
     }
 

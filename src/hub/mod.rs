@@ -55,7 +55,7 @@ pub use connection::Connection;
 pub use filter::EventFilter;
 pub use history::{History, ReplayPage};
 pub use link::{NodeLink, PresenceAction, PresenceSink};
-pub use room::RoomInfo;
+pub use room::{RoomInfo, keep_busiest};
 pub use stream::ConnectionStream;
 pub use subscribe::{
     ReplayFrom, ReplayOutcome, SubscribeRequest, Subscription, UnsubscribeRequest, Unsubscription,

@@ -41,6 +41,16 @@ pub struct RoomInfo {
     pub users: usize,
 }
 
+/// Keeps the `limit` busiest of `rooms`, busiest first: most subscribers, then by name.
+pub fn keep_busiest(rooms: &mut Vec<RoomInfo>, limit: usize) {
+    rooms.sort_by(|a, b| {
+        b.subscribers
+            .cmp(&a.subscribers)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    rooms.truncate(limit);
+}
+
 #[derive(Serialize)]
 struct PresenceData<'a> {
     room: &'a RoomName,
@@ -186,12 +196,7 @@ impl Hub {
                 users: r.presence.len(),
             })
             .collect();
-        all.sort_by(|a, b| {
-            b.subscribers
-                .cmp(&a.subscribers)
-                .then_with(|| a.name.cmp(&b.name))
-        });
-        all.truncate(limit);
+        keep_busiest(&mut all, limit);
         all
     }
 

@@ -5,10 +5,10 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use super::{access, internal, json::Json};
 use crate::{
     auth::CurrentUser,
-    cluster::{Holder, Op},
+    cluster::Op,
     domain::{SubscribeBody, UnsubscribeBody, UserRef, parse_last_event_id},
     error::ApiError,
-    hub::{HubError, SubscribeRequest, UnsubscribeRequest},
+    hub::{SubscribeRequest, UnsubscribeRequest},
     state::AppState,
 };
 
@@ -69,20 +69,17 @@ pub async fn subscribe(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = SubscribeRequest::try_from(body.clone())?;
-    match state.cluster.holder(request.connection()).await {
-        Holder::Here => {
-            let subscription = access::subscribe(&state, &current.user, request).await?;
-            Ok(HttpResponse::Ok().json(subscription))
-        }
-        Holder::Elsewhere(node) => {
-            let op = Op::Subscribe {
-                user: current.user,
-                body,
-            };
-            internal::relayed(state.cluster.relay(&node, &op).await)
-        }
-        Holder::Nowhere => Err(HubError::UnknownConnection.into()),
-    }
+    let id = request.connection();
+    let user = current.user;
+    let relay = || Op::Subscribe {
+        user: user.clone(),
+        body,
+    };
+    let here = async {
+        let subscription = access::subscribe(&state, &user, request).await?;
+        Ok(HttpResponse::Ok().json(subscription))
+    };
+    internal::at_holder(&state, id, relay, here).await
 }
 
 /// `POST /api/unsubscribe`: leaves rooms.
@@ -100,17 +97,12 @@ pub async fn unsubscribe(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = UnsubscribeRequest::try_from(body.clone())?;
-    match state.cluster.holder(request.connection()).await {
-        Holder::Here => {
-            Ok(HttpResponse::Ok().json(state.hub.unsubscribe(current.user.id, request)?))
-        }
-        Holder::Elsewhere(node) => {
-            let op = Op::Unsubscribe {
-                user: current.user,
-                body,
-            };
-            internal::relayed(state.cluster.relay(&node, &op).await)
-        }
-        Holder::Nowhere => Err(HubError::UnknownConnection.into()),
-    }
+    let id = request.connection();
+    let user = current.user;
+    let relay = || Op::Unsubscribe {
+        user: user.clone(),
+        body,
+    };
+    let here = async { Ok(HttpResponse::Ok().json(state.hub.unsubscribe(user.id, request)?)) };
+    internal::at_holder(&state, id, relay, here).await
 }

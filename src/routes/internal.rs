@@ -12,9 +12,10 @@ use actix_web::{
 
 use super::access;
 use crate::{
-    cluster::{Closed, Op, RelayError},
+    cluster::{Closed, Holder, Op, RelayError},
+    domain::ConnectionId,
     error::{ApiError, ErrorCode},
-    hub::{SubscribeRequest, UnsubscribeRequest},
+    hub::{HubError, SubscribeRequest, UnsubscribeRequest},
     state::AppState,
 };
 
@@ -61,8 +62,23 @@ fn closed(n: usize) -> HttpResponse {
     HttpResponse::Ok().json(Closed { closed: n })
 }
 
+/// Answers with `here` when this node holds stream `id`; else relays `op()` to the node
+/// that does and answers as it answered.
+pub async fn at_holder(
+    state: &AppState,
+    id: ConnectionId,
+    op: impl FnOnce() -> Op,
+    here: impl Future<Output = Result<HttpResponse, ApiError>>,
+) -> Result<HttpResponse, ApiError> {
+    match state.cluster.holder(id).await {
+        Holder::Here => here.await,
+        Holder::Elsewhere(node) => relayed(state.cluster.relay(&node, &op()).await),
+        Holder::Nowhere => Err(HubError::UnknownConnection.into()),
+    }
+}
+
 /// The answer of the node a request was relayed to, passed on as it came.
-pub fn relayed(answer: Result<(u16, web::Bytes), RelayError>) -> Result<HttpResponse, ApiError> {
+fn relayed(answer: Result<(u16, web::Bytes), RelayError>) -> Result<HttpResponse, ApiError> {
     let (status, body) = answer.map_err(|e| {
         tracing::warn!(error = %e, "relaying to the node holding the stream failed");
         ApiError::Unavailable("the node holding this stream is not answering; try again".into())
