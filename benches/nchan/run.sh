@@ -32,6 +32,8 @@ start)
 stop)
   [ -s "$pidfile" ] || exit 0
   pid="$(cat "$pidfile")"
+  # What went wrong, if anything (out of shared memory, dropped messages…).
+  grep -E '\[(error|crit|alert|emerg)\]' "$prefix/logs/error.log" | tail -5 >&2 || true
   kill -TERM "$pid" 2>/dev/null || exit 0
   # Wait for the master (and so its workers) to go, then insist.
   for _ in $(seq 100); do
