@@ -1262,6 +1262,8 @@ fn fmt(v: f64) -> String {
             out.push(c);
         }
         format!("{sign}{out}")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}") // counts (errors)
     } else if v.abs() >= 10.0 {
         format!("{v:.1}")
     } else {
