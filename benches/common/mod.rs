@@ -77,6 +77,47 @@ pub fn cpu_secs(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// The process and every process whose parent it is (nginx's master and its workers), for
+/// figures that count a server as a whole.
+pub fn with_children(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ppid …`: the parent is the second field after the `(comm)`.
+        let ppid = stat
+            .rsplit_once(") ")
+            .and_then(|(_, r)| r.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            pids.push(child);
+        }
+    }
+    pids
+}
+
+/// PSS of several processes, bytes (each shared page is counted once in all, split among
+/// its users).
+pub fn pss_sum(pids: &[u32]) -> u64 {
+    pids.iter().map(|&p| pss(Some(p))).sum()
+}
+
+/// RSS of several processes, bytes.
+pub fn rss_sum(pids: &[u32]) -> u64 {
+    pids.iter().map(|&p| rss(Some(p))).sum()
+}
+
+/// User + system CPU time of several processes, seconds.
+pub fn cpu_secs_sum(pids: &[u32]) -> f64 {
+    pids.iter().map(|&p| cpu_secs(p)).sum()
+}
+
 /// Bytes as MiB.
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1048576.0
@@ -155,6 +196,15 @@ impl Drop for Server {
     }
 }
 
+/// The connection id in the text of a stream's `connected` event (its first frame).
+pub fn connection_id_in(frame: &str) -> Option<&str> {
+    frame
+        .split("\"connection_id\":\"")
+        .nth(1)?
+        .split('"')
+        .next()
+}
+
 /// Reads a just-opened SSE body up to its `connected` event and returns the connection id
 /// in it.
 pub async fn connection_id<S>(body: &mut S) -> String
@@ -167,9 +217,5 @@ where
         let chunk = body.next().await.expect("connected frame").expect("bytes");
         buf.push_str(&String::from_utf8_lossy(&chunk));
     }
-    buf.split("\"connection_id\":\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("connection id")
-        .to_owned()
+    connection_id_in(&buf).expect("connection id").to_owned()
 }

@@ -1,0 +1,1463 @@
+//! roomcast side by side with nginx + Nchan, driven by one load tool: many real SSE streams
+//! over raw HTTP/1.1, messages published with a send timestamp, every delivery checked.
+//!
+//! ```sh
+//! cargo bench --bench sidebyside -- --side-by-side        # both servers, alternating, 3 rounds each
+//! cargo bench --bench sidebyside -- --server nchan        # one server, one round
+//! cargo bench --bench sidebyside -- --quick               # roomcast only, tiny (CI)
+//! cargo bench --bench sidebyside -- --hold 60 --streams 19000   # streams held, heartbeats counted
+//! cargo bench --bench sidebyside -- --soak 10 --streams 5000    # paced traffic, PSS each minute
+//! ```
+//!
+//! Options: `--streams N` (5,000), `--messages K` (200), `--interval-ms D` (2; paced
+//! publishing over `--pub-conns` keep-alive connections), `--rounds R` (3),
+//! `--scenario fanout|publish|both`, and for the publish scenario `--subscribers` (10),
+//! `--posters P` (64, each with one request in flight) and `--secs` (10).
+//!
+//! How it is built:
+//! - The streams are held by child processes (this binary re-executed with `--child`), at
+//!   most [`STREAMS_PER_CHILD`] each, so 19,000 streams fit under the ~20,000 open-file limit
+//!   of a process; each stream binds its own source address (127.0.0.2, 127.0.0.3, …, one per
+//!   [`STREAMS_PER_ADDR`]) before connecting, so no source runs out of ephemeral ports.
+//! - roomcast streams subscribe with the two-step flow (the connection id from the first
+//!   event, then `POST /api/subscribe`); Nchan streams subscribe by opening `/sub/bench`.
+//! - Each published body carries `~p<publisher>~s<sequence>~t<send time, µs>~`. Every reader
+//!   checks, per publisher, that sequences arrive 1, 2, 3, … with none missing, repeated or
+//!   out of order, and for roomcast that the `id:` lines ascend (Nchan's ids are its own).
+//! - Server figures come from `/proc` of every server process (nginx's master and workers):
+//!   PSS from `smaps_rollup`, RSS, and utime + stime over the publish window.
+//!
+//! The parent and its children talk in lines: a child prints `READY …` once its streams are
+//! subscribed, the parent answers `EXPECT <count per publisher…>` once it has published, and
+//! the child prints `RESULT …` and `HIST …` when every stream has everything (or time is up).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, Result, bail};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpSocket, TcpStream},
+    sync::Mutex,
+};
+
+/// Streams one child process holds at most (the open-file limit is ~20,000 per process).
+const STREAMS_PER_CHILD: usize = 9_500;
+/// Streams per source address.
+const STREAMS_PER_ADDR: usize = 5_000;
+/// Streams opening at once in one child.
+const OPENING_AT_ONCE: usize = 100;
+/// The room (roomcast) or channel (Nchan) every stream listens to.
+const ROOM: &str = "bench";
+/// Histogram resolution and range: 10 µs buckets up to 20 s (later lands in the last one).
+const HIST_US: u64 = 10;
+const HIST_BUCKETS: usize = 2_000_000;
+/// How long a child waits for the last deliveries after the parent's `EXPECT`.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Wall-clock microseconds: comparable across the load tool's processes on one machine.
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Roomcast,
+    Nchan,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Roomcast => "roomcast",
+            Kind::Nchan => "nchan",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "roomcast" => Ok(Kind::Roomcast),
+            "nchan" => Ok(Kind::Nchan),
+            _ => bail!("--server {s}: roomcast or nchan"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 client: keep-alive requests and the head of a streaming answer.
+
+/// The end of a response head (`\r\n\r\n`) in `buf`, if it arrived.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+/// Status code and the value of `name` (lower case) in a response head.
+fn parse_head(head: &[u8]) -> Result<(u16, Vec<(String, String)>)> {
+    let text = std::str::from_utf8(head).context("response head is not UTF-8")?;
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("no status line in {text:?}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok((status, headers))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Opens a TCP connection from `src` (port chosen by the kernel) to `dst`.
+async fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> Result<TcpStream> {
+    let socket = TcpSocket::new_v4().context("socket")?;
+    socket
+        .bind(SocketAddr::new(src.into(), 0))
+        .with_context(|| format!("bind {src}"))?;
+    let stream = socket
+        .connect(dst)
+        .await
+        .with_context(|| format!("connect {src} → {dst}"))?;
+    stream.set_nodelay(true).context("nodelay")?;
+    Ok(stream)
+}
+
+/// One keep-alive connection for plain requests (subscribes, publishes).
+struct HttpConn {
+    dst: SocketAddr,
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl HttpConn {
+    fn new(dst: SocketAddr) -> Self {
+        Self {
+            dst,
+            stream: None,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Sends one request and reads its whole answer: status and body. A connection the
+    /// server closed while idle is reopened once.
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        extra_headers: &str,
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>)> {
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n{extra_headers}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        for attempt in 0..2 {
+            if self.stream.is_none() {
+                self.stream = Some(connect_from(Ipv4Addr::LOCALHOST, self.dst).await?);
+                self.buf.clear();
+            }
+            match self.exchange(&req).await {
+                Ok(answer) => return Ok(answer),
+                Err(_) if attempt == 0 && self.buf.is_empty() => {
+                    // Closed while idle (keep-alive timeout): once more on a new connection.
+                    self.stream = None;
+                }
+                Err(e) => {
+                    self.stream = None;
+                    return Err(e);
+                }
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    async fn exchange(&mut self, req: &[u8]) -> Result<(u16, Vec<u8>)> {
+        let stream = self.stream.as_mut().context("not connected")?;
+        stream.write_all(req).await.context("writing a request")?;
+        let end = loop {
+            if let Some(end) = head_end(&self.buf) {
+                break end;
+            }
+            if stream.read_buf(&mut self.buf).await.context("reading")? == 0 {
+                bail!("connection closed before the answer");
+            }
+        };
+        let (status, headers) = parse_head(&self.buf[..end])?;
+        self.buf.drain(..end);
+        let body = if header(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            let mut decoder = Dechunk::default();
+            let mut body = Vec::new();
+            loop {
+                decoder.feed(&self.buf, &mut body)?;
+                self.buf.clear();
+                if decoder.done {
+                    break;
+                }
+                if stream.read_buf(&mut self.buf).await.context("reading")? == 0 {
+                    bail!("connection closed inside a chunked body");
+                }
+            }
+            body
+        } else {
+            let len: usize = header(&headers, "content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            while self.buf.len() < len {
+                if stream.read_buf(&mut self.buf).await.context("reading")? == 0 {
+                    bail!("connection closed inside a body");
+                }
+            }
+            self.buf.drain(..len).collect()
+        };
+        if header(&headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+            self.stream = None;
+        }
+        Ok((status, body))
+    }
+}
+
+/// Incremental decoder of `Transfer-Encoding: chunked` (actix streams SSE that way; Nchan
+/// sends the bytes as they are).
+#[derive(Default)]
+struct Dechunk {
+    /// Bytes left in the current chunk's data.
+    left: usize,
+    /// The CRLF after a chunk's data is still to be skipped (2, 1 or 0 bytes).
+    crlf: usize,
+    /// A partial size line.
+    line: Vec<u8>,
+    /// The last (zero) chunk was read.
+    done: bool,
+}
+
+impl Dechunk {
+    fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        while !input.is_empty() && !self.done {
+            if self.left > 0 {
+                let n = self.left.min(input.len());
+                out.extend_from_slice(&input[..n]);
+                self.left -= n;
+                input = &input[n..];
+                if self.left == 0 {
+                    self.crlf = 2;
+                }
+            } else if self.crlf > 0 {
+                let n = self.crlf.min(input.len());
+                self.crlf -= n;
+                input = &input[n..];
+            } else {
+                match input.iter().position(|&b| b == b'\n') {
+                    None => {
+                        self.line.extend_from_slice(input);
+                        input = &[];
+                    }
+                    Some(p) => {
+                        self.line.extend_from_slice(&input[..p]);
+                        input = &input[p + 1..];
+                        let text = std::str::from_utf8(&self.line).unwrap_or("");
+                        let hex = text.split(';').next().unwrap_or("").trim();
+                        let size = usize::from_str_radix(hex, 16)
+                            .with_context(|| format!("bad chunk size line {text:?}"))?;
+                        self.line.clear();
+                        if size == 0 {
+                            self.done = true;
+                        }
+                        self.left = size;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The child: holds streams, checks every delivery.
+
+/// What every reader of a child adds to.
+struct Tally {
+    /// Deliveries that came in sequence.
+    in_order: AtomicU64,
+    /// Deliveries out of sequence (a gap, a repeat, a reordering).
+    disorder: AtomicU64,
+    /// roomcast `id:` lines that did not ascend.
+    id_errors: AtomicU64,
+    /// Streams that ended or failed while they were still expected to deliver.
+    closed: AtomicU64,
+    /// Comment frames (heartbeats) seen in all.
+    pings: AtomicU64,
+    /// Streams that saw at least one heartbeat.
+    streams_pinged: AtomicU64,
+    first_rx: AtomicU64,
+    last_rx: AtomicU64,
+    max_latency: AtomicU64,
+    hist: Vec<AtomicU64>,
+    /// Set once the child is done, so closing streams are not counted as errors.
+    stopping: AtomicBool,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            in_order: AtomicU64::new(0),
+            disorder: AtomicU64::new(0),
+            id_errors: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+            pings: AtomicU64::new(0),
+            streams_pinged: AtomicU64::new(0),
+            first_rx: AtomicU64::new(u64::MAX),
+            last_rx: AtomicU64::new(0),
+            max_latency: AtomicU64::new(0),
+            hist: (0..HIST_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+}
+
+/// The number after `tag` in `data`, e.g. `~s` in `…~p0~s17~t…`.
+fn marker(data: &[u8], tag: &[u8]) -> Option<u64> {
+    let at = data.windows(tag.len()).position(|w| w == tag)? + tag.len();
+    let digits = data[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&data[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// One stream's checking state.
+struct Reader {
+    kind: Kind,
+    last_id: u64,
+    /// Next expected sequence number per publisher.
+    next_seq: Vec<u64>,
+    pinged: bool,
+}
+
+impl Reader {
+    fn frame(&mut self, frame: &[u8], tally: &Tally) {
+        if frame.starts_with(b": ping") || frame.starts_with(b":ping") {
+            // A heartbeat (roomcast `: ping`, Nchan `:ping`); Nchan's opening `: hi` is not.
+            tally.pings.fetch_add(1, Ordering::Relaxed);
+            if !self.pinged {
+                self.pinged = true;
+                tally.streams_pinged.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        let mut id = None;
+        let mut data = None;
+        for line in frame.split(|&b| b == b'\n') {
+            if let Some(v) = line.strip_prefix(b"id: ") {
+                id = Some(v);
+            } else if let Some(v) = line.strip_prefix(b"data: ") {
+                data = Some(v);
+            }
+        }
+        let Some(data) = data else { return };
+        let (Some(p), Some(s), Some(t)) = (
+            marker(data, b"~p"),
+            marker(data, b"~s"),
+            marker(data, b"~t"),
+        ) else {
+            return; // not one of ours (`connected`, presence)
+        };
+        let now = now_us();
+        tally.first_rx.fetch_min(now, Ordering::Relaxed);
+        tally.last_rx.fetch_max(now, Ordering::Relaxed);
+        let latency = now.saturating_sub(t);
+        tally.max_latency.fetch_max(latency, Ordering::Relaxed);
+        let bucket = ((latency / HIST_US) as usize).min(HIST_BUCKETS - 1);
+        tally.hist[bucket].fetch_add(1, Ordering::Relaxed);
+        if self.kind == Kind::Roomcast {
+            let id = id
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            match id {
+                Some(id) if id > self.last_id => self.last_id = id,
+                _ => {
+                    tally.id_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let p = p as usize;
+        if self.next_seq.len() <= p {
+            self.next_seq.resize(p + 1, 1);
+        }
+        if s == self.next_seq[p] {
+            self.next_seq[p] += 1;
+            tally.in_order.fetch_add(1, Ordering::Relaxed);
+        } else {
+            tally.disorder.fetch_add(1, Ordering::Relaxed);
+            if s > self.next_seq[p] {
+                // The skipped ones are missing; if they come later, they come out of order.
+                self.next_seq[p] = s + 1;
+            }
+        }
+    }
+}
+
+/// Reads SSE frames from `stream` until it ends, feeding each to `reader`. `leftover` is
+/// what was read past the response head (raw, before de-chunking).
+async fn read_stream(
+    mut stream: TcpStream,
+    chunked: bool,
+    mut payload: Vec<u8>,
+    mut reader: Reader,
+    tally: Arc<Tally>,
+) {
+    let mut decoder = Dechunk::default();
+    let mut raw = vec![0u8; 4096];
+    let mut start = 0;
+    loop {
+        // Every whole frame in the payload.
+        while let Some(end) = payload[start..].windows(2).position(|w| w == b"\n\n") {
+            reader.frame(&payload[start..start + end], &tally);
+            start += end + 2;
+        }
+        payload.drain(..start);
+        start = 0;
+        let n = match stream.read(&mut raw).await {
+            Ok(0) | Err(_) => {
+                if !tally.stopping.load(Ordering::Relaxed) {
+                    tally.closed.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
+            }
+            Ok(n) => n,
+        };
+        if chunked {
+            if decoder.feed(&raw[..n], &mut payload).is_err() || decoder.done {
+                tally.closed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        } else {
+            payload.extend_from_slice(&raw[..n]);
+        }
+    }
+}
+
+/// Settings a child gets on its command line.
+struct ChildArgs {
+    kind: Kind,
+    port: u16,
+    cookie: String,
+    streams: usize,
+    first_addr: usize,
+}
+
+/// Pool of keep-alive connections for the subscribe calls.
+type Pool = Arc<Mutex<Vec<HttpConn>>>;
+
+/// Opens one stream and subscribes it; returns the socket, whether it is chunked and what
+/// was read past the head, de-chunked.
+async fn open_stream(
+    args: &ChildArgs,
+    src: Ipv4Addr,
+    pool: &Pool,
+) -> Result<(TcpStream, bool, Vec<u8>)> {
+    let dst = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+    let mut stream = connect_from(src, dst).await?;
+    let req = match args.kind {
+        Kind::Roomcast => format!(
+            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {}\r\n\r\n",
+            args.cookie
+        ),
+        Kind::Nchan => format!(
+            "GET /sub/{ROOM} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+        ),
+    };
+    stream.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::with_capacity(1024);
+    let end = loop {
+        if let Some(end) = head_end(&buf) {
+            break end;
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            bail!("stream closed before its head");
+        }
+    };
+    let (status, headers) = parse_head(&buf[..end])?;
+    if status != 200 {
+        bail!("stream answered {status}");
+    }
+    let chunked = header(&headers, "transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let mut decoder = Dechunk::default();
+    let mut payload = Vec::new();
+    let mut raw = buf.split_off(end);
+    if args.kind == Kind::Nchan {
+        if chunked {
+            decoder.feed(&raw, &mut payload)?;
+        } else {
+            payload = raw;
+        }
+        return Ok((stream, chunked, payload));
+    }
+    // roomcast: the first event carries the connection id; then the second step.
+    loop {
+        if chunked {
+            decoder.feed(&raw, &mut payload)?;
+        } else {
+            payload.extend_from_slice(&raw);
+        }
+        raw.clear();
+        if payload.windows(2).any(|w| w == b"\n\n") {
+            break;
+        }
+        if stream.read_buf(&mut raw).await? == 0 {
+            bail!("stream closed before its connected event");
+        }
+    }
+    let text = String::from_utf8_lossy(&payload);
+    let id = common::connection_id_in(&text)
+        .context("no connection id in the first event")?
+        .to_owned();
+    let body = serde_json::json!({ "connection_id": id, "rooms": [ROOM], "events": ["message"] });
+    let mut conn = pool
+        .lock()
+        .await
+        .pop()
+        .unwrap_or_else(|| HttpConn::new(dst));
+    let answer = conn
+        .request(
+            "POST",
+            "/api/subscribe",
+            &format!(
+                "Cookie: {}\r\nContent-Type: application/json\r\n",
+                args.cookie
+            ),
+            body.to_string().as_bytes(),
+        )
+        .await;
+    pool.lock().await.push(conn);
+    let (status, answer) = answer?;
+    if status != 200 {
+        bail!(
+            "subscribe answered {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    Ok((stream, chunked, payload))
+}
+
+async fn child_main(args: ChildArgs) -> Result<()> {
+    use futures_util::StreamExt;
+    let tally = Arc::new(Tally::new());
+    let pool: Pool = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let args = Arc::new(args);
+    let opened: Vec<Result<()>> = futures_util::stream::iter(0..args.streams)
+        .map(|i| {
+            let (args, pool, tally) = (args.clone(), pool.clone(), tally.clone());
+            async move {
+                let addr = args.first_addr + i / STREAMS_PER_ADDR;
+                let src = Ipv4Addr::new(127, 0, (addr / 250) as u8, (2 + addr % 250) as u8);
+                let (stream, chunked, payload) = open_stream(&args, src, &pool).await?;
+                let reader = Reader {
+                    kind: args.kind,
+                    last_id: 0,
+                    next_seq: Vec::new(),
+                    pinged: false,
+                };
+                tokio::spawn(read_stream(stream, chunked, payload, reader, tally));
+                Ok(())
+            }
+        })
+        .buffer_unordered(OPENING_AT_ONCE)
+        .collect()
+        .await;
+    drop(pool); // the subscribe connections are no longer needed
+    let errors: Vec<&anyhow::Error> = opened.iter().filter_map(|r| r.as_ref().err()).collect();
+    if let Some(e) = errors.first() {
+        eprintln!(
+            "child: {} streams failed to open; first: {e:#}",
+            errors.len()
+        );
+    }
+    println!(
+        "READY {:.3} {} {}",
+        started.elapsed().as_secs_f64(),
+        opened.len() - errors.len(),
+        errors.len()
+    );
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let expect = loop {
+        let Some(line) = lines.next_line().await? else {
+            return Ok(()); // the parent went away
+        };
+        if let Some(rest) = line.strip_prefix("EXPECT") {
+            let counts: Vec<u64> = rest
+                .split_whitespace()
+                .map(|c| c.parse().context("EXPECT count"))
+                .collect::<Result<_>>()?;
+            break counts;
+        }
+    };
+    let per_stream: u64 = expect.iter().sum();
+    let total = per_stream * (opened.len() - errors.len()) as u64;
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while tally.in_order.load(Ordering::Relaxed) + tally.disorder.load(Ordering::Relaxed) < total
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tally.stopping.store(true, Ordering::Relaxed);
+    let t = &tally;
+    let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    println!(
+        "RESULT {} {} {} {} {} {} {} {} {} {} {}",
+        r(&t.in_order),
+        total.saturating_sub(r(&t.in_order)),
+        r(&t.disorder),
+        r(&t.id_errors),
+        r(&t.closed),
+        errors.len(),
+        r(&t.pings),
+        r(&t.streams_pinged),
+        r(&t.first_rx),
+        r(&t.last_rx),
+        r(&t.max_latency),
+    );
+    let hist: Vec<String> = t
+        .hist
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let c = c.load(Ordering::Relaxed);
+            (c > 0).then(|| format!("{i}:{c}"))
+        })
+        .collect();
+    println!("HIST {}", hist.join(" "));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The parent: servers, publishing, figures.
+
+/// A server under test, stopped when dropped.
+enum Running {
+    Roomcast(common::Server),
+    Nchan {
+        pid: u32,
+        port: u16,
+        prefix: tempfile::TempDir,
+    },
+}
+
+impl Running {
+    fn start(kind: Kind, heartbeat_secs: u64) -> Result<Self> {
+        match kind {
+            Kind::Roomcast => Ok(Running::Roomcast(common::Server::start(
+                "127.0.0.1",
+                &[
+                    ("ROOMCAST__SSE__HEARTBEAT_SECS", heartbeat_secs.to_string()),
+                    // Same as Nchan's worker_processes.
+                    ("ROOMCAST__SERVER__WORKERS", "2".to_owned()),
+                ],
+            ))),
+            Kind::Nchan => {
+                let prefix = tempfile::tempdir().context("temp dir")?;
+                // A free port: bind one, note it, let it go (nginx binds it right after).
+                let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                    .local_addr()?
+                    .port();
+                let out = std::process::Command::new("bash")
+                    .arg(script())
+                    .arg("start")
+                    .env("NCHAN_PREFIX", prefix.path())
+                    .env("NCHAN_PORT", port.to_string())
+                    .env("NCHAN_PING", heartbeat_secs.to_string())
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .context("running benches/nchan/run.sh")?;
+                if !out.status.success() {
+                    bail!("benches/nchan/run.sh start failed ({})", out.status);
+                }
+                let pid = String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .parse()
+                    .context("run.sh start prints the master pid")?;
+                Ok(Running::Nchan { pid, port, prefix })
+            }
+        }
+    }
+
+    fn port(&self) -> u16 {
+        match self {
+            Running::Roomcast(s) => s.port,
+            Running::Nchan { port, .. } => *port,
+        }
+    }
+
+    /// Every process of the server.
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Running::Roomcast(s) => vec![s.pid],
+            Running::Nchan { pid, .. } => common::with_children(*pid),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Running::Nchan { prefix, .. } = self {
+            let _ = std::process::Command::new("bash")
+                .arg(script())
+                .arg("stop")
+                .env("NCHAN_PREFIX", prefix.path())
+                .status();
+        }
+    }
+}
+
+fn script() -> String {
+    format!("{}/benches/nchan/run.sh", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Registers a user on roomcast and returns its session cookie (`name=value`).
+async fn register(port: u16, username: &str) -> Result<String> {
+    let res = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/register"))
+        .json(&serde_json::json!({ "username": username, "password": "bench-password" }))
+        .send()
+        .await
+        .context("register")?;
+    if res.status() != 201 {
+        bail!("registering {username}: {}", res.status());
+    }
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("no session cookie")?;
+    Ok(cookie.to_owned())
+}
+
+/// One publisher: a keep-alive connection that sends its messages one at a time.
+struct Publisher {
+    kind: Kind,
+    index: usize,
+    seq: u64,
+    conn: HttpConn,
+    cookie: String,
+}
+
+impl Publisher {
+    /// Publishes the next message; errors are answers other than 2xx.
+    async fn publish(&mut self) -> Result<()> {
+        self.seq += 1;
+        let text = format!("~p{}~s{}~t{}~", self.index, self.seq, now_us());
+        // About 100 characters, like the other benches' messages.
+        let text = format!("{text:x<100}");
+        let (path, headers, body) = match self.kind {
+            Kind::Roomcast => (
+                format!("/api/rooms/{ROOM}/messages"),
+                format!(
+                    "Cookie: {}\r\nContent-Type: application/json\r\n",
+                    self.cookie
+                ),
+                serde_json::json!({ "body": text }).to_string(),
+            ),
+            Kind::Nchan => (format!("/pub/{ROOM}"), String::new(), text),
+        };
+        let (status, answer) = self
+            .conn
+            .request("POST", &path, &headers, body.as_bytes())
+            .await?;
+        if !(200..300).contains(&status) {
+            bail!(
+                "publish answered {status}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A child process holding streams.
+struct Child {
+    proc: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Child {
+    async fn line(&mut self, prefix: &str) -> Result<String> {
+        loop {
+            let line = self
+                .lines
+                .next_line()
+                .await?
+                .with_context(|| format!("a child exited before {prefix}"))?;
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Ok(rest.trim().to_owned());
+            }
+        }
+    }
+}
+
+/// Starts children holding `streams` in all.
+fn spawn_children(kind: Kind, port: u16, cookie: &str, streams: usize) -> Result<Vec<Child>> {
+    let n = streams.div_ceil(STREAMS_PER_CHILD).max(1);
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    let mut first_addr = 0;
+    for i in 0..n {
+        let mine = streams / n + usize::from(i < streams % n);
+        let mut proc = tokio::process::Command::new(&exe)
+            .args([
+                "--child",
+                "--server",
+                kind.name(),
+                "--port",
+                &port.to_string(),
+                "--cookie",
+                cookie,
+                "--streams",
+                &mine.to_string(),
+                "--first-addr",
+                &first_addr.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("re-running this bench as a child")?;
+        first_addr += mine.div_ceil(STREAMS_PER_ADDR);
+        let stdin = proc.stdin.take().context("child stdin")?;
+        let lines = BufReader::new(proc.stdout.take().context("child stdout")?).lines();
+        children.push(Child { proc, stdin, lines });
+    }
+    Ok(children)
+}
+
+/// What the children report, added up.
+#[derive(Default, Debug)]
+struct Received {
+    in_order: u64,
+    missing: u64,
+    disorder: u64,
+    id_errors: u64,
+    closed: u64,
+    open_errors: u64,
+    pings: u64,
+    streams_pinged: u64,
+    first_rx: u64,
+    last_rx: u64,
+    max_latency: u64,
+    hist: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Received {
+    fn errors(&self) -> u64 {
+        self.missing + self.disorder + self.id_errors + self.closed + self.open_errors
+    }
+
+    /// The latency under which `q` of the deliveries arrived, µs (bucket's upper edge).
+    fn quantile(&self, q: f64) -> f64 {
+        let total: u64 = self.hist.values().sum();
+        let want = (total as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        for (&bucket, &count) in &self.hist {
+            seen += count;
+            if seen >= want {
+                return ((bucket + 1) * HIST_US) as f64;
+            }
+        }
+        0.0
+    }
+}
+
+/// Tells the children what was published and collects their reports.
+async fn collect(children: &mut [Child], expect: &[u64]) -> Result<Received> {
+    let line = format!(
+        "EXPECT {}\n",
+        expect
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for c in children.iter_mut() {
+        c.stdin.write_all(line.as_bytes()).await?;
+        c.stdin.flush().await?;
+    }
+    let mut all = Received {
+        first_rx: u64::MAX,
+        ..Received::default()
+    };
+    for c in children.iter_mut() {
+        let result = c.line("RESULT").await?;
+        let f: Vec<u64> = result
+            .split_whitespace()
+            .map(|v| v.parse().context("RESULT field"))
+            .collect::<Result<_>>()?;
+        let [
+            in_order,
+            missing,
+            disorder,
+            id_errors,
+            closed,
+            open_errors,
+            pings,
+            pinged,
+            first,
+            last,
+            max,
+        ] = f[..]
+        else {
+            bail!("a RESULT line with {} fields", f.len());
+        };
+        all.in_order += in_order;
+        all.missing += missing;
+        all.disorder += disorder;
+        all.id_errors += id_errors;
+        all.closed += closed;
+        all.open_errors += open_errors;
+        all.pings += pings;
+        all.streams_pinged += pinged;
+        all.first_rx = all.first_rx.min(first);
+        all.last_rx = all.last_rx.max(last);
+        all.max_latency = all.max_latency.max(max);
+        for pair in c.line("HIST").await?.split_whitespace() {
+            let (b, n) = pair.split_once(':').context("HIST pair")?;
+            *all.hist.entry(b.parse()?).or_default() += n.parse::<u64>()?;
+        }
+    }
+    for c in children.iter_mut() {
+        let _ = c.proc.wait().await;
+    }
+    Ok(all)
+}
+
+/// The figures of one run of one scenario on one server.
+#[derive(Default, Clone)]
+struct Figures {
+    values: Vec<(&'static str, f64)>,
+    errors: u64,
+}
+
+impl Figures {
+    fn put(&mut self, name: &'static str, v: f64) {
+        self.values.push((name, v));
+    }
+}
+
+/// How a fan-out run publishes.
+struct Fanout {
+    streams: usize,
+    messages: usize,
+    interval: Duration,
+    pub_conns: usize,
+    heartbeat_secs: u64,
+    /// Hold the streams this long without publishing (the 19,000-streams check).
+    hold: Option<Duration>,
+    /// Print the server's PSS this often while publishing (the soak).
+    sample_every: Option<Duration>,
+}
+
+/// Starts the server, opens the streams, publishes and measures.
+async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
+    let server = Running::start(kind, f.heartbeat_secs)?;
+    let port = server.port();
+    let (cookie, pub_cookie) = match kind {
+        Kind::Roomcast => (
+            register(port, "bench_sub").await?,
+            register(port, "bench_pub").await?,
+        ),
+        Kind::Nchan => (String::new(), String::new()),
+    };
+    // The idle server: started, the two registrations done, nothing streamed.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pids = server.pids();
+    let (pss_idle, rss_idle) = (common::pss_sum(&pids), common::rss_sum(&pids));
+
+    let started = Instant::now();
+    let mut children = spawn_children(kind, port, &cookie, f.streams)?;
+    let mut open = 0;
+    for c in &mut children {
+        let ready = c.line("READY").await?;
+        open += ready
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pids = server.pids();
+    let (pss_all, rss_all) = (common::pss_sum(&pids), common::rss_sum(&pids));
+    eprintln!(
+        "  {}: {open} streams open in {connect_secs:.2} s; PSS {:.1} → {:.1} MiB",
+        kind.name(),
+        common::mib(pss_idle),
+        common::mib(pss_all)
+    );
+
+    let mut figures = Figures::default();
+    let n = f.streams as f64;
+    figures.put("connect time, s", connect_secs);
+    figures.put(
+        "server PSS with the streams open ÷ streams, KiB",
+        pss_all as f64 / n / 1024.0,
+    );
+    figures.put(
+        "growth per stream (RSS delta), KiB",
+        rss_all.saturating_sub(rss_idle) as f64 / n / 1024.0,
+    );
+
+    if let Some(hold) = f.hold {
+        let cpu_before = common::cpu_secs_sum(&pids);
+        tokio::time::sleep(hold).await;
+        let cpu = common::cpu_secs_sum(&pids) - cpu_before;
+        let got = collect(&mut children, &[]).await?;
+        let pss_end = common::pss_sum(&server.pids());
+        println!(
+            "{}: {} streams held {} s (heartbeat every {} s): {} heartbeats, {} of {} streams \
+             got at least one; stream errors {} (closed {}, failed to open {}); server PSS {:.1} \
+             MiB at the start, {:.1} MiB at the end; server CPU {:.2} s",
+            kind.name(),
+            f.streams,
+            hold.as_secs(),
+            f.heartbeat_secs,
+            got.pings,
+            got.streams_pinged,
+            f.streams,
+            got.errors(),
+            got.closed,
+            got.open_errors,
+            common::mib(pss_all),
+            common::mib(pss_end),
+            cpu
+        );
+        figures.errors = got.errors() + (f.streams as u64 - got.streams_pinged);
+        return Ok(figures);
+    }
+
+    let mut publishers: Vec<Publisher> = (0..f.pub_conns)
+        .map(|index| Publisher {
+            kind,
+            index,
+            seq: 0,
+            conn: HttpConn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+            cookie: pub_cookie.clone(),
+        })
+        .collect();
+    // Open the publishers' connections before the window.
+    let mut publish_errors = 0u64;
+    let sampler = f.sample_every.map(|every| {
+        let pids = pids.clone();
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            loop {
+                tokio::time::sleep(every).await;
+                let pss = common::pss_sum(&pids);
+                println!(
+                    "  soak {:>4.0} s: server PSS {:.1} MiB",
+                    t0.elapsed().as_secs_f64(),
+                    common::mib(pss)
+                );
+            }
+        })
+    });
+    // `--perf FILE`: sample the server's CPU (perf's software clock, call graphs) over
+    // the publish window only, for the profile.
+    let perf = match common::arg("--perf", String::new()) {
+        path if path.is_empty() => None,
+        path => {
+            let list = pids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let child = std::process::Command::new("perf")
+                .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-o", &path])
+                .args(["-p", &list])
+                .stdout(Stdio::null())
+                .spawn()
+                .context("starting perf record")?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Some(child)
+        }
+    };
+    let cpu_before = common::cpu_secs_sum(&pids);
+    let first_tx = now_us();
+    let t0 = tokio::time::Instant::now();
+    // Message i leaves at t0 + i·D on publisher i mod C; a busy publisher delays it.
+    let queues: Vec<_> = publishers
+        .drain(..)
+        .enumerate()
+        .map(|(c, mut p)| {
+            let (messages, conns, interval) = (f.messages, f.pub_conns, f.interval);
+            tokio::spawn(async move {
+                let mut errors = 0u64;
+                for i in (c..messages).step_by(conns) {
+                    tokio::time::sleep_until(t0 + interval * i as u32).await;
+                    if let Err(e) = p.publish().await {
+                        if errors == 0 {
+                            eprintln!("  publish: {e:#}");
+                        }
+                        errors += 1;
+                    }
+                }
+                (p.seq, errors)
+            })
+        })
+        .collect();
+    let mut expect = Vec::new();
+    for q in queues {
+        let (count, errors) = q.await?;
+        expect.push(count);
+        publish_errors += errors;
+    }
+    let got = collect(&mut children, &expect).await?;
+    let cpu = common::cpu_secs_sum(&pids) - cpu_before;
+    if let Some(s) = sampler {
+        s.abort();
+    }
+    if let Some(mut perf) = perf {
+        // perf writes its file on SIGINT.
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
+    let window = got.last_rx.saturating_sub(first_tx) as f64 / 1e6;
+    let delivered = got.in_order as f64;
+    figures.put("deliveries per second", delivered / window);
+    figures.put("server CPU per delivery, µs", cpu * 1e6 / delivered);
+    figures.put("publish → receive p50, ms", got.quantile(0.50) / 1e3);
+    figures.put("publish → receive p90, ms", got.quantile(0.90) / 1e3);
+    figures.put("publish → receive p99, ms", got.quantile(0.99) / 1e3);
+    figures.put("publish → receive max, ms", got.max_latency as f64 / 1e3);
+    figures.errors = got.errors() + publish_errors;
+    figures.put("errors", figures.errors as f64);
+    eprintln!(
+        "  {}: {} deliveries in {window:.2} s, server CPU {cpu:.2} s; missing {}, out of \
+         order {}, id errors {}, closed {}, failed to open {}, publish errors {publish_errors}",
+        kind.name(),
+        got.in_order,
+        got.missing,
+        got.disorder,
+        got.id_errors,
+        got.closed,
+        got.open_errors
+    );
+    drop(server);
+    Ok(figures)
+}
+
+/// Publishing as fast as `posters` can (one request in flight each) for `secs`, with
+/// `subscribers` streams checking every post.
+async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) -> Result<Figures> {
+    let server = Running::start(kind, 15)?;
+    let port = server.port();
+    let (cookie, pub_cookie) = match kind {
+        Kind::Roomcast => (
+            register(port, "bench_sub").await?,
+            register(port, "bench_pub").await?,
+        ),
+        Kind::Nchan => (String::new(), String::new()),
+    };
+    let mut children = spawn_children(kind, port, &cookie, subscribers)?;
+    for c in &mut children {
+        c.line("READY").await?;
+    }
+    let pids = server.pids();
+    let cpu_before = common::cpu_secs_sum(&pids);
+    let started = Instant::now();
+    let stop = started + Duration::from_secs_f64(secs);
+    let tasks: Vec<_> = (0..posters)
+        .map(|index| {
+            let mut p = Publisher {
+                kind,
+                index,
+                seq: 0,
+                conn: HttpConn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+                cookie: pub_cookie.clone(),
+            };
+            tokio::spawn(async move {
+                let mut errors = 0u64;
+                while Instant::now() < stop {
+                    if let Err(e) = p.publish().await {
+                        if errors == 0 {
+                            eprintln!("  post: {e:#}");
+                        }
+                        errors += 1;
+                    }
+                }
+                (p.seq, errors)
+            })
+        })
+        .collect();
+    let mut expect = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (count, e) = t.await?;
+        expect.push(count);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = common::cpu_secs_sum(&pids) - cpu_before;
+    let posts: u64 = expect.iter().sum::<u64>() - errors;
+    let got = collect(&mut children, &expect).await?;
+    let mut figures = Figures::default();
+    figures.put("posts per second", posts as f64 / elapsed);
+    figures.put("server CPU per post, µs", cpu * 1e6 / posts as f64);
+    figures.put("publish → receive p99, ms", got.quantile(0.99) / 1e3);
+    figures.errors = got.errors() + errors;
+    figures.put("errors", figures.errors as f64);
+    eprintln!(
+        "  {}: {posts} posts by {posters} posters in {elapsed:.2} s, {} deliveries, errors {}",
+        kind.name(),
+        got.in_order,
+        figures.errors
+    );
+    drop(server);
+    Ok(figures)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn fmt(v: f64) -> String {
+    if v.abs() >= 1000.0 {
+        let s = format!("{:.0}", v);
+        // Thousands separators, for reading.
+        let (sign, digits) = s.strip_prefix('-').map_or(("", s.as_str()), |d| ("-", d));
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        format!("{sign}{out}")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0}") // counts (errors)
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Prints one table: per figure, each server's median and min–max, and the ratio of the
+/// medians (roomcast ÷ Nchan).
+fn table(title: &str, runs: &[(Kind, Vec<Figures>)]) {
+    println!("\n{title}");
+    let kinds: Vec<Kind> = runs.iter().map(|(k, _)| *k).collect();
+    let mut head = String::from("| |");
+    let mut rule = String::from("|---|");
+    for k in &kinds {
+        head += &format!(" {} median (min–max) |", k.name());
+        rule += "---:|";
+    }
+    if kinds.len() == 2 {
+        head += " roomcast / Nchan |";
+        rule += "---:|";
+    }
+    println!("{head}\n{rule}");
+    let Some(first) = runs.first().and_then(|(_, f)| f.first()) else {
+        return;
+    };
+    for (i, (name, _)) in first.values.iter().enumerate() {
+        let mut row = format!("| {name} |");
+        let mut medians = Vec::new();
+        for (_, figs) in runs {
+            let v: Vec<f64> = figs
+                .iter()
+                .filter_map(|f| f.values.get(i))
+                .map(|x| x.1)
+                .collect();
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+            let m = median(&v);
+            medians.push(m);
+            row += &format!(" {} ({}–{}) |", fmt(m), fmt(lo), fmt(hi));
+        }
+        if medians.len() == 2 {
+            if medians[1] != 0.0 {
+                row += &format!(" {:.2}× |", medians[0] / medians[1]);
+            } else {
+                row += " – |";
+            }
+        }
+        println!("{row}");
+    }
+    println!(
+        "(runs: {})",
+        runs.iter()
+            .map(|(k, f)| format!("{} {}", k.name(), f.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+async fn parent_main() -> Result<()> {
+    let quick = common::quick();
+    let side_by_side = common::flag("--side-by-side");
+    let kinds: Vec<Kind> = if side_by_side {
+        vec![Kind::Roomcast, Kind::Nchan]
+    } else {
+        vec![Kind::parse(&common::arg(
+            "--server",
+            "roomcast".to_owned(),
+        ))?]
+    };
+    if quick && kinds.contains(&Kind::Nchan) {
+        bail!("--quick runs roomcast only (CI has no nginx)");
+    }
+    let rounds = common::arg("--rounds", if side_by_side { 3usize } else { 1 });
+    let scenario = common::arg("--scenario", "both".to_owned());
+    let hold = common::arg("--hold", 0u64);
+    let soak = common::arg("--soak", 0u64);
+    let interval = Duration::from_millis(common::arg(
+        "--interval-ms",
+        if soak > 0 { 100u64 } else { 2 },
+    ));
+    let mut fanout = Fanout {
+        streams: common::arg("--streams", if quick { 100usize } else { 5000 }),
+        messages: common::arg("--messages", if quick { 20usize } else { 200 }),
+        interval,
+        pub_conns: common::arg("--pub-conns", 4usize),
+        heartbeat_secs: common::arg("--heartbeat", if hold > 0 { 5u64 } else { 15 }),
+        hold: (hold > 0).then(|| Duration::from_secs(hold)),
+        sample_every: None,
+    };
+    if soak > 0 {
+        fanout.messages =
+            (Duration::from_secs(soak * 60).as_millis() / interval.as_millis().max(1)) as usize;
+        fanout.sample_every = Some(Duration::from_secs(60));
+    }
+    let mut failed = 0u64;
+    if hold > 0 || soak > 0 {
+        for &k in &kinds {
+            let f = run_fanout(k, &fanout).await?;
+            failed += f.errors;
+            if soak > 0 {
+                table(
+                    &format!(
+                        "soak: {} streams, a message every {} ms for {soak} min",
+                        fanout.streams,
+                        interval.as_millis()
+                    ),
+                    &[(k, vec![f])],
+                );
+            }
+        }
+    } else {
+        if scenario == "fanout" || scenario == "both" {
+            let mut runs: Vec<(Kind, Vec<Figures>)> =
+                kinds.iter().map(|&k| (k, Vec::new())).collect();
+            for round in 0..rounds {
+                for (k, figs) in &mut runs {
+                    eprintln!("fan-out, round {}, {}", round + 1, k.name());
+                    let f = run_fanout(*k, &fanout).await?;
+                    failed += f.errors;
+                    figs.push(f);
+                }
+            }
+            table(
+                &format!(
+                    "fan-out: {} subscribers in one room, {} messages {} ms apart over {} \
+                     publishing connections, 2 workers each",
+                    fanout.streams,
+                    fanout.messages,
+                    interval.as_millis(),
+                    fanout.pub_conns
+                ),
+                &runs,
+            );
+        }
+        if scenario == "publish" || scenario == "both" {
+            let subscribers = common::arg("--subscribers", 10usize);
+            let posters = common::arg("--posters", if quick { 8usize } else { 64 });
+            let secs = common::arg("--secs", if quick { 1.0f64 } else { 10.0 });
+            let mut runs: Vec<(Kind, Vec<Figures>)> =
+                kinds.iter().map(|&k| (k, Vec::new())).collect();
+            for round in 0..rounds {
+                for (k, figs) in &mut runs {
+                    eprintln!("publish, round {}, {}", round + 1, k.name());
+                    let f = run_publish(*k, subscribers, posters, secs).await?;
+                    failed += f.errors;
+                    figs.push(f);
+                }
+            }
+            table(
+                &format!(
+                    "publishing: {subscribers} subscribers, {posters} posters saturating (one \
+                     request in flight each) for {secs} s"
+                ),
+                &runs,
+            );
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} errors: a delivery was missing, repeated, out of order, or a request failed"
+        );
+    }
+    Ok(())
+}
+
+fn main() {
+    let result = if common::flag("--child") {
+        let args = (|| -> Result<ChildArgs> {
+            Ok(ChildArgs {
+                kind: Kind::parse(&common::arg("--server", String::new()))?,
+                port: common::arg("--port", 0u16),
+                cookie: common::arg("--cookie", String::new()),
+                streams: common::arg("--streams", 0usize),
+                first_addr: common::arg("--first-addr", 0usize),
+            })
+        })();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(child_main(args?)))
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(parent_main()))
+    };
+    if let Err(e) = result {
+        eprintln!("sidebyside: {e:#}");
+        std::process::exit(1);
+    }
+}
