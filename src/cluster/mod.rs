@@ -397,6 +397,8 @@ impl Cluster {
     /// its streams are gone (rather than after the crash bound).
     pub async fn leave(&self) {
         let Some(node) = &self.node else { return };
+        // First stop listening: this node must not take its own goodbye for a verdict.
+        self.stop_tasks();
         let gone = BusMessage::Gone { node: node.id }.encode();
         let left = async {
             let mut tx = node.pool.begin().await?;
@@ -407,7 +409,6 @@ impl Cluster {
         if let Err(e) = left.await {
             tracing::warn!(error = %e, "leaving the cluster cleanly failed; the others will notice");
         }
-        self.stop_tasks();
     }
 
     /// Stops this node's cluster tasks (and with them its listener's connection, so the

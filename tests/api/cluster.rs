@@ -9,7 +9,10 @@ use roomcast::config::Settings;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{ADMIN_TOKEN, Client, Node, WAIT, assert_error, eventually, postgres_schema_url},
+    helpers::{
+        ADMIN_TOKEN, Client, Node, WAIT, assert_error, eventually, init_test_log,
+        postgres_schema_url,
+    },
     sse::Sse,
 };
 
@@ -32,6 +35,7 @@ struct TestNode {
 impl TestCluster {
     /// Starts `n` nodes, or `None` when no PostgreSQL is configured.
     async fn start(n: usize) -> Option<Self> {
+        init_test_log();
         let Some(url) = postgres_schema_url().await else {
             eprintln!("ROOMCAST_TEST_POSTGRES is not set: skipping a cluster test");
             return None;
@@ -385,4 +389,79 @@ async fn a_node_killed_without_shutdown_leaves_presence_within_the_bound() {
     );
     eprintln!("a killed node's presence left after {took:?}");
     assert_eq!(bob.presence_names("r").await, ["bob"], "presence on node B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_reaches_streams_on_every_node() {
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
+    let ann = c.user(0, "ann").await;
+    let bob = c.user(1, "bob").await;
+    let mut on_a = ann.listen(&["r"], Some(&["broadcast"])).await;
+    let mut on_b = bob.listen(&["r"], Some(&["broadcast"])).await;
+    let res = c
+        .admin(0, reqwest::Method::POST, "/api/admin/broadcast")
+        .json(&json!({ "body": "maintenance at noon" }))
+        .send()
+        .await
+        .expect("broadcast");
+    assert_eq!(res.status(), 201, "broadcast through node A");
+    for (node, stream) in [("A", &mut on_a), ("B", &mut on_b)] {
+        let e = stream.expect("broadcast").await.json();
+        assert_eq!(e["body"], "maintenance at noon", "node {node}: {e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_while_a_listener_reconnects_are_still_delivered() {
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
+    let ann = c.user(0, "ann").await;
+    let bob = c.user(1, "bob").await;
+    let mut stream = bob.listen(&["r"], Some(&["message"])).await;
+    // Cut both nodes' bus listeners (this cluster's channel only: other tests run beside
+    // it): what is notified until they reconnect is lost.
+    let db = &c.nodes[1].node.db;
+    let channel = db.notify_channel().expect("a PostgreSQL channel");
+    let cut: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN \"' || $1 || '\"%'",
+    )
+    .bind(channel)
+    .fetch_all(db.pg_pool().expect("a PostgreSQL pool"))
+    .await
+    .expect("terminate the listeners");
+    assert_eq!(cut.len(), 2, "found both listeners' sessions to cut");
+    let mut posted = Vec::new();
+    for i in 0..5 {
+        posted.push((ann.say_id("r", &format!("m{i}")).await, format!("m{i}")));
+    }
+    assert_eq!(
+        messages(&mut stream, 5).await,
+        posted,
+        "node B read the log after losing its listener: nothing missed, in order"
+    );
+    // The reconnected listeners hold their nodes' liveness locks again, so neither node is
+    // declared dead once the crash bound has passed.
+    eventually("both nodes hold their liveness locks again", || async {
+        let (held,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM nodes n JOIN pg_locks l ON l.locktype = 'advisory' \
+             AND l.granted AND l.objsubid = 1 \
+             AND ((l.classid::bigint << 32) | l.objid::bigint) = (x'5243000000000000'::bigint | n.tag)",
+        )
+        .fetch_one(db.pg_pool().expect("a PostgreSQL pool"))
+        .await
+        .expect("count the liveness locks");
+        held == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let id = ann.say_id("r", "later").await;
+    assert_eq!(stream.expect("message").await.id_num(), id, "still live");
+    eventually("both users present on node A", || async {
+        ann.presence_names("r").await == ["bob"]
+    })
+    .await;
 }

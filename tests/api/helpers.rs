@@ -213,7 +213,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// With `TEST_LOG` set (not `0`), the apps' logs go to the test output; `RUST_LOG` filters
 /// (default `info`). Installed once per test process.
-fn init_test_log() {
+pub fn init_test_log() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let on = std::env::var("TEST_LOG").is_ok_and(|v| !v.is_empty() && v != "0");
