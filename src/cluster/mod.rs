@@ -227,11 +227,6 @@ impl Cluster {
             .is_some_and(|n| bool::from(n.token.as_bytes().ct_eq(presented.as_bytes())))
     }
 
-    /// This node's id in the cluster.
-    pub fn node_id(&self) -> Option<Uuid> {
-        self.node.as_ref().map(|n| n.id)
-    }
-
     /// Which node holds stream `id`.
     pub async fn holder(&self, id: ConnectionId) -> Holder {
         match &self.node {

@@ -21,6 +21,9 @@ use crate::{
     hub::Hub,
 };
 
+/// Least time between two reads of the node list for requests naming an unknown node.
+const LOOKUP_EVERY: Duration = Duration::from_millis(250);
+
 /// A call to another node that did not get an answer.
 #[derive(Debug, thiserror::Error)]
 #[error("node {node} did not answer: {source}")]
@@ -45,8 +48,11 @@ pub(super) struct Node {
     pub(super) wake: Notify,
     /// Asks for every node's presence to be read again.
     resync: Notify,
-    /// The other live nodes, by id (refreshed every heartbeat).
+    /// The other live nodes, by id (refreshed every heartbeat, and when a node joins).
     peers: RwLock<HashMap<Uuid, NodeRow>>,
+    /// When a request for an unknown node's stream last read the node list: made-up ids
+    /// must not buy a database read each.
+    looked_up: parking_lot::Mutex<Option<std::time::Instant>>,
     client: reqwest::Client,
     pub(super) token: String,
     pub(super) settings: ClusterSettings,
@@ -104,6 +110,7 @@ impl Node {
             wake: Notify::new(),
             resync: Notify::new(),
             peers: RwLock::new(HashMap::new()),
+            looked_up: parking_lot::Mutex::new(None),
             client,
             token,
             settings,
@@ -145,13 +152,21 @@ impl Node {
     }
 
     /// The live node whose connection ids start with `tag`, reading the node list again
-    /// when it is not known (a node that started since the last heartbeat).
+    /// when it is not known (a node that started a moment ago), at most every
+    /// [`LOOKUP_EVERY`].
     pub(super) async fn peer_with_tag(&self, tag: [u8; NODE_TAG_BYTES]) -> Option<NodeRow> {
         let wanted = tag_number(tag);
         let find =
             |peers: &HashMap<Uuid, NodeRow>| peers.values().find(|p| p.tag == wanted).cloned();
         if let Some(p) = find(&self.peers.read()) {
             return Some(p);
+        }
+        {
+            let mut last = self.looked_up.lock();
+            if last.is_some_and(|at| at.elapsed() < LOOKUP_EVERY) {
+                return None;
+            }
+            *last = Some(std::time::Instant::now());
         }
         if let Err(e) = self.refresh_peers().await {
             tracing::warn!(error = %e, "reading the node list failed");

@@ -137,8 +137,6 @@ impl EventName {
     }
 
     /// Parses a name a client may send as a custom event: not a reserved one.
-    ///
-    /// (Deserializing accepts any valid name, built-in ones included.)
     pub fn parse_custom(s: &str) -> Result<Self, ParseError> {
         let name = Self::parse(s)?;
         if RESERVED_EVENTS.contains(&s) {
@@ -241,7 +239,8 @@ pub fn parse_last_event_id(s: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-/// Parsed like any event name: a name that crosses nodes is checked again on arrival.
+/// Parsed like any event name (built-in ones included, as [`EventName::parse`]): a name that
+/// crosses nodes is checked again on arrival.
 impl<'de> Deserialize<'de> for EventName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;

@@ -26,6 +26,9 @@
 //! briefly, then room shards without it. Cutting a slow subscriber takes its state, so it
 //! never happens under the gate or a shard: fan-outs collect the cuts in a `Delivery` and
 //! settle them once every lock is released.
+//!
+//! On a node of a cluster, a presence change also takes the cluster's presence view lock
+//! ([`PresenceSink`]), under a room shard; whoever holds that lock takes no hub lock.
 
 mod connection;
 mod fanout;
