@@ -334,8 +334,10 @@ where
                     graceful_shutdown: config.graceful_shutdown(),
 
                     io: Some(io),
-                    read_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
-                    write_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
+                    // roomcast: start small. A long-lived stream reads one request head and
+                    // writes small frames; both buffers grow on demand (see `read_available`).
+                    read_buf: BytesMut::with_capacity(LW_BUFFER_SIZE),
+                    write_buf: BytesMut::with_capacity(LW_BUFFER_SIZE),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
                     codec: Codec::new(config),
@@ -429,7 +431,7 @@ where
 
         // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
         if *write_buf_needs_reset {
-            *write_buf = BytesMut::with_capacity(HW_BUFFER_SIZE);
+            *write_buf = BytesMut::with_capacity(LW_BUFFER_SIZE);
             *write_buf_needs_reset = false;
         } else {
             write_buf.clear();
@@ -1273,10 +1275,17 @@ where
                 return Ok(false);
             }
 
-            // grow buffer if necessary.
+            // grow buffer if necessary. roomcast: an empty buffer (a connection waiting for
+            // its next request, or for its stream to end) only grows to the low mark; data
+            // already in it (a head or body arriving in pieces) grows it to the high mark.
             let remaining = this.read_buf.capacity() - this.read_buf.len();
             if remaining < LW_BUFFER_SIZE {
-                this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
+                let want = if this.read_buf.is_empty() {
+                    LW_BUFFER_SIZE
+                } else {
+                    HW_BUFFER_SIZE
+                };
+                this.read_buf.reserve(want - remaining);
             }
 
             match tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf) {
