@@ -136,25 +136,38 @@ async fn take_liveness_lock(node: &Node, listener: &mut PgListener) -> sqlx::Res
 /// Receives notifications until the node stops.
 pub(super) async fn listen(node: Arc<Node>, mut listener: PgListener) {
     loop {
-        match listener.try_recv().await {
-            Ok(Some(n)) => handle(&node, n.payload()).await,
+        let lost = match listener.try_recv().await {
+            Ok(Some(n)) => {
+                handle(&node, n.payload()).await;
+                false
+            }
             Ok(None) => {
-                // The connection was lost, and the liveness lock with it; the next receive
-                // reconnects and listens again. Whatever was sent meanwhile is lost.
                 tracing::warn!("cluster listener lost its connection; reconnecting");
-                if let Err(e) = take_liveness_lock(&node, &mut listener).await {
-                    tracing::warn!(error = %e, "retaking the liveness lock failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                    continue;
-                }
-                node.wake_tailer();
-                node.request_resync();
+                true
             }
             Err(sqlx::Error::PoolClosed) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "cluster listener failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                true
             }
+        };
+        if lost {
+            // The listener reconnects (and listens again) on its next use; the liveness
+            // lock went with the old connection, and whatever was sent meanwhile is lost.
+            // Taking the lock again on a connection that still holds it only nests it.
+            loop {
+                match take_liveness_lock(&node, &mut listener).await {
+                    Ok(()) => break,
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retaking the liveness lock failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            node.wake_tailer();
+            node.request_resync();
         }
     }
 }
