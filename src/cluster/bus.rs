@@ -53,6 +53,11 @@ pub enum BusMessage {
         /// The node.
         node: Uuid,
     },
+    /// A node lost some of its presence changes: the others read its presence again.
+    Resync {
+        /// The node.
+        node: Uuid,
+    },
     /// A node was declared dead: its streams are gone, and with them its presence.
     Gone {
         /// The node.
@@ -72,7 +77,7 @@ impl BusMessage {
 /// node answers for itself without waiting for the bus) and queues them for the others.
 pub struct ClusterPresence {
     pub(super) node: Arc<Node>,
-    pub(super) outbox: mpsc::UnboundedSender<String>,
+    pub(super) outbox: mpsc::UnboundedSender<BusMessage>,
 }
 
 impl PresenceSink for ClusterPresence {
@@ -83,20 +88,24 @@ impl PresenceSink for ClusterPresence {
             user: user.clone(),
             action,
         };
-        // Sent in the order the hub reports them (under each room's lock); the receiver
-        // lives as long as the node.
-        let _ = self.outbox.send(message.encode());
+        // Queued in the order the hub reports them (under each room's lock) and encoded by
+        // the sender, not here; the receiver lives as long as the node.
+        let _ = self.outbox.send(message);
         self.node.view.apply(self.node.id, room, user, action)
     }
 }
 
-/// Sends queued presence changes, as many per transaction as are waiting. A change that
-/// cannot be sent after a few tries is dropped with an error: the other nodes correct
-/// their view at their next resync.
-pub(super) async fn send_presence(node: Arc<Node>, mut outbox: mpsc::UnboundedReceiver<String>) {
+/// Sends queued presence changes, as many per transaction as are waiting. Changes that
+/// cannot be sent after a few tries are dropped; once the database answers again, the
+/// others are told to read this node's presence afresh (`Resync`).
+pub(super) async fn send_presence(
+    node: Arc<Node>,
+    mut outbox: mpsc::UnboundedReceiver<BusMessage>,
+) {
     let mut batch = Vec::with_capacity(256);
     while outbox.recv_many(&mut batch, 256).await > 0 {
-        let payloads: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let encoded: Vec<String> = batch.drain(..).map(|m| m.encode()).collect();
+        let payloads: Vec<&str> = encoded.iter().map(String::as_str).collect();
         let mut tries = 0;
         loop {
             match node.notify(&payloads).await {
@@ -108,11 +117,15 @@ pub(super) async fn send_presence(node: Arc<Node>, mut outbox: mpsc::UnboundedRe
                 }
                 Err(e) => {
                     tracing::error!(error = %e, changes = payloads.len(), "presence changes lost");
+                    let resync = BusMessage::Resync { node: node.id }.encode();
+                    while let Err(e) = node.notify(&[&resync]).await {
+                        tracing::warn!(error = %e, "asking the others to resync failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
                     break;
                 }
             }
         }
-        batch.clear();
     }
 }
 
@@ -205,6 +218,8 @@ async fn handle(node: &Node, payload: &str) {
             data,
             ..
         } => node.hub.publish_custom(&room, &user, &event, &data),
+        BusMessage::Resync { node: from } if from == node.id => {}
+        BusMessage::Resync { .. } => node.request_resync(),
         BusMessage::Joined { node: joined } if joined == node.id => {}
         BusMessage::Joined { .. } => {
             if let Err(e) = node.refresh_peers().await {

@@ -127,22 +127,14 @@ impl History for Log {
         skip_broadcasts: RangeInclusive<i64>,
         limit: u32,
     ) -> anyhow::Result<ReplayPage> {
-        let mut hits: Vec<StoredMessage> = self
-            .events
-            .iter()
-            .filter(|m| m.id > after && m.id <= up_to)
-            .filter(|m| match &m.room {
-                Some(r) => rooms.contains(r),
-                None => !skip_broadcasts.contains(&m.id),
-            })
-            .cloned()
-            .collect();
-        let complete = hits.len() <= limit as usize;
-        hits.drain(..hits.len().saturating_sub(limit as usize));
-        Ok(ReplayPage {
-            events: hits,
-            complete,
-        })
+        Ok(super::tests::replay_from(
+            &self.events,
+            rooms,
+            after,
+            up_to,
+            &skip_broadcasts,
+            limit,
+        ))
     }
 
     async fn recent(
@@ -151,19 +143,7 @@ impl History for Log {
         n: u32,
         up_to: i64,
     ) -> anyhow::Result<Vec<StoredMessage>> {
-        let mut out: Vec<StoredMessage> = rooms
-            .iter()
-            .flat_map(|r| {
-                self.events
-                    .iter()
-                    .filter(|m| m.room.as_ref() == Some(r) && m.id <= up_to)
-                    .rev()
-                    .take(n as usize)
-            })
-            .cloned()
-            .collect();
-        out.sort_by_key(|m| m.id);
-        Ok(out)
+        Ok(super::tests::recent_from(&self.events, rooms, n, up_to))
     }
 }
 

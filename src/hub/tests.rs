@@ -101,23 +101,7 @@ impl History for FakeHistory {
             hold.notified().await;
         }
         anyhow::ensure!(!self.fail, "the fake database is down");
-        let mut hits: Vec<StoredMessage> = self
-            .log
-            .iter()
-            .filter(|m| m.id > after && m.id <= up_to)
-            .filter(|m| match &m.room {
-                Some(r) => rooms.contains(r),
-                None => !skip.contains(&m.id),
-            })
-            .cloned()
-            .collect();
-        let complete = hits.len() <= limit as usize;
-        let cut = hits.len().saturating_sub(limit as usize);
-        hits.drain(..cut);
-        Ok(ReplayPage {
-            events: hits,
-            complete,
-        })
+        Ok(replay_from(&self.log, rooms, after, up_to, &skip, limit))
     }
 
     async fn recent(
@@ -126,19 +110,58 @@ impl History for FakeHistory {
         n: u32,
         up_to: i64,
     ) -> anyhow::Result<Vec<StoredMessage>> {
-        let mut out = Vec::new();
-        for r in rooms {
-            let mine: Vec<_> = self
-                .log
-                .iter()
-                .filter(|m| m.room.as_ref() == Some(r) && m.id <= up_to)
-                .cloned()
-                .collect();
-            out.extend(mine.iter().rev().take(n as usize).cloned());
-        }
-        out.sort_by_key(|m| m.id);
-        Ok(out)
+        Ok(recent_from(&self.log, rooms, n, up_to))
     }
+}
+
+/// What the database answers for a replay, from an in-memory `log` in id order: the events
+/// of `rooms` plus broadcasts outside `skip` in `(after, up_to]`, the newest `limit`.
+pub(super) fn replay_from(
+    log: &[StoredMessage],
+    rooms: &[RoomName],
+    after: i64,
+    up_to: i64,
+    skip: &RangeInclusive<i64>,
+    limit: u32,
+) -> ReplayPage {
+    let mut hits: Vec<StoredMessage> = log
+        .iter()
+        .filter(|m| m.id > after && m.id <= up_to)
+        .filter(|m| match &m.room {
+            Some(r) => rooms.contains(r),
+            None => !skip.contains(&m.id),
+        })
+        .cloned()
+        .collect();
+    let complete = hits.len() <= limit as usize;
+    let cut = hits.len().saturating_sub(limit as usize);
+    hits.drain(..cut);
+    ReplayPage {
+        events: hits,
+        complete,
+    }
+}
+
+/// What the database answers for `history: n`, from an in-memory `log` in id order: the last
+/// `n` messages (up to `up_to`) of each room, ascending by id.
+pub(super) fn recent_from(
+    log: &[StoredMessage],
+    rooms: &[RoomName],
+    n: u32,
+    up_to: i64,
+) -> Vec<StoredMessage> {
+    let mut out: Vec<StoredMessage> = rooms
+        .iter()
+        .flat_map(|r| {
+            log.iter()
+                .filter(|m| m.room.as_ref() == Some(r) && m.id <= up_to)
+                .rev()
+                .take(n as usize)
+        })
+        .cloned()
+        .collect();
+    out.sort_by_key(|m| m.id);
+    out
 }
 
 fn request(id: ConnectionId, rooms: &[RoomName]) -> SubscribeRequest {
