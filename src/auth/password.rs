@@ -265,19 +265,26 @@ mod tests {
     #[tokio::test]
     async fn past_the_queue_callers_are_told_to_retry() {
         let pool = Arc::new(pool(1, 1));
-        // One hash runs, one waits; a third caller finds no slot.
+        // One job runs and one waits, both held until the gate opens, so the third caller
+        // meets a full pool however fast the machine hashes.
+        let gate = Arc::new(std::sync::Barrier::new(2));
         let busy: Vec<_> = (0..2)
             .map(|_| {
-                let pool = pool.clone();
-                tokio::spawn(async move { pool.verify("x".repeat(10), None).await })
+                let (pool, gate) = (pool.clone(), gate.clone());
+                tokio::spawn(async move { pool.run(move |_| gate.wait()).await })
             })
             .collect();
-        // Let both reach the pool.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        while pool.admission.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
         match pool.verify("y".repeat(10), None).await {
             Err(ApiError::Busy { retry_after_secs }) => assert!(retry_after_secs >= 1),
             other => panic!("expected Busy with a third caller, got {other:?}"),
         }
+        // The running job waits at the gate for the test; the queued one then passes alone.
+        gate.wait();
+        let gate2 = gate.clone();
+        std::thread::spawn(move || gate2.wait());
         for b in busy {
             b.await.expect("joined").expect("queued calls complete");
         }
