@@ -249,6 +249,8 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// SQLite durability level (PostgreSQL: the server's own settings apply).
     pub sqlite_synchronous: SqliteSync,
+    /// Milliseconds a cached session, user or room read is trusted (SQLite only; 0: off).
+    pub read_cache_ms: u64,
 }
 
 /// The SQLite `synchronous` levels roomcast allows.
@@ -314,6 +316,8 @@ pub struct SseSettings {
     pub queue_capacity: usize,
     /// Seconds a peer may leave sent data unread before its socket is closed.
     pub write_timeout_secs: u64,
+    /// Milliseconds a stream collects live frames before writing them (0: write at once).
+    pub write_delay_ms: u64,
 }
 
 /// `[metrics]`
@@ -575,6 +579,11 @@ impl Settings {
             self.sse.queue_capacity >= 1,
             "sse.queue_capacity",
             "must be at least 1",
+        )?;
+        check(
+            self.sse.write_delay_ms <= 1000,
+            "sse.write_delay_ms",
+            "must be at most 1000",
         )?;
         check(
             self.history.replay_limit >= 1,

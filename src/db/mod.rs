@@ -32,13 +32,14 @@ macro_rules! on_backend {
     };
 }
 
+mod cache;
 mod messages;
 pub mod nodes;
 mod rooms;
 mod sessions;
 mod users;
 
-use std::{fmt::Write, str::FromStr, time::Duration};
+use std::{fmt::Write, str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
@@ -70,6 +71,8 @@ const MAX_CHANNEL: usize = 63;
 #[derive(Clone, Debug)]
 pub struct Db {
     backend: Backend,
+    /// The session, user and room reads, cached on SQLite ([`cache`]).
+    cache: Option<Arc<cache::ReadCache>>,
 }
 
 /// The database behind a [`Db`], chosen by the URL's scheme.
@@ -150,8 +153,10 @@ impl Db {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening database {}", options.get_filename().display()))?;
+        let fresh_for = Duration::from_millis(settings.read_cache_ms);
         Ok(Self {
             backend: Backend::Sqlite { pool, options },
+            cache: (!fresh_for.is_zero()).then(|| Arc::new(cache::ReadCache::new(fresh_for))),
         })
     }
 
@@ -187,6 +192,7 @@ impl Db {
                 options,
                 channel: notify_channel(&schema),
             },
+            cache: None,
         })
     }
 
@@ -277,14 +283,19 @@ impl Db {
 
     /// Runs one statement as is, on either backend; the rows it affected. For tests that
     /// break or age the database under a running app (dropping a table, expiring sessions).
+    /// It writes behind the read cache's back, so the cache is emptied after it.
     #[doc(hidden)]
     pub async fn execute_for_tests(&self, sql: &'static str) -> sqlx::Result<u64> {
-        on_backend!(self, |pool| {
+        let done = on_backend!(self, |pool| {
             sqlx::query(sql)
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())
-        })
+        });
+        if let Some(cache) = &self.cache {
+            cache.forget_all();
+        }
+        done
     }
 }
 
@@ -339,6 +350,7 @@ mod tests {
                 options,
                 channel: notify_channel("public"),
             },
+            cache: None,
         };
         let shown = format!("{db:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

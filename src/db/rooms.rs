@@ -40,6 +40,16 @@ pub struct MyRoom {
     pub role: MemberRole,
 }
 
+/// A room's row as one viewer reads it: visibility, owner id and name, the viewer's role.
+pub(super) type RoomViewRow = (String, Uuid, String, Option<String>);
+
+/// Forgets cached views of `room` (after a write to it commits).
+fn forget_room(db: &Db, room: &RoomName) {
+    if let Some(cache) = &db.cache {
+        cache.rooms.forget_where(|(name, _), _| name == room);
+    }
+}
+
 fn stored<T>(what: &str, parsed: Option<T>) -> sqlx::Result<T> {
     parsed.ok_or_else(|| sqlx::Error::Decode(format!("stored {what} does not parse").into()))
 }
@@ -52,18 +62,30 @@ impl Db {
         room: &RoomName,
         viewer: Option<&User>,
     ) -> sqlx::Result<RoomView> {
-        let row: Option<(String, Uuid, String, Option<String>)> = on_backend!(self, |pool| {
-            sqlx::query_as(
-                "SELECT r.visibility, r.owner_id, u.username, m.role FROM rooms r \
-                 JOIN users u ON u.id = r.owner_id \
-                 LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $1 \
-                 WHERE r.name = $2",
-            )
-            .bind(viewer.map(|v| v.id))
-            .bind(room.as_str())
-            .fetch_optional(pool)
-            .await
-        })?;
+        let key = (room.clone(), viewer.map(|v| v.id));
+        let cached = self.cache.as_ref().and_then(|c| c.rooms.get(&key));
+        let row = match cached {
+            Some(row) => row,
+            None => {
+                let seen = self.cache.as_ref().map(|c| c.rooms.generation());
+                let row: Option<RoomViewRow> = on_backend!(self, |pool| {
+                    sqlx::query_as(
+                        "SELECT r.visibility, r.owner_id, u.username, m.role FROM rooms r \
+                         JOIN users u ON u.id = r.owner_id \
+                         LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $1 \
+                         WHERE r.name = $2",
+                    )
+                    .bind(key.1)
+                    .bind(room.as_str())
+                    .fetch_optional(pool)
+                    .await
+                })?;
+                if let (Some(cache), Some(seen)) = (&self.cache, seen) {
+                    cache.rooms.put(key, row.clone(), seen);
+                }
+                row
+            }
+        };
         let admin = viewer.is_none_or(|v| v.role == crate::domain::Role::Admin);
         let Some((visibility, owner_id, owner_name, role)) = row else {
             return Ok(RoomView {
@@ -191,6 +213,7 @@ impl Db {
             .await?;
             tx.commit().await?;
         });
+        forget_room(self, name);
         Ok(RoomRecord {
             name: name.clone(),
             visibility,
@@ -299,6 +322,7 @@ impl Db {
                 .map(|done| done.rows_affected())
             })?,
         };
+        forget_room(self, room);
         Ok(changed == 1)
     }
 
@@ -312,6 +336,7 @@ impl Db {
                 .await
                 .map(|done| done.rows_affected())
         })?;
+        forget_room(self, room);
         Ok(n > 0)
     }
 

@@ -45,6 +45,15 @@ impl SqlSessionStore {
     }
 }
 
+impl SqlSessionStore {
+    /// Forgets a cached session (after the write that changed it).
+    fn forget(&self, hash: &String) {
+        if let Some(cache) = &self.db.cache {
+            cache.sessions.forget(hash);
+        }
+    }
+}
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -73,26 +82,42 @@ fn key_hash(key: &SessionKey) -> String {
 impl SessionStore for SqlSessionStore {
     async fn load(&self, key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
         let hash = key_hash(key);
-        let row: Option<(String, i64)> = on_backend!(self.db, |pool| {
-            sqlx::query_as(
-                "SELECT state, expires_at FROM sessions WHERE key_hash = $1 AND expires_at > $2",
-            )
-            .bind(&hash)
-            .bind(now())
-            .fetch_optional(pool)
-            .await
-        })
-        .map_err(|e| LoadError::Other(e.into()))?;
-        let Some((state, expires)) = row else {
-            return Ok(None);
+        let cache = self.db.cache.as_ref();
+        let cached = cache.and_then(|c| c.sessions.get(&hash));
+        let (state, expires) = match cached {
+            Some((state, expires)) if expires > now() => (state, expires),
+            Some(_) => return Ok(None),
+            None => {
+                let seen = cache.map(|c| c.sessions.generation());
+                let row: Option<(String, i64)> = on_backend!(self.db, |pool| {
+                    sqlx::query_as(
+                        "SELECT state, expires_at FROM sessions \
+                         WHERE key_hash = $1 AND expires_at > $2",
+                    )
+                    .bind(&hash)
+                    .bind(now())
+                    .fetch_optional(pool)
+                    .await
+                })
+                .map_err(|e| LoadError::Other(e.into()))?;
+                let Some((state, expires)) = row else {
+                    return Ok(None);
+                };
+                let state: SessionState = serde_json::from_str(&state)
+                    .map_err(|e| LoadError::Deserialization(e.into()))?;
+                if let (Some(cache), Some(seen)) = (cache, seen) {
+                    cache
+                        .sessions
+                        .put(hash.clone(), (state.clone(), expires), seen);
+                }
+                (state, expires)
+            }
         };
         if self.seen.len() >= SEEN_CAP {
             self.seen.clear();
         }
         self.seen.insert(hash, expires);
-        serde_json::from_str(&state)
-            .map(Some)
-            .map_err(|e| LoadError::Deserialization(e.into()))
+        Ok(Some(state))
     }
 
     async fn save(&self, state: SessionState, ttl: &Duration) -> Result<SessionKey, SaveError> {
@@ -131,6 +156,7 @@ impl SessionStore for SqlSessionStore {
                 .map(|done| done.rows_affected())
         })
         .map_err(|e| UpdateError::Other(e.into()))?;
+        self.forget(&hash);
         if done == 1 {
             return Ok(key);
         }
@@ -161,6 +187,7 @@ impl SessionStore for SqlSessionStore {
                 .await
                 .map(drop)
         })?;
+        self.forget(&hash);
         Ok(())
     }
 
@@ -174,6 +201,7 @@ impl SessionStore for SqlSessionStore {
                 .await
                 .map(drop)
         })?;
+        self.forget(&hash);
         Ok(())
     }
 }

@@ -96,6 +96,10 @@ impl Db {
 
     /// A user by id; a banned account is no user (its sessions are worthless).
     pub async fn user_by_id(&self, id: Uuid) -> sqlx::Result<Option<User>> {
+        if let Some(user) = self.cache.as_ref().and_then(|c| c.users.get(&id)) {
+            return Ok(Some(user));
+        }
+        let seen = self.cache.as_ref().map(|c| c.users.generation());
         let row: Option<UserRow> = on_backend!(self, |pool| {
             sqlx::query_as(
                 "SELECT id, username, role, password_hash FROM users WHERE id = $1 AND NOT banned",
@@ -104,7 +108,11 @@ impl Db {
             .fetch_optional(pool)
             .await
         })?;
-        Ok(row.map(|r| r.user()))
+        let user = row.map(|r| r.user());
+        if let (Some(cache), Some(seen), Some(user)) = (&self.cache, seen, &user) {
+            cache.users.put(id, user.clone(), seen);
+        }
+        Ok(user)
     }
 
     /// Whether the account is banned.
@@ -149,6 +157,14 @@ impl Db {
             }
             tx.commit().await?;
         });
+        if let Some(cache) = &self.cache {
+            cache.users.forget(&user.id);
+            // The sessions the DELETE above matched, by the same JSON-encoded id.
+            let id = format!("\"{}\"", user.id);
+            cache
+                .sessions
+                .forget_where(|_, (state, _)| state.get("user_id") == Some(&id));
+        }
         Ok(Some(user))
     }
 
@@ -166,6 +182,10 @@ impl Db {
                 .await
                 .map(drop)
         })?;
+        if let Some(cache) = &self.cache {
+            // Role changes are rare: forgetting every user is simpler than finding one.
+            cache.users.forget_where(|_, _| true);
+        }
         Ok(self.user_for_login(username).await?.map(|(u, _)| u))
     }
 

@@ -11,6 +11,7 @@
 //! * [`filter`]: which named events a connection wants.
 //! * [`fanout`]: an event is encoded once and the same `Bytes` is pushed with `try_send`
 //!   into each subscriber's queue. A full queue disconnects that subscriber only.
+//! * [`wake`]: a fan-out wakes each worker thread once; that thread wakes its streams.
 //! * [`subscribe`]: the join, then the replay up to the join's watermark, then live.
 //!   Persisted events are fanned out under `publish_gate`, which also records the last id
 //!   fanned out. Joins take the same gate, so a join knows exactly which ids it will get
@@ -39,6 +40,7 @@ mod link;
 mod room;
 mod stream;
 mod subscribe;
+mod wake;
 
 use std::{
     collections::HashSet,
@@ -64,6 +66,7 @@ pub use subscribe::{
     ReplayFrom, ReplayOutcome, SubscribeRequest, Subscription, UnsubscribeRequest, Unsubscription,
     parse_rooms,
 };
+pub use wake::WakeGroup;
 
 use crate::domain::{ConnectionId, MAX_ROOMS_PER_CONNECTION, RoomName};
 use connection::ConnEntry;

@@ -11,7 +11,7 @@ use std::{
     convert::Infallible,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
@@ -22,7 +22,10 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
-use super::{Connection, Hub, HubSettings, frame};
+use super::{
+    Connection, Hub, HubSettings, frame,
+    wake::{StreamWaker, WakeGroup},
+};
 
 /// What goes through a connection's queue.
 pub(super) enum Outbound {
@@ -68,6 +71,9 @@ pub struct ConnectionStream {
     /// Fires at `last_write + heartbeat`; re-armed lazily rather than on every write.
     ping_at: Pin<Box<Sleep>>,
     last_write: Instant,
+    /// What the queue wakes when frames arrive: the task itself, or (with
+    /// [`ConnectionStream::wake_through`]) a [`StreamWaker`] that batches through its thread.
+    queue_waker: Option<(Arc<StreamWaker>, Waker)>,
 }
 
 type Item = Poll<Option<Result<Bytes, Infallible>>>;
@@ -96,6 +102,25 @@ impl ConnectionStream {
             heartbeat,
             ping_at: Box::pin(tokio::time::sleep_until(now + heartbeat.min(HOLD_GRACE))),
             last_write: now,
+            queue_waker: None,
+        }
+    }
+
+    /// Routes the queue's wake-ups through `group` (the [`WakeGroup`] of the thread that
+    /// will poll this stream): one cross-thread wake-up per fan-out instead of one per
+    /// stream.
+    pub fn wake_through(mut self, group: Arc<WakeGroup>) -> Self {
+        self.queue_waker = Some(StreamWaker::new(group));
+        self
+    }
+
+    fn poll_queue(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outbound>> {
+        match &self.queue_waker {
+            Some((stream_waker, waker)) => {
+                stream_waker.register(cx.waker());
+                self.rx.poll_recv(&mut Context::from_waker(waker))
+            }
+            None => self.rx.poll_recv(cx),
         }
     }
 
@@ -197,7 +222,7 @@ impl Stream for ConnectionStream {
                     Poll::Ready(Err(_)) => return Poll::Ready(None),
                 }
             }
-            return match this.rx.poll_recv(cx) {
+            return match this.poll_queue(cx) {
                 Poll::Ready(Some(Outbound::Frame(bytes))) => this.wrote(bytes),
                 Poll::Ready(Some(Outbound::Broadcast(id, bytes))) => match this.held.as_mut() {
                     Some(held) if held.len() >= this.hold_cap => {

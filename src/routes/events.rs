@@ -1,5 +1,7 @@
 //! The stream (`GET /api/events`) and the two-step subscribe/unsubscribe.
 
+use std::time::Duration;
+
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
 use super::{access, internal, json::Json};
@@ -8,7 +10,7 @@ use crate::{
     cluster::Op,
     domain::{SubscribeBody, UnsubscribeBody, UserRef, parse_last_event_id},
     error::ApiError,
-    hub::{SubscribeRequest, UnsubscribeRequest},
+    hub::{SubscribeRequest, UnsubscribeRequest, WakeGroup},
     state::AppState,
 };
 
@@ -46,11 +48,12 @@ pub async fn open(
         return Err(ApiError::Unauthorized);
     }
     tracing::debug!(connection = %stream.connection().id, "stream opened");
+    let write_delay = Duration::from_millis(state.settings.sse.write_delay_ms);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream))
+        .streaming(stream.wake_through(WakeGroup::this_thread(write_delay))))
 }
 
 /// `POST /api/subscribe`: joins rooms, sets the event filter, replays what was missed.
