@@ -53,7 +53,7 @@ enum UserCommand {
     List,
     /// Ban an account: its sessions end and it cannot log in. (A running server closes its
     /// open streams when banned through `POST /api/admin/users/{name}/ban`; from here they
-    /// stop at their next request or reconnect.)
+    /// stop at their next request or reconnect once `database.read_cache_ms` has passed.)
     Ban {
         /// The account.
         name: String,
