@@ -199,7 +199,6 @@ fn dummy_hash() -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
 
