@@ -30,6 +30,9 @@
 //!
 //! On a node of a cluster, a presence change also takes the cluster's presence view lock
 //! ([`PresenceSink`]), under a room shard; whoever holds that lock takes no hub lock.
+//!
+//! A fan-out's `try_send` may park a stream's waker in its thread's [`WakeGroup`], whose
+//! list lock is a leaf: taken under any of the locks above, it takes none.
 
 mod connection;
 mod fanout;
