@@ -600,6 +600,25 @@ step("joined rooms survive a reload", async (t) => {
   assertAscendingUnique(await shownMessages(page), "after reload");
 });
 
+step("a reload right after a join keeps the room, before the server heard of it", async (t) => {
+  const [first, quick] = [unique("saved-"), unique("quick-")];
+  const { page } = await newUser(t, "fay");
+  // The server has a list of fay's rooms (with `first`)…
+  const saved = page.waitForResponse(
+    (r) => r.url().endsWith("/api/me/joined") && r.request().method() === "PUT" && r.ok(),
+  );
+  await joinRoom(page, first);
+  await saved;
+  // …and the save after the next join is held back, so the reload certainly comes first.
+  await page.route("**/api/me/joined", (route) =>
+    route.request().method() === "PUT" ? route.abort() : route.continue(),
+  );
+  await joinRoom(page, quick);
+  await page.reload();
+  await waitLive(page);
+  await page.locator(`#room-list button.room-open`, { hasText: `#${quick}` }).waitFor({ timeout: 5_000 });
+});
+
 step("earlier history loads when scrolling up", async (t) => {
   const room = unique("history-");
   const alice = await newUser(t, "alice", DESKTOP);
@@ -1071,13 +1090,16 @@ step("at 360 px the room title shows and the current room's tab is on screen", a
   const title = page.locator("#room-title");
   assert.equal(await title.isVisible(), true, "the room title is visible at 360 px");
   assert.equal(await title.textContent(), `#${current}`);
-  const tab = page.locator(`#room-list button.room-open[aria-current="true"]`);
-  await tab.waitFor();
-  const box = await tab.evaluate((el) => {
+  const selector = `#room-list button.room-open[aria-current="true"]`;
+  await page.locator(selector).waitFor();
+  // Measured in one go from the live DOM: the list may be drawn again between two steps, which
+  // detaches a handle taken earlier.
+  const box = await page.evaluate((sel) => {
+    const el = document.querySelector(sel);
     const r = el.getBoundingClientRect();
     const l = el.closest("ul").getBoundingClientRect();
     return { left: r.left, right: r.right, listLeft: l.left, listRight: l.right };
-  });
+  }, selector);
   assert.ok(
     box.left >= box.listLeft - 1 && box.right <= box.listRight + 1 && box.right <= PHONE.width,
     `the current tab is off screen: ${JSON.stringify(box)}`,

@@ -115,6 +115,8 @@ export function mayDelete(msg) {
 
 const storeKey = `roomcast.rooms.${me.id}`;
 const currentKey = `roomcast.current.${me.id}`;
+/** Set while this browser's list has changes the server has not confirmed yet. */
+const unsavedKey = `roomcast.rooms-unsaved.${me.id}`;
 
 /** Valid room names of `list` once each, at most `MAX_ROOMS`; null when it is no list. */
 function cleanNames(list) {
@@ -123,12 +125,25 @@ function cleanNames(list) {
   return [...new Set(names)].slice(0, MAX_ROOMS);
 }
 
+/** This browser's saved list, or null. */
+function localJoined() {
+  try {
+    return cleanNames(JSON.parse(localStorage.getItem(storeKey) || "null"));
+  } catch {
+    return null;
+  }
+}
+
 /**
- * The joined rooms to start with: the server's list (`GET /api/me/joined`, the same on every
- * device) when it has one; else what this browser saved (a server without the route, or a
- * user whose list was only ever kept here); else `general`.
+ * The joined rooms to start with: this browser's list when it has changes the server never
+ * confirmed (a reload right after a join, before the save went out); else the server's list
+ * (`GET /api/me/joined`, the same on every device) when it has one; else what this browser
+ * saved (a server without the route, or a user whose list was only ever kept here); else
+ * `general`.
  */
 export async function loadJoined() {
+  const local = localJoined();
+  if (local && local.length && localStorage.getItem(unsavedKey)) return local;
   try {
     const data = await api("GET", "/api/me/joined");
     const names = cleanNames(data && data.rooms);
@@ -136,13 +151,7 @@ export async function loadJoined() {
   } catch (err) {
     console.warn("joined rooms: using this browser's copy", err);
   }
-  try {
-    const names = cleanNames(JSON.parse(localStorage.getItem(storeKey) || "null"));
-    if (names) return names;
-  } catch {
-    /* fall through */
-  }
-  return ["general"];
+  return local || ["general"];
 }
 
 /** The room the last visit had on screen, or null. */
@@ -165,10 +174,16 @@ export function saveJoined(force = false) {
   localStorage.setItem(storeKey, list);
   if (state.current) localStorage.setItem(currentKey, state.current);
   if (!changed && !force) return;
+  // The start (force) saves what it just loaded: not a change of this browser's own.
+  if (changed && !force) localStorage.setItem(unsavedKey, "1");
   clearTimeout(saveTimer);
   saveTimer = setTimeout(() => {
-    api("PUT", "/api/me/joined", { rooms: [...state.rooms.keys()] }).catch((err) =>
-      console.warn("saving the joined rooms failed", err),
-    );
+    const rooms = [...state.rooms.keys()];
+    api("PUT", "/api/me/joined", { rooms })
+      .then(() => {
+        // Unless the list changed again meanwhile (its own save is on the way).
+        if (localStorage.getItem(storeKey) === JSON.stringify(rooms)) localStorage.removeItem(unsavedKey);
+      })
+      .catch((err) => console.warn("saving the joined rooms failed", err));
   }, SAVE_JOINED_MS);
 }
