@@ -287,6 +287,8 @@ pub struct PasswordSettings {
     pub hash_threads: Option<usize>,
     /// Hash requests that may wait for a thread before `503`.
     pub hash_queue: usize,
+    /// Seconds a hashing thread keeps its memory after its last hash.
+    pub keep_memory_secs: u64,
 }
 
 impl PasswordSettings {

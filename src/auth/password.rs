@@ -4,13 +4,20 @@
 //! login to tokio's blocking pool (up to 512 threads, each allocating and freeing its own
 //! 19 MiB) let a login storm take the process past 1 GB and keep most of it. Here a fixed
 //! number of threads each own one set of argon2 blocks, allocated on first use and reused
-//! for every hash, so hashing memory is bounded by `password.hash_threads` × 19 MiB. At most
+//! for every hash, so hashing memory is bounded by `password.hash_threads` × 19 MiB. A
+//! thread idle for `password.keep_memory_secs` gives its blocks back to the system, so a
+//! server that saw a few logins does not hold 19 MiB per thread for good. At most
 //! `password.hash_queue` requests wait for a thread; beyond that the caller gets `503` at
 //! once instead of piling up.
 
 use std::{
-    sync::{Arc, Mutex, mpsc},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+        mpsc::{self, RecvTimeoutError},
+    },
     thread,
+    time::Duration,
 };
 
 use anyhow::Context;
@@ -44,28 +51,42 @@ pub struct PasswordPool {
     admission: Arc<Semaphore>,
     /// A hash of nothing, verified against when the user does not exist (see [`dummy_hash`]).
     dummy: String,
+    /// Threads holding their blocks now.
+    holding: Arc<AtomicUsize>,
 }
 
 impl PasswordPool {
     /// Starts the configured number of hashing threads. Their memory is allocated on each
     /// thread's first hash, then kept.
     pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
+        Self::keeping_memory(settings, Duration::from_secs(settings.keep_memory_secs))
+    }
+
+    /// As [`PasswordPool::new`], with each thread's memory kept `keep` after its last hash.
+    fn keeping_memory(settings: &PasswordSettings, keep: Duration) -> anyhow::Result<Self> {
         let threads = settings.threads();
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let holding = Arc::new(AtomicUsize::new(0));
         for i in 0..threads {
-            let rx = rx.clone();
+            let (rx, holding) = (rx.clone(), holding.clone());
             // Detached: the thread ends when the channel closes with the pool.
             thread::Builder::new()
                 .name(format!("password-{i}"))
-                .spawn(move || work(&rx))
+                .spawn(move || work(&rx, keep, &holding))
                 .context("starting a password hashing thread")?;
         }
         Ok(Self {
             jobs: tx,
             admission: Arc::new(Semaphore::new(threads + settings.hash_queue)),
             dummy: dummy_hash()?,
+            holding,
         })
+    }
+
+    /// Bytes of hashing memory the threads hold now.
+    pub fn memory_held(&self) -> usize {
+        self.holding.load(Ordering::Relaxed) * PARAMS.block_count() * std::mem::size_of::<Block>()
     }
 
     /// Hashes a password (argon2id, random salt) to a PHC string.
@@ -118,17 +139,28 @@ impl PasswordPool {
     }
 }
 
-/// A pool thread: takes jobs until the pool is dropped, always hashing into the same blocks.
-fn work(jobs: &Mutex<mpsc::Receiver<Job>>) {
+/// A pool thread: takes jobs until the pool is dropped, hashing into the same blocks while
+/// jobs keep coming and giving them back after `keep` without one.
+fn work(jobs: &Mutex<mpsc::Receiver<Job>>, keep: Duration, holding: &AtomicUsize) {
     let mut blocks: Vec<Block> = Vec::new();
     loop {
         let job = match jobs.lock() {
-            Ok(rx) => rx.recv(),
+            Ok(rx) if blocks.is_empty() => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Ok(rx) => rx.recv_timeout(keep),
             Err(_) => return,
         };
-        let Ok(job) = job else { return };
+        let job = match job {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                blocks = Vec::new();
+                holding.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         if blocks.is_empty() {
             blocks = vec![Block::new(); PARAMS.block_count()];
+            holding.fetch_add(1, Ordering::Relaxed);
         }
         job(&mut blocks);
     }
@@ -202,12 +234,40 @@ mod tests {
 
     use super::*;
 
-    fn pool(threads: usize, queue: usize) -> PasswordPool {
-        PasswordPool::new(&PasswordSettings {
+    fn settings(threads: usize, queue: usize) -> PasswordSettings {
+        PasswordSettings {
             hash_threads: Some(threads),
             hash_queue: queue,
-        })
-        .expect("a pool")
+            keep_memory_secs: 3600,
+        }
+    }
+
+    fn pool(threads: usize, queue: usize) -> PasswordPool {
+        PasswordPool::new(&settings(threads, queue)).expect("a pool")
+    }
+
+    #[tokio::test]
+    async fn an_idle_thread_gives_its_memory_back_and_hashes_again_after() {
+        let pool = PasswordPool::keeping_memory(&settings(1, 1), Duration::from_millis(50))
+            .expect("a pool");
+        assert_eq!(pool.memory_held(), 0, "memory held before any hash");
+        pool.verify("x".repeat(10), None).await.expect("verified");
+        assert!(
+            pool.memory_held() > 18 << 20,
+            "a working thread holds its ~19 MiB"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while pool.memory_held() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "an idle thread kept its memory"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            !pool.verify("y".repeat(10), None).await.expect("verified"),
+            "after giving memory back the thread must still hash"
+        );
     }
 
     fn password(s: &str) -> Password {

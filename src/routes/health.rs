@@ -75,6 +75,7 @@ pub async fn metrics(
     metrics::gauge!("roomcast_users_online").set(s.users_online as f64);
     metrics::gauge!("roomcast_rooms").set(s.rooms as f64);
     metrics::gauge!("roomcast_subscriptions").set(s.subscriptions as f64);
+    metrics::gauge!("roomcast_password_memory_bytes").set(state.passwords.memory_held() as f64);
     metrics::counter!("roomcast_events_delivered_total").absolute(s.events_delivered);
     metrics::counter!("roomcast_slow_disconnects_total").absolute(s.slow_disconnects);
     Ok(HttpResponse::Ok()
