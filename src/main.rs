@@ -11,6 +11,12 @@ use roomcast::{
     telemetry,
 };
 
+/// jemalloc returns freed memory to the system after a few seconds (glibc keeps large freed
+/// blocks in its arenas once it has raised its mmap threshold), and holds a little less per
+/// stream (README, "Benchmarks").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(version, about = "Multi-room chat over Server-Sent Events")]
 struct Cli {

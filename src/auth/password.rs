@@ -12,9 +12,8 @@
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
-        mpsc::{self, RecvTimeoutError},
     },
     thread,
     time::Duration,
@@ -46,7 +45,7 @@ type Job = Box<dyn FnOnce(&mut [Block]) + Send>;
 /// The hashing pool. Dropping it ends its threads (each after its current job), which frees
 /// their blocks.
 pub struct PasswordPool {
-    jobs: mpsc::Sender<Job>,
+    jobs: flume::Sender<Job>,
     /// One permit per thread and per queue slot.
     admission: Arc<Semaphore>,
     /// A hash of nothing, verified against when the user does not exist (see [`dummy_hash`]).
@@ -65,8 +64,9 @@ impl PasswordPool {
     /// As [`PasswordPool::new`], with each thread's memory kept `keep` after its last hash.
     fn keeping_memory(settings: &PasswordSettings, keep: Duration) -> anyhow::Result<Self> {
         let threads = settings.threads();
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
+        // Many receivers, each waiting on its own (a lock around one receiver would let an
+        // idle thread block the others' idle timeouts).
+        let (tx, rx) = flume::unbounded::<Job>();
         let holding = Arc::new(AtomicUsize::new(0));
         for i in 0..threads {
             let (rx, holding) = (rx.clone(), holding.clone());
@@ -141,22 +141,23 @@ impl PasswordPool {
 
 /// A pool thread: takes jobs until the pool is dropped, hashing into the same blocks while
 /// jobs keep coming and giving them back after `keep` without one.
-fn work(jobs: &Mutex<mpsc::Receiver<Job>>, keep: Duration, holding: &AtomicUsize) {
+fn work(jobs: &flume::Receiver<Job>, keep: Duration, holding: &AtomicUsize) {
     let mut blocks: Vec<Block> = Vec::new();
     loop {
-        let job = match jobs.lock() {
-            Ok(rx) if blocks.is_empty() => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Ok(rx) => rx.recv_timeout(keep),
-            Err(_) => return,
+        let job = if blocks.is_empty() {
+            jobs.recv()
+                .map_err(|_| flume::RecvTimeoutError::Disconnected)
+        } else {
+            jobs.recv_timeout(keep)
         };
         let job = match job {
             Ok(job) => job,
-            Err(RecvTimeoutError::Timeout) => {
+            Err(flume::RecvTimeoutError::Timeout) => {
                 blocks = Vec::new();
                 holding.fetch_sub(1, Ordering::Relaxed);
                 continue;
             }
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(flume::RecvTimeoutError::Disconnected) => return,
         };
         if blocks.is_empty() {
             blocks = vec![Block::new(); PARAMS.block_count()];
