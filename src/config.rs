@@ -588,6 +588,11 @@ impl Settings {
             "must be at most 1000",
         )?;
         check(
+            self.database.read_cache_ms <= 60_000,
+            "database.read_cache_ms",
+            "must be at most 60000",
+        )?;
+        check(
             self.history.replay_limit >= 1,
             "history.replay_limit",
             "must be at least 1",
@@ -813,6 +818,18 @@ mod tests {
             let e = s.validate().unwrap_err().to_string();
             assert!(e.contains(key), "error for {key} was: {e}");
         }
+    }
+
+    #[test]
+    fn a_write_delay_over_a_second_or_a_read_cache_over_a_minute_is_refused() {
+        let mut s = Settings::defaults();
+        s.sse.write_delay_ms = 1001;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("sse.write_delay_ms"), "error was: {e}");
+        let mut s = Settings::defaults();
+        s.database.read_cache_ms = 60_001;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("database.read_cache_ms"), "error was: {e}");
     }
 
     #[test]

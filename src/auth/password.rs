@@ -55,8 +55,8 @@ pub struct PasswordPool {
 }
 
 impl PasswordPool {
-    /// Starts the configured number of hashing threads. Their memory is allocated on each
-    /// thread's first hash, then kept.
+    /// Starts the configured number of hashing threads. A thread allocates its memory for
+    /// its first hash and gives it back after `password.keep_memory_secs` without one.
     pub fn new(settings: &PasswordSettings) -> anyhow::Result<Self> {
         Self::keeping_memory(settings, Duration::from_secs(settings.keep_memory_secs))
     }
@@ -232,7 +232,6 @@ fn dummy_hash() -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
 
     fn settings(threads: usize, queue: usize) -> PasswordSettings {
