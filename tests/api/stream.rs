@@ -171,6 +171,30 @@ async fn a_message_reaches_every_subscriber_of_the_room_with_its_id() {
 }
 
 #[tokio::test]
+async fn with_a_write_delay_every_message_still_arrives_once_in_order() {
+    let app = spawn_app_with(|s| s.sse.write_delay_ms = 50).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let mut b = bob.listen(&["r"], Some(&["message"])).await;
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        sent.push(
+            alice.say("r", &format!("m{i}")).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let mut got = Vec::new();
+    for _ in &sent {
+        got.push(b.expect_next("message").await.id_num());
+    }
+    assert_eq!(
+        got, sent,
+        "collected frames were lost, repeated or reordered"
+    );
+}
+
+#[tokio::test]
 async fn a_message_skips_subscribers_of_other_rooms() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
