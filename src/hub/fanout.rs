@@ -1,7 +1,10 @@
 //! Fan-out: one encoded frame, the same `Bytes` queued to every subscriber with `try_send`.
 //! A full queue cuts that subscriber only, and only after every lock is released.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -76,8 +79,9 @@ impl Hub {
         let mut out = Delivery::default();
         {
             let mut last = self.publish_gate.lock();
+            let shared = Arc::new((id, frame.clone()));
             for e in self.connections.iter() {
-                out.push(*e.key(), &e.tx, Outbound::Broadcast(id, frame.clone()));
+                out.push(*e.key(), &e.tx, Outbound::Broadcast(shared.clone()));
             }
             *last = id;
         }

@@ -61,9 +61,10 @@ struct PresenceData<'a> {
 impl Room {
     /// Queues `frame` to every subscriber whose filter passes `kind`.
     pub(super) fn deliver(&self, kind: Kind<'_>, frame: &Bytes, out: &mut Delivery) {
+        let shared = Arc::new(frame.clone());
         for (id, sub) in &self.subscribers {
             if sub.filter.as_ref().is_none_or(|f| f.accepts(kind)) {
-                out.push(*id, &sub.tx, Outbound::Frame(frame.clone()));
+                out.push(*id, &sub.tx, Outbound::Frame(shared.clone()));
             }
         }
     }
@@ -158,7 +159,7 @@ impl Hub {
             Some(r) if r.has_user(user) => r.subscribers.keys().copied().collect(),
             _ => return 0,
         };
-        let frame = frame::removed(room, by);
+        let frame = Arc::new(frame::removed(room, by));
         let mut out = Delivery::default();
         let mut left = 0;
         for id in ids {
