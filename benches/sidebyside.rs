@@ -758,11 +758,35 @@ struct Publisher {
     kind: Kind,
     index: usize,
     seq: u64,
+    /// Posts that failed (each still took a sequence number, so readers expect it).
+    errors: u64,
     conn: HttpConn,
     cookie: String,
 }
 
 impl Publisher {
+    /// Publisher `index` to the server on `port`, posting with `cookie` (roomcast).
+    fn new(kind: Kind, index: usize, port: u16, cookie: &str) -> Self {
+        Self {
+            kind,
+            index,
+            seq: 0,
+            errors: 0,
+            conn: HttpConn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+            cookie: cookie.to_owned(),
+        }
+    }
+
+    /// Publishes the next message; a failure is counted (the first one printed), not fatal.
+    async fn publish_counted(&mut self) {
+        if let Err(e) = self.publish().await {
+            if self.errors == 0 {
+                eprintln!("  publish: {e:#}");
+            }
+            self.errors += 1;
+        }
+    }
+
     /// Publishes the next message; errors are answers other than 2xx.
     async fn publish(&mut self) -> Result<()> {
         self.seq += 1;
@@ -792,6 +816,21 @@ impl Publisher {
         }
         Ok(())
     }
+}
+
+/// Waits for every publisher: the messages each one numbered (what readers must see from
+/// it), and the failures of all of them.
+async fn join_publishers(
+    tasks: Vec<tokio::task::JoinHandle<Publisher>>,
+) -> Result<(Vec<u64>, u64)> {
+    let mut expect = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let p = t.await?;
+        expect.push(p.seq);
+        errors += p.errors;
+    }
+    Ok((expect, errors))
 }
 
 /// A child process holding streams.
@@ -1056,16 +1095,8 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     }
 
     let mut publishers: Vec<Publisher> = (0..f.pub_conns)
-        .map(|index| Publisher {
-            kind,
-            index,
-            seq: 0,
-            conn: HttpConn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
-            cookie: pub_cookie.clone(),
-        })
+        .map(|index| Publisher::new(kind, index, port, &pub_cookie))
         .collect();
-    // Open the publishers' connections before the window.
-    let mut publish_errors = 0u64;
     let sampler = f.sample_every.map(|every| {
         let pids = pids.clone();
         tokio::spawn(async move {
@@ -1111,26 +1142,15 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
         .map(|(c, mut p)| {
             let (messages, conns, interval) = (f.messages, f.pub_conns, f.interval);
             tokio::spawn(async move {
-                let mut errors = 0u64;
                 for i in (c..messages).step_by(conns) {
                     tokio::time::sleep_until(t0 + interval * i as u32).await;
-                    if let Err(e) = p.publish().await {
-                        if errors == 0 {
-                            eprintln!("  publish: {e:#}");
-                        }
-                        errors += 1;
-                    }
+                    p.publish_counted().await;
                 }
-                (p.seq, errors)
+                p
             })
         })
         .collect();
-    let mut expect = Vec::new();
-    for q in queues {
-        let (count, errors) = q.await?;
-        expect.push(count);
-        publish_errors += errors;
-    }
+    let (expect, publish_errors) = join_publishers(queues).await?;
     let got = collect(&mut children, &expect).await?;
     let cpu = common::cpu_secs_sum(&pids) - cpu_before;
     if let Some(s) = sampler {
@@ -1190,34 +1210,16 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
     let stop = started + Duration::from_secs_f64(secs);
     let tasks: Vec<_> = (0..posters)
         .map(|index| {
-            let mut p = Publisher {
-                kind,
-                index,
-                seq: 0,
-                conn: HttpConn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
-                cookie: pub_cookie.clone(),
-            };
+            let mut p = Publisher::new(kind, index, port, &pub_cookie);
             tokio::spawn(async move {
-                let mut errors = 0u64;
                 while Instant::now() < stop {
-                    if let Err(e) = p.publish().await {
-                        if errors == 0 {
-                            eprintln!("  post: {e:#}");
-                        }
-                        errors += 1;
-                    }
+                    p.publish_counted().await;
                 }
-                (p.seq, errors)
+                p
             })
         })
         .collect();
-    let mut expect = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (count, e) = t.await?;
-        expect.push(count);
-        errors += e;
-    }
+    let (expect, errors) = join_publishers(tasks).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = common::cpu_secs_sum(&pids) - cpu_before;
     let posts: u64 = expect.iter().sum::<u64>() - errors;

@@ -8,7 +8,7 @@ use super::{access, internal, json::Json};
 use crate::{
     auth::CurrentUser,
     cluster::Op,
-    domain::{SubscribeBody, UnsubscribeBody, UserRef, parse_last_event_id},
+    domain::{SubscribeBody, UnsubscribeBody, User, UserRef, parse_last_event_id},
     error::ApiError,
     hub::{SubscribeRequest, UnsubscribeRequest, WakeGroup},
     state::AppState,
@@ -78,11 +78,18 @@ pub async fn subscribe(
         user: user.clone(),
         body,
     };
-    let here = async {
-        let subscription = access::subscribe(&state, &user, request).await?;
-        Ok(HttpResponse::Ok().json(subscription))
-    };
+    let here = subscribe_here(&state, &user, request);
     internal::at_holder(&state, id, relay, here).await
+}
+
+/// The subscribe, on the node that holds the stream (asked by a client or relayed).
+pub(super) async fn subscribe_here(
+    state: &AppState,
+    user: &User,
+    request: SubscribeRequest,
+) -> Result<HttpResponse, ApiError> {
+    let subscription = access::subscribe(state, user, request).await?;
+    Ok(HttpResponse::Ok().json(subscription))
 }
 
 /// `POST /api/unsubscribe`: leaves rooms.
@@ -106,6 +113,15 @@ pub async fn unsubscribe(
         user: user.clone(),
         body,
     };
-    let here = async { Ok(HttpResponse::Ok().json(state.hub.unsubscribe(user.id, request)?)) };
+    let here = async { unsubscribe_here(&state, &user, request) };
     internal::at_holder(&state, id, relay, here).await
+}
+
+/// The unsubscribe, on the node that holds the stream (asked by a client or relayed).
+pub(super) fn unsubscribe_here(
+    state: &AppState,
+    user: &User,
+    request: UnsubscribeRequest,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.hub.unsubscribe(user.id, request)?))
 }

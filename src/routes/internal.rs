@@ -10,7 +10,7 @@ use actix_web::{
     web,
 };
 
-use super::access;
+use super::events;
 use crate::{
     cluster::{Closed, Holder, Op, RelayError},
     domain::ConnectionId,
@@ -38,13 +38,10 @@ pub async fn call(
     })?;
     let answer = match op {
         Op::Subscribe { user, body } => {
-            let request = SubscribeRequest::try_from(body)?;
-            let subscription = access::subscribe(&state, &user, request).await?;
-            HttpResponse::Ok().json(subscription)
+            events::subscribe_here(&state, &user, SubscribeRequest::try_from(body)?).await?
         }
         Op::Unsubscribe { user, body } => {
-            let request = UnsubscribeRequest::try_from(body)?;
-            HttpResponse::Ok().json(state.hub.unsubscribe(user.id, request)?)
+            events::unsubscribe_here(&state, &user, UnsubscribeRequest::try_from(body)?)?
         }
         Op::CloseUser { user } => closed(state.hub.close_user(user)),
         Op::CloseSession { session } => closed(state.hub.close_session(session)),
