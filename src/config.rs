@@ -128,7 +128,8 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<Cidr>,
     /// `scheme://host[:port]` browsers use; the cross-site check compares against it.
     pub public_origin: Option<String>,
-    /// Open connections the whole server accepts at once; more wait in the listen backlog.
+    /// Open HTTP connections the whole server accepts at once; more wait in the listen
+    /// backlog. A stream leaves this count once handed off (see `limits.max_streams`).
     pub max_connections: usize,
     /// Seconds a client has to send a whole request body once its head arrived.
     pub body_timeout_secs: u64,
@@ -736,7 +737,7 @@ mod tests {
                 s.server.head_timeout_secs,
                 s.server.disconnect_timeout_secs
             ),
-            (4096, 10, 5, 1)
+            (1024, 10, 5, 1)
         );
         assert!(
             s.metrics.token.is_none() && s.metrics.listen.is_none(),

@@ -12,13 +12,15 @@
 //!    [`hub::History`]), and [`cluster`] (several nodes on one PostgreSQL database: a
 //!    tailer per node, the `LISTEN`/`NOTIFY` bus, relays to the node holding a stream).
 //! 4. HTTP: [`state`], [`auth`], [`error`], [`ratelimit`], `routes` (thin handlers: parse,
-//!    call one thing, map errors), [`telemetry`], `web_security`.
+//!    call one thing, map errors), [`telemetry`], `web_security`, and [`stream_writer`]
+//!    (an SSE stream's socket once actix has sent the response head).
 //! 5. [`startup`] wires it all from [`config::Settings`]; `main.rs` is just the CLI.
 //!
 //! How a message travels: `POST /api/rooms/{room}/messages` → [`writer::Writer::post`] →
 //! one transaction for everything queued → [`broker::Broker::publish`] in id order →
 //! [`hub::Hub::publish`] encodes it once and queues the same bytes to every subscriber →
-//! each connection's [`hub::ConnectionStream`] is the body of its `GET /api/events`. On a
+//! each connection's [`hub::ConnectionStream`] is written to its socket by a
+//! [`stream_writer::StreamWriter`]. On a
 //! cluster the broker only wakes the node's tailer, which reads the log in id order and
 //! feeds the hub; every other node's tailer does the same on the commit's notification.
 
@@ -34,6 +36,7 @@ pub mod ratelimit;
 mod routes;
 pub mod startup;
 pub mod state;
+pub mod stream_writer;
 pub mod telemetry;
 pub mod transport;
 mod web_security;

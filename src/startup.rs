@@ -93,7 +93,7 @@ impl Application {
             Some(l) => Some(l.local_addr()?),
             None => None,
         };
-        transport::ensure_fd_budget(settings.server.max_connections)?;
+        transport::ensure_fd_budget(settings.server.max_connections, settings.limits.max_streams)?;
         let workers = transport::worker_count(settings.server.workers);
 
         let state = web::Data::new(AppState {

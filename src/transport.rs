@@ -11,7 +11,9 @@
 //! - **Slow bodies.** [`body_deadline`] gives each request `server.body_timeout_secs` to send
 //!   its whole body, then answers `408 request_timeout` and closes the connection.
 //! - **Connection cap.** [`per_worker_connections`] splits `server.max_connections` over the
-//!   workers (actix counts per worker); [`ensure_fd_budget`] checks it against RLIMIT_NOFILE.
+//!   workers (actix counts per worker). An SSE stream leaves actix's count once its head is
+//!   sent (it is handed to [`crate::stream_writer`]) and counts against `limits.max_streams`
+//!   instead; [`ensure_fd_budget`] checks both together against RLIMIT_NOFILE.
 //! - **Metrics listener.** [`ops_listener_only`] keeps a separate `metrics.listen` address to
 //!   the operational routes.
 //!
@@ -94,8 +96,13 @@ pub fn per_worker_connections(total: usize, workers: usize) -> usize {
 /// soft limit towards the hard one first when that is enough. Errs with a message naming the
 /// key and both numbers otherwise.
 #[cfg(unix)]
-pub fn ensure_fd_budget(max_connections: usize) -> anyhow::Result<()> {
-    let needed = u64::try_from(max_connections.saturating_add(FD_RESERVE)).unwrap_or(u64::MAX);
+pub fn ensure_fd_budget(max_connections: usize, max_streams: usize) -> anyhow::Result<()> {
+    let needed = u64::try_from(
+        max_connections
+            .saturating_add(max_streams)
+            .saturating_add(FD_RESERVE),
+    )
+    .unwrap_or(u64::MAX);
     let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
     if needed <= soft {
         return Ok(());
@@ -105,16 +112,17 @@ pub fn ensure_fd_budget(max_connections: usize) -> anyhow::Result<()> {
         return Ok(());
     }
     anyhow::bail!(
-        "configuration: `server.max_connections` = {max_connections} needs {needed} open \
-         files ({FD_RESERVE} kept for the database, logs and listeners) but the open-file \
-         limit (RLIMIT_NOFILE) is {soft} (hard {hard}); lower server.max_connections or raise \
-         the limit (ulimit -n, LimitNOFILE=)"
+        "configuration: `server.max_connections` = {max_connections} plus \
+         `limits.max_streams` = {max_streams} need {needed} open files ({FD_RESERVE} kept for \
+         the database, logs and listeners) but the open-file limit (RLIMIT_NOFILE) is {soft} \
+         (hard {hard}); lower server.max_connections or limits.max_streams, or raise the \
+         limit (ulimit -n, LimitNOFILE=)"
     )
 }
 
 /// Without rlimits there is nothing to check.
 #[cfg(not(unix))]
-pub fn ensure_fd_budget(_max_connections: usize) -> anyhow::Result<()> {
+pub fn ensure_fd_budget(_max_connections: usize, _max_streams: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
@@ -241,10 +249,11 @@ mod tests {
 
     #[test]
     fn an_impossible_connection_cap_is_refused_with_the_key_named() {
-        let e = ensure_fd_budget(usize::MAX / 2)
+        let e = ensure_fd_budget(usize::MAX / 2, 1000)
             .expect_err("no open-file limit allows this many")
             .to_string();
         assert!(e.contains("server.max_connections"), "error was: {e}");
+        assert!(e.contains("limits.max_streams"), "error was: {e}");
         assert!(e.contains("RLIMIT_NOFILE"), "error was: {e}");
     }
 

@@ -158,7 +158,7 @@ impl Server {
             .env("ROOMCAST__LIMITS__STREAMS_PER_USER", "1000000")
             .env("ROOMCAST__LIMITS__STREAMS_PER_SESSION", "1000000")
             .env("ROOMCAST__LIMITS__MAX_STREAMS", "19000")
-            .env("ROOMCAST__SERVER__MAX_CONNECTIONS", "19500")
+            .env("ROOMCAST__SERVER__MAX_CONNECTIONS", "800")
             .env("RUST_LOG", "roomcast=info,actix_server=warn")
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped());

@@ -12,6 +12,7 @@ use crate::{
     error::ApiError,
     hub::{SubscribeRequest, UnsubscribeRequest, WakeGroup},
     state::AppState,
+    stream_writer,
 };
 
 /// `GET /api/events`: opens the stream; its first event carries the connection id.
@@ -49,11 +50,15 @@ pub async fn open(
     }
     tracing::debug!(connection = %stream.connection().id, "stream opened");
     let write_delay = Duration::from_millis(state.settings.sse.write_delay_ms);
-    Ok(HttpResponse::Ok()
+    let stream = stream.wake_through(WakeGroup::this_thread(write_delay));
+    let (body, handoff) = stream_writer::body_and_handoff(stream);
+    let mut res = HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream.wake_through(WakeGroup::this_thread(write_delay))))
+        .streaming(body);
+    res.extensions_mut().insert(handoff);
+    Ok(res)
 }
 
 /// `POST /api/subscribe`: joins rooms, sets the event filter, replays what was missed.

@@ -384,3 +384,129 @@ async fn a_peer_that_stops_reading_loses_its_socket_within_the_write_timeout() {
     }
     drop(conn);
 }
+
+/// `GET /api/events` on a raw socket: the socket, the response head and what
+/// of the body arrived with it, read up to the connection id.
+async fn raw_stream(app: &TestApp, cookie: &str) -> (TcpStream, String, Vec<u8>, String) {
+    let mut conn = TcpStream::connect(addr(app)).await.expect("connect");
+    let head = format!(
+        "GET /api/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n",
+        addr(app)
+    );
+    conn.write_all(head.as_bytes()).await.expect("send head");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("the connected event in time")
+            .expect("read");
+        assert!(
+            n > 0,
+            "stream closed before `connected`: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let (Some(end), Some(id)) = (
+            text.find("\r\n\r\n"),
+            text.split("\"connection_id\":\"")
+                .nth(1)
+                .and_then(|rest| rest.split_once('"'))
+                .map(|(id, _)| id.to_owned()),
+        ) {
+            let head = text[..end].to_owned();
+            let body = got[end + 4..].to_vec();
+            return (conn, head, body, id);
+        }
+    }
+}
+
+/// Reads into `got` until it contains `needle` (panics after 5 s).
+async fn read_until(conn: &mut TcpStream, got: &mut Vec<u8>, needle: &str) {
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(got).contains(needle) {
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{needle:?} never arrived; got {:?}",
+                    String::from_utf8_lossy(got)
+                )
+            })
+            .expect("read");
+        assert!(
+            n > 0,
+            "stream closed before {needle:?}: {:?}",
+            String::from_utf8_lossy(got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The chunks of a chunked body that are complete in `body`, each as text.
+fn chunks(mut body: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size_line = std::str::from_utf8(&body[..line_end]).expect("ascii chunk size");
+        let size = usize::from_str_radix(size_line, 16)
+            .unwrap_or_else(|e| panic!("chunk size line {size_line:?}: {e}"));
+        let start = line_end + 2;
+        if body.len() < start + size + 2 {
+            break;
+        }
+        assert_eq!(
+            &body[start + size..start + size + 2],
+            b"\r\n",
+            "a chunk ends with CRLF"
+        );
+        out.push(String::from_utf8(body[start..start + size].to_vec()).expect("utf-8 chunk"));
+        body = &body[start + size + 2..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn frames_queued_together_go_out_as_one_chunk() {
+    // A window long enough that three posts made at once land in it.
+    let app = spawn_app_with(|s| s.sse.write_delay_ms = 400).await;
+    let user = app.user("batched").await;
+    let (mut conn, head, mut body, id) = raw_stream(&app, &user.cookie()).await;
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "an HTTP/1.1 stream is chunked: {head}"
+    );
+    user.subscribe_with(
+        id.as_str(),
+        json!({ "rooms": ["batch"], "events": ["message"] }),
+    )
+    .await;
+    let (a, b, c) = tokio::join!(
+        user.say_id("batch", "one"),
+        user.say_id("batch", "two"),
+        user.say_id("batch", "three"),
+    );
+    let last = a.max(b).max(c);
+    read_until(&mut conn, &mut body, &format!("id: {last}\n")).await;
+    read_until(&mut conn, &mut body, "\r\n").await;
+    let chunks = chunks(&body);
+    assert!(
+        chunks[0].contains("event: connected"),
+        "the first chunk is the connected event: {chunks:?}"
+    );
+    let with_messages: Vec<&String> = chunks
+        .iter()
+        .filter(|c| c.contains("event: message"))
+        .collect();
+    assert_eq!(
+        with_messages.len(),
+        1,
+        "three messages queued within one write window come in one chunk: {chunks:?}"
+    );
+    assert_eq!(
+        with_messages[0].matches("event: message").count(),
+        3,
+        "the chunk holds all three: {chunks:?}"
+    );
+}

@@ -39,6 +39,7 @@ mod date;
 pub mod encoding;
 pub mod error;
 mod extensions;
+mod handoff;
 pub mod h1;
 #[cfg(feature = "http2")]
 pub mod h2;
@@ -66,6 +67,7 @@ pub use self::{
     config::{ServiceConfig, ServiceConfigBuilder},
     error::Error,
     extensions::Extensions,
+    handoff::{HandedOff, Handoff, HandoffIo},
     header::ContentEncoding,
     http_message::HttpMessage,
     keep_alive::KeepAlive,

@@ -48,6 +48,12 @@ impl fmt::Debug for Codec {
 }
 
 impl Codec {
+    /// roomcast: how the body of the response head just encoded is framed (see
+    /// `MessageEncoder::stream_framing`).
+    pub(crate) fn stream_framing(&self) -> Option<bool> {
+        self.encoder.stream_framing()
+    }
+
     /// Create HTTP/1 codec.
     ///
     /// `keepalive_enabled` how response `connection` header get generated.

@@ -33,7 +33,7 @@ use crate::{
     config::ServiceConfig,
     error::{DispatchError, ParseError, PayloadError},
     service::HttpFlow,
-    ConnectionType, Error, Extensions, HttpMessage, OnConnectData, Request, Response, StatusCode,
+    ConnectionType, Error, Extensions, HandedOff, Handoff, HttpMessage, OnConnectData, Request, Response, StatusCode,
 };
 
 const LW_BUFFER_SIZE: usize = 1024;
@@ -193,6 +193,10 @@ pin_project! {
         write_buf_needs_reset: bool,
 
         codec: Codec,
+
+        // roomcast: set once a response head that hands off its socket is encoded; the
+        // socket goes to it as soon as the head is flushed (see `crate::handoff`).
+        handoff: Option<Handoff>,
     }
 }
 
@@ -291,7 +295,7 @@ enum PollResponse {
 
 impl<T, S, B, X, U> Dispatcher<T, S, B, X, U>
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
 
     S: Service<Request>,
     S::Error: Into<Response<BoxBody>>,
@@ -341,6 +345,7 @@ where
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
                     codec: Codec::new(config),
+                    handoff: None,
                 },
             },
 
@@ -352,7 +357,7 @@ where
 
 impl<T, S, B, X, U> InnerDispatcher<T, S, B, X, U>
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
 
     S: Service<Request>,
     S::Error: Into<Response<BoxBody>>,
@@ -544,6 +549,7 @@ where
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
 
+        let handoff = res.extensions_mut().remove::<Handoff>();
         let size = self.as_mut().send_response_inner(res, &body)?;
         match size {
             BodySize::None | BodySize::Sized(0) => {
@@ -559,6 +565,17 @@ where
                     this.flags.insert(Flags::FINISHED);
                 }
 
+                this.state.set(State::None);
+            }
+            // roomcast: a streamed body whose socket is handed off is never polled; the
+            // dispatcher only flushes the head (see `crate::handoff`).
+            BodySize::Stream
+                if handoff.is_some()
+                    && !close_for_unread_payload
+                    && self.codec.stream_framing().is_some() =>
+            {
+                let mut this = self.as_mut().project();
+                *this.handoff = handoff;
                 this.state.set(State::None);
             }
             _ => self
@@ -633,6 +650,10 @@ where
     ) -> Result<PollResponse, DispatchError> {
         'res: loop {
             let mut this = self.as_mut().project();
+            // roomcast: the connection is no longer HTTP once its socket is handed off.
+            if this.handoff.is_some() {
+                return Ok(PollResponse::DoNothing);
+            }
             match this.state.as_mut().project() {
                 StateProj::None if this.flags.contains(Flags::DRAINING) => {
                     this.messages.clear();
@@ -1338,7 +1359,7 @@ where
 
 impl<T, S, B, X, U> Future for Dispatcher<T, S, B, X, U>
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
 
     S: Service<Request>,
     S::Error: Into<Response<BoxBody>>,
@@ -1475,6 +1496,20 @@ where
                         // TODO: want to find a reference for this behavior
                         // see introduced commit: 3872d3ba
                         let flush_was_ready = inner.as_mut().poll_flush(cx)?.is_ready();
+
+                        // roomcast: the head is out; the socket goes to the hand-off.
+                        if flush_was_ready && inner.handoff.is_some() {
+                            let inner = inner.as_mut().project();
+                            if let (Some(handoff), Some(io)) = (inner.handoff.take(), inner.io.take())
+                            {
+                                handoff.call(HandedOff {
+                                    io: Box::new(io),
+                                    chunked: inner.codec.stream_framing() == Some(true),
+                                    read_buf: mem::take(inner.read_buf),
+                                });
+                            }
+                            return Poll::Ready(Ok(()));
+                        }
 
                         // this assert seems to always be true but not willing to commit to it until
                         // we understand what Nikolay meant when writing the above comment

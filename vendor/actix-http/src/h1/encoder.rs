@@ -349,6 +349,16 @@ impl MessageType for RequestHeadType {
 }
 
 impl<T: MessageType> MessageEncoder<T> {
+    /// roomcast: how the body after the encoded head is framed: `Some(true)` chunked,
+    /// `Some(false)` until the connection closes, `None` sized or empty.
+    pub(crate) fn stream_framing(&self) -> Option<bool> {
+        match self.te.kind {
+            TransferEncodingKind::Chunked(_) => Some(true),
+            TransferEncodingKind::Eof => Some(false),
+            TransferEncodingKind::Length(_) => None,
+        }
+    }
+
     /// Encode chunk.
     pub fn encode_chunk(&mut self, msg: &[u8], buf: &mut BytesMut) -> io::Result<bool> {
         self.te.encode(msg, buf)

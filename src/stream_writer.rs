@@ -1,0 +1,481 @@
+//! The writer of an SSE stream once actix has sent the response head.
+//!
+//! actix-http serves a connection with an HTTP/1 dispatcher: a task holding read and write
+//! buffers, three timers, the request and the service's state, and it copies every body
+//! chunk into its write buffer. An SSE stream reads one request and then only writes, for
+//! hours, so all of that is dead weight kept per stream. Our patch to actix-http
+//! (`vendor/actix-http`, `Handoff`) lets a response take the socket once its head is
+//! flushed; the dispatcher then ends. What stays per stream is a [`StreamWriter`] task: the
+//! socket and the hub's [`ConnectionStream`].
+//!
+//! Each time the stream is woken, everything queued for it goes out in one vectored write,
+//! framed as one HTTP chunk, without copying the frames (they are the hub's shared bytes).
+//! The writer also watches the socket's read side, so a client that goes away is noticed at
+//! once rather than at the next heartbeat.
+//!
+//! When the response is not served by the HTTP/1 dispatcher (HTTP/2, a `HEAD`, actix's test
+//! harness), the hand-off is never called and the same stream is sent as an ordinary body.
+
+use std::{
+    cell::RefCell,
+    convert::Infallible,
+    future::Future,
+    io::{self, IoSlice, Write as _},
+    pin::Pin,
+    rc::Rc,
+    task::{Context, Poll},
+};
+
+use actix_http::{HandedOff, Handoff, HandoffIo};
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::io::ReadBuf;
+
+use crate::hub::ConnectionStream;
+
+/// Most frames written in one syscall; more queued go out in the next one.
+const MAX_BATCH: usize = 64;
+
+/// Stop adding frames to a batch past this many bytes.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// The terminating chunk of a chunked body.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// The body and the hand-off of one SSE response: whichever runs first gets the stream
+/// (the hand-off when actix-http's HTTP/1 dispatcher serves the response, else the body).
+pub fn body_and_handoff(stream: ConnectionStream) -> (FallbackBody, Handoff) {
+    let slot = Rc::new(RefCell::new(Some(stream)));
+    let body = FallbackBody {
+        slot: Rc::clone(&slot),
+        stream: None,
+    };
+    let handoff = Handoff::new(move |handed| {
+        if let Some(stream) = slot.borrow_mut().take() {
+            actix_web::rt::spawn(StreamWriter::new(handed, stream));
+        }
+    });
+    (body, handoff)
+}
+
+/// The response body, used only when the socket is not handed off.
+pub struct FallbackBody {
+    slot: Rc<RefCell<Option<ConnectionStream>>>,
+    stream: Option<ConnectionStream>,
+}
+
+impl Stream for FallbackBody {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.stream.is_none() {
+            this.stream = this.slot.borrow_mut().take();
+        }
+        match this.stream.as_mut() {
+            Some(stream) => Pin::new(stream).poll_next(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+/// One SSE connection after the hand-off: its socket and its frames. Runs until the client
+/// goes away, a write fails, or the hub ends the stream.
+pub struct StreamWriter {
+    io: Box<dyn HandoffIo>,
+    stream: ConnectionStream,
+    /// Whether the head said `Transfer-Encoding: chunked` (else the body runs to the close).
+    chunked: bool,
+    /// What the socket has not taken yet of the last batch (only when its buffer filled).
+    unsent: Option<Box<Unsent>>,
+    /// The stream ended: what is queued, then the terminating chunk, is left to write.
+    ending: bool,
+    /// The terminating chunk is queued.
+    last_chunk_queued: bool,
+}
+
+/// The unwritten rest of a batch.
+struct Unsent {
+    parts: Vec<Bytes>,
+    /// Bytes of `parts[0]` already written.
+    offset: usize,
+}
+
+impl StreamWriter {
+    fn new(handed: HandedOff, stream: ConnectionStream) -> Self {
+        Self {
+            io: handed.io,
+            stream,
+            chunked: handed.chunked,
+            unsent: None,
+            ending: false,
+            last_chunk_queued: false,
+        }
+    }
+
+    /// Whether the client closed its side (or reset): reads and drops whatever it sends.
+    fn peer_gone(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut scratch = [0u8; 64];
+        // A client has nothing to say on this connection; a few reads per wake-up keep one
+        // that talks anyway from holding the thread.
+        for _ in 0..4 {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut *self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return true,
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(_)) => return true,
+                Poll::Pending => return false,
+            }
+        }
+        cx.waker().wake_by_ref();
+        false
+    }
+
+    /// Writes what is left of the last batch. `Ready(Ok)` once all of it is out.
+    fn poll_unsent(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(unsent) = self.unsent.as_mut() {
+            let mut slices = [IoSlice::new(&[]); MAX_BATCH + 2];
+            let count = unsent.parts.len().min(slices.len());
+            for (slot, part) in slices.iter_mut().zip(&unsent.parts) {
+                *slot = IoSlice::new(part);
+            }
+            slices[0] = IoSlice::new(&unsent.parts[0][unsent.offset..]);
+            let written = std::task::ready!(
+                Pin::new(&mut *self.io).poll_write_vectored(cx, &slices[..count])
+            )?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            unsent.advance(written);
+            if unsent.parts.is_empty() {
+                self.unsent = None;
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes every frame queued now (up to a batch) and writes them as one chunk. `Ready`
+    /// with `false` when nothing was queued.
+    fn write_batch(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
+        let mut frames: [Bytes; MAX_BATCH] = [const { Bytes::new() }; MAX_BATCH];
+        let mut count = 0;
+        let mut len = 0;
+        while count < MAX_BATCH && len < MAX_BATCH_BYTES {
+            match Pin::new(&mut self.stream).poll_next(cx) {
+                Poll::Ready(Some(Ok(frame))) if frame.is_empty() => {}
+                Poll::Ready(Some(Ok(frame))) => {
+                    len += frame.len();
+                    frames[count] = frame;
+                    count += 1;
+                }
+                Poll::Ready(None) => {
+                    self.ending = true;
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if count == 0 {
+            return Ok(false);
+        }
+        let mut head = [0u8; 20];
+        let head_len = if self.chunked {
+            let mut cursor = io::Cursor::new(&mut head[..]);
+            write!(cursor, "{len:X}\r\n")?;
+            usize::try_from(cursor.position()).unwrap_or(0)
+        } else {
+            0
+        };
+        let tail: &'static [u8] = if self.chunked { b"\r\n" } else { b"" };
+        let mut slices = [IoSlice::new(&[]); MAX_BATCH + 2];
+        slices[0] = IoSlice::new(&head[..head_len]);
+        for (slot, frame) in slices[1..].iter_mut().zip(&frames[..count]) {
+            *slot = IoSlice::new(frame);
+        }
+        slices[count + 1] = IoSlice::new(tail);
+        let total = head_len + len + tail.len();
+        let written = match Pin::new(&mut *self.io).poll_write_vectored(cx, &slices[..count + 2]) {
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => 0,
+        };
+        if written < total {
+            // The socket's buffer is full: keep the rest, in order, for when it drains.
+            let mut parts = Vec::with_capacity(count + 2);
+            parts.push(Bytes::copy_from_slice(&head[..head_len]));
+            parts.extend(frames.into_iter().take(count));
+            parts.push(Bytes::from_static(tail));
+            let mut unsent = Unsent { parts, offset: 0 };
+            unsent.advance(written);
+            self.unsent = Some(Box::new(unsent));
+        }
+        Ok(true)
+    }
+}
+
+impl Unsent {
+    /// Drops `n` written bytes from the front.
+    fn advance(&mut self, mut n: usize) {
+        let mut done = 0;
+        for part in &self.parts {
+            let left = part.len() - if done == 0 { self.offset } else { 0 };
+            if n < left {
+                break;
+            }
+            n -= left;
+            done += 1;
+            self.offset = 0;
+        }
+        self.parts.drain(..done);
+        self.offset += n;
+        // Parts that are empty (a zero-length head or tail) count as written.
+        while self.parts.first().is_some_and(|p| p.len() == self.offset) {
+            self.parts.remove(0);
+            self.offset = 0;
+        }
+    }
+}
+
+impl Future for StreamWriter {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if this.peer_gone(cx) {
+            return Poll::Ready(());
+        }
+        loop {
+            match this.poll_unsent(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+            if this.ending {
+                // The client learns the response is complete, then the close.
+                if this.chunked && !this.last_chunk_queued {
+                    this.last_chunk_queued = true;
+                    this.unsent = Some(Box::new(Unsent {
+                        parts: vec![Bytes::from_static(LAST_CHUNK)],
+                        offset: 0,
+                    }));
+                    continue;
+                }
+                return Poll::Ready(());
+            }
+            match this.write_batch(cx) {
+                Ok(true) => {}
+                Ok(false) if this.ending => {}
+                Ok(false) => return Poll::Pending,
+                Err(_) => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use tokio::io::AsyncReadExt;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::{
+        domain::UserRef,
+        hub::{Hub, HubSettings},
+    };
+
+    fn hub() -> Arc<Hub> {
+        Arc::new(Hub::new(HubSettings {
+            queue_capacity: 8,
+            heartbeat: Duration::from_secs(3600),
+            replay_limit: 100,
+            streams_per_user: 10,
+            streams_per_session: 10,
+            max_streams: 10,
+            rooms_per_user: 10,
+        }))
+    }
+
+    /// A writer for a new stream of `hub` over an in-memory socket of `capacity` bytes, and
+    /// the client's end.
+    fn writer(
+        hub: &Arc<Hub>,
+        chunked: bool,
+        capacity: usize,
+    ) -> (StreamWriter, tokio::io::DuplexStream) {
+        let user = UserRef {
+            id: Uuid::new_v4(),
+            username: Arc::from("alice"),
+        };
+        let stream = hub.connect(user, Uuid::new_v4(), None).expect("a stream");
+        let (server, client) = tokio::io::duplex(capacity);
+        let handed = HandedOff {
+            io: Box::new(server),
+            chunked,
+            read_buf: Default::default(),
+        };
+        (StreamWriter::new(handed, stream), client)
+    }
+
+    /// Runs the writer until the hub closes its stream, reading as a client does.
+    async fn run_and_close(
+        hub: &Arc<Hub>,
+        writer: StreamWriter,
+        mut client: tokio::io::DuplexStream,
+    ) -> String {
+        let reader = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            hub.close_all();
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.expect("read");
+            got
+        };
+        let ((), got) = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::join!(writer, reader)
+        })
+        .await
+        .expect("the writer ended and closed the socket");
+        String::from_utf8(got).expect("utf-8")
+    }
+
+    /// The chunk sizes and bodies of `raw`, then what follows the last chunk.
+    fn dechunk(raw: &str) -> (Vec<String>, String) {
+        let mut chunks = Vec::new();
+        let mut rest = raw;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size, 16).expect("hex chunk size");
+            if size == 0 {
+                return (chunks, after.to_owned());
+            }
+            chunks.push(after[..size].to_owned());
+            assert_eq!(
+                &after[size..size + 2],
+                "\r\n",
+                "a chunk ends with CRLF: {raw:?}"
+            );
+            rest = &after[size + 2..];
+        }
+        panic!("no last chunk in {raw:?}");
+    }
+
+    #[tokio::test]
+    async fn a_chunked_stream_frames_each_write_and_ends_with_the_last_chunk() {
+        let hub = hub();
+        let (writer, client) = writer(&hub, true, 4096);
+        let got = run_and_close(&hub, writer, client).await;
+        let (chunks, after) = dechunk(&got);
+        assert_eq!(chunks.len(), 1, "one write so far: {got:?}");
+        assert!(
+            chunks[0].contains("event: connected"),
+            "first chunk: {got:?}"
+        );
+        assert_eq!(after, "\r\n", "nothing after the last chunk: {got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_takes_a_few_bytes_at_a_time_gets_everything_in_order() {
+        let hub = hub();
+        let (roomy, roomy_client) = writer(&hub, true, 4096);
+        let expected = run_and_close(&hub, roomy, roomy_client).await;
+        // Seven bytes at a time: every part of the batch is written in pieces.
+        let (tight, tight_client) = writer(&hub, true, 7);
+        let got = run_and_close(&hub, tight, tight_client).await;
+        let (chunks, _) = dechunk(&got);
+        let (expected_chunks, _) = dechunk(&expected);
+        assert_eq!(chunks.len(), 1, "still one chunk: {got:?}");
+        assert_eq!(
+            chunks[0].len(),
+            expected_chunks[0].len(),
+            "the same frame through a tight socket: {got:?} vs {expected:?}"
+        );
+        assert!(
+            chunks[0].contains("event: connected"),
+            "first chunk: {got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_goes_away_ends_the_writer_and_its_stream() {
+        let hub = hub();
+        let (writer, client) = writer(&hub, true, 4096);
+        let client_leaves = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(hub.stats().connections, 1, "the stream is open");
+            drop(client);
+        };
+        tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::join!(writer, client_leaves)
+        })
+        .await
+        .expect("the writer noticed the close");
+        assert_eq!(hub.stats().connections, 0, "the hub forgot the stream");
+    }
+
+    #[tokio::test]
+    async fn an_unchunked_stream_writes_bare_frames_until_the_close() {
+        let hub = hub();
+        let (writer, client) = writer(&hub, false, 4096);
+        let got = run_and_close(&hub, writer, client).await;
+        assert!(got.starts_with("retry:"), "bare frames: {got:?}");
+        assert!(!got.contains('\r'), "no chunk framing: {got:?}");
+    }
+
+    fn unsent(parts: &[&'static [u8]]) -> Unsent {
+        Unsent {
+            parts: parts.iter().map(|p| Bytes::from_static(p)).collect(),
+            offset: 0,
+        }
+    }
+
+    fn rest(u: &Unsent) -> Vec<u8> {
+        let mut out = u
+            .parts
+            .first()
+            .map_or(Vec::new(), |p| p[u.offset..].to_vec());
+        for p in u.parts.iter().skip(1) {
+            out.extend_from_slice(p);
+        }
+        out
+    }
+
+    #[test]
+    fn advancing_within_the_first_part_keeps_an_offset() {
+        let mut u = unsent(&[b"5\r\n", b"hello", b"\r\n"]);
+        u.advance(1);
+        assert_eq!(
+            rest(&u),
+            b"\r\nhello\r\n",
+            "one byte of the chunk head written"
+        );
+        u.advance(1);
+        assert_eq!(
+            rest(&u),
+            b"\nhello\r\n",
+            "two bytes of the chunk head written"
+        );
+    }
+
+    #[test]
+    fn advancing_across_parts_drops_the_written_ones() {
+        let mut u = unsent(&[b"5\r\n", b"hello", b"\r\n"]);
+        u.advance(5);
+        assert_eq!(
+            rest(&u),
+            b"llo\r\n",
+            "the head and two bytes of the frame written"
+        );
+        u.advance(3);
+        assert_eq!(rest(&u), b"\r\n", "the whole frame written");
+        u.advance(2);
+        assert!(u.parts.is_empty(), "everything written: {:?}", rest(&u));
+    }
+
+    #[test]
+    fn empty_parts_do_not_hold_the_batch_open() {
+        let mut u = unsent(&[b"", b"abc", b""]);
+        u.advance(3);
+        assert!(u.parts.is_empty(), "only empty parts left: {:?}", u.parts);
+    }
+}
