@@ -150,6 +150,9 @@ impl Application {
                 .wrap(from_fn(transport::ops_listener_only))
                 .wrap(from_fn(telemetry::observe))
         })
+        // Every stream write is a whole batch of frames: nothing is gained by holding it back
+        // for the previous one's acknowledgement (Nagle), and latency is lost.
+        .tcp_nodelay(true)
         .on_connect(transport::on_connect(Duration::from_secs(
             settings.sse.write_timeout_secs,
         )))

@@ -12,11 +12,10 @@ use std::{
 use dashmap::{DashMap, mapref::entry::Entry};
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    ConnectionStream, Hub, HubError, fanout::Delivery, filter::EventFilter, stream::Outbound,
+    ConnectionStream, Hub, HubError, fanout::Delivery, filter::EventFilter, queue, queue::Queue,
 };
 use crate::domain::{ConnectionId, RoomName, UserRef};
 
@@ -62,7 +61,7 @@ impl Connection {
 
 pub(super) struct ConnEntry {
     pub(super) conn: Arc<Connection>,
-    pub(super) tx: mpsc::Sender<Outbound>,
+    pub(super) tx: queue::Sender,
 }
 
 impl Hub {
@@ -99,7 +98,7 @@ impl Hub {
                 limit: per_session,
             });
         }
-        let (tx, rx) = mpsc::channel(self.settings.queue_capacity);
+        let (tx, rx) = Queue::new(self.settings.queue_capacity);
         let id = self
             .link
             .get()
@@ -161,8 +160,8 @@ impl Hub {
         for room in rooms {
             self.leave_room(&room, id, &conn.user, &mut out);
         }
-        // `entry.tx` and every room's sender clone are gone now, which wakes the stream.
-        drop(entry.tx);
+        // Ends the stream (it may be waiting for frames) and refuses the rooms' last pushes.
+        entry.tx.close();
         self.settle(out);
     }
 
@@ -206,7 +205,7 @@ impl Hub {
         &self,
         id: ConnectionId,
         owner: Uuid,
-    ) -> Result<(Arc<Connection>, mpsc::Sender<Outbound>), HubError> {
+    ) -> Result<(Arc<Connection>, queue::Sender), HubError> {
         match self.connections.get(&id) {
             Some(e) if e.conn.user.id == owner => Ok((e.conn.clone(), e.tx.clone())),
             _ => Err(HubError::UnknownConnection),

@@ -6,12 +6,16 @@ use std::sync::{
     atomic::{AtomicU64, Ordering},
 };
 
+use super::{
+    Hub,
+    filter::Kind,
+    frame,
+    queue::{self, PushError},
+    stream::Outbound,
+};
+use crate::domain::{ConnectionId, EventName, RoomName, StoredMessage, UserRef};
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::mpsc;
-
-use super::{Hub, filter::Kind, frame, stream::Outbound};
-use crate::domain::{ConnectionId, EventName, RoomName, StoredMessage, UserRef};
 
 /// What one fan-out did: frames queued, and subscribers whose queue was full (cut once
 /// every lock is released, by [`Hub::settle`]).
@@ -22,11 +26,11 @@ pub(super) struct Delivery {
 }
 
 impl Delivery {
-    pub(super) fn push(&mut self, id: ConnectionId, tx: &mpsc::Sender<Outbound>, item: Outbound) {
+    pub(super) fn push(&mut self, id: ConnectionId, tx: &queue::Sender, item: Outbound) {
         match tx.try_send(item) {
             Ok(()) => self.delivered += 1,
-            Err(mpsc::error::TrySendError::Full(_)) => self.slow.push(id),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(PushError::Full) => self.slow.push(id),
+            Err(PushError::Closed) => {}
         }
     }
 }

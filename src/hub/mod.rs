@@ -4,6 +4,7 @@
 //! connection's [`ConnectionStream`].
 //!
 //! * [`connection`]: connection id → owner, session, sender of its bounded queue.
+//! * [`queue`]: a connection's bounded frame queue, emptied a whole batch per lock.
 //! * [`room`]: a `DashMap` of room → subscribers and per-user presence counts. A room exists
 //!   exactly while it has a subscriber: joins create it through the map's entry API and the
 //!   last leave removes it under the same shard lock, so a join can never land in a room
@@ -31,8 +32,9 @@
 //! On a node of a cluster, a presence change also takes the cluster's presence view lock
 //! ([`PresenceSink`]), under a room shard; whoever holds that lock takes no hub lock.
 //!
-//! A fan-out's `try_send` may park a stream's waker in its thread's [`WakeGroup`], whose
-//! list lock is a leaf: taken under any of the locks above, it takes none.
+//! A connection's queue lock is a leaf: taken under any of the locks above for a push, it
+//! takes none and wakes nothing while held. The wake after it may park a stream's waker in
+//! its thread's [`WakeGroup`], whose list lock is a leaf too.
 
 mod connection;
 mod fanout;
@@ -40,6 +42,7 @@ mod filter;
 pub mod frame;
 mod history;
 mod link;
+mod queue;
 mod room;
 mod stream;
 mod subscribe;

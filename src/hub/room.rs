@@ -6,20 +6,19 @@ use std::{collections::HashMap, sync::Arc};
 use bytes::Bytes;
 use dashmap::mapref::entry::Entry;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
     Hub, PresenceAction,
     fanout::Delivery,
     filter::{EventFilter, Kind},
-    frame,
+    frame, queue,
     stream::Outbound,
 };
 use crate::domain::{ConnectionId, RoomName, UserRef};
 
 pub(super) struct Subscriber {
-    pub(super) tx: mpsc::Sender<Outbound>,
+    pub(super) tx: queue::Sender,
     pub(super) filter: Option<Arc<EventFilter>>,
 }
 

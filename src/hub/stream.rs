@@ -18,25 +18,24 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use tokio::{
-    sync::{mpsc, oneshot},
+    sync::oneshot,
     time::{Instant, Sleep},
 };
 
 use super::{
-    Connection, Hub, HubSettings, frame,
+    Connection, Hub, HubSettings, frame, queue,
     wake::{StreamWaker, WakeGroup},
 };
 
 /// An encoded frame on its way to several connections: allocated once per fan-out, and
 /// one pointer in each queue slot. (With the `Bytes` itself in the slot, `Outbound` was
-/// 48 bytes and every connection's first queue block of 32 slots 1.6 KB; now it is 16 and
-/// 0.5 KB.)
+/// 48 bytes.)
 pub(super) type SharedFrame = Arc<Bytes>;
 
 /// A broadcast frame and its id, shared like [`SharedFrame`].
 pub(super) type SharedBroadcast = Arc<(i64, Bytes)>;
 
-// Every connection's queue holds a block of 32 of these from its first frame on.
+// Every connection's queue holds a ring buffer of these.
 const _: () = assert!(std::mem::size_of::<Outbound>() <= 16);
 
 /// What goes through a connection's queue.
@@ -70,7 +69,7 @@ pub const HOLD_GRACE: Duration = Duration::from_secs(1);
 pub struct ConnectionStream {
     hub: Arc<Hub>,
     conn: Arc<Connection>,
-    rx: mpsc::Receiver<Outbound>,
+    rx: queue::Receiver,
     first: Option<Bytes>,
     replay: Option<oneshot::Receiver<Vec<ReplayFrame>>>,
     /// Broadcasts held until the first subscribe's replay (`None` once released).
@@ -94,7 +93,7 @@ impl ConnectionStream {
     pub(super) fn new(
         hub: Arc<Hub>,
         conn: Arc<Connection>,
-        rx: mpsc::Receiver<Outbound>,
+        rx: queue::Receiver,
         settings: &HubSettings,
     ) -> Self {
         let heartbeat = settings.heartbeat;

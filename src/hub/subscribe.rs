@@ -9,7 +9,7 @@
 use std::{collections::BTreeSet, ops::RangeInclusive, sync::Arc};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::{
@@ -19,6 +19,7 @@ use super::{
     filter::EventFilter,
     frame,
     history::History,
+    queue::PushError,
     room::Subscriber,
     stream::{Outbound, ReplayFrame},
 };
@@ -403,7 +404,7 @@ impl Hub {
             {
                 drop(gate);
                 drop(state);
-                if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                if e == PushError::Full {
                     self.disconnect_slow(id);
                 }
                 return Err(HubError::UnknownConnection);

@@ -1,0 +1,268 @@
+//! A connection's frame queue: bounded, filled by fan-outs and subscribes on any thread,
+//! emptied by the connection's stream a whole batch per lock.
+//!
+//! It replaces a tokio `mpsc` channel, for memory: a channel allocates its shared state and,
+//! from the first frame on, a block of 32 slots, about 1 KiB per connection that stays for
+//! the connection's life. Here a connection holds one small allocation, plus two ring
+//! buffers that are swapped, not reallocated, between the producers' side and the stream's
+//! (and freed when a burst made them large). A stream takes everything queued in one lock,
+//! where the channel cost atomics per frame.
+
+use std::{
+    collections::VecDeque,
+    sync::Arc,
+    task::{Context, Poll, Waker},
+};
+
+use parking_lot::Mutex;
+
+use super::stream::Outbound;
+
+/// Slots a drained buffer may keep for the next batch; a bigger one is freed.
+const KEEP_SLOTS: usize = 16;
+
+/// The shared side of a queue; senders hold it in an `Arc`.
+pub(super) struct Queue {
+    /// A leaf lock: held for a push or a swap, never while taking another lock or waking.
+    state: Mutex<State>,
+    capacity: usize,
+}
+
+struct State {
+    items: VecDeque<Outbound>,
+    /// The stream's waker while it waits for frames; taken by the push that wakes it.
+    waker: Option<Waker>,
+    closed: bool,
+}
+
+/// Why a push failed.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum PushError {
+    /// `capacity` frames wait already: the reader is too slow.
+    Full,
+    /// The connection is gone.
+    Closed,
+}
+
+/// What a sender holds.
+pub(super) type Sender = Arc<Queue>;
+
+impl Queue {
+    /// A queue of at most `capacity` waiting frames, and its reading end.
+    pub(super) fn new(capacity: usize) -> (Sender, Receiver) {
+        let queue = Arc::new(Self {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                waker: None,
+                closed: false,
+            }),
+            capacity,
+        });
+        let receiver = Receiver {
+            queue: Arc::clone(&queue),
+            batch: VecDeque::new(),
+        };
+        (queue, receiver)
+    }
+
+    /// Queues `item` and wakes the stream if it was waiting.
+    pub(super) fn try_send(&self, item: Outbound) -> Result<(), PushError> {
+        let waker = {
+            let mut state = self.state.lock();
+            if state.closed {
+                return Err(PushError::Closed);
+            }
+            if state.items.len() >= self.capacity {
+                return Err(PushError::Full);
+            }
+            state.items.push_back(item);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(())
+    }
+
+    /// Ends the queue: pushes fail from now on, and the stream reads its end.
+    pub(super) fn close(&self) {
+        let (items, waker) = {
+            let mut state = self.state.lock();
+            state.closed = true;
+            (std::mem::take(&mut state.items), state.waker.take())
+        };
+        // Frames (and replay markers) are dropped outside the lock.
+        drop(items);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The stream's end of a [`Queue`].
+pub(super) struct Receiver {
+    queue: Arc<Queue>,
+    /// The batch taken from the queue, read in order before taking the next.
+    batch: VecDeque<Outbound>,
+}
+
+impl Receiver {
+    /// The next frame: from the batch in hand, else everything queued is taken as the next
+    /// batch. `None` once the queue is closed.
+    pub(super) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outbound>> {
+        if let Some(item) = self.batch.pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        if self.batch.capacity() > KEEP_SLOTS {
+            self.batch = VecDeque::new();
+        }
+        let mut state = self.queue.state.lock();
+        // The empty buffer goes to the producers' side: no allocation for the next batch.
+        std::mem::swap(&mut state.items, &mut self.batch);
+        if let Some(item) = self.batch.pop_front() {
+            return Poll::Ready(Some(item));
+        }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::atomic::{AtomicUsize, Ordering},
+        task::Wake,
+    };
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn frame(text: &'static str) -> Outbound {
+        Outbound::Frame(Arc::new(Bytes::from_static(text.as_bytes())))
+    }
+
+    fn text(item: Poll<Option<Outbound>>) -> String {
+        match item {
+            Poll::Ready(Some(Outbound::Frame(f))) => String::from_utf8_lossy(&f).into_owned(),
+            Poll::Ready(Some(_)) => "(marker)".into(),
+            Poll::Ready(None) => "(end)".into(),
+            Poll::Pending => "(pending)".into(),
+        }
+    }
+
+    #[test]
+    fn frames_come_out_in_the_order_they_went_in_across_batches() {
+        let (tx, mut rx) = Queue::new(8);
+        let waker = Arc::new(CountingWaker::default());
+        let waker = Waker::from(waker);
+        let mut cx = Context::from_waker(&waker);
+        tx.try_send(frame("a")).expect("room for a");
+        tx.try_send(frame("b")).expect("room for b");
+        assert_eq!(text(rx.poll_recv(&mut cx)), "a", "first of the first batch");
+        tx.try_send(frame("c")).expect("room for c");
+        assert_eq!(
+            text(rx.poll_recv(&mut cx)),
+            "b",
+            "the batch in hand goes first"
+        );
+        assert_eq!(text(rx.poll_recv(&mut cx)), "c", "then the next batch");
+        assert_eq!(text(rx.poll_recv(&mut cx)), "(pending)", "nothing left");
+    }
+
+    #[test]
+    fn a_waiting_stream_is_woken_once_by_the_next_push() {
+        let (tx, mut rx) = Queue::new(8);
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(rx.poll_recv(&mut cx).is_pending(), "empty at first");
+        tx.try_send(frame("a")).expect("room");
+        tx.try_send(frame("b")).expect("room");
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "one wake for the batch"
+        );
+    }
+
+    #[test]
+    fn past_the_capacity_a_push_is_refused_as_full() {
+        let (tx, _rx) = Queue::new(2);
+        tx.try_send(frame("a")).expect("room");
+        tx.try_send(frame("b")).expect("room");
+        assert_eq!(
+            tx.try_send(frame("c")),
+            Err(PushError::Full),
+            "third of two"
+        );
+    }
+
+    #[test]
+    fn a_closed_queue_refuses_pushes_and_ends_its_stream() {
+        let (tx, mut rx) = Queue::new(8);
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        let mut cx = Context::from_waker(&waker);
+        tx.try_send(frame("a")).expect("room");
+        tx.close();
+        assert_eq!(
+            tx.try_send(frame("b")),
+            Err(PushError::Closed),
+            "push after close"
+        );
+        assert_eq!(text(rx.poll_recv(&mut cx)), "(end)", "the stream ends");
+    }
+
+    #[test]
+    fn dropping_the_stream_closes_the_queue() {
+        let (tx, rx) = Queue::new(8);
+        drop(rx);
+        assert_eq!(
+            tx.try_send(frame("a")),
+            Err(PushError::Closed),
+            "nobody reads"
+        );
+    }
+
+    #[test]
+    fn a_large_drained_batch_buffer_is_freed() {
+        let (tx, mut rx) = Queue::new(1000);
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..100 {
+            tx.try_send(frame("x")).expect("room");
+        }
+        while rx.poll_recv(&mut cx).is_ready() {}
+        assert!(
+            rx.batch.capacity() <= KEEP_SLOTS,
+            "the stream keeps {} slots after a burst",
+            rx.batch.capacity()
+        );
+        assert!(
+            tx.state.lock().items.capacity() <= KEEP_SLOTS,
+            "the producers' side keeps {} slots after a burst",
+            tx.state.lock().items.capacity()
+        );
+    }
+}
