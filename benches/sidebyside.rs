@@ -672,6 +672,11 @@ impl Running {
                     ("ROOMCAST__SSE__HEARTBEAT_SECS", heartbeat_secs.to_string()),
                     // Same as Nchan's worker_processes.
                     ("ROOMCAST__SERVER__WORKERS", "2".to_owned()),
+                    // No line per request, as Nchan's `access_log off` (warnings still).
+                    (
+                        "RUST_LOG",
+                        "roomcast=info,roomcast::telemetry=warn,actix_server=warn".to_owned(),
+                    ),
                 ],
             ))),
             Kind::Nchan => {

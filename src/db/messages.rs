@@ -339,6 +339,41 @@ macro_rules! deletions_then_events {
     }};
 }
 
+/// Inserts `events` with one multi-row statement and sets their ids.
+async fn insert_sqlite(
+    conn: &mut SqliteConnection,
+    events: &mut [(usize, StoredMessage)],
+) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO messages (room, user_id, body, sent_at, deletes) ",
+    );
+    q.push_values(events.iter(), |mut row, (_, e)| {
+        row.push_bind(e.room.as_ref().map(|r| r.as_str().to_owned()))
+            .push_bind(e.user.as_ref().map(|u| u.id))
+            .push_bind(e.body.clone())
+            .push_bind(e.sent_at.clone())
+            .push_bind(e.deletes);
+    });
+    q.push(" RETURNING id");
+    let mut ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut *conn).await?;
+    anyhow::ensure!(
+        ids.len() == events.len(),
+        "insert returned {} ids for {} rows",
+        ids.len(),
+        events.len()
+    );
+    // Rows are inserted in VALUES order by the only writer, so ascending ids match it;
+    // sorting makes that independent of the order RETURNING uses.
+    ids.sort_unstable();
+    for ((_, e), id) in events.iter_mut().zip(ids) {
+        e.id = id;
+    }
+    Ok(())
+}
+
 /// The writer's own connection to the message log: appends batches, one transaction each.
 pub struct MessageLog {
     conn: LogConn,
@@ -367,36 +402,21 @@ impl MessageLog {
     ) -> anyhow::Result<Vec<Option<StoredMessage>>> {
         let sent_at = now_rfc3339();
         let events = match &mut self.conn {
-            LogConn::Sqlite(conn) => {
+            LogConn::Sqlite(conn)
+                if batch.iter().any(|p| matches!(p, NewPost::Deletion { .. })) =>
+            {
                 let mut tx = conn.begin().await?;
                 let mut events = deletions_then_events!(tx, batch, sent_at);
-                if !events.is_empty() {
-                    let mut q = QueryBuilder::<sqlx::Sqlite>::new(
-                        "INSERT INTO messages (room, user_id, body, sent_at, deletes) ",
-                    );
-                    q.push_values(&events, |mut row, (_, e)| {
-                        row.push_bind(e.room.as_ref().map(|r| r.as_str().to_owned()))
-                            .push_bind(e.user.as_ref().map(|u| u.id))
-                            .push_bind(e.body.clone())
-                            .push_bind(e.sent_at.clone())
-                            .push_bind(e.deletes);
-                    });
-                    q.push(" RETURNING id");
-                    let mut ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
-                    anyhow::ensure!(
-                        ids.len() == events.len(),
-                        "insert returned {} ids for {} rows",
-                        ids.len(),
-                        events.len()
-                    );
-                    // Rows are inserted in VALUES order by the only writer, so ascending ids
-                    // match it; sorting makes that independent of the order RETURNING uses.
-                    ids.sort_unstable();
-                    for ((_, e), id) in events.iter_mut().zip(ids) {
-                        e.id = id;
-                    }
-                }
+                insert_sqlite(&mut tx, &mut events).await?;
                 tx.commit().await?;
+                events
+            }
+            LogConn::Sqlite(conn) => {
+                // Only messages: the one INSERT is its own transaction. SQLite commits it,
+                // fsync included, as the statement completes, before its ids come back: one
+                // round trip to sqlx's connection thread instead of three.
+                let mut events = deletions_then_events!(conn, batch, sent_at);
+                insert_sqlite(conn, &mut events).await?;
                 events
             }
             LogConn::Postgres { conn, channel, .. } => {
