@@ -26,6 +26,7 @@ use crate::{
     ratelimit::Limits,
     routes,
     state::AppState,
+    stream_writer::LiveWriters,
     telemetry, transport,
     writer::Writer,
 };
@@ -39,6 +40,7 @@ pub struct Application {
     cluster: Arc<Cluster>,
     db: Db,
     writer_task: JoinHandle<()>,
+    stream_writers: LiveWriters,
     housekeeping: Housekeeping,
     shutdown_timeout: Duration,
 }
@@ -95,6 +97,7 @@ impl Application {
         };
         transport::ensure_fd_budget(settings.server.max_connections, settings.limits.max_streams)?;
         let workers = transport::worker_count(settings.server.workers);
+        let stream_writers = LiveWriters::default();
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -104,6 +107,7 @@ impl Application {
             writer,
             limits,
             passwords,
+            writers: stream_writers.clone(),
         });
         let store = SqlSessionStore::new(
             db.clone(),
@@ -180,6 +184,7 @@ impl Application {
             cluster,
             db,
             writer_task,
+            stream_writers,
             housekeeping,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         })
@@ -231,10 +236,23 @@ impl Application {
         self.housekeeping.stop().await;
         let hub = self.hub.clone();
         let graceful = async move {
-            // Streams would keep a graceful stop waiting forever: end them first.
-            let stopping = tokio::spawn(async move { handle.stop(true).await });
+            // Streams are not actix's connections once handed off, so its graceful stop
+            // would not wait for them: end them first, and let each writer write its last
+            // chunk (a writer whose client reads nothing drops its socket at once).
             let closed = hub.close_all();
             tracing::info!(streams = closed, "closed every stream");
+            let writers = self.stream_writers.all_ended();
+            if tokio::time::timeout(self.shutdown_timeout / 3, writers)
+                .await
+                .is_err()
+            {
+                // Clients still taking their last bytes: the rest of the shutdown matters more.
+                tracing::warn!(
+                    writers = self.stream_writers.count(),
+                    "streams still writing; closing them"
+                );
+            }
+            let stopping = tokio::spawn(async move { handle.stop(true).await });
             self.cluster.leave().await;
             let _ = stopping.await;
             let _ = server.await;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::{
     auth::password::PasswordPool, cluster::Cluster, config::Settings, db::Db, hub::Hub,
-    ratelimit::Limits, writer::Writer,
+    ratelimit::Limits, stream_writer::LiveWriters, writer::Writer,
 };
 
 /// The application's shared state, registered once as `web::Data<AppState>`.
@@ -23,4 +23,6 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// The bounded password hashing pool.
     pub passwords: PasswordPool,
+    /// The SSE stream writers running (shutdown waits for them).
+    pub writers: LiveWriters,
 }

@@ -11,7 +11,11 @@
 //! Each time the stream is woken, everything queued for it goes out in one vectored write,
 //! framed as one HTTP chunk, without copying the frames (they are the hub's shared bytes).
 //! The writer also watches the socket's read side, so a client that goes away is noticed at
-//! once rather than at the next heartbeat.
+//! once rather than at the next heartbeat. A client has nothing more to send on this
+//! connection: anything it sends ends the stream.
+//!
+//! Writers are no longer actix connections, so actix's graceful stop does not wait for them:
+//! [`LiveWriters`] counts them, and shutdown waits for every one to write its last chunk.
 //!
 //! When the response is not served by the HTTP/1 dispatcher (HTTP/2, a `HEAD`, actix's test
 //! harness), the hand-off is never called and the same stream is sent as an ordinary body.
@@ -23,13 +27,17 @@ use std::{
     io::{self, IoSlice, Write as _},
     pin::Pin,
     rc::Rc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
 };
 
 use actix_http::{HandedOff, Handoff, HandoffIo};
 use bytes::Bytes;
 use futures_util::Stream;
-use tokio::io::ReadBuf;
+use tokio::{io::ReadBuf, sync::Notify};
 
 use crate::hub::ConnectionStream;
 
@@ -42,17 +50,63 @@ const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// The terminating chunk of a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
+/// The stream writers alive; cheap to clone.
+#[derive(Clone, Default)]
+pub struct LiveWriters(Arc<Live>);
+
+#[derive(Default)]
+struct Live {
+    count: AtomicUsize,
+    none_left: Notify,
+}
+
+/// Held by a running writer.
+struct LiveGuard(Arc<Live>);
+
+impl LiveWriters {
+    fn enter(&self) -> LiveGuard {
+        self.0.count.fetch_add(1, Ordering::AcqRel);
+        LiveGuard(Arc::clone(&self.0))
+    }
+
+    /// Writers running now.
+    pub fn count(&self) -> usize {
+        self.0.count.load(Ordering::Acquire)
+    }
+
+    /// Returns once no writer is running.
+    pub async fn all_ended(&self) {
+        loop {
+            // Created before the check, so a last writer ending in between still wakes it.
+            let none_left = self.0.none_left.notified();
+            if self.count() == 0 {
+                return;
+            }
+            none_left.await;
+        }
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
+}
+
 /// The body and the hand-off of one SSE response: whichever runs first gets the stream
 /// (the hand-off when actix-http's HTTP/1 dispatcher serves the response, else the body).
-pub fn body_and_handoff(stream: ConnectionStream) -> (FallbackBody, Handoff) {
+pub fn body_and_handoff(stream: ConnectionStream, live: &LiveWriters) -> (FallbackBody, Handoff) {
     let slot = Rc::new(RefCell::new(Some(stream)));
     let body = FallbackBody {
         slot: Rc::clone(&slot),
         stream: None,
     };
+    let live = live.clone();
     let handoff = Handoff::new(move |handed| {
         if let Some(stream) = slot.borrow_mut().take() {
-            actix_web::rt::spawn(StreamWriter::new(handed, stream));
+            actix_web::rt::spawn(StreamWriter::new(handed, stream, live.enter()));
         }
     });
     (body, handoff)
@@ -92,6 +146,7 @@ pub struct StreamWriter {
     ending: bool,
     /// The terminating chunk is queued.
     last_chunk_queued: bool,
+    _live: LiveGuard,
 }
 
 /// The unwritten rest of a batch.
@@ -102,7 +157,7 @@ struct Unsent {
 }
 
 impl StreamWriter {
-    fn new(handed: HandedOff, stream: ConnectionStream) -> Self {
+    fn new(handed: HandedOff, stream: ConnectionStream, live: LiveGuard) -> Self {
         Self {
             io: handed.io,
             stream,
@@ -110,25 +165,16 @@ impl StreamWriter {
             unsent: None,
             ending: false,
             last_chunk_queued: false,
+            _live: live,
         }
     }
 
-    /// Whether the client closed its side (or reset): reads and drops whatever it sends.
+    /// Whether the client closed its side, reset, or sent anything at all (it has nothing
+    /// to say on this connection, and is not read further).
     fn peer_gone(&mut self, cx: &mut Context<'_>) -> bool {
         let mut scratch = [0u8; 64];
-        // A client has nothing to say on this connection; a few reads per wake-up keep one
-        // that talks anyway from holding the thread.
-        for _ in 0..4 {
-            let mut buf = ReadBuf::new(&mut scratch);
-            match Pin::new(&mut *self.io).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) if buf.filled().is_empty() => return true,
-                Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(_)) => return true,
-                Poll::Pending => return false,
-            }
-        }
-        cx.waker().wake_by_ref();
-        false
+        let mut buf = ReadBuf::new(&mut scratch);
+        !Pin::new(&mut *self.io).poll_read(cx, &mut buf).is_pending()
     }
 
     /// Writes what is left of the last batch. `Ready(Ok)` once all of it is out.
@@ -249,7 +295,17 @@ impl Future for StreamWriter {
             match this.poll_unsent(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(_)) => return Poll::Ready(()),
-                Poll::Pending => return Poll::Pending,
+                // The socket takes nothing. Once the hub has let the connection go (cut for
+                // being slow, logout, shutdown), its socket must not outlive it.
+                Poll::Pending => {
+                    let conn = this.stream.connection();
+                    conn.wake_on_close(cx.waker());
+                    return if conn.is_closed() {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    };
+                }
             }
             if this.ending {
                 // The client learns the response is complete, then the close.
@@ -316,7 +372,10 @@ mod tests {
             chunked,
             read_buf: Default::default(),
         };
-        (StreamWriter::new(handed, stream), client)
+        (
+            StreamWriter::new(handed, stream, LiveWriters::default().enter()),
+            client,
+        )
     }
 
     /// Runs the writer until the hub closes its stream, reading as a client does.
@@ -326,9 +385,16 @@ mod tests {
         mut client: tokio::io::DuplexStream,
     ) -> String {
         let reader = async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            hub.close_all();
+            // Everything written so far (the `connected` frame) is read before the close:
+            // a writer the client does not keep up with is let go without its last chunk.
             let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            while !got.ends_with(b"\n\n\r\n") && !got.ends_with(b"\n\n") {
+                let n = client.read(&mut buf).await.expect("read");
+                assert!(n > 0, "ended before the first frame: {got:?}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            hub.close_all();
             client.read_to_end(&mut got).await.expect("read");
             got
         };
@@ -379,7 +445,9 @@ mod tests {
         let hub = hub();
         let (roomy, roomy_client) = writer(&hub, true, 4096);
         let expected = run_and_close(&hub, roomy, roomy_client).await;
-        // Seven bytes at a time: every part of the batch is written in pieces.
+        // Seven bytes at a time: every part of the batch is written in pieces. (A hub of
+        // its own: `close_all` closes streams opened after it too.)
+        let hub = self::hub();
         let (tight, tight_client) = writer(&hub, true, 7);
         let got = run_and_close(&hub, tight, tight_client).await;
         let (chunks, _) = dechunk(&got);
@@ -411,6 +479,53 @@ mod tests {
         .await
         .expect("the writer noticed the close");
         assert_eq!(hub.stats().connections, 0, "the hub forgot the stream");
+    }
+
+    #[tokio::test]
+    async fn a_writer_stuck_on_a_full_socket_lets_it_go_when_the_hub_closes_the_stream() {
+        let hub = hub();
+        // Smaller than the `connected` frame, and never read: the writer is stuck at once.
+        let (writer, _client) = writer(&hub, true, 16);
+        let close = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            hub.close_all();
+        };
+        tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::join!(writer, close)
+        })
+        .await
+        .expect("the writer ended instead of holding the socket of a closed stream");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_anything_ends_the_writer() {
+        let hub = hub();
+        let (writer, mut client) = writer(&hub, true, 4096);
+        let talk = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::io::AsyncWriteExt::write_all(&mut client, b"GET / HTTP/1.1\r\n\r\n")
+                .await
+                .expect("write");
+            client
+        };
+        let ((), _client) =
+            tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(writer, talk) })
+                .await
+                .expect("the writer ended when the client spoke");
+        assert_eq!(hub.stats().connections, 0, "the hub forgot the stream");
+    }
+
+    #[tokio::test]
+    async fn live_writers_are_counted_until_they_end() {
+        let live = LiveWriters::default();
+        let guard = live.enter();
+        assert_eq!(live.count(), 1, "one writer running");
+        let ended = live.all_ended();
+        drop(guard);
+        tokio::time::timeout(Duration::from_secs(1), ended)
+            .await
+            .expect("all_ended returns once the last writer ends");
+        assert_eq!(live.count(), 0, "none left");
     }
 
     #[tokio::test]

@@ -92,9 +92,9 @@ pub fn per_worker_connections(total: usize, workers: usize) -> usize {
     (total / workers.max(1)).max(1)
 }
 
-/// Checks that `max_connections` (plus [`FD_RESERVE`]) fits the open-file limit, raising the
-/// soft limit towards the hard one first when that is enough. Errs with a message naming the
-/// key and both numbers otherwise.
+/// Checks that `max_connections` plus `max_streams` (plus [`FD_RESERVE`]) fits the open-file
+/// limit, raising the soft limit towards the hard one first when that is enough. Errs with a
+/// message naming both keys and the numbers otherwise.
 #[cfg(unix)]
 pub fn ensure_fd_budget(max_connections: usize, max_streams: usize) -> anyhow::Result<()> {
     let needed = u64::try_from(

@@ -7,6 +7,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    task::Waker,
 };
 
 use dashmap::{DashMap, mapref::entry::Entry};
@@ -56,6 +57,12 @@ impl Connection {
     /// Whether the hub has closed this connection.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Wakes `waker` when the hub closes this connection. One waker at a time: that of the
+    /// task writing the connection's stream.
+    pub fn wake_on_close(&self, waker: &Waker) {
+        self.close_waker.register(waker);
     }
 }
 

@@ -38,7 +38,8 @@ struct State {
 /// Why a push failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum PushError {
-    /// `capacity` frames wait already: the reader is too slow.
+    /// `capacity` frames wait already (besides the batch the stream has taken and is
+    /// writing): the reader is too slow.
     Full,
     /// The connection is gone.
     Closed,
@@ -125,10 +126,13 @@ impl Receiver {
         if state.closed {
             return Poll::Ready(None);
         }
-        match &state.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => state.waker = Some(cx.waker().clone()),
-        }
+        let replaced = match &state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => None,
+            _ => state.waker.replace(cx.waker().clone()),
+        };
+        drop(state);
+        // A waker's drop may run arbitrary code: not under the leaf lock.
+        drop(replaced);
         Poll::Pending
     }
 }

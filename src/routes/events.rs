@@ -51,7 +51,7 @@ pub async fn open(
     tracing::debug!(connection = %stream.connection().id, "stream opened");
     let write_delay = Duration::from_millis(state.settings.sse.write_delay_ms);
     let stream = stream.wake_through(WakeGroup::this_thread(write_delay));
-    let (body, handoff) = stream_writer::body_and_handoff(stream);
+    let (body, handoff) = stream_writer::body_and_handoff(stream, &state.writers);
     let mut res = HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))

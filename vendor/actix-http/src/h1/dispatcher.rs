@@ -194,9 +194,10 @@ pin_project! {
 
         codec: Codec,
 
-        // roomcast: set once a response head that hands off its socket is encoded; the
-        // socket goes to it as soon as the head is flushed (see `crate::handoff`).
-        handoff: Option<Handoff>,
+        // roomcast: set once a response head that hands off its socket is encoded, with
+        // whether that head said chunked; the socket goes to it as soon as the head is
+        // flushed, and nothing more is read or answered meanwhile (see `crate::handoff`).
+        handoff: Option<(Handoff, bool)>,
     }
 }
 
@@ -575,7 +576,8 @@ where
                     && self.codec.stream_framing().is_some() =>
             {
                 let mut this = self.as_mut().project();
-                *this.handoff = handoff;
+                let chunked = this.codec.stream_framing() == Some(true);
+                *this.handoff = handoff.map(|h| (h, chunked));
                 this.state.set(State::None);
             }
             _ => self
@@ -1343,6 +1345,18 @@ where
         }
     }
 
+    /// roomcast: gives the socket to the waiting hand-off (the head is flushed).
+    fn hand_off(self: Pin<&mut Self>) {
+        let this = self.project();
+        if let (Some((handoff, chunked)), Some(io)) = (this.handoff.take(), this.io.take()) {
+            handoff.call(HandedOff {
+                io: Box::new(io),
+                chunked,
+                read_buf: mem::take(this.read_buf),
+            });
+        }
+    }
+
     /// call upgrade service with request.
     fn upgrade(self: Pin<&mut Self>, req: Request) -> U::Future {
         let this = self.project();
@@ -1402,6 +1416,14 @@ where
 
                 inner.as_mut().poll_graceful_shutdown(cx);
                 inner.as_mut().poll_timers(cx)?;
+
+                // roomcast: a hand-off waiting for its head to flush reads nothing more (a
+                // pipelined request must not be answered onto the handed-off socket).
+                if inner.handoff.is_some() {
+                    ready!(inner.as_mut().poll_flush(cx))?;
+                    inner.as_mut().hand_off();
+                    return Poll::Ready(Ok(()));
+                }
 
                 let poll = if inner.flags.contains(Flags::LINGER) {
                     match inner.as_mut().poll_linger(cx)? {
@@ -1499,15 +1521,7 @@ where
 
                         // roomcast: the head is out; the socket goes to the hand-off.
                         if flush_was_ready && inner.handoff.is_some() {
-                            let inner = inner.as_mut().project();
-                            if let (Some(handoff), Some(io)) = (inner.handoff.take(), inner.io.take())
-                            {
-                                handoff.call(HandedOff {
-                                    io: Box::new(io),
-                                    chunked: inner.codec.stream_framing() == Some(true),
-                                    read_buf: mem::take(inner.read_buf),
-                                });
-                            }
+                            inner.as_mut().hand_off();
                             return Poll::Ready(Ok(()));
                         }
 
