@@ -10,8 +10,7 @@ use super::{
     Hub,
     filter::Kind,
     frame,
-    queue::{self, PushError},
-    stream::Outbound,
+    queue::{self, Outbound, PushError},
 };
 use crate::domain::{ConnectionId, EventName, RoomName, StoredMessage, UserRef};
 use bytes::Bytes;

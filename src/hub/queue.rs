@@ -14,9 +14,42 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
+use bytes::Bytes;
 use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
-use super::stream::Outbound;
+/// An encoded frame on its way to several connections: allocated once per fan-out, and
+/// one pointer in each queue slot. (With the `Bytes` itself in the slot, `Outbound` was
+/// 48 bytes.)
+pub(super) type SharedFrame = Arc<Bytes>;
+
+/// A broadcast frame and its id, shared like [`SharedFrame`].
+pub(super) type SharedBroadcast = Arc<(i64, Bytes)>;
+
+// Every connection's queue holds a ring buffer of these.
+const _: () = assert!(std::mem::size_of::<Outbound>() <= 16);
+
+/// What goes through a connection's queue.
+pub(super) enum Outbound {
+    /// A ready-to-write frame.
+    Frame(SharedFrame),
+    /// A broadcast frame and its id (held and merged by id until the first replay).
+    Broadcast(SharedBroadcast),
+    /// The first subscribe, with nothing to replay: write the held broadcasts now.
+    Release,
+    /// Marks where a subscribe's replay belongs in this connection's event order. The
+    /// stream waits for the frames before writing anything queued after the marker.
+    Replay(oneshot::Receiver<Vec<ReplayFrame>>),
+}
+
+/// One persisted event read back for a replay, encoded.
+#[derive(Debug)]
+pub(super) struct ReplayFrame {
+    /// Its message id.
+    pub(super) id: i64,
+    /// The encoded SSE frame.
+    pub(super) bytes: Bytes,
+}
 
 /// Slots a drained buffer may keep for the next batch; a bigger one is freed.
 const KEEP_SLOTS: usize = 16;

@@ -12,8 +12,8 @@ use super::{
     Hub, PresenceAction,
     fanout::Delivery,
     filter::{EventFilter, Kind},
-    frame, queue,
-    stream::Outbound,
+    frame,
+    queue::{self, Outbound},
 };
 use crate::domain::{ConnectionId, RoomName, UserRef};
 

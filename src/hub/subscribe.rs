@@ -19,9 +19,8 @@ use super::{
     filter::EventFilter,
     frame,
     history::History,
-    queue::PushError,
+    queue::{Outbound, PushError, ReplayFrame},
     room::Subscriber,
-    stream::{Outbound, ReplayFrame},
 };
 use crate::domain::{
     ConnectionId, EventName, MAX_HISTORY, MAX_ROOMS_PER_CONNECTION, ParseError, RoomName,

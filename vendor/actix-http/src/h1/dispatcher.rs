@@ -551,6 +551,11 @@ where
         }
 
         let handoff = res.extensions_mut().remove::<Handoff>();
+        // roomcast: a handed-off connection ends with its response: say so, or a client
+        // would pool it for its next request.
+        if handoff.is_some() && body.size() == BodySize::Stream {
+            res.head_mut().set_connection_type(ConnectionType::Close);
+        }
         let size = self.as_mut().send_response_inner(res, &body)?;
         match size {
             BodySize::None | BodySize::Sized(0) => {
