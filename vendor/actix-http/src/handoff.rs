@@ -2,7 +2,8 @@
 //! response's head is written.
 //!
 //! A response that carries a [`Handoff`] in its extensions, and whose body is a stream, has
-//! its head written and flushed by the HTTP/1 dispatcher as usual. Its body is then never
+//! its head written and flushed by the HTTP/1 dispatcher as usual, with `Connection: close`
+//! (the connection ends with this response, so no client may pool it). Its body is then never
 //! polled: the dispatcher gives the socket to the hand-off's callback and ends, freeing its
 //! buffers, timers, request and service state. The callback owns the connection from then
 //! on and writes the body itself, framed as [`HandedOff::chunked`] says. This is what a
