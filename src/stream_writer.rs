@@ -261,25 +261,23 @@ impl StreamWriter {
 }
 
 impl Unsent {
-    /// Drops `n` written bytes from the front.
-    fn advance(&mut self, mut n: usize) {
-        let mut done = 0;
-        for part in &self.parts {
-            let left = part.len() - if done == 0 { self.offset } else { 0 };
-            if n < left {
-                break;
-            }
-            n -= left;
-            done += 1;
-            self.offset = 0;
-        }
+    /// Drops `n` written bytes from the front. A part is gone once all of it is written,
+    /// so an empty part (a zero-length head or tail) goes with the bytes before it.
+    fn advance(&mut self, n: usize) {
+        let mut n = n + self.offset;
+        let done = self
+            .parts
+            .iter()
+            .take_while(|part| {
+                let whole = n >= part.len();
+                if whole {
+                    n -= part.len();
+                }
+                whole
+            })
+            .count();
         self.parts.drain(..done);
-        self.offset += n;
-        // Parts that are empty (a zero-length head or tail) count as written.
-        while self.parts.first().is_some_and(|p| p.len() == self.offset) {
-            self.parts.remove(0);
-            self.offset = 0;
-        }
+        self.offset = n;
     }
 }
 
