@@ -860,6 +860,15 @@ impl Child {
     }
 }
 
+/// The load tool's processes: this one and the children holding the streams.
+fn load_pids(children: &[Child]) -> Vec<u32> {
+    children
+        .iter()
+        .filter_map(|c| c.proc.id())
+        .chain([std::process::id()])
+        .collect()
+}
+
 /// Starts children holding `streams` in all.
 fn spawn_children(kind: Kind, port: u16, cookie: &str, streams: usize) -> Result<Vec<Child>> {
     let n = streams.div_ceil(STREAMS_PER_CHILD).max(1);
@@ -1117,26 +1126,7 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
             }
         })
     });
-    // `--perf FILE`: sample the server's CPU (perf's software clock, call graphs) over
-    // the publish window only, for the profile.
-    let perf = match common::arg("--perf", String::new()) {
-        path if path.is_empty() => None,
-        path => {
-            let list = pids
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            let child = std::process::Command::new("perf")
-                .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-o", &path])
-                .args(["-p", &list])
-                .stdout(Stdio::null())
-                .spawn()
-                .context("starting perf record")?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            Some(child)
-        }
-    };
+    let perf = Perf::start(&pids).await?;
     let cpu_before = common::cpu_secs_sum(&pids);
     let first_tx = now_us();
     let t0 = tokio::time::Instant::now();
@@ -1161,12 +1151,8 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     if let Some(s) = sampler {
         s.abort();
     }
-    if let Some(mut perf) = perf {
-        // perf writes its file on SIGINT.
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &perf.id().to_string()])
-            .status();
-        let _ = perf.wait();
+    if let Some(perf) = perf {
+        perf.stop();
     }
     let window = got.last_rx.saturating_sub(first_tx) as f64 / 1e6;
     let delivered = got.in_order as f64;
@@ -1193,6 +1179,41 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     Ok(figures)
 }
 
+/// `--perf FILE`: samples the server's CPU (perf's software clock, call graphs) over a
+/// measured window only, for the profile.
+struct Perf(std::process::Child);
+
+impl Perf {
+    /// Starts `perf record` on `pids` when `--perf` names a file.
+    async fn start(pids: &[u32]) -> Result<Option<Self>> {
+        let path = common::arg("--perf", String::new());
+        if path.is_empty() {
+            return Ok(None);
+        }
+        let list = pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let child = std::process::Command::new("perf")
+            .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-o", &path])
+            .args(["-p", &list])
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting perf record")?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(Some(Self(child)))
+    }
+
+    /// Stops sampling; perf writes its file on SIGINT.
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 /// Publishing as fast as `posters` can (one request in flight each) for `secs`, with
 /// `subscribers` streams checking every post.
 async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) -> Result<Figures> {
@@ -1210,7 +1231,9 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
         c.line("READY").await?;
     }
     let pids = server.pids();
+    let perf = Perf::start(&pids).await?;
     let cpu_before = common::cpu_secs_sum(&pids);
+    let load_before = common::cpu_secs_sum(&load_pids(&children));
     let started = Instant::now();
     let stop = started + Duration::from_secs_f64(secs);
     let tasks: Vec<_> = (0..posters)
@@ -1227,11 +1250,16 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
     let (expect, errors) = join_publishers(tasks).await?;
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = common::cpu_secs_sum(&pids) - cpu_before;
+    let load_cpu = common::cpu_secs_sum(&load_pids(&children)) - load_before;
+    if let Some(perf) = perf {
+        perf.stop();
+    }
     let posts: u64 = expect.iter().sum::<u64>() - errors;
     let got = collect(&mut children, &expect).await?;
     let mut figures = Figures::default();
     figures.put("posts per second", posts as f64 / elapsed);
     figures.put("server CPU per post, µs", cpu * 1e6 / posts as f64);
+    figures.put("load tool CPU per post, µs", load_cpu * 1e6 / posts as f64);
     figures.put("publish → receive p99, ms", got.quantile(0.99) / 1e3);
     figures.errors = got.errors() + errors;
     figures.put("errors", figures.errors as f64);

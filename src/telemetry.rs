@@ -2,7 +2,7 @@
 //! a span, a log line and its Prometheus figures, and the catch-all that renders actix's own
 //! bare error responses (404, 405, …) in the contract's JSON shape.
 
-use std::{sync::OnceLock, time::Instant};
+use std::{cell::RefCell, collections::HashMap, rc::Rc, sync::OnceLock, time::Instant};
 
 use actix_web::{
     Error,
@@ -117,16 +117,16 @@ pub async fn observe(
     let request_id = Uuid::new_v4();
     let method = req.method().clone();
     let path = req.path().to_owned();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = route_of(&req);
     let span = tracing::info_span!("request", id = %request_id, %method, %path);
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status();
     let elapsed = started.elapsed();
+    let mut id = Uuid::encode_buffer();
     res.headers_mut().insert(
         header::HeaderName::from_static("x-request-id"),
-        HeaderValue::from_str(&request_id.to_string()).expect("a uuid is a valid header value"),
+        HeaderValue::from_str(request_id.hyphenated().encode_lower(&mut id))
+            .expect("a uuid is a valid header value"),
     );
     span.in_scope(|| {
         tracing::info!(
@@ -137,13 +137,42 @@ pub async fn observe(
     });
     let labels = [
         ("method", method.to_string()),
-        ("route", route),
+        ("route", route.to_string()),
         ("status", status.as_u16().to_string()),
     ];
     metrics::counter!("roomcast_http_requests_total", &labels).increment(1);
     metrics::histogram!("roomcast_http_request_duration_seconds", &labels[..2])
         .record(elapsed.as_secs_f64());
     Ok(res)
+}
+
+/// Paths remembered per worker thread by [`route_of`]; past this the memo starts over.
+const ROUTES_REMEMBERED: usize = 1024;
+
+/// Longer paths are matched each time, not remembered (the memo stays under 256 KiB).
+const ROUTE_PATH_REMEMBERED: usize = 256;
+
+/// The route pattern a request matched (`/api/rooms/{room}/messages`), for metric labels.
+/// actix finds it by matching the path against every route again (regular expressions
+/// for the dynamic ones, a few percent of a post's CPU), so each worker thread remembers
+/// the answers for the paths it saw last.
+fn route_of(req: &ServiceRequest) -> Rc<str> {
+    thread_local! {
+        static ROUTES: RefCell<HashMap<Box<str>, Rc<str>>> = RefCell::new(HashMap::new());
+    }
+    ROUTES.with_borrow_mut(|routes| {
+        if let Some(route) = routes.get(req.path()) {
+            return route.clone();
+        }
+        if routes.len() >= ROUTES_REMEMBERED {
+            routes.clear();
+        }
+        let route: Rc<str> = req.match_pattern().as_deref().unwrap_or("unmatched").into();
+        if req.path().len() <= ROUTE_PATH_REMEMBERED {
+            routes.insert(req.path().into(), route.clone());
+        }
+        route
+    })
 }
 
 /// For `ErrorHandlers`: an error response that is not already JSON (actix's 404, 405, …)
@@ -229,5 +258,51 @@ mod tests {
     fn the_same_text_from_another_target_is_kept() {
         let seen = logged(|| tracing::error!("stream error: request parse error: x"));
         assert_eq!(seen.len(), 1, "an unrelated event was dropped: {seen:?}");
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use actix_web::{App, HttpResponse, middleware::from_fn, test, web};
+
+    use super::*;
+
+    /// Answers with the route label the request got, in a header.
+    async fn label(
+        req: ServiceRequest,
+        next: Next<impl MessageBody + 'static>,
+    ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+        let route = route_of(&req);
+        let mut res = next.call(req).await?;
+        res.headers_mut().insert(
+            header::HeaderName::from_static("x-route"),
+            HeaderValue::from_str(&route).expect("a route is a valid header value"),
+        );
+        Ok(res)
+    }
+
+    #[actix_web::test]
+    async fn a_path_is_labelled_with_its_route_pattern_also_when_remembered() {
+        let app = test::init_service(
+            App::new()
+                .wrap(from_fn(label))
+                .service(web::resource("/rooms/{room}").to(HttpResponse::Ok)),
+        )
+        .await;
+        for (path, expected) in [
+            ("/rooms/a", "/rooms/{room}"),
+            ("/rooms/a", "/rooms/{room}"),
+            ("/rooms/b", "/rooms/{room}"),
+            ("/elsewhere", "unmatched"),
+            ("/elsewhere", "unmatched"),
+        ] {
+            let res =
+                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            assert_eq!(
+                res.headers().get("x-route").and_then(|v| v.to_str().ok()),
+                Some(expected),
+                "the route label of {path}"
+            );
+        }
     }
 }

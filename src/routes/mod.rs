@@ -46,6 +46,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .get(rooms::list)
                         .post(members::create),
                 )
+                // The busiest route first: actix tries the dynamic patterns in order, each a
+                // regular-expression match.
+                .service(
+                    web::resource("/rooms/{room}/messages")
+                        .get(rooms::history)
+                        .post(rooms::post_message),
+                )
                 .service(web::resource("/rooms/{room}/members").get(members::list))
                 .service(
                     web::resource("/rooms/{room}/members/{username}")
@@ -54,11 +61,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/rooms/{room}/messages/{id}").delete(members::delete_message),
-                )
-                .service(
-                    web::resource("/rooms/{room}/messages")
-                        .get(rooms::history)
-                        .post(rooms::post_message),
                 )
                 .service(web::resource("/rooms/{room}/events").post(rooms::post_event))
                 .service(web::resource("/rooms/{room}/presence").get(rooms::presence))
