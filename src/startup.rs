@@ -109,10 +109,7 @@ impl Application {
             passwords,
             writers: stream_writers.clone(),
         });
-        let store = SqlSessionStore::new(
-            db.clone(),
-            Duration::from_secs(settings.session.touch_interval_secs),
-        );
+        let store = SqlSessionStore::new(db.clone());
         let secure = settings.cookie_secure();
         let ttl = time::Duration::hours(settings.session.ttl_hours as i64);
         let body_cap = settings.limits.body_bytes;
@@ -142,10 +139,9 @@ impl Application {
                         .session_lifecycle(
                             PersistentSession::default()
                                 .session_ttl(ttl)
-                                // The TTL is an idle timeout: every request may push it (the
-                                // store writes at most once per touch interval) and renews
-                                // the cookie's Max-Age to match.
-                                .session_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+                                // The TTL is an idle timeout, pushed when the session
+                                // changes: `auth::touch` changes it once per touch interval.
+                                .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
                         )
                         .build(),
                 )

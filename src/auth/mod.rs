@@ -23,6 +23,8 @@ pub use password::PasswordPool;
 const USER_ID: &str = "user_id";
 /// A per-login id kept in the session, so logout can close exactly that login's streams.
 const SESSION_ID: &str = "sid";
+/// When the session's expiry was last pushed ahead (Unix seconds); see [`touch`].
+const TOUCHED: &str = "touched";
 
 /// Registers an account (role `user`) for a request: the per-IP limit, then one hash on the
 /// password pool.
@@ -163,12 +165,32 @@ impl CurrentUser {
         let Some((user_id, session_id)) = ids else {
             return Ok(None);
         };
-        Ok(state
-            .db
-            .user_by_id(user_id)
-            .await?
-            .map(|user| Self { user, session_id }))
+        let Some(user) = state.db.user_by_id(user_id).await? else {
+            return Ok(None);
+        };
+        touch(session, state.settings.session.touch_interval_secs)?;
+        Ok(Some(Self { user, session_id }))
     }
+}
+
+/// Sessions expire when idle. Using one pushes its expiry ahead, but at most once per
+/// `every_secs`: then the session changes (its `touched` time), so actix-session writes the
+/// row with a new expiry and sends the cookie again with a fresh `Max-Age`. In between a
+/// request writes nothing and sends no cookie, where renewing on every request would
+/// encrypt and send a cookie with every answer.
+fn touch(session: &Session, every_secs: u64) -> Result<(), ApiError> {
+    let now = chrono::Utc::now().timestamp();
+    let every = i64::try_from(every_secs).unwrap_or(i64::MAX);
+    let due = match session.get::<i64>(TOUCHED) {
+        Ok(Some(at)) => now.saturating_sub(at) >= every,
+        _ => true,
+    };
+    if due {
+        session
+            .insert(TOUCHED, now)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("session insert: {e}")))?;
+    }
+    Ok(())
 }
 
 type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;

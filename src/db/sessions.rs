@@ -2,15 +2,14 @@
 //! deleting the row (logout) revokes the cookie for good.
 //!
 //! Rows are keyed by the SHA-256 of the session key; the key itself exists only in the
-//! cookie. Sessions expire when idle: each use pushes the expiry `session.ttl_hours` ahead,
-//! but at most once per `session.touch_interval_secs`, so a busy session does not write the
-//! database on every request.
+//! cookie. Sessions expire when idle: `auth::touch` changes a session in use once per
+//! `session.touch_interval_secs`, and that `update` pushes the row's expiry
+//! `session.ttl_hours` ahead; so a busy session does not write the database on every request.
 
-use std::{collections::HashMap, sync::Arc, time::Duration as StdDuration};
+use std::collections::HashMap;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use actix_web::cookie::time::Duration;
-use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -19,29 +18,16 @@ use super::Db;
 /// A session's entries, as actix-session keeps them (values are JSON).
 pub type SessionState = HashMap<String, String>;
 
-/// Most sessions remembered between their load and the end of their request; past this the
-/// memory is cleared (costing at most one skipped expiry push each). Entries normally live
-/// for one request, so only a flood of failing requests could reach it.
-const SEEN_CAP: usize = 100_000;
-
 /// `SessionStore` over the `sessions` table.
 #[derive(Clone)]
 pub struct SqlSessionStore {
     db: Db,
-    touch_every: i64,
-    /// Key hash → expiry as read by `load`, consumed by the same request's `update_ttl`, so
-    /// that deciding whether to push the expiry needs no second query.
-    seen: Arc<DashMap<String, i64>>,
 }
 
 impl SqlSessionStore {
-    /// A store over `db` that pushes a session's expiry at most once per `touch_every`.
-    pub fn new(db: Db, touch_every: StdDuration) -> Self {
-        Self {
-            db,
-            touch_every: i64::try_from(touch_every.as_secs()).unwrap_or(i64::MAX),
-            seen: Arc::new(DashMap::new()),
-        }
+    /// A store over `db`.
+    pub fn new(db: Db) -> Self {
+        Self { db }
     }
 }
 
@@ -87,8 +73,8 @@ impl SessionStore for SqlSessionStore {
         let hash = key_hash(key);
         let cache = self.db.cache.as_ref();
         let cached = cache.and_then(|c| c.sessions.get(&hash));
-        let (state, expires) = match cached {
-            Some((state, expires)) if expires > now() => (state, expires),
+        let state = match cached {
+            Some((state, expires)) if expires > now() => state,
             Some(_) => return Ok(None),
             None => {
                 let seen = cache.map(|c| c.sessions.generation());
@@ -109,17 +95,11 @@ impl SessionStore for SqlSessionStore {
                 let state: SessionState = serde_json::from_str(&state)
                     .map_err(|e| LoadError::Deserialization(e.into()))?;
                 if let (Some(cache), Some(seen)) = (cache, seen) {
-                    cache
-                        .sessions
-                        .put(hash.clone(), (state.clone(), expires), seen);
+                    cache.sessions.put(hash, (state.clone(), expires), seen);
                 }
-                (state, expires)
+                state
             }
         };
-        if self.seen.len() >= SEEN_CAP {
-            self.seen.clear();
-        }
-        self.seen.insert(hash, expires);
         Ok(Some(state))
     }
 
@@ -146,7 +126,6 @@ impl SessionStore for SqlSessionStore {
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let hash = key_hash(&key);
-        self.seen.remove(&hash);
         let json =
             serde_json::to_string(&state).map_err(|e| UpdateError::Serialization(e.into()))?;
         let done = on_backend!(self.db, |pool| {
@@ -170,21 +149,13 @@ impl SessionStore for SqlSessionStore {
         })
     }
 
-    /// Called after every request whose session did not change: pushes the expiry only when
-    /// the last push is `touch_every` old.
+    /// Pushes the expiry ahead. Not called by our middleware set-up: its TTL is extended on
+    /// state changes only (`auth::touch`), which go through `update`.
     async fn update_ttl(&self, key: &SessionKey, ttl: &Duration) -> anyhow::Result<()> {
         let hash = key_hash(key);
-        // Not seen: a concurrent request of the same session took the entry and decides.
-        let Some((_, expires)) = self.seen.remove(&hash) else {
-            return Ok(());
-        };
-        let pushed = expires_at(ttl);
-        if pushed - expires < self.touch_every {
-            return Ok(());
-        }
         on_backend!(self.db, |pool| {
             sqlx::query("UPDATE sessions SET expires_at = $1 WHERE key_hash = $2")
-                .bind(pushed)
+                .bind(expires_at(ttl))
                 .bind(&hash)
                 .execute(pool)
                 .await
@@ -196,7 +167,6 @@ impl SessionStore for SqlSessionStore {
 
     async fn delete(&self, key: &SessionKey) -> anyhow::Result<()> {
         let hash = key_hash(key);
-        self.seen.remove(&hash);
         on_backend!(self.db, |pool| {
             sqlx::query("DELETE FROM sessions WHERE key_hash = $1")
                 .bind(&hash)
@@ -238,12 +208,7 @@ mod tests {
         testing::all()
             .await
             .into_iter()
-            .map(|t| {
-                (
-                    SqlSessionStore::new(t.db.clone(), StdDuration::from_secs(60)),
-                    t,
-                )
-            })
+            .map(|t| (SqlSessionStore::new(t.db.clone()), t))
             .collect()
     }
 
@@ -308,32 +273,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn use_pushes_an_idle_expiry_ahead() {
+    async fn an_update_pushes_the_expiry_ahead() {
         for (store, _db) in stores().await {
             let key = store.save(state(), &TTL).await.expect("saved");
             // Last pushed two minutes ago.
             let old = now() + TTL.whole_seconds() - 120;
             set_expiry(&store, &key, old).await;
-            store.load(&key).await.expect("loaded");
-            store.update_ttl(&key, &TTL).await.expect("touched");
-            let new = stored_expiry(&store, &key).await;
+            let loaded = store.load(&key).await.expect("loaded").expect("live");
+            let kept = store.update(key, loaded, &TTL).await.expect("updated");
+            let new = stored_expiry(&store, &kept).await;
             assert!(
                 new >= old + 119,
                 "expiry {old} was not pushed ahead (now {new})"
             );
-        }
-    }
-
-    #[tokio::test]
-    async fn use_within_the_touch_interval_writes_nothing() {
-        for (store, _db) in stores().await {
-            let key = store.save(state(), &TTL).await.expect("saved");
-            // Last pushed 30 s ago, under the 60 s interval.
-            let recent = now() + TTL.whole_seconds() - 30;
-            set_expiry(&store, &key, recent).await;
-            store.load(&key).await.expect("loaded");
-            store.update_ttl(&key, &TTL).await.expect("touched");
-            assert_eq!(stored_expiry(&store, &key).await, recent);
         }
     }
 

@@ -228,21 +228,40 @@ async fn with_a_public_origin_only_that_exact_origin_passes() {
     );
 }
 
+/// Whether an answer sends the session cookie again with a `Max-Age` (renewed).
+fn renews_cookie(res: &reqwest::Response) -> bool {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.starts_with("roomcast_session=") && v.contains("Max-Age="))
+}
+
 #[tokio::test]
 async fn using_a_session_renews_its_cookie() {
     let app = spawn_app_with(|_| {}).await;
     let c = app.user("gina").await;
     let res = c.get("/api/me").await;
     assert_eq!(res.status(), 200);
-    let renewed = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.starts_with("roomcast_session=") && v.contains("Max-Age="));
     assert!(
-        renewed,
+        renews_cookie(&res),
         "an idle timeout needs the cookie's Max-Age pushed ahead on use"
+    );
+}
+
+#[tokio::test]
+async fn a_session_is_renewed_at_most_once_per_touch_interval() {
+    let app = spawn_app_with(|s| s.session.touch_interval_secs = 3600).await;
+    let c = app.user("hana").await;
+    assert!(
+        renews_cookie(&c.get("/api/me").await),
+        "the first use renews"
+    );
+    let again = c.get("/api/me").await;
+    assert_eq!(again.status(), 200);
+    assert!(
+        !renews_cookie(&again),
+        "a use within the touch interval sends no cookie (and writes nothing)"
     );
 }
 
