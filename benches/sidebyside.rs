@@ -1273,6 +1273,14 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
     Ok(figures)
 }
 
+/// Before each round: the previous round's files written out (`sync`) and a second's
+/// pause, so that no round pays for the disk work or the sockets of the one before it
+/// (roomcast's publish round writes some 100 MB of SQLite log).
+async fn settle() {
+    let _ = tokio::process::Command::new("sync").status().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -1418,6 +1426,7 @@ async fn parent_main() -> Result<()> {
             for round in 0..rounds {
                 for (k, figs) in &mut runs {
                     eprintln!("fan-out, round {}, {}", round + 1, k.name());
+                    settle().await;
                     let f = run_fanout(*k, &fanout).await?;
                     failed += f.errors;
                     figs.push(f);
@@ -1444,6 +1453,7 @@ async fn parent_main() -> Result<()> {
             for round in 0..rounds {
                 for (k, figs) in &mut runs {
                     eprintln!("publish, round {}, {}", round + 1, k.name());
+                    settle().await;
                     let f = run_publish(*k, subscribers, posters, secs).await?;
                     failed += f.errors;
                     figs.push(f);
