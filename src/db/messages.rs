@@ -4,11 +4,13 @@
 use std::ops::RangeInclusive;
 
 use super::{Backend, Db, now_rfc3339};
-use crate::domain::{MessageBody, RoomName, StoredMessage, UserRef};
+use crate::{
+    config::SqliteSync,
+    domain::{MessageBody, RoomName, StoredMessage, UserRef},
+};
 use anyhow::Context;
 use sqlx::{
-    Connection, Database, Encode, PgConnection, QueryBuilder, SqliteConnection, Type,
-    postgres::PgConnectOptions,
+    Connection, Database, Encode, PgConnection, QueryBuilder, Type, postgres::PgConnectOptions,
 };
 use uuid::Uuid;
 
@@ -291,87 +293,103 @@ pub enum NewPost {
     },
 }
 
-/// Within `$tx`, removes the message of every deletion in `$batch` (posts `&[&NewPost]`)
-/// and yields the events to store with their batch index: every message, and each deletion
-/// whose message was still there. Ids are left 0. The same text for both backends.
-macro_rules! deletions_then_events {
-    ($tx:ident, $batch:expr, $sent_at:expr) => {{
-        let mut events: Vec<(usize, StoredMessage)> = Vec::with_capacity($batch.len());
-        for (i, post) in $batch.iter().enumerate() {
-            let event = match post {
-                NewPost::Message { room, user, body } => StoredMessage {
-                    id: 0,
-                    room: room.clone(),
-                    user: user.clone(),
-                    body: body.as_str().to_owned(),
-                    sent_at: $sent_at.clone(),
-                    deletes: None,
-                },
-                NewPost::Deletion {
-                    room,
-                    by,
-                    message_id,
-                } => {
-                    let gone = sqlx::query(
-                        "DELETE FROM messages WHERE id = $1 AND room = $2 AND deletes IS NULL",
-                    )
-                    .bind(message_id)
-                    .bind(room.as_str())
-                    .execute(&mut *$tx)
-                    .await?
-                    .rows_affected();
-                    if gone == 0 {
-                        continue;
-                    }
-                    StoredMessage {
-                        id: 0,
-                        room: Some(room.clone()),
-                        user: by.clone(),
-                        body: String::new(),
-                        sent_at: $sent_at.clone(),
-                        deletes: Some(*message_id),
-                    }
-                }
-            };
-            events.push((i, event));
-        }
-        events
-    }};
+/// The event `post` stores, its id left 0: a message, or the `message_deleted` event of a
+/// deletion.
+fn event_of(post: &NewPost, sent_at: &str) -> StoredMessage {
+    match post {
+        NewPost::Message { room, user, body } => StoredMessage {
+            id: 0,
+            room: room.clone(),
+            user: user.clone(),
+            body: body.as_str().to_owned(),
+            sent_at: sent_at.to_owned(),
+            deletes: None,
+        },
+        NewPost::Deletion {
+            room,
+            by,
+            message_id,
+        } => StoredMessage {
+            id: 0,
+            room: Some(room.clone()),
+            user: by.clone(),
+            body: String::new(),
+            sent_at: sent_at.to_owned(),
+            deletes: Some(*message_id),
+        },
+    }
 }
 
-/// Inserts `events` with one multi-row statement and sets their ids.
-async fn insert_sqlite(
-    conn: &mut SqliteConnection,
-    events: &mut [(usize, StoredMessage)],
-) -> anyhow::Result<()> {
-    if events.is_empty() {
-        return Ok(());
+/// Appends `batch` to SQLite in one transaction (one fsync): each deletion removes its
+/// message first (a deletion whose message is gone stores nothing), then each event is
+/// inserted and takes the next id. Yields the stored events with their batch index.
+fn append_sqlite(
+    conn: &mut rusqlite::Connection,
+    batch: &[&NewPost],
+    sent_at: &str,
+) -> rusqlite::Result<Vec<(usize, StoredMessage)>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut events = Vec::with_capacity(batch.len());
+    {
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM messages WHERE id = ?1 AND room = ?2 AND deletes IS NULL",
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO messages (room, user_id, body, sent_at, deletes) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for (i, post) in batch.iter().enumerate() {
+            if let NewPost::Deletion {
+                room, message_id, ..
+            } = post
+                && delete.execute(rusqlite::params![message_id, room.as_str()])? == 0
+            {
+                continue;
+            }
+            let mut event = event_of(post, sent_at);
+            // A user id is the 16-byte BLOB sqlx writes and reads for a `Uuid`.
+            insert.execute(rusqlite::params![
+                event.room.as_ref().map(RoomName::as_str),
+                event.user.as_ref().map(|u| u.id.as_bytes().as_slice()),
+                event.body,
+                event.sent_at,
+                event.deletes,
+            ])?;
+            event.id = tx.last_insert_rowid();
+            events.push((i, event));
+        }
     }
-    let mut q = QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO messages (room, user_id, body, sent_at, deletes) ",
-    );
-    q.push_values(events.iter(), |mut row, (_, e)| {
-        row.push_bind(e.room.as_ref().map(|r| r.as_str().to_owned()))
-            .push_bind(e.user.as_ref().map(|u| u.id))
-            .push_bind(e.body.clone())
-            .push_bind(e.sent_at.clone())
-            .push_bind(e.deletes);
-    });
-    q.push(" RETURNING id");
-    let mut ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut *conn).await?;
-    anyhow::ensure!(
-        ids.len() == events.len(),
-        "insert returned {} ids for {} rows",
-        ids.len(),
-        events.len()
-    );
-    // Rows are inserted in VALUES order by the only writer, so ascending ids match it;
-    // sorting makes that independent of the order RETURNING uses.
-    ids.sort_unstable();
-    for ((_, e), id) in events.iter_mut().zip(ids) {
-        e.id = id;
+    tx.commit()?;
+    Ok(events)
+}
+
+/// PostgreSQL's half of an append, inside the caller's transaction: removes the message of
+/// every deletion and yields the events to store with their batch index (ids left 0).
+async fn pg_deletions_then_events(
+    tx: &mut PgConnection,
+    batch: &[&NewPost],
+    sent_at: &str,
+) -> sqlx::Result<Vec<(usize, StoredMessage)>> {
+    let mut events = Vec::with_capacity(batch.len());
+    for (i, post) in batch.iter().enumerate() {
+        if let NewPost::Deletion {
+            room, message_id, ..
+        } = post
+        {
+            let gone =
+                sqlx::query("DELETE FROM messages WHERE id = $1 AND room = $2 AND deletes IS NULL")
+                    .bind(message_id)
+                    .bind(room.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if gone == 0 {
+                continue;
+            }
+        }
+        events.push((i, event_of(post, sent_at)));
     }
-    Ok(())
+    Ok(events)
 }
 
 /// The writer's own connection to the message log: appends batches, one transaction each.
@@ -380,7 +398,9 @@ pub struct MessageLog {
 }
 
 enum LogConn {
-    Sqlite(SqliteConnection),
+    /// rusqlite, not sqlx: the writer runs on a thread of its own, so a synchronous
+    /// connection saves a batch two hand-offs to sqlx's connection thread and back.
+    Sqlite(rusqlite::Connection),
     Postgres {
         conn: PgConnection,
         /// To reconnect after the server dropped the connection. Boxed: it is large, and
@@ -393,35 +413,19 @@ enum LogConn {
 
 impl MessageLog {
     /// Appends the batch in one transaction (one fsync): deletions first remove their
-    /// message, then every event is inserted with one multi-row statement. Answers each
-    /// post in the batch's order: the stored event, or `None` for a deletion whose message
-    /// was already gone (nothing stored for it).
+    /// message, then every event is inserted. Answers each post in the batch's order: the
+    /// stored event, or `None` for a deletion whose message was already gone (nothing
+    /// stored for it). On SQLite the commit blocks the calling thread: the writer's own.
     pub async fn append(
         &mut self,
         batch: &[&NewPost],
     ) -> anyhow::Result<Vec<Option<StoredMessage>>> {
         let sent_at = now_rfc3339();
         let events = match &mut self.conn {
-            LogConn::Sqlite(conn)
-                if batch.iter().any(|p| matches!(p, NewPost::Deletion { .. })) =>
-            {
-                let mut tx = conn.begin().await?;
-                let mut events = deletions_then_events!(tx, batch, sent_at);
-                insert_sqlite(&mut tx, &mut events).await?;
-                tx.commit().await?;
-                events
-            }
-            LogConn::Sqlite(conn) => {
-                // Only messages: the one INSERT is its own transaction. SQLite commits it,
-                // fsync included, as the statement completes, before its ids come back: one
-                // round trip to sqlx's connection thread instead of three.
-                let mut events = deletions_then_events!(conn, batch, sent_at);
-                insert_sqlite(conn, &mut events).await?;
-                events
-            }
+            LogConn::Sqlite(conn) => append_sqlite(conn, batch, &sent_at)?,
             LogConn::Postgres { conn, channel, .. } => {
                 let mut tx = conn.begin().await?;
-                let mut events = deletions_then_events!(tx, batch, sent_at);
+                let mut events = pg_deletions_then_events(&mut tx, batch, &sent_at).await?;
                 if !events.is_empty() {
                     // Ids come from the one `message_seq` row, not a sequence: the UPDATE
                     // locks that row until this transaction commits, so every writer on
@@ -475,12 +479,10 @@ impl MessageLog {
         const PROBE: &str = "UPDATE writer_health SET probed_at = $1 WHERE id = 1";
         match &mut self.conn {
             LogConn::Sqlite(conn) => {
-                let mut tx = conn.begin().await?;
-                sqlx::query(PROBE)
-                    .bind(now_rfc3339())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
+                conn.execute(
+                    "UPDATE writer_health SET probed_at = ?1 WHERE id = 1",
+                    [now_rfc3339()],
+                )?;
             }
             LogConn::Postgres { conn, options, .. } => {
                 if conn.ping().await.is_err() {
@@ -501,11 +503,39 @@ impl MessageLog {
 
     /// Closes the connection.
     pub async fn close(self) {
-        let _ = match self.conn {
-            LogConn::Sqlite(conn) => conn.close().await,
-            LogConn::Postgres { conn, .. } => conn.close().await,
-        };
+        match self.conn {
+            LogConn::Sqlite(conn) => {
+                let _ = conn.close();
+            }
+            LogConn::Postgres { conn, .. } => {
+                let _ = conn.close().await;
+            }
+        }
     }
+}
+
+/// The writer's SQLite connection, set up as sqlx sets up the pool's (the pool created the
+/// file and made it WAL, which the file keeps).
+fn open_sqlite_log(
+    path: &std::path::Path,
+    synchronous: SqliteSync,
+) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match synchronous {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
 }
 
 impl Db {
@@ -516,11 +546,13 @@ impl Db {
             .context("opening the writer's database connection")
     }
 
-    async fn open_message_log(&self) -> sqlx::Result<MessageLog> {
+    async fn open_message_log(&self) -> anyhow::Result<MessageLog> {
         let conn = match &self.backend {
-            Backend::Sqlite { options, .. } => {
-                LogConn::Sqlite(SqliteConnection::connect_with(options).await?)
-            }
+            Backend::Sqlite {
+                options,
+                synchronous,
+                ..
+            } => LogConn::Sqlite(open_sqlite_log(options.get_filename(), *synchronous)?),
             Backend::Postgres {
                 options, channel, ..
             } => LogConn::Postgres {

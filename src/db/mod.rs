@@ -82,6 +82,8 @@ enum Backend {
     Sqlite {
         pool: SqlitePool,
         options: SqliteConnectOptions,
+        /// For the writer's own connection, which is not sqlx's (see [`MessageLog`]).
+        synchronous: SqliteSync,
     },
     /// A server that several nodes may write; everything lives in the connection's
     /// `search_path` schema.
@@ -155,7 +157,11 @@ impl Db {
             .with_context(|| format!("opening database {}", options.get_filename().display()))?;
         let fresh_for = Duration::from_millis(settings.read_cache_ms);
         Ok(Self {
-            backend: Backend::Sqlite { pool, options },
+            backend: Backend::Sqlite {
+                pool,
+                options,
+                synchronous: settings.sqlite_synchronous,
+            },
             cache: (!fresh_for.is_zero()).then(|| Arc::new(cache::ReadCache::new(fresh_for))),
         })
     }
