@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
-use super::{access, internal, json::Json};
+use super::{access, json::Json, relay};
 use crate::{
     auth::CurrentUser,
     cluster::Op,
@@ -84,7 +84,7 @@ pub async fn subscribe(
         body,
     };
     let here = subscribe_here(&state, &user, request);
-    internal::at_holder(&state, id, relay, here).await
+    relay::at_holder(&state, id, relay, here).await
 }
 
 /// The subscribe, on the node that holds the stream (asked by a client or relayed).
@@ -119,7 +119,7 @@ pub async fn unsubscribe(
         body,
     };
     let here = async { unsubscribe_here(&state, &user, request) };
-    internal::at_holder(&state, id, relay, here).await
+    relay::at_holder(&state, id, relay, here).await
 }
 
 /// The unsubscribe, on the node that holds the stream (asked by a client or relayed).

@@ -4,18 +4,13 @@
 //! body's shape); this node checks again what only it can: that it holds the stream, and
 //! the caller's access to the rooms.
 
-use actix_web::{
-    HttpRequest, HttpResponse,
-    http::{StatusCode, header},
-    web,
-};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
 use super::events;
 use crate::{
-    cluster::{Closed, Holder, Op, RelayError},
-    domain::ConnectionId,
+    cluster::{Closed, Op},
     error::{ApiError, ErrorCode},
-    hub::{HubError, SubscribeRequest, UnsubscribeRequest},
+    hub::{SubscribeRequest, UnsubscribeRequest},
     state::AppState,
 };
 
@@ -57,31 +52,4 @@ pub async fn call(
 
 fn closed(n: usize) -> HttpResponse {
     HttpResponse::Ok().json(Closed { closed: n })
-}
-
-/// Answers with `here` when this node holds stream `id`; else relays `op()` to the node
-/// that does and answers as it answered.
-pub async fn at_holder(
-    state: &AppState,
-    id: ConnectionId,
-    op: impl FnOnce() -> Op,
-    here: impl Future<Output = Result<HttpResponse, ApiError>>,
-) -> Result<HttpResponse, ApiError> {
-    match state.cluster.holder(id).await {
-        Holder::Here => here.await,
-        Holder::Elsewhere(node) => relayed(state.cluster.relay(&node, &op()).await),
-        Holder::Nowhere => Err(HubError::UnknownConnection.into()),
-    }
-}
-
-/// The answer of the node a request was relayed to, passed on as it came.
-fn relayed(answer: Result<(u16, web::Bytes), RelayError>) -> Result<HttpResponse, ApiError> {
-    let (status, body) = answer.map_err(|e| {
-        tracing::warn!(error = %e, "relaying to the node holding the stream failed");
-        ApiError::Unavailable("the node holding this stream is not answering; try again".into())
-    })?;
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    Ok(HttpResponse::build(status)
-        .content_type("application/json")
-        .body(body))
 }

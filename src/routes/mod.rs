@@ -10,6 +10,7 @@ mod json;
 mod members;
 mod openapi;
 mod pages;
+mod relay;
 mod replies;
 mod rooms;
 

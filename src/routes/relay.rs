@@ -1,0 +1,39 @@
+//! Requests about one stream go to the node that holds it: answered here when this node
+//! does, relayed over [`crate::cluster`] to the one that does otherwise (no sticky sessions).
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+
+use crate::{
+    cluster::{Holder, Op, RelayError},
+    domain::ConnectionId,
+    error::ApiError,
+    hub::HubError,
+    state::AppState,
+};
+
+/// Answers with `here` when this node holds stream `id`; else relays `op()` to the node
+/// that does and answers as it answered.
+pub async fn at_holder(
+    state: &AppState,
+    id: ConnectionId,
+    op: impl FnOnce() -> Op,
+    here: impl Future<Output = Result<HttpResponse, ApiError>>,
+) -> Result<HttpResponse, ApiError> {
+    match state.cluster.holder(id).await {
+        Holder::Here => here.await,
+        Holder::Elsewhere(node) => relayed(state.cluster.relay(&node, &op()).await),
+        Holder::Nowhere => Err(HubError::UnknownConnection.into()),
+    }
+}
+
+/// The answer of the node a request was relayed to, passed on as it came.
+fn relayed(answer: Result<(u16, web::Bytes), RelayError>) -> Result<HttpResponse, ApiError> {
+    let (status, body) = answer.map_err(|e| {
+        tracing::warn!(error = %e, "relaying to the node holding the stream failed");
+        ApiError::Unavailable("the node holding this stream is not answering; try again".into())
+    })?;
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    Ok(HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body))
+}
