@@ -320,6 +320,12 @@ fn event_of(post: &NewPost, sent_at: &str) -> StoredMessage {
     }
 }
 
+/// Removes message `$1` of room `$2` (not a deletion event itself).
+const DELETE_MESSAGE: &str = "DELETE FROM messages WHERE id = $1 AND room = $2 AND deletes IS NULL";
+
+/// The writer's health probe: one small committed write.
+const PROBE: &str = "UPDATE writer_health SET probed_at = $1 WHERE id = 1";
+
 /// Appends `batch` to SQLite in one transaction (one fsync): each deletion removes its
 /// message first (a deletion whose message is gone stores nothing), then each event is
 /// inserted and takes the next id. Yields the stored events with their batch index.
@@ -331,12 +337,10 @@ fn append_sqlite(
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut events = Vec::with_capacity(batch.len());
     {
-        let mut delete = tx.prepare_cached(
-            "DELETE FROM messages WHERE id = ?1 AND room = ?2 AND deletes IS NULL",
-        )?;
+        let mut delete = tx.prepare_cached(DELETE_MESSAGE)?;
         let mut insert = tx.prepare_cached(
             "INSERT INTO messages (room, user_id, body, sent_at, deletes) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+             VALUES ($1, $2, $3, $4, $5)",
         )?;
         for (i, post) in batch.iter().enumerate() {
             if let NewPost::Deletion {
@@ -376,13 +380,12 @@ async fn pg_deletions_then_events(
             room, message_id, ..
         } = post
         {
-            let gone =
-                sqlx::query("DELETE FROM messages WHERE id = $1 AND room = $2 AND deletes IS NULL")
-                    .bind(message_id)
-                    .bind(room.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            let gone = sqlx::query(DELETE_MESSAGE)
+                .bind(message_id)
+                .bind(room.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             if gone == 0 {
                 continue;
             }
@@ -476,13 +479,9 @@ impl MessageLog {
     /// One small committed write, to learn whether the log takes writes again. On
     /// PostgreSQL a connection the server dropped is opened anew first.
     pub async fn probe(&mut self) -> anyhow::Result<()> {
-        const PROBE: &str = "UPDATE writer_health SET probed_at = $1 WHERE id = 1";
         match &mut self.conn {
             LogConn::Sqlite(conn) => {
-                conn.execute(
-                    "UPDATE writer_health SET probed_at = ?1 WHERE id = 1",
-                    [now_rfc3339()],
-                )?;
+                conn.execute(PROBE, [now_rfc3339()])?;
             }
             LogConn::Postgres { conn, options, .. } => {
                 if conn.ping().await.is_err() {
