@@ -47,6 +47,9 @@ const MAX_BATCH: usize = 64;
 /// Stop adding frames to a batch past this many bytes.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
+/// The slices of one write: the chunk's head, the frames, its tail, the terminating chunk.
+const SLICES: usize = MAX_BATCH + 3;
+
 /// The terminating chunk of a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
@@ -142,10 +145,8 @@ pub struct StreamWriter {
     chunked: bool,
     /// What the socket has not taken yet of the last batch (only when its buffer filled).
     unsent: Option<Box<Unsent>>,
-    /// The stream ended: what is queued, then the terminating chunk, is left to write.
-    ending: bool,
-    /// The terminating chunk is queued.
-    last_chunk_queued: bool,
+    /// The stream ended; the last batch (with the terminating chunk) is written or unsent.
+    ended: bool,
     _live: LiveGuard,
 }
 
@@ -163,8 +164,7 @@ impl StreamWriter {
             stream,
             chunked: handed.chunked,
             unsent: None,
-            ending: false,
-            last_chunk_queued: false,
+            ended: false,
             _live: live,
         }
     }
@@ -180,7 +180,7 @@ impl StreamWriter {
     /// Writes what is left of the last batch. `Ready(Ok)` once all of it is out.
     fn poll_unsent(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some(unsent) = self.unsent.as_mut() {
-            let mut slices = [IoSlice::new(&[]); MAX_BATCH + 2];
+            let mut slices = [IoSlice::new(&[]); SLICES];
             let count = unsent.parts.len().min(slices.len());
             for (slot, part) in slices.iter_mut().zip(&unsent.parts) {
                 *slot = IoSlice::new(part);
@@ -200,8 +200,9 @@ impl StreamWriter {
         Poll::Ready(Ok(()))
     }
 
-    /// Takes every frame queued now (up to a batch) and writes them as one chunk. `Ready`
-    /// with `false` when nothing was queued.
+    /// Takes every frame queued now (up to a batch) and writes them as one chunk, followed
+    /// by the terminating chunk when the stream ended. `false` when there was nothing to
+    /// write.
     fn write_batch(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
         let mut frames: [Bytes; MAX_BATCH] = [const { Bytes::new() }; MAX_BATCH];
         let mut count = 0;
@@ -215,32 +216,40 @@ impl StreamWriter {
                     count += 1;
                 }
                 Poll::Ready(None) => {
-                    self.ending = true;
+                    self.ended = true;
                     break;
                 }
                 Poll::Pending => break,
             }
         }
-        if count == 0 {
-            return Ok(false);
-        }
+        let framed = self.chunked && count > 0;
         let mut head = [0u8; 20];
-        let head_len = if self.chunked {
+        let head_len = if framed {
             let mut cursor = io::Cursor::new(&mut head[..]);
             write!(cursor, "{len:X}\r\n")?;
             usize::try_from(cursor.position()).unwrap_or(0)
         } else {
             0
         };
-        let tail: &'static [u8] = if self.chunked { b"\r\n" } else { b"" };
-        let mut slices = [IoSlice::new(&[]); MAX_BATCH + 2];
+        let tail: &'static [u8] = if framed { b"\r\n" } else { b"" };
+        // The client learns the response is complete, then the close.
+        let last: &'static [u8] = if self.ended && self.chunked {
+            LAST_CHUNK
+        } else {
+            b""
+        };
+        let total = head_len + len + tail.len() + last.len();
+        if total == 0 {
+            return Ok(false);
+        }
+        let mut slices = [IoSlice::new(&[]); SLICES];
         slices[0] = IoSlice::new(&head[..head_len]);
         for (slot, frame) in slices[1..].iter_mut().zip(&frames[..count]) {
             *slot = IoSlice::new(frame);
         }
         slices[count + 1] = IoSlice::new(tail);
-        let total = head_len + len + tail.len();
-        let written = match Pin::new(&mut *self.io).poll_write_vectored(cx, &slices[..count + 2]) {
+        slices[count + 2] = IoSlice::new(last);
+        let written = match Pin::new(&mut *self.io).poll_write_vectored(cx, &slices[..count + 3]) {
             Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Poll::Ready(Ok(n)) => n,
             Poll::Ready(Err(e)) => return Err(e),
@@ -248,10 +257,11 @@ impl StreamWriter {
         };
         if written < total {
             // The socket's buffer is full: keep the rest, in order, for when it drains.
-            let mut parts = Vec::with_capacity(count + 2);
+            let mut parts = Vec::with_capacity(count + 3);
             parts.push(Bytes::copy_from_slice(&head[..head_len]));
             parts.extend(frames.into_iter().take(count));
             parts.push(Bytes::from_static(tail));
+            parts.push(Bytes::from_static(last));
             let mut unsent = Unsent { parts, offset: 0 };
             unsent.advance(written);
             self.unsent = Some(Box::new(unsent));
@@ -305,21 +315,12 @@ impl Future for StreamWriter {
                     };
                 }
             }
-            if this.ending {
-                // The client learns the response is complete, then the close.
-                if this.chunked && !this.last_chunk_queued {
-                    this.last_chunk_queued = true;
-                    this.unsent = Some(Box::new(Unsent {
-                        parts: vec![Bytes::from_static(LAST_CHUNK)],
-                        offset: 0,
-                    }));
-                    continue;
-                }
+            if this.ended {
                 return Poll::Ready(());
             }
             match this.write_batch(cx) {
                 Ok(true) => {}
-                Ok(false) if this.ending => {}
+                Ok(false) if this.ended => return Poll::Ready(()),
                 Ok(false) => return Poll::Pending,
                 Err(_) => return Poll::Ready(()),
             }

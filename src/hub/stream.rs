@@ -50,6 +50,9 @@ pub struct ConnectionStream {
     /// Fires at `last_write + heartbeat`; re-armed lazily rather than on every write.
     ping_at: Pin<Box<Sleep>>,
     last_write: Instant,
+    /// A frame went out since `last_write` was stamped. Stamped when the stream next waits:
+    /// one clock read per batch, not one per frame on the fan-out's path.
+    unstamped_write: bool,
     /// What the queue wakes when frames arrive: the task itself, or (with
     /// [`ConnectionStream::wake_through`]) a [`StreamWaker`] that batches through its thread.
     queue_waker: Option<(Arc<StreamWaker>, Waker)>,
@@ -81,6 +84,7 @@ impl ConnectionStream {
             heartbeat,
             ping_at: Box::pin(tokio::time::sleep_until(now + heartbeat.min(HOLD_GRACE))),
             last_write: now,
+            unstamped_write: false,
             queue_waker: None,
         }
     }
@@ -109,7 +113,7 @@ impl ConnectionStream {
     }
 
     fn wrote(&mut self, bytes: Bytes) -> Item {
-        self.last_write = Instant::now();
+        self.unstamped_write = true;
         Poll::Ready(Some(Ok(bytes)))
     }
 
@@ -144,6 +148,10 @@ impl ConnectionStream {
     /// Timers: held broadcasts are released [`HOLD_GRACE`] after connecting if no subscribe
     /// took them; a `: ping` is written after `heartbeat` of silence.
     fn poll_ping(&mut self, cx: &mut Context<'_>) -> Item {
+        // Called whenever the stream waits, so the batch just written is stamped here.
+        if std::mem::take(&mut self.unstamped_write) {
+            self.last_write = Instant::now();
+        }
         loop {
             if self.ping_at.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
