@@ -19,6 +19,7 @@ use crate::{
     broker::Broker,
     db::{Db, MessageLog, NewPost},
     domain::{MessageBody, RoomName, StoredMessage, UserRef},
+    hub::hold_wakes,
 };
 
 /// Most posts committed in one transaction.
@@ -181,23 +182,28 @@ async fn run(
                 let n = stored.iter().flatten().count();
                 metrics::counter!("roomcast_messages_stored_total").increment(n as u64);
                 metrics::counter!("roomcast_writer_commits_total").increment(1);
-                for (job, msg) in batch.drain(..).zip(stored) {
-                    let answer = match msg {
-                        Some(msg) => {
-                            broker.publish(&msg);
-                            Ok(msg)
-                        }
-                        None => Err(WriteError::Gone),
-                    };
-                    let _ = job.reply.send(answer);
-                }
+                // Held, so each worker thread is woken once for the whole batch.
+                hold_wakes(|| {
+                    for (job, msg) in batch.drain(..).zip(stored) {
+                        let answer = match msg {
+                            Some(msg) => {
+                                broker.publish(&msg);
+                                Ok(msg)
+                            }
+                            None => Err(WriteError::Gone),
+                        };
+                        let _ = job.reply.send(answer);
+                    }
+                });
             }
             Err(e) => {
                 healthy.store(false, Ordering::Release);
                 tracing::error!(error = ?e, posts = batch.len(), "message batch failed; nothing sent");
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(WriteError::Failed));
-                }
+                hold_wakes(|| {
+                    for job in batch.drain(..) {
+                        let _ = job.reply.send(Err(WriteError::Failed));
+                    }
+                });
             }
         }
     }

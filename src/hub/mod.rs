@@ -72,7 +72,7 @@ pub use subscribe::{
     ReplayFrom, ReplayOutcome, SubscribeRequest, Subscription, UnsubscribeRequest, Unsubscription,
     parse_rooms,
 };
-pub use wake::WakeGroup;
+pub use wake::{WakeGroup, hold_wakes};
 
 use crate::domain::{ConnectionId, MAX_ROOMS_PER_CONNECTION, RoomName};
 use connection::ConnEntry;

@@ -13,15 +13,21 @@
 //!
 //! `sse.write_delay_ms` makes the group's task wait that long after its first wake-up
 //! before waking the streams, so a stream collects that window's frames into one write.
+//!
+//! The writer publishes and answers a whole batch of posts under [`hold_wakes`]: the groups
+//! it fills are woken once, after the batch, so each worker thread is woken once per batch,
+//! its streams write the batch's frames in one write each, and the posters waiting on that
+//! thread ([`WakeGroup::run`]) get their answers by that same wake-up.
 
 use std::{
     cell::RefCell,
-    future::poll_fn,
+    future::{Future, poll_fn},
+    pin::pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    task::{Poll, Wake, Waker},
+    task::{Context, Poll, Wake, Waker},
     time::Duration,
 };
 
@@ -42,44 +48,99 @@ pub struct WakeGroup {
     /// The group's task.
     task: AtomicWaker,
     /// Cleared when the group's task is dropped (its `LocalSet` ended), so the thread's
-    /// next stream starts a new group.
+    /// next use starts a new group.
     running: AtomicBool,
+    /// How long the group's task waits after a wake-up before waking the parked tasks.
+    delay: Duration,
 }
 
 thread_local! {
-    static THIS_THREAD: RefCell<Option<Arc<WakeGroup>>> = const { RefCell::new(None) };
+    /// This thread's groups, one per delay: streams wait `sse.write_delay_ms`, answers none.
+    static THIS_THREAD: RefCell<Vec<Arc<WakeGroup>>> = const { RefCell::new(Vec::new()) };
+    /// Whether this thread holds its wake-ups ([`hold_wakes`]), and the groups it held.
+    static HELD: RefCell<(bool, Vec<Arc<WakeGroup>>)> = const { RefCell::new((false, Vec::new())) };
+}
+
+/// Runs `f` with the group wake-ups it causes on this thread held until it returns; then
+/// wakes each group it filled once.
+pub fn hold_wakes<R>(f: impl FnOnce() -> R) -> R {
+    /// Wakes the held groups when `f` returns or unwinds, so no parked task is forgotten.
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            let mut groups = HELD.with(|held| {
+                let mut held = held.borrow_mut();
+                held.0 = false;
+                std::mem::take(&mut held.1)
+            });
+            for group in groups.drain(..) {
+                group.task.wake();
+            }
+            // Handed back empty, so a steady writer allocates nothing here.
+            HELD.with(|held| held.borrow_mut().1 = groups);
+        }
+    }
+    let nested = HELD.with(|held| std::mem::replace(&mut held.borrow_mut().0, true));
+    if nested {
+        return f();
+    }
+    let _release = Release;
+    f()
 }
 
 impl WakeGroup {
-    /// The group of this thread, spawning its task on first use. Call it on a thread that
-    /// runs a tokio `LocalSet` (every actix worker does); `delay` is `sse.write_delay_ms`,
-    /// taken from the first call on the thread.
+    /// This thread's group for `delay`, spawning its task on first use. Call it on a thread
+    /// that runs a tokio `LocalSet` (every actix worker does).
     pub fn this_thread(delay: Duration) -> Arc<Self> {
         THIS_THREAD.with(|cell| {
-            let mut cell = cell.borrow_mut();
-            match &*cell {
-                Some(group) if group.running.load(Ordering::Acquire) => group.clone(),
-                _ => {
-                    let group = Arc::new(Self::default());
-                    group.running.store(true, Ordering::Release);
-                    tokio::task::spawn_local(group.clone().run(delay));
-                    *cell = Some(group.clone());
-                    group
-                }
+            let mut groups = cell.borrow_mut();
+            groups.retain(|group| group.running.load(Ordering::Acquire));
+            if let Some(group) = groups.iter().find(|group| group.delay == delay) {
+                return group.clone();
             }
+            let group = Arc::new(Self {
+                delay,
+                ..Self::default()
+            });
+            group.running.store(true, Ordering::Release);
+            tokio::task::spawn_local(group.clone().wake_parked());
+            groups.push(group.clone());
+            group
         })
     }
 
-    /// Queues `waker` for the group's task; wakes that task unless it is already due to run.
-    fn park(&self, waker: Waker) {
+    /// Runs `future` on this thread with its wake-ups routed through the group: a wake from
+    /// another thread parks the task here, so many of them cost one cross-thread wake-up.
+    pub async fn run<F: Future>(self: Arc<Self>, future: F) -> F::Output {
+        let (waker, handle) = StreamWaker::new(self);
+        let mut future = pin!(future);
+        poll_fn(|cx| {
+            waker.register(cx.waker());
+            future.as_mut().poll(&mut Context::from_waker(&handle))
+        })
+        .await
+    }
+
+    /// Queues `waker` for the group's task; wakes that task unless it is already due to run
+    /// (or this thread holds its wake-ups, which wakes it later).
+    fn park(self: &Arc<Self>, waker: Waker) {
         self.parked.lock().push(waker);
         if !self.notified.swap(true, Ordering::AcqRel) {
-            self.task.wake();
+            let held = HELD.with(|held| {
+                let mut held = held.borrow_mut();
+                if held.0 {
+                    held.1.push(self.clone());
+                }
+                held.0
+            });
+            if !held {
+                self.task.wake();
+            }
         }
     }
 
-    /// The group's task: on each wake-up (after `delay`), wakes every parked stream.
-    async fn run(self: Arc<Self>, delay: Duration) {
+    /// The group's task: on each wake-up (after `delay`), wakes every parked task.
+    async fn wake_parked(self: Arc<Self>) {
         let _running = Running(self.clone());
         // Swapped with the parked list each round, so neither allocates once grown.
         let mut batch: Vec<Waker> = Vec::new();
@@ -93,8 +154,8 @@ impl WakeGroup {
                 }
             })
             .await;
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
             }
             // Cleared before taking the list: a park after this line wakes the task again,
             // a park before it is in the list taken below.
@@ -116,8 +177,8 @@ impl Drop for Running {
     }
 }
 
-/// The waker a stream gives its queue: it parks the stream's real waker in the group
-/// instead of waking it from the fan-out's thread.
+/// The waker a stream gives its queue (and [`WakeGroup::run`] its future): it parks the
+/// task's real waker in the group instead of waking it from the waking thread.
 pub(super) struct StreamWaker {
     group: Arc<WakeGroup>,
     /// The stream task's waker, registered on every poll; taken by the first wake-up, so a

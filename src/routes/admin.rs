@@ -36,7 +36,7 @@ pub async fn broadcast(
 ) -> Result<HttpResponse, ApiError> {
     let body = MessageBody::parse(&body.body, state.settings.limits.message_chars)?;
     let author = admin.user.as_ref().map(UserRef::from);
-    let stored = state.writer.post(None, author, body).await?;
+    let stored = super::answered_here(state.writer.post(None, author, body)).await?;
     Ok(HttpResponse::Created().json(json!({ "broadcast": stored.broadcast_json() })))
 }
 

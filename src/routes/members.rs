@@ -263,7 +263,7 @@ pub async fn delete_message(
         ));
     }
     let by = actor.user.as_ref().map(UserRef::from);
-    state.writer.delete(actor.view.name, by, id).await?;
+    super::answered_here(state.writer.delete(actor.view.name, by, id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -14,9 +14,21 @@ mod relay;
 mod replies;
 mod rooms;
 
+use std::time::Duration;
+
 use actix_web::web;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::{
+    error::{ApiError, ErrorCode},
+    hub::WakeGroup,
+};
+
+/// Awaits a call to the message writer with its answer woken through this worker's
+/// [`WakeGroup`]: the writer answers a whole batch from its own thread, and the answers
+/// bound for one worker then cost one cross-thread wake-up, not one each.
+async fn answered_here<F: Future>(call: F) -> F::Output {
+    WakeGroup::this_thread(Duration::ZERO).run(call).await
+}
 
 /// Registers every route. Unknown paths answer `404 not_found`, known paths with the wrong
 /// method `405 method_not_allowed`, both in the contract's JSON shape.

@@ -108,10 +108,12 @@ pub async fn post_message(
     let body = MessageBody::parse(&body.body, state.settings.limits.message_chars)?;
     let author = &room.caller.user;
     state.limits.post(author.id)?;
-    let stored = state
-        .writer
-        .post(Some(room.view.name), Some(UserRef::from(author)), body)
-        .await?;
+    let stored = super::answered_here(state.writer.post(
+        Some(room.view.name),
+        Some(UserRef::from(author)),
+        body,
+    ))
+    .await?;
     Ok(HttpResponse::Created().json(json!({ "message": stored.message_json() })))
 }
 
