@@ -8,9 +8,13 @@ use actix_web::{
     Error,
     body::{BoxBody, EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{self, HeaderValue},
+    http::{
+        Method,
+        header::{self, HeaderValue},
+    },
     middleware::{ErrorHandlerResponse, Next},
 };
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing::{
     Event, Instrument, Level, Subscriber,
@@ -115,10 +119,9 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let request_id = Uuid::new_v4();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
+    let method = method_label(req.method());
     let route = route_of(&req);
-    let span = tracing::info_span!("request", id = %request_id, %method, %path);
+    let span = tracing::info_span!("request", id = %request_id, method = %req.method(), path = %req.path());
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status();
     let elapsed = started.elapsed();
@@ -135,15 +138,63 @@ pub async fn observe(
             "served"
         )
     });
-    let labels = [
-        ("method", method.to_string()),
-        ("route", route.to_string()),
-        ("status", status.as_u16().to_string()),
-    ];
-    metrics::counter!("roomcast_http_requests_total", &labels).increment(1);
-    metrics::histogram!("roomcast_http_request_duration_seconds", &labels[..2])
-        .record(elapsed.as_secs_f64());
+    let (requests, duration) = request_metrics(method, route, status.as_u16());
+    requests.increment(1);
+    duration.record(elapsed.as_secs_f64());
     Ok(res)
+}
+
+/// A request method as a metric label: the standard ones by name, any other as `other`,
+/// so a client inventing methods cannot add time series without bound.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD
+        .iter()
+        .find(|m| *m == method)
+        .map_or("other", Method::as_str)
+}
+
+/// Label sets whose metric handles a worker thread keeps; past this it starts over.
+const METRIC_HANDLES_REMEMBERED: usize = 1024;
+
+/// The request counter and duration histogram for one method, route and status. The
+/// recorder finds a handle by hashing its labels; each worker thread keeps the handles it
+/// used, so a request costs one lookup, not three label strings and two registry lookups.
+fn request_metrics(method: &'static str, route: Rc<str>, status: u16) -> (Counter, Histogram) {
+    type Key = (&'static str, Rc<str>, u16);
+    thread_local! {
+        static HANDLES: RefCell<HashMap<Key, (Counter, Histogram)>> = RefCell::new(HashMap::new());
+    }
+    let key = (method, route, status);
+    HANDLES.with_borrow_mut(|handles| {
+        if let Some(found) = handles.get(&key) {
+            return found.clone();
+        }
+        if handles.len() >= METRIC_HANDLES_REMEMBERED {
+            handles.clear();
+        }
+        let labels = [
+            ("method", method.to_owned()),
+            ("route", key.1.to_string()),
+            ("status", status.to_string()),
+        ];
+        let found = (
+            metrics::counter!("roomcast_http_requests_total", &labels),
+            metrics::histogram!("roomcast_http_request_duration_seconds", &labels[..2]),
+        );
+        handles.insert(key, found.clone());
+        found
+    })
 }
 
 /// Paths remembered per worker thread by [`route_of`]; past this the memo starts over.

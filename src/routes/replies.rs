@@ -25,10 +25,11 @@ pub struct UserReply {
     user: User,
 }
 
-/// `{"message": Message}`.
-#[derive(ToSchema)]
-pub struct MessageReply {
-    message: MessageJson<'static>,
+/// `{"message": Message}`: serialized straight from the stored message (the post route is
+/// the hottest there is).
+#[derive(serde::Serialize, ToSchema)]
+pub struct MessageReply<'a> {
+    pub message: MessageJson<'a>,
 }
 
 /// `{"messages": [Message]}`, ascending by id.

@@ -114,7 +114,10 @@ pub async fn post_message(
         body,
     ))
     .await?;
-    Ok(HttpResponse::Created().json(json!({ "message": stored.message_json() })))
+    let message = stored
+        .message_json()
+        .ok_or_else(|| anyhow::anyhow!("the writer stored post {} as no message", stored.id))?;
+    Ok(HttpResponse::Created().json(super::replies::MessageReply { message }))
 }
 
 /// `GET /api/rooms/{room}/messages?before=&after=&limit=`: ascending by id.
