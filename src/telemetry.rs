@@ -306,6 +306,17 @@ mod tests {
     }
 
     #[test]
+    fn an_invented_method_is_labelled_other() {
+        let invented = Method::from_bytes(b"FOO1").expect("a valid token");
+        assert_eq!(
+            method_label(&invented),
+            "other",
+            "one series per invented method"
+        );
+        assert_eq!(method_label(&Method::POST), "POST");
+    }
+
+    #[test]
     fn the_same_text_from_another_target_is_kept() {
         let seen = logged(|| tracing::error!("stream error: request parse error: x"));
         assert_eq!(seen.len(), 1, "an unrelated event was dropped: {seen:?}");

@@ -308,6 +308,92 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_future_run_through_the_group_is_woken_from_another_thread() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let (senders, answers): (Vec<_>, Vec<_>) = (0..50)
+                    .map(|_| tokio::sync::oneshot::channel::<usize>())
+                    .unzip();
+                let group = WakeGroup::this_thread(Duration::ZERO);
+                let waiting: Vec<_> = answers
+                    .into_iter()
+                    .map(|answer| tokio::task::spawn_local(group.clone().run(answer)))
+                    .collect();
+                tokio::task::yield_now().await;
+                thread::spawn(move || {
+                    hold_wakes(|| {
+                        for (i, tx) in senders.into_iter().enumerate() {
+                            tx.send(i).expect("the waiting task is alive");
+                        }
+                    })
+                })
+                .join()
+                .expect("answering thread");
+                for (i, task) in waiting.into_iter().enumerate() {
+                    let got = tokio::time::timeout(Duration::from_secs(5), task)
+                        .await
+                        .expect("an answer sent from another thread never woke its task")
+                        .expect("task");
+                    assert_eq!(got, Ok(i), "answer {i}");
+                }
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn held_wake_ups_reach_the_streams_only_when_the_hold_ends() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let group = WakeGroup::this_thread(Duration::ZERO);
+                let recorder = Arc::new(Recorder::default());
+                let (stream_waker, queue_waker) = StreamWaker::new(group);
+                stream_waker.register(&Waker::from(recorder.clone()));
+                let (in_hold, seen_in_hold) = (recorder.clone(), Arc::new(AtomicUsize::new(99)));
+                let seen = seen_in_hold.clone();
+                let holder = thread::spawn(move || {
+                    hold_wakes(|| {
+                        queue_waker.wake_by_ref();
+                        thread::sleep(Duration::from_millis(50));
+                        seen.store(in_hold.wakes.load(Ordering::SeqCst), Ordering::SeqCst);
+                    })
+                });
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while recorder.wakes.load(Ordering::SeqCst) == 0 {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the held wake-up was never released"
+                    );
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                holder.join().expect("holding thread");
+                assert_eq!(
+                    seen_in_hold.load(Ordering::SeqCst),
+                    0,
+                    "a stream was woken while its waker's thread held wake-ups"
+                );
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn each_delay_has_its_own_group_on_a_thread() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let streams = WakeGroup::this_thread(Duration::from_millis(5));
+                let answers = WakeGroup::this_thread(Duration::ZERO);
+                assert!(!Arc::ptr_eq(&streams, &answers), "answers would wait 5 ms");
+                assert!(
+                    Arc::ptr_eq(&answers, &WakeGroup::this_thread(Duration::ZERO)),
+                    "a second group for the same delay"
+                );
+            })
+            .await;
+    }
+
+    #[tokio::test]
     async fn the_write_delay_holds_wake_ups_for_its_window() {
         let local = tokio::task::LocalSet::new();
         let delay = Duration::from_millis(30);
