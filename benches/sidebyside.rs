@@ -26,6 +26,9 @@
 //!   out of order, and for roomcast that the `id:` lines ascend (Nchan's ids are its own).
 //! - Server figures come from `/proc` of every server process (nginx's master and workers):
 //!   PSS from `smaps_rollup`, RSS, and utime + stime over the publish window.
+//! - Medians are over rounds in which nothing was lost. A round where Nchan lost deliveries
+//!   is listed apart and run again (at most `--rounds` times more); any error from roomcast
+//!   fails the bench. See [`clean_rounds`].
 //!
 //! The parent and its children talk in lines: a child prints `READY …` once its streams are
 //! subscribed, the parent answers `EXPECT <count per publisher…>` once it has published, and
@@ -1285,7 +1288,9 @@ fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 {
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
@@ -1330,7 +1335,7 @@ fn table(title: &str, runs: &[(Kind, Vec<Figures>)]) {
         rule += "---:|";
     }
     println!("{head}\n{rule}");
-    let Some(first) = runs.first().and_then(|(_, f)| f.first()) else {
+    let Some(first) = runs.iter().find_map(|(_, f)| f.first()) else {
         return;
     };
     for (i, (name, _)) in first.values.iter().enumerate() {
@@ -1342,15 +1347,19 @@ fn table(title: &str, runs: &[(Kind, Vec<Figures>)]) {
                 .filter_map(|f| f.values.get(i))
                 .map(|x| x.1)
                 .collect();
+            let m = median(&v);
+            medians.push(m);
+            if v.is_empty() {
+                row += " no round counted |";
+                continue;
+            }
             let (lo, hi) = v
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-            let m = median(&v);
-            medians.push(m);
             row += &format!(" {} ({}–{}) |", fmt(m), fmt(lo), fmt(hi));
         }
         if medians.len() == 2 {
-            if medians[1] != 0.0 {
+            if medians[1] != 0.0 && !medians.iter().any(|m| m.is_nan()) {
                 row += &format!(" {:.2}× |", medians[0] / medians[1]);
             } else {
                 row += " – |";
@@ -1365,6 +1374,67 @@ fn table(title: &str, runs: &[(Kind, Vec<Figures>)]) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+}
+
+/// Runs `rounds` rounds of each server, alternating, and returns the rounds that count and
+/// the ones that do not.
+///
+/// A round in which Nchan lost, repeated or reordered deliveries does not count: a server
+/// that stopped delivering did less work, so its rate measures nothing comparable (under
+/// saturating publishing Nchan sometimes drops its subscribers and then "publishes" several
+/// times faster). Such a round is listed apart and run again, at most `rounds` times in all.
+/// Any error from roomcast counts, and fails the bench (`failed`).
+async fn clean_rounds<F, Fut>(
+    kinds: &[Kind],
+    rounds: usize,
+    label: &str,
+    failed: &mut u64,
+    mut run: F,
+) -> Result<(Vec<(Kind, Vec<Figures>)>, Vec<(Kind, Vec<Figures>)>)>
+where
+    F: FnMut(Kind) -> Fut,
+    Fut: std::future::Future<Output = Result<Figures>>,
+{
+    let mut runs: Vec<(Kind, Vec<Figures>)> = kinds.iter().map(|&k| (k, Vec::new())).collect();
+    let mut lost: Vec<(Kind, Vec<Figures>)> = kinds.iter().map(|&k| (k, Vec::new())).collect();
+    for round in 0..rounds {
+        for ((k, figs), (_, lossy)) in runs.iter_mut().zip(&mut lost) {
+            loop {
+                eprintln!("{label}, round {}, {}", round + 1, k.name());
+                settle().await;
+                let f = run(*k).await?;
+                if f.errors == 0 || *k == Kind::Roomcast {
+                    *failed += f.errors;
+                    figs.push(f);
+                    break;
+                }
+                eprintln!(
+                    "  {}: {} deliveries lost or out of order; the round does not count",
+                    k.name(),
+                    f.errors
+                );
+                lossy.push(f);
+                if lossy.len() > rounds {
+                    break;
+                }
+            }
+        }
+    }
+    lost.retain(|(_, figs)| !figs.is_empty());
+    Ok((runs, lost))
+}
+
+/// Lists the rounds that did not count (see [`clean_rounds`]), if any.
+fn lost_table(lost: &[(Kind, Vec<Figures>)]) {
+    for (k, figs) in lost {
+        table(
+            &format!(
+                "{}: rounds that lost deliveries, not counted above",
+                k.name()
+            ),
+            &[(*k, figs.clone())],
+        );
+    }
 }
 
 async fn parent_main() -> Result<()> {
@@ -1421,17 +1491,10 @@ async fn parent_main() -> Result<()> {
         }
     } else {
         if scenario == "fanout" || scenario == "both" {
-            let mut runs: Vec<(Kind, Vec<Figures>)> =
-                kinds.iter().map(|&k| (k, Vec::new())).collect();
-            for round in 0..rounds {
-                for (k, figs) in &mut runs {
-                    eprintln!("fan-out, round {}, {}", round + 1, k.name());
-                    settle().await;
-                    let f = run_fanout(*k, &fanout).await?;
-                    failed += f.errors;
-                    figs.push(f);
-                }
-            }
+            let (runs, lost) = clean_rounds(&kinds, rounds, "fan-out", &mut failed, |k| {
+                run_fanout(k, &fanout)
+            })
+            .await?;
             table(
                 &format!(
                     "fan-out: {} subscribers in one room, {} messages {} ms apart over {} \
@@ -1443,22 +1506,16 @@ async fn parent_main() -> Result<()> {
                 ),
                 &runs,
             );
+            lost_table(&lost);
         }
         if scenario == "publish" || scenario == "both" {
             let subscribers = common::arg("--subscribers", 10usize);
             let posters = common::arg("--posters", if quick { 8usize } else { 64 });
             let secs = common::arg("--secs", if quick { 1.0f64 } else { 10.0 });
-            let mut runs: Vec<(Kind, Vec<Figures>)> =
-                kinds.iter().map(|&k| (k, Vec::new())).collect();
-            for round in 0..rounds {
-                for (k, figs) in &mut runs {
-                    eprintln!("publish, round {}, {}", round + 1, k.name());
-                    settle().await;
-                    let f = run_publish(*k, subscribers, posters, secs).await?;
-                    failed += f.errors;
-                    figs.push(f);
-                }
-            }
+            let (runs, lost) = clean_rounds(&kinds, rounds, "publish", &mut failed, |k| {
+                run_publish(k, subscribers, posters, secs)
+            })
+            .await?;
             table(
                 &format!(
                     "publishing: {subscribers} subscribers, {posters} posters saturating (one \
@@ -1466,6 +1523,7 @@ async fn parent_main() -> Result<()> {
                 ),
                 &runs,
             );
+            lost_table(&lost);
         }
     }
     if failed > 0 {
