@@ -132,6 +132,11 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// Opens a TCP connection from `src` (port chosen by the kernel) to `dst`.
 async fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> Result<TcpStream> {
     let socket = TcpSocket::new_v4().context("socket")?;
+    // Rounds run back to back and each leaves thousands of streams in TIME_WAIT for 60 s.
+    // Without this, `bind` (which Linux gives only half the port range) soon finds no
+    // free port on a source address; with it, a port held only by TIME_WAIT is taken again
+    // (loopback allows reusing such a connection: `net.ipv4.tcp_tw_reuse` = 2).
+    socket.set_reuseaddr(true).context("SO_REUSEADDR")?;
     socket
         .bind(SocketAddr::new(src.into(), 0))
         .with_context(|| format!("bind {src}"))?;
