@@ -42,7 +42,7 @@ use std::{
     process::Stdio,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -129,23 +129,48 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Opens a TCP connection from `src` (port chosen by the kernel) to `dst`.
+/// Source ports this process takes in turn (see [`connect_from`]).
+const SOURCE_PORTS: std::ops::Range<u32> = 10_000..61_000;
+
+/// Opens a TCP connection from `src` to `dst`.
+///
+/// The source port is chosen here, in turn, with `SO_REUSEADDR`. Rounds run back to back
+/// and each leaves thousands of streams in TIME_WAIT for 60 s; a `bind` to port 0 never
+/// takes a port that TIME_WAIT holds, and gets only half the range, so a few rounds in a
+/// row found no free port on a source address. The server's port differs in each round, so
+/// the new connection's four-tuple is new anyway. A port in use is skipped.
 async fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> Result<TcpStream> {
-    let socket = TcpSocket::new_v4().context("socket")?;
-    // Rounds run back to back and each leaves thousands of streams in TIME_WAIT for 60 s.
-    // Without this, `bind` (which Linux gives only half the port range) soon finds no
-    // free port on a source address; with it, a port held only by TIME_WAIT is taken again
-    // (loopback allows reusing such a connection: `net.ipv4.tcp_tw_reuse` = 2).
-    socket.set_reuseaddr(true).context("SO_REUSEADDR")?;
-    socket
-        .bind(SocketAddr::new(src.into(), 0))
-        .with_context(|| format!("bind {src}"))?;
-    let stream = socket
-        .connect(dst)
-        .await
-        .with_context(|| format!("connect {src} → {dst}"))?;
-    stream.set_nodelay(true).context("nodelay")?;
-    Ok(stream)
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = SOURCE_PORTS.end - SOURCE_PORTS.start;
+    let mut last = None;
+    for _ in 0..64 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        // Processes start apart, so children sharing an address rarely collide.
+        let port = SOURCE_PORTS.start + (n + std::process::id().wrapping_mul(7919)) % span;
+        let socket = TcpSocket::new_v4().context("socket")?;
+        socket.set_reuseaddr(true).context("SO_REUSEADDR")?;
+        let from = SocketAddr::new(src.into(), port as u16);
+        let connected = match socket.bind(from) {
+            Ok(()) => socket.connect(dst).await,
+            Err(e) => Err(e),
+        };
+        match connected {
+            Ok(stream) => {
+                stream.set_nodelay(true).context("nodelay")?;
+                return Ok(stream);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable
+                ) =>
+            {
+                last = Some(e);
+            }
+            Err(e) => return Err(e).with_context(|| format!("connect {from} → {dst}")),
+        }
+    }
+    Err(anyhow::anyhow!("{last:?}")).with_context(|| format!("no free source port on {src}"))
 }
 
 /// One keep-alive connection for plain requests (subscribes, publishes).
