@@ -182,17 +182,16 @@ async fn run(
                 let n = stored.iter().flatten().count();
                 metrics::counter!("roomcast_messages_stored_total").increment(n as u64);
                 metrics::counter!("roomcast_writer_commits_total").increment(1);
-                // Held, so each worker thread is woken once for the whole batch.
+                for msg in stored.iter().flatten() {
+                    broker.publish(msg);
+                }
+                // The answers are held, so a worker thread is woken once for all its
+                // posters in the batch. The fan-out is not: held, it cost more CPU per
+                // delivery in the fan-out bench (2.5–2.8 against 2.2–2.4 µs), its workers
+                // idle until the last stream was filled.
                 hold_wakes(|| {
                     for (job, msg) in batch.drain(..).zip(stored) {
-                        let answer = match msg {
-                            Some(msg) => {
-                                broker.publish(&msg);
-                                Ok(msg)
-                            }
-                            None => Err(WriteError::Gone),
-                        };
-                        let _ = job.reply.send(answer);
+                        let _ = job.reply.send(msg.ok_or(WriteError::Gone));
                     }
                 });
             }

@@ -14,10 +14,10 @@
 //! `sse.write_delay_ms` makes the group's task wait that long after its first wake-up
 //! before waking the streams, so a stream collects that window's frames into one write.
 //!
-//! The writer publishes and answers a whole batch of posts under [`hold_wakes`]: the groups
-//! it fills are woken once, after the batch, so each worker thread is woken once per batch,
-//! its streams write the batch's frames in one write each, and the posters waiting on that
-//! thread ([`WakeGroup::run`]) get their answers by that same wake-up.
+//! The writer's answers to posters go the same way: a poster waits through its worker's
+//! group ([`WakeGroup::run`]), and the writer answers a whole batch under [`hold_wakes`],
+//! so each worker thread is woken once for all its posters in the batch, not once per
+//! answer.
 
 use std::{
     cell::RefCell,
