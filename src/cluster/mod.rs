@@ -47,6 +47,10 @@ use crate::{
 use bus::{BusMessage, ClusterPresence};
 use node::Node;
 
+/// Longest a subscribe waits for this node's tailer to catch up ([`Cluster::catch_up`]).
+/// Past it the subscribe goes on: what it missed from its replay still comes live.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
 /// What one node asks of another (`POST /internal/cluster`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -361,6 +365,37 @@ impl Cluster {
                     .sum::<usize>()
             }
             None => here,
+        }
+    }
+
+    /// Waits until this node has published every event committed before the call, so a
+    /// replay that starts next includes them all: a client that deleted or posted on one
+    /// node and then resumes on another finds its own writes in the replay. Each node
+    /// learns of another's commits from its tailer, a few milliseconds late. Bounded by
+    /// [`CATCH_UP_WAIT`]; alone (SQLite) there is nothing to wait for.
+    pub async fn catch_up(&self) {
+        let Some(node) = &self.node else { return };
+        let head = match node.db.log_head().await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the log's head failed; not catching up");
+                return;
+            }
+        };
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+        loop {
+            let tailed = node.tailed.notified();
+            let mut tailed = std::pin::pin!(tailed);
+            // Registered before the check, so a catch-up between the two is not missed.
+            tailed.as_mut().enable();
+            if self.hub.watermark() >= head {
+                return;
+            }
+            node.wake_tailer();
+            if tokio::time::timeout_at(deadline, tailed).await.is_err() {
+                tracing::debug!(head, "the tailer did not catch up in time");
+                return;
+            }
         }
     }
 

@@ -46,6 +46,8 @@ pub(super) struct Node {
     pub(super) view: PresenceView,
     /// Wakes the tailer.
     pub(super) wake: Notify,
+    /// Signalled by the tailer each time it has read the log up to its head.
+    pub(super) tailed: Notify,
     /// Asks for every node's presence to be read again.
     resync: Notify,
     /// The other live nodes, by id (refreshed every heartbeat, and when a node joins).
@@ -108,6 +110,7 @@ impl Node {
             hub,
             view: PresenceView::default(),
             wake: Notify::new(),
+            tailed: Notify::new(),
             resync: Notify::new(),
             peers: RwLock::new(HashMap::new()),
             looked_up: parking_lot::Mutex::new(None),

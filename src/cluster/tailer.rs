@@ -33,6 +33,7 @@ pub(super) async fn tail(node: Arc<Node>, mut cursor: i64, every: Duration) {
                     node.hub.set_watermark(next);
                     cursor = next;
                     if events.len() < PAGE as usize {
+                        node.tailed.notify_waiters();
                         break;
                     }
                 }

@@ -63,6 +63,11 @@ fn decode(rows: Vec<Row>) -> sqlx::Result<Vec<StoredMessage>> {
 const SELECT: &str = "SELECT m.id, m.room, m.user_id, u.username, m.body, m.sent_at, m.deletes \
                       FROM messages m LEFT JOIN users u ON u.id = m.user_id ";
 
+/// The log's head: the highest id assigned (see [`Db::tail`]). On SQLite, with its single
+/// writer, the highest id stored serves.
+const HEAD_SQLITE: &str = "SELECT COALESCE(MAX(id), 0) FROM messages";
+const HEAD_POSTGRES: &str = "SELECT v FROM message_seq WHERE id = 1";
+
 /// The rows of the log after `$1` up to `$2`, ascending, at most `$3` (see [`Db::tail`]).
 const TAIL: &str = "SELECT m.id, m.room, m.user_id, u.username, m.body, m.sent_at, m.deletes \
                     FROM messages m LEFT JOIN users u ON u.id = m.user_id \
@@ -228,6 +233,17 @@ impl Db {
         Ok(n)
     }
 
+    /// The id of the last event committed to the log (0 when there is none): every id up to
+    /// it is settled, as [`Db::tail`] explains.
+    pub async fn log_head(&self) -> sqlx::Result<i64> {
+        let head = match &self.backend {
+            Backend::Sqlite { .. } => HEAD_SQLITE,
+            Backend::Postgres { .. } => HEAD_POSTGRES,
+        };
+        let (v,): (i64,) = on_backend!(self, |pool| sqlx::query_as(head).fetch_one(pool).await?);
+        Ok(v)
+    }
+
     /// The log in id order from just after `after`: at most `limit` events, and the cursor
     /// to pass next time. Events are read in one snapshot with the highest id assigned so far
     /// (`v`): the cursor is `v` when fewer than `limit` came back (everything up to `v` was
@@ -243,10 +259,10 @@ impl Db {
         // Both reads in one snapshot, so rows committed after `v` was read stay unseen. A
         // SQLite transaction reads one snapshot from its first statement on anyway.
         let (begin, head) = match &self.backend {
-            Backend::Sqlite { .. } => ("BEGIN", "SELECT COALESCE(MAX(id), 0) FROM messages"),
+            Backend::Sqlite { .. } => ("BEGIN", HEAD_SQLITE),
             Backend::Postgres { .. } => (
                 "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-                "SELECT v FROM message_seq WHERE id = 1",
+                HEAD_POSTGRES,
             ),
         };
         let (v, rows): (i64, Vec<Row>) = on_backend!(self, |pool| {

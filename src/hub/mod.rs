@@ -189,6 +189,11 @@ impl Hub {
         *last = (*last).max(id);
     }
 
+    /// The watermark: a replay starting now reads the log up to it.
+    pub fn watermark(&self) -> i64 {
+        *self.publish_gate.lock()
+    }
+
     /// Live figures.
     pub fn stats(&self) -> HubStats {
         let users: HashSet<Uuid> = self.connections.iter().map(|e| e.conn.user.id).collect();

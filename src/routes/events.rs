@@ -93,6 +93,8 @@ pub(super) async fn subscribe_here(
     user: &User,
     request: SubscribeRequest,
 ) -> Result<HttpResponse, ApiError> {
+    // In a cluster, the replay must hold what was committed on other nodes before this.
+    state.cluster.catch_up().await;
     let subscription = access::subscribe(state, user, request).await?;
     Ok(HttpResponse::Ok().json(subscription))
 }
