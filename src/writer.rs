@@ -66,9 +66,10 @@ impl Writer {
     /// ends when the writer does (abort it to stop the writer at once).
     ///
     /// Why a thread: on SQLite each batch is committed synchronously right where the writer
-    /// runs, so a batch costs one wake in (the first post) and one wake per poster out. As a
-    /// task on the shared runtime it went through the runtime's scheduler and sqlx's
-    /// connection thread and back, four hand-offs that cost more CPU than the inserts.
+    /// runs, so a batch costs one wake in (the first post) and, for its answers, one wake
+    /// per worker thread out (see [`hold_wakes`]). As a task on the shared runtime it went
+    /// through the runtime's scheduler and sqlx's connection thread and back, four hand-offs
+    /// that cost more CPU than the inserts.
     pub async fn start(db: &Db, broker: Arc<dyn Broker>) -> anyhow::Result<(Self, JoinHandle<()>)> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let healthy = Arc::new(AtomicBool::new(true));

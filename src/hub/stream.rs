@@ -25,7 +25,7 @@ use tokio::{
 use super::{
     Connection, Hub, HubSettings, frame,
     queue::{self, Outbound, ReplayFrame},
-    wake::{StreamWaker, WakeGroup},
+    wake::{GroupWaker, WakeGroup},
 };
 
 /// How long a new stream holds broadcasts while waiting for its first subscribe. Browsers
@@ -54,8 +54,8 @@ pub struct ConnectionStream {
     /// one clock read per batch, not one per frame on the fan-out's path.
     unstamped_write: bool,
     /// What the queue wakes when frames arrive: the task itself, or (with
-    /// [`ConnectionStream::wake_through`]) a [`StreamWaker`] that batches through its thread.
-    queue_waker: Option<(Arc<StreamWaker>, Waker)>,
+    /// [`ConnectionStream::wake_through`]) a [`GroupWaker`] that batches through its thread.
+    queue_waker: Option<(Arc<GroupWaker>, Waker)>,
 }
 
 type Item = Poll<Option<Result<Bytes, Infallible>>>;
@@ -93,7 +93,7 @@ impl ConnectionStream {
     /// will poll this stream): one cross-thread wake-up per fan-out instead of one per
     /// stream.
     pub fn wake_through(mut self, group: Arc<WakeGroup>) -> Self {
-        self.queue_waker = Some(StreamWaker::new(group));
+        self.queue_waker = Some(GroupWaker::new(group));
         self
     }
 

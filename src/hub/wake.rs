@@ -4,7 +4,7 @@
 //! HTTP worker threads. Waking a stream's task from another thread costs a cross-thread
 //! wake-up each time (an eventfd write, the worker leaving `epoll_wait`), and the woken
 //! stream often runs before the fan-out has queued the next frame, so it writes one frame
-//! per syscall. Instead a stream opened on a worker hands its queue a [`StreamWaker`]: when
+//! per syscall. Instead a stream opened on a worker hands its queue a [`GroupWaker`]: when
 //! the queue fills, it parks the stream's real waker in its thread's [`WakeGroup`], and only
 //! the first park since the group last ran wakes the group's task. That task runs on the
 //! stream's own thread and wakes every parked stream there (a local run-queue push, no
@@ -112,7 +112,7 @@ impl WakeGroup {
     /// Runs `future` on this thread with its wake-ups routed through the group: a wake from
     /// another thread parks the task here, so many of them cost one cross-thread wake-up.
     pub async fn run<F: Future>(self: Arc<Self>, future: F) -> F::Output {
-        let (waker, handle) = StreamWaker::new(self);
+        let (waker, handle) = GroupWaker::new(self);
         let mut future = pin!(future);
         poll_fn(|cx| {
             waker.register(cx.waker());
@@ -179,16 +179,16 @@ impl Drop for Running {
 
 /// The waker a stream gives its queue (and [`WakeGroup::run`] its future): it parks the
 /// task's real waker in the group instead of waking it from the waking thread.
-pub(super) struct StreamWaker {
+pub(super) struct GroupWaker {
     group: Arc<WakeGroup>,
-    /// The stream task's waker, registered on every poll; taken by the first wake-up, so a
-    /// stream is parked at most once until it runs again.
+    /// The task's waker (a stream's, or a poster's), registered on every poll; taken by the
+    /// first wake-up, so a task is parked at most once until it runs again.
     task: AtomicWaker,
 }
 
-impl StreamWaker {
-    /// A waker for a stream whose task runs on `group`'s thread, and its handle for
-    /// registering the stream's task.
+impl GroupWaker {
+    /// A waker for a task that runs on `group`'s thread, and its handle for registering
+    /// the task.
     pub(super) fn new(group: Arc<WakeGroup>) -> (Arc<Self>, Waker) {
         let this = Arc::new(Self {
             group,
@@ -204,7 +204,7 @@ impl StreamWaker {
     }
 }
 
-impl Wake for StreamWaker {
+impl Wake for GroupWaker {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
@@ -252,10 +252,10 @@ mod tests {
     ) -> (Vec<Arc<Recorder>>, ThreadId, Duration) {
         let group = WakeGroup::this_thread(delay);
         let recorders: Vec<Arc<Recorder>> = (0..streams).map(|_| Arc::default()).collect();
-        let wakers: Vec<(Arc<StreamWaker>, Waker)> = recorders
+        let wakers: Vec<(Arc<GroupWaker>, Waker)> = recorders
             .iter()
             .map(|r| {
-                let (sw, waker) = StreamWaker::new(group.clone());
+                let (sw, waker) = GroupWaker::new(group.clone());
                 sw.register(&Waker::from(r.clone()));
                 (sw, waker)
             })
@@ -348,7 +348,7 @@ mod tests {
             .run_until(async {
                 let group = WakeGroup::this_thread(Duration::ZERO);
                 let recorder = Arc::new(Recorder::default());
-                let (stream_waker, queue_waker) = StreamWaker::new(group);
+                let (stream_waker, queue_waker) = GroupWaker::new(group);
                 stream_waker.register(&Waker::from(recorder.clone()));
                 let (in_hold, seen_in_hold) = (recorder.clone(), Arc::new(AtomicUsize::new(99)));
                 let seen = seen_in_hold.clone();
