@@ -708,7 +708,7 @@ impl Running {
                     // No line per request, as Nchan's `access_log off` (warnings still).
                     (
                         "RUST_LOG",
-                        "roomcast=info,roomcast::telemetry=warn,actix_server=warn".to_owned(),
+                        "roomcast=info,roomcast::http::telemetry=warn,actix_server=warn".to_owned(),
                     ),
                 ],
             ))),

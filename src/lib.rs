@@ -24,23 +24,17 @@
 //! cluster the broker only wakes the node's tailer, which reads the log in id order and
 //! feeds the hub; every other node's tailer does the same on the commit's notification.
 
-pub mod auth;
 pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod domain;
-pub mod error;
+pub mod http;
 pub mod hub;
-pub mod ratelimit;
-mod routes;
+pub mod password;
 pub mod startup;
-pub mod state;
-pub mod stream_writer;
-pub mod telemetry;
-pub mod transport;
-mod web_security;
+pub mod wake;
 pub mod writer;
 
+pub use http::state::AppState;
 pub use startup::Application;
-pub use state::AppState;

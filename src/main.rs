@@ -4,11 +4,11 @@ use std::{io::Read, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use roomcast::{
-    Application, auth,
+    Application,
     config::Settings,
     db::Db,
     domain::{Password, Role, Username},
-    telemetry,
+    http::{auth, telemetry},
 };
 
 /// jemalloc returns freed memory to the system after a few seconds (glibc keeps large freed
@@ -116,7 +116,7 @@ async fn user_command(db: &Db, settings: &Settings, command: UserCommand) -> any
             let username = Username::parse(&name)?;
             let password = Password::parse(read_password()?)?;
             let role = if admin { Role::Admin } else { Role::User };
-            let passwords = auth::PasswordPool::new(&settings.password)?;
+            let passwords = roomcast::password::PasswordPool::new(&settings.password)?;
             let user = auth::create_user(db, &passwords, &username, password, role).await?;
             println!(
                 "created {} ({}) as {}",

@@ -17,17 +17,19 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 
 use crate::{
-    auth::{self, PasswordPool},
     cluster::{self, Cluster},
     config::Settings,
     db::{Db, SqlSessionStore},
-    error,
+    http::auth,
+    http::error,
+    http::ratelimit::Limits,
+    http::routes,
+    http::state::AppState,
+    http::stream_writer::LiveWriters,
+    http::telemetry,
+    http::transport,
     hub::{Hub, HubSettings},
-    ratelimit::Limits,
-    routes,
-    state::AppState,
-    stream_writer::LiveWriters,
-    telemetry, transport,
+    password::PasswordPool,
     writer::Writer,
 };
 
@@ -145,7 +147,7 @@ impl Application {
                         )
                         .build(),
                 )
-                .wrap(from_fn(crate::web_security::guard))
+                .wrap(from_fn(crate::http::web_security::guard))
                 .wrap(from_fn(transport::body_deadline))
                 .wrap(from_fn(transport::ops_listener_only))
                 .wrap(from_fn(telemetry::observe))

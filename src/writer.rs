@@ -19,7 +19,7 @@ use crate::{
     broker::Broker,
     db::{Db, MessageLog, NewPost},
     domain::{MessageBody, RoomName, StoredMessage, UserRef},
-    hub::hold_wakes,
+    wake::hold_wakes,
 };
 
 /// Most posts committed in one transaction.

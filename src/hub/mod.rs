@@ -46,7 +46,6 @@ mod queue;
 mod room;
 mod stream;
 mod subscribe;
-mod wake;
 
 use std::{
     collections::HashSet,
@@ -72,7 +71,6 @@ pub use subscribe::{
     ReplayFrom, ReplayOutcome, SubscribeRequest, Subscription, UnsubscribeRequest, Unsubscription,
     parse_rooms,
 };
-pub use wake::{WakeGroup, hold_wakes};
 
 use crate::domain::{ConnectionId, MAX_ROOMS_PER_CONNECTION, RoomName};
 use connection::ConnEntry;

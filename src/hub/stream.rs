@@ -25,8 +25,8 @@ use tokio::{
 use super::{
     Connection, Hub, HubSettings, frame,
     queue::{self, Outbound, ReplayFrame},
-    wake::{GroupWaker, WakeGroup},
 };
+use crate::wake::{GroupWaker, WakeGroup};
 
 /// How long a new stream holds broadcasts while waiting for its first subscribe. Browsers
 /// subscribe right after `connected`, well within it.

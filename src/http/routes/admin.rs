@@ -5,10 +5,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    auth::Admin,
     domain::{MessageBody, UserRef},
-    error::{ApiError, ErrorCode},
-    state::AppState,
+    http::auth::Admin,
+    http::error::{ApiError, ErrorCode},
+    http::state::AppState,
 };
 
 use super::json::Json;

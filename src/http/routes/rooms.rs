@@ -6,11 +6,11 @@ use serde_json::json;
 
 use super::{access::VisibleRoom, json::Json, replies::Listed};
 use crate::{
-    auth::CurrentUser,
     db::Page,
     domain::{EventName, HistoryQuery, MessageBody, Role, UserRef, Visibility},
-    error::{ApiError, ErrorCode},
-    state::AppState,
+    http::auth::CurrentUser,
+    http::error::{ApiError, ErrorCode},
+    http::state::AppState,
 };
 
 /// Query of `GET /api/rooms`.

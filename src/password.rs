@@ -30,7 +30,22 @@ use argon2::{
 use subtle::ConstantTimeEq;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use crate::{config::PasswordSettings, domain::Password, error::ApiError};
+use crate::{config::PasswordSettings, domain::Password};
+
+/// Why a hash or a check did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// Every hashing thread and queue slot is taken; the caller should retry after this
+    /// many whole seconds.
+    #[error("every password hashing thread is busy; retry after {retry_after_secs} s")]
+    Busy {
+        /// Seconds until a retry is likely to succeed.
+        retry_after_secs: u64,
+    },
+    /// The pool failed (a thread died, argon2 refused its input): a bug.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
 
 /// Seconds a client is told to wait when every hashing thread and queue slot is taken: a hash
 /// takes well under a second, so the queue drains within about that.
@@ -90,23 +105,27 @@ impl PasswordPool {
     }
 
     /// Hashes a password (argon2id, random salt) to a PHC string.
-    pub async fn hash(&self, password: Password) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: Password) -> Result<String, PasswordError> {
         let salt = try_generate_salt().map_err(|e| anyhow::anyhow!("salt: {e}"))?;
         self.run(move |blocks| hash_into(password.expose().as_bytes(), &salt, blocks))
             .await?
-            .map_err(ApiError::Internal)
+            .map_err(PasswordError::Failed)
     }
 
     /// Checks a password against a stored hash, or against a dummy when there is none, so
     /// that an unknown name costs the same time as a wrong password. Always one full argon2
     /// computation; `Ok(false)` for no user.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, PasswordError> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy.clone());
         let ok = self
             .run(move |blocks| verify_into(password.as_bytes(), &stored, blocks))
             .await?
-            .map_err(ApiError::Internal)?;
+            .map_err(PasswordError::Failed)?;
         Ok(known && ok)
     }
 
@@ -115,11 +134,11 @@ impl PasswordPool {
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut [Block]) -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, PasswordError> {
         let permit: OwnedSemaphorePermit =
             self.admission.clone().try_acquire_owned().map_err(|_| {
                 metrics::counter!("roomcast_password_busy_total").increment(1);
-                ApiError::Busy {
+                PasswordError::Busy {
                     retry_after_secs: BUSY_RETRY_AFTER_SECS,
                 }
             })?;
@@ -135,7 +154,7 @@ impl PasswordPool {
             .send(job)
             .map_err(|_| anyhow::anyhow!("every password hashing thread has ended"))?;
         rx.await
-            .map_err(|_| ApiError::Internal(anyhow::anyhow!("a password hashing thread died")))
+            .map_err(|_| PasswordError::Failed(anyhow::anyhow!("a password hashing thread died")))
     }
 }
 
@@ -337,7 +356,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         match pool.verify("y".repeat(10), None).await {
-            Err(ApiError::Busy { retry_after_secs }) => assert!(retry_after_secs >= 1),
+            Err(PasswordError::Busy { retry_after_secs }) => assert!(retry_after_secs >= 1),
             other => panic!("expected Busy with a third caller, got {other:?}"),
         }
         // The running job waits at the gate for the test; the queued one then passes alone.

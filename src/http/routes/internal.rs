@@ -9,9 +9,9 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use super::events;
 use crate::{
     cluster::{Closed, Op},
-    error::{ApiError, ErrorCode},
+    http::error::{ApiError, ErrorCode},
+    http::state::AppState,
     hub::{SubscribeRequest, UnsubscribeRequest},
-    state::AppState,
 };
 
 /// Answers another node's [`Op`].

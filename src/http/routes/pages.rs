@@ -24,10 +24,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::{
-    auth::{self, CurrentUser},
     domain::Role,
-    error::{ApiError, ErrorCode},
-    state::AppState,
+    http::auth::{self, CurrentUser},
+    http::error::{ApiError, ErrorCode},
+    http::state::AppState,
 };
 
 /// Registers the pages and `/static`.

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use metrics_exporter_prometheus::PrometheusHandle;
 use subtle::ConstantTimeEq;
 
-use crate::{error::ApiError, state::AppState, transport::MetricsListener};
+use crate::{http::error::ApiError, http::state::AppState, http::transport::MetricsListener};
 
 /// `GET /healthz`: the process serves.
 #[utoipa::path(

@@ -24,7 +24,7 @@ use utoipa::{
 
 use crate::{
     domain::{ConnectionId, EventName, RoomName},
-    error::ErrorCode,
+    http::error::ErrorCode,
 };
 
 /// The document. `paths` lists every handler registered in `routes::configure`; the test
@@ -172,7 +172,7 @@ fn code_enum(codes: impl Iterator<Item = ErrorCode>) -> Schema {
 
 /// Every error of every route: `{"error":{"code","message"}}`.
 #[derive(ToSchema)]
-#[allow(dead_code)] // A description of what `crate::error` renders; never built itself.
+#[allow(dead_code)] // A description of what `crate::http::error` renders; never built itself.
 pub struct ErrorBody {
     error: ErrorDetail,
 }

@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::{
-    error::{ApiError, ErrorCode},
-    state::AppState,
+    http::error::{ApiError, ErrorCode},
+    http::state::AppState,
 };
 
 /// A JSON object body, deserialized into `T`.

@@ -27,7 +27,7 @@ use tracing_subscriber::{
 };
 use uuid::Uuid;
 
-use crate::error::{ErrorCode, error_json};
+use crate::http::error::{ErrorCode, error_json};
 
 /// Installs the global tracing subscriber; `RUST_LOG` overrides `default_filter`.
 /// Client-caused connection errors from actix-http are kept out of the log: see

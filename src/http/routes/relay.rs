@@ -6,9 +6,9 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 use crate::{
     cluster::{Holder, Op, RelayError},
     domain::ConnectionId,
-    error::ApiError,
+    http::error::ApiError,
+    http::state::AppState,
     hub::HubError,
-    state::AppState,
 };
 
 /// Answers with `here` when this node holds stream `id`; else relays `op()` to the node

@@ -8,11 +8,11 @@ use std::{future::Future, pin::Pin};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::{
-    auth::{CurrentUser, bearer_is_admin_token},
     domain::{Role, RoomName, RoomView, User},
-    error::ApiError,
+    http::auth::{CurrentUser, bearer_is_admin_token},
+    http::error::ApiError,
+    http::state::AppState,
     hub::{SubscribeRequest, Subscription},
-    state::AppState,
 };
 
 type Extracted<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;

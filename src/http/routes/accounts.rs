@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    auth::{self, CurrentUser},
-    error::ApiError,
-    state::AppState,
+    http::auth::{self, CurrentUser},
+    http::error::ApiError,
+    http::state::AppState,
 };
 
 use super::json::Json;

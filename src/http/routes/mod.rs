@@ -19,8 +19,8 @@ use std::time::Duration;
 use actix_web::web;
 
 use crate::{
-    error::{ApiError, ErrorCode},
-    hub::WakeGroup,
+    http::error::{ApiError, ErrorCode},
+    wake::WakeGroup,
 };
 
 /// Awaits a call to the message writer with its answer woken through this worker's

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::password::PasswordPool, cluster::Cluster, config::Settings, db::Db, hub::Hub,
-    ratelimit::Limits, stream_writer::LiveWriters, writer::Writer,
+    cluster::Cluster, config::Settings, db::Db, http::ratelimit::Limits,
+    http::stream_writer::LiveWriters, hub::Hub, password::PasswordPool, writer::Writer,
 };
 
 /// The application's shared state, registered once as `web::Data<AppState>`.

@@ -10,12 +10,12 @@ use super::{
     json::Json,
 };
 use crate::{
-    auth::CurrentUser,
     db::CreateRoomError,
     domain::{MemberRole, RoomName, UserRef, Visibility},
-    error::{ApiError, ErrorCode},
+    http::auth::CurrentUser,
+    http::error::{ApiError, ErrorCode},
+    http::state::AppState,
     hub::parse_rooms,
-    state::AppState,
 };
 
 /// Body of `POST /api/rooms`.

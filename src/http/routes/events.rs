@@ -6,13 +6,14 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 
 use super::{access, json::Json, relay};
 use crate::{
-    auth::CurrentUser,
     cluster::Op,
     domain::{SubscribeBody, UnsubscribeBody, User, UserRef, parse_last_event_id},
-    error::ApiError,
-    hub::{SubscribeRequest, UnsubscribeRequest, WakeGroup},
-    state::AppState,
-    stream_writer,
+    http::auth::CurrentUser,
+    http::error::ApiError,
+    http::state::AppState,
+    http::stream_writer,
+    hub::{SubscribeRequest, UnsubscribeRequest},
+    wake::WakeGroup,
 };
 
 /// `GET /api/events`: opens the stream; its first event carries the connection id.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::{
     config::{Cidr, RateLimitSettings},
-    error::ApiError,
+    http::error::ApiError,
 };
 
 /// The limiters, shared by all workers.

@@ -12,7 +12,7 @@ use actix_web::{
 };
 use serde::Serialize;
 
-use crate::{domain::ParseError, hub::HubError, writer::WriteError};
+use crate::{domain::ParseError, hub::HubError, password::PasswordError, writer::WriteError};
 
 /// Declares [`ErrorCode`] from one table: variant, wire name, HTTP status.
 macro_rules! error_codes {
@@ -306,6 +306,15 @@ impl ApiError {
     }
 }
 
+impl From<PasswordError> for ApiError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Busy { retry_after_secs } => Self::Busy { retry_after_secs },
+            PasswordError::Failed(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::Internal(e.into())
@@ -441,7 +450,7 @@ mod tests {
     /// `docs/api.md` lists every code the API can answer, and nothing else.
     #[test]
     fn docs_list_exactly_the_error_codes() {
-        let doc = include_str!("../docs/api.md");
+        let doc = include_str!("../../docs/api.md");
         let section = doc
             .split("<!-- error-codes:start -->")
             .nth(1)

@@ -1,8 +1,6 @@
 //! Accounts and sessions: register, log in, log out, and the extractors that tell a handler
 //! who is asking ([`CurrentUser`], [`Admin`]).
 
-pub mod password;
-
 use std::{collections::HashMap, future::Future, pin::Pin};
 
 use actix_session::{Session, SessionExt};
@@ -13,12 +11,11 @@ use uuid::Uuid;
 use crate::{
     db::{CreateUserError, Db},
     domain::{Password, Role, User, Username},
-    error::{ApiError, ErrorCode},
-    ratelimit::client_ip,
-    state::AppState,
+    http::error::{ApiError, ErrorCode},
+    http::ratelimit::client_ip,
+    http::state::AppState,
+    password::PasswordPool,
 };
-
-pub use password::PasswordPool;
 
 const USER_ID: &str = "user_id";
 /// A per-login id kept in the session, so logout can close exactly that login's streams.

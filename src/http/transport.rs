@@ -12,7 +12,7 @@
 //!   its whole body, then answers `408 request_timeout` and closes the connection.
 //! - **Connection cap.** [`per_worker_connections`] splits `server.max_connections` over the
 //!   workers (actix counts per worker). An SSE stream leaves actix's count once its head is
-//!   sent (it is handed to [`crate::stream_writer`]) and counts against `limits.max_streams`
+//!   sent (it is handed to [`crate::http::stream_writer`]) and counts against `limits.max_streams`
 //!   instead; [`ensure_fd_budget`] checks both together against RLIMIT_NOFILE.
 //! - **Metrics listener.** [`ops_listener_only`] keeps a separate `metrics.listen` address to
 //!   the operational routes.
@@ -48,8 +48,8 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
 use crate::{
-    error::{ApiError, ErrorCode},
-    state::AppState,
+    http::error::{ApiError, ErrorCode},
+    http::state::AppState,
 };
 
 /// Descriptors kept out of `server.max_connections` for the database, logs, listeners and

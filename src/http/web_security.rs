@@ -23,7 +23,7 @@ use actix_web::{
     web,
 };
 
-use crate::{domain::Origin, error::ApiError, state::AppState};
+use crate::{domain::Origin, http::error::ApiError, http::state::AppState};
 
 /// The policy sent with every response.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
