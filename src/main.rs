@@ -13,7 +13,7 @@ use roomcast::{
 
 /// jemalloc returns freed memory to the system after a few seconds (glibc keeps large freed
 /// blocks in its arenas once it has raised its mmap threshold), and holds a little less per
-/// stream (README, "Benchmarks").
+/// stream (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -1,8 +1,8 @@
 //! argon2id password hashing on a small pool of dedicated threads.
 //!
-//! Each hash needs ~19 MiB of working memory and tens of milliseconds of CPU. Handing every
-//! login to tokio's blocking pool (up to 512 threads, each allocating and freeing its own
-//! 19 MiB) let a login storm take the process past 1 GB and keep most of it. Here a fixed
+//! Each hash needs ~19 MiB of working memory and tens of milliseconds of CPU. On tokio's
+//! blocking pool (up to 512 threads, each allocating and freeing its own 19 MiB) a login
+//! storm would take the process past 1 GB and keep most of it. Here a fixed
 //! number of threads each own one set of argon2 blocks, allocated on first use and reused
 //! for every hash, so hashing memory is bounded by `password.hash_threads` × 19 MiB. A
 //! thread idle for `password.keep_memory_secs` gives its blocks back to the system, so a

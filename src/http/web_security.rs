@@ -9,7 +9,7 @@
 //!   host[:port]. Never `X-Forwarded-Host` or `Forwarded`: any client can send those.
 //!   Requests with neither header (curl, scripts) pass: the session cookie is
 //!   `SameSite=Lax`, so a cross-site browser request carries no session anyway; this check
-//!   is the second layer the UI issue asks for.
+//!   is a second layer behind it.
 
 use actix_web::{
     Error, HttpResponse, ResponseError,

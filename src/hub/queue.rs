@@ -1,9 +1,8 @@
 //! A connection's frame queue: bounded, filled by fan-outs and subscribes on any thread,
 //! emptied by the connection's stream a whole batch per lock.
 //!
-//! It replaces a tokio `mpsc` channel, for memory: a channel allocates its shared state and,
-//! from the first frame on, a block of 32 slots, about 1 KiB per connection that stays for
-//! the connection's life. Here a connection holds one small allocation, plus two ring
+//! It is not a tokio `mpsc` channel, for memory: a channel allocates its shared state and,
+//! from the first frame on, a block of slots that stays for the connection's life. Here a connection holds one small allocation, plus two ring
 //! buffers that are swapped, not reallocated, between the producers' side and the stream's
 //! (and freed when a burst made them large). A stream takes everything queued in one lock,
 //! where the channel cost atomics per frame.
