@@ -19,7 +19,7 @@ pub enum CreateRoomError {
 }
 
 /// A member as listed.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Member {
     /// The user's id.
     pub id: Uuid,
@@ -30,7 +30,7 @@ pub struct Member {
 }
 
 /// A room the caller created or was added to.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct MyRoom {
     /// The room.
     pub name: RoomName,

@@ -69,8 +69,8 @@ impl MemberRole {
     }
 }
 
-/// A created room, as the contract's `RoomInfo`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A created room, as the API's `RoomInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RoomRecord {
     /// Its name.
     pub name: RoomName,

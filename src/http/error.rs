@@ -374,21 +374,26 @@ impl From<WriteError> for ApiError {
 /// `Retry-After` of a 429 for a cap (every 429 carries one, as the contract says).
 const LIMITED_RETRY_SECS: u64 = 5;
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// Every error of every route: `{"error":{"code","message"}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// What went wrong.
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: ErrorCode,
-    message: &'a str,
+/// The inside of [`ErrorBody`].
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// A stable machine code.
+    pub code: ErrorCode,
+    /// For a person; never internals.
+    pub message: &'a str,
 }
 
 /// Renders the contract's error body.
 pub fn error_json(code: ErrorCode, message: &str) -> HttpResponse {
-    HttpResponse::build(code.status()).json(Body {
-        error: Detail { code, message },
+    HttpResponse::build(code.status()).json(ErrorBody {
+        error: ErrorDetail { code, message },
     })
 }
 

@@ -3,7 +3,6 @@
 use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::{
     http::auth::{self, CurrentUser},
@@ -11,7 +10,7 @@ use crate::{
     http::state::AppState,
 };
 
-use super::json::Json;
+use super::{json::Json, replies::UserReply};
 
 /// Body of register and login.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -25,7 +24,7 @@ pub struct Credentials {
 #[utoipa::path(
     post, path = "/api/register", tag = "accounts", request_body = Credentials,
     responses(
-        (status = 201, body = super::replies::UserReply, description = "Registered and logged in; sets the session cookie"),
+        (status = 201, body = UserReply, description = "Registered and logged in; sets the session cookie"),
         (status = 409, description = "`username_taken`"),
         (status = 429, description = "`rate_limited`: too many attempts from this address; see `Retry-After`"),
         (status = 503, description = "`unavailable`: password hashing is saturated; see `Retry-After`"),
@@ -40,7 +39,7 @@ pub async fn register(
     let Credentials { username, password } = body.into_inner();
     let user = auth::register(&state, &req, &username, password).await?;
     auth::start_session(&session, &user)?;
-    Ok(HttpResponse::Created().json(json!({ "user": user })))
+    Ok(HttpResponse::Created().json(UserReply { user: &user }))
 }
 
 /// `POST /api/login` → `200 {"user"}`; `401 invalid_credentials`; `429` while the per-IP
@@ -48,7 +47,7 @@ pub async fn register(
 #[utoipa::path(
     post, path = "/api/login", tag = "accounts", request_body = Credentials,
     responses(
-        (status = 200, body = super::replies::UserReply, description = "Logged in; sets the session cookie"),
+        (status = 200, body = UserReply, description = "Logged in; sets the session cookie"),
         (status = 401, description = "`invalid_credentials`, the same for an unknown user and a wrong password"),
         (status = 429, description = "`rate_limited`: too many attempts from this address or for this username; see `Retry-After`"),
         (status = 503, description = "`unavailable`: password hashing is saturated; see `Retry-After`"),
@@ -63,7 +62,7 @@ pub async fn login(
     let Credentials { username, password } = body.into_inner();
     let user = auth::login(&state, &req, &username, password).await?;
     auth::start_session(&session, &user)?;
-    Ok(HttpResponse::Ok().json(json!({ "user": user })))
+    Ok(HttpResponse::Ok().json(UserReply { user: &user }))
 }
 
 /// `POST /api/logout` → `204`; the session is deleted and its streams closed.
@@ -85,8 +84,10 @@ pub async fn logout(
 /// `GET /api/me` → `200 {"user"}`.
 #[utoipa::path(
     get, path = "/api/me", tag = "accounts", security(("session" = [])),
-    responses((status = 200, body = super::replies::UserReply, description = "The logged-in user"))
+    responses((status = 200, body = UserReply, description = "The logged-in user"))
 )]
 pub async fn me(current: CurrentUser) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "user": current.user }))
+    HttpResponse::Ok().json(UserReply {
+        user: &current.user,
+    })
 }

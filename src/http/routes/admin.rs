@@ -2,7 +2,6 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::{
     domain::{MessageBody, UserRef},
@@ -11,7 +10,10 @@ use crate::{
     http::state::AppState,
 };
 
-use super::json::Json;
+use super::{
+    json::Json,
+    replies::{BroadcastReply, ClosedReply, StatsReply},
+};
 
 /// Body of `POST /api/admin/broadcast`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -24,7 +26,7 @@ pub struct NewBroadcast {
 #[utoipa::path(
     post, path = "/api/admin/broadcast", tag = "admin", security(("session" = []), ("admin_token" = [])), request_body = NewBroadcast,
     responses(
-        (status = 201, body = super::replies::BroadcastReply, description = "Stored, then sent to every open connection"),
+        (status = 201, body = BroadcastReply, description = "Stored, then sent to every open connection"),
         (status = 403, description = "`forbidden`: logged in but not an admin"),
         (status = 503, description = "`unavailable`: the message writer is not storing"),
     )
@@ -37,29 +39,31 @@ pub async fn broadcast(
     let body = MessageBody::parse(&body.body, state.settings.limits.message_chars)?;
     let author = admin.user.as_ref().map(UserRef::from);
     let stored = super::answered_here(state.writer.post(None, author, body)).await?;
-    Ok(HttpResponse::Created().json(json!({ "broadcast": stored.broadcast_json() })))
+    Ok(HttpResponse::Created().json(BroadcastReply {
+        broadcast: stored.broadcast_json(),
+    }))
 }
 
 /// `GET /api/admin/stats`: live figures.
 #[utoipa::path(
     get, path = "/api/admin/stats", tag = "admin", security(("session" = []), ("admin_token" = [])),
     responses(
-        (status = 200, body = super::replies::StatsReply, description = "Live figures"),
+        (status = 200, body = StatsReply, description = "Live figures"),
         (status = 403, description = "`forbidden`: logged in but not an admin"),
     )
 )]
 pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
     let hub = state.cluster.stats().await;
     let stored = state.db.count_messages().await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "connections": hub.connections,
-        "users_online": hub.users_online,
-        "rooms": hub.rooms,
-        "subscriptions": hub.subscriptions,
-        "messages_stored": stored,
-        "events_delivered": hub.events_delivered,
-        "slow_disconnects": hub.slow_disconnects,
-    })))
+    Ok(HttpResponse::Ok().json(StatsReply {
+        connections: hub.connections,
+        users_online: hub.users_online,
+        rooms: hub.rooms,
+        subscriptions: hub.subscriptions,
+        messages_stored: stored,
+        events_delivered: hub.events_delivered,
+        slow_disconnects: hub.slow_disconnects,
+    }))
 }
 
 /// `POST /api/admin/users/{username}/ban` → `{"closed": n}`: its streams close, its
@@ -68,7 +72,7 @@ pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse,
     post, path = "/api/admin/users/{username}/ban", tag = "admin", security(("session" = []), ("admin_token" = [])),
     params(("username" = String, Path, description = "Whom to ban", pattern = "^[A-Za-z0-9_]{3,32}$")),
     responses(
-        (status = 200, body = super::replies::ClosedReply, description = "Banned; streams closed"),
+        (status = 200, body = ClosedReply, description = "Banned; streams closed"),
         (status = 403, description = "`forbidden`: logged in but not an admin"),
         (status = 404, description = "`unknown_user`"),
     )
@@ -82,7 +86,7 @@ pub async fn ban(
         return Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user"));
     };
     let closed = state.cluster.close_user(user.id).await;
-    Ok(HttpResponse::Ok().json(json!({ "closed": closed })))
+    Ok(HttpResponse::Ok().json(ClosedReply { closed }))
 }
 
 /// `DELETE /api/admin/users/{username}/ban` → `204`: may log in again.
@@ -111,7 +115,7 @@ pub async fn unban(
     post, path = "/api/admin/users/{username}/disconnect", tag = "admin", security(("session" = []), ("admin_token" = [])),
     params(("username" = String, Path, description = "Whose streams to close", pattern = "^[A-Za-z0-9_]{3,32}$")),
     responses(
-        (status = 200, body = super::replies::ClosedReply, description = "Streams closed"),
+        (status = 200, body = ClosedReply, description = "Streams closed"),
         (status = 403, description = "`forbidden`: logged in but not an admin"),
         (status = 404, description = "`unknown_user`"),
     )
@@ -125,5 +129,5 @@ pub async fn disconnect(
         return Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user"));
     };
     let closed = state.cluster.close_user(user.id).await;
-    Ok(HttpResponse::Ok().json(json!({ "closed": closed })))
+    Ok(HttpResponse::Ok().json(ClosedReply { closed }))
 }

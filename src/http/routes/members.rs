@@ -3,11 +3,11 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{
     access::{RoomActor, VisibleRoom},
     json::Json,
+    replies::{CreatedRoomReply, JoinedReply, MemberJson, MemberReply, MembersReply, MyRoomsReply},
 };
 use crate::{
     db::CreateRoomError,
@@ -37,7 +37,7 @@ fn taken() -> ApiError {
 #[utoipa::path(
     post, path = "/api/rooms", tag = "rooms", security(("session" = [])), request_body = NewRoom,
     responses(
-        (status = 201, description = "`{\"room\": RoomInfo}`: created, the caller is its owner"),
+        (status = 201, body = CreatedRoomReply, description = "Created; the caller is its owner"),
         (status = 400, description = "`invalid_room`, `invalid_request`"),
         (status = 409, description = "`room_taken`: created before, has history, or has subscribers now"),
     )
@@ -77,27 +77,27 @@ pub async fn create(
             }
         }
     }
-    Ok(HttpResponse::Created().json(json!({ "room": room })))
+    Ok(HttpResponse::Created().json(CreatedRoomReply { room: &room }))
 }
 
 /// `GET /api/me/rooms`: rooms the caller created or was added to.
 #[utoipa::path(
     get, path = "/api/me/rooms", tag = "rooms", security(("session" = [])),
-    responses((status = 200, description = "`{\"rooms\": [{\"name\",\"visibility\",\"role\"}]}`"))
+    responses((status = 200, body = MyRoomsReply, description = "The rooms the caller created or was added to"))
 )]
 pub async fn mine(
     state: web::Data<AppState>,
     current: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
     let rooms = state.db.my_rooms(current.user.id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
+    Ok(HttpResponse::Ok().json(MyRoomsReply { rooms }))
 }
 
 /// `GET /api/rooms/{room}/members`, ordered by username (none for an implicit room).
 #[utoipa::path(
     get, path = "/api/rooms/{room}/members", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses(
-        (status = 200, description = "`{\"room\", \"members\": [{\"id\",\"username\",\"role\"}]}`"),
+        (status = 200, body = MembersReply, description = "The members, by username"),
         (status = 404, description = "`unknown_room`: a private room the caller is not a member of"),
     )
 )]
@@ -106,7 +106,10 @@ pub async fn list(state: web::Data<AppState>, room: VisibleRoom) -> Result<HttpR
         Some(_) => state.db.members(room.name()).await?,
         None => Vec::new(),
     };
-    Ok(HttpResponse::Ok().json(json!({ "room": room.name(), "members": members })))
+    Ok(HttpResponse::Ok().json(MembersReply {
+        room: room.name(),
+        members,
+    }))
 }
 
 /// Body of `PUT /api/rooms/{room}/members/{username}`.
@@ -151,7 +154,7 @@ fn not_created() -> ApiError {
     put, path = "/api/rooms/{room}/members/{username}", tag = "rooms", security(("session" = [])),
     params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("username" = String, Path, description = "The member", pattern = "^[A-Za-z0-9_]{3,32}$")), request_body = SetRole,
     responses(
-        (status = 200, description = "`{\"member\": {\"id\",\"username\",\"role\"}}`"),
+        (status = 200, body = MemberReply, description = "The member as it is now"),
         (status = 403, description = "`forbidden`: not allowed to give that role"),
         (status = 404, description = "`unknown_room`, `unknown_user`"),
     )
@@ -185,9 +188,13 @@ pub async fn set(
             break;
         }
     }
-    Ok(HttpResponse::Ok().json(json!({
-        "member": { "id": user.id, "username": user.username, "role": role }
-    })))
+    Ok(HttpResponse::Ok().json(MemberReply {
+        member: MemberJson {
+            id: user.id,
+            username: &user.username,
+            role,
+        },
+    }))
 }
 
 /// `DELETE /api/rooms/{room}/members/{username}` → `204`; takes effect at once.
@@ -270,14 +277,14 @@ pub async fn delete_message(
 /// `GET /api/me/joined` → `{"rooms"}`: the rooms the caller's browser keeps joined.
 #[utoipa::path(
     get, path = "/api/me/joined", tag = "rooms", security(("session" = [])),
-    responses((status = 200, description = "`{\"rooms\": [name]}`"))
+    responses((status = 200, body = JoinedReply, description = "The rooms kept joined"))
 )]
 pub async fn joined(
     state: web::Data<AppState>,
     current: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
     let rooms = state.db.joined_rooms(current.user.id).await?;
-    Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
+    Ok(HttpResponse::Ok().json(JoinedReply { rooms: &rooms }))
 }
 
 /// Body of `PUT /api/me/joined`.
@@ -291,7 +298,7 @@ pub struct Joined {
 #[utoipa::path(
     put, path = "/api/me/joined", tag = "rooms", security(("session" = [])), request_body = Joined,
     responses(
-        (status = 200, description = "`{\"rooms\": [name]}` as stored"),
+        (status = 200, body = JoinedReply, description = "The rooms kept joined, as stored"),
         (status = 400, description = "`invalid_room`, `too_many_rooms`"),
     )
 )]
@@ -306,5 +313,5 @@ pub async fn set_joined(
         parse_rooms(&body.rooms)?
     };
     state.db.set_joined_rooms(current.user.id, &rooms).await?;
-    Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
+    Ok(HttpResponse::Ok().json(JoinedReply { rooms: &rooms }))
 }

@@ -24,7 +24,7 @@ use utoipa::{
 
 use crate::{
     domain::{ConnectionId, EventName, RoomName},
-    http::error::ErrorCode,
+    http::error::{ErrorBody, ErrorCode},
 };
 
 /// The document. `paths` lists every handler registered in `routes::configure`; the test
@@ -170,26 +170,6 @@ fn code_enum(codes: impl Iterator<Item = ErrorCode>) -> Schema {
         .into()
 }
 
-/// Every error of every route: `{"error":{"code","message"}}`.
-#[derive(ToSchema)]
-#[allow(dead_code)] // A description of what `crate::http::error` renders; never built itself.
-pub struct ErrorBody {
-    error: ErrorDetail,
-}
-
-/// The inside of [`ErrorBody`].
-#[derive(ToSchema)]
-#[allow(dead_code)] // As ErrorBody.
-pub struct ErrorDetail {
-    /// Machine code.
-    code: ErrorCode,
-    /// For a person; never internals.
-    message: String,
-}
-
-/// The answers that handlers build with `json!()`, described for the document. The
-/// schemathesis run in CI checks real answers against them, so they cannot drift silently.
-#[allow(dead_code)]
 /// Applies the contract's conventions to every operation; see the module doc.
 pub struct Conventions;
 

@@ -1,76 +1,143 @@
-//! The shapes of answers that handlers build, named so the OpenAPI document can describe
-//! them. Kept apart from the handlers and the document, so neither imports the other.
+//! Every JSON answer a handler sends, as a type: the handler serializes it and the OpenAPI
+//! document describes it from the same definition, so the two cannot drift apart. Errors
+//! have their own shape ([`crate::http::error`]).
 
-// The documentation-only shapes are never built: only their schema derive reads them.
-#![allow(dead_code)]
-
+use serde::Serialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::{
-    domain::{BroadcastJson, MessageJson, RoomName, User, UserRef, Visibility},
+    db::{Member, MyRoom},
+    domain::{
+        BroadcastJson, MemberRole, MessageJson, RoomName, RoomRecord, User, UserRef, Visibility,
+    },
     hub::RoomInfo,
 };
 
 /// A room as listed: the hub's figures and its visibility.
-#[derive(serde::Serialize, utoipa::ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct Listed {
+    /// Name and subscriber figures.
     #[serde(flatten)]
     pub room: RoomInfo,
+    /// Public or private.
     pub visibility: Visibility,
 }
 
 /// `{"user": User}`.
-#[derive(ToSchema)]
-pub struct UserReply {
-    user: User,
+#[derive(Serialize, ToSchema)]
+pub struct UserReply<'a> {
+    /// The logged-in user.
+    pub user: &'a User,
 }
 
-/// `{"message": Message}`: serialized straight from the stored message (the post route is
-/// the hottest there is).
-#[derive(serde::Serialize, ToSchema)]
+/// `{"message": Message}`, serialized straight from the stored message.
+#[derive(Serialize, ToSchema)]
 pub struct MessageReply<'a> {
+    /// The message as stored.
     pub message: MessageJson<'a>,
 }
 
 /// `{"messages": [Message]}`, ascending by id.
-#[derive(ToSchema)]
-pub struct MessagesReply {
-    messages: Vec<MessageJson<'static>>,
+#[derive(Serialize, ToSchema)]
+pub struct MessagesReply<'a> {
+    /// The page.
+    pub messages: Vec<MessageJson<'a>>,
 }
 
 /// `{"rooms": [{"name","subscribers","users","visibility"}]}`, busiest first.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct RoomsReply {
-    rooms: Vec<Listed>,
+    /// The rooms the caller may see.
+    pub rooms: Vec<Listed>,
 }
 
 /// `{"room", "users"}`: users with a connection in the room now.
-#[derive(ToSchema)]
-pub struct PresenceReply {
-    room: RoomName,
-    users: Vec<UserRef>,
+#[derive(Serialize, ToSchema)]
+pub struct PresenceReply<'a> {
+    /// The room.
+    pub room: &'a RoomName,
+    /// Who is in it.
+    pub users: Vec<UserRef>,
 }
 
 /// `{"broadcast": {"id","body","sent_at"}}`.
-#[derive(ToSchema)]
-pub struct BroadcastReply {
-    broadcast: BroadcastJson<'static>,
+#[derive(Serialize, ToSchema)]
+pub struct BroadcastReply<'a> {
+    /// The broadcast as stored.
+    pub broadcast: BroadcastJson<'a>,
 }
 
-/// Live figures of `GET /api/admin/stats`.
-#[derive(ToSchema)]
+/// Live figures of `GET /api/admin/stats`, over every node.
+#[derive(Serialize, ToSchema)]
 pub struct StatsReply {
-    connections: u64,
-    users_online: u64,
-    rooms: u64,
-    subscriptions: u64,
-    messages_stored: u64,
-    events_delivered: u64,
-    slow_disconnects: u64,
+    /// Open streams.
+    pub connections: usize,
+    /// Distinct users with a stream.
+    pub users_online: usize,
+    /// Rooms with a subscriber.
+    pub rooms: usize,
+    /// (connection, room) pairs.
+    pub subscriptions: usize,
+    /// Messages in the log.
+    pub messages_stored: i64,
+    /// Frames queued to streams since start.
+    pub events_delivered: u64,
+    /// Streams dropped for not reading.
+    pub slow_disconnects: u64,
 }
 
 /// `{"closed": n}`: streams closed.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct ClosedReply {
-    closed: u64,
+    /// How many, over every node.
+    pub closed: usize,
+}
+
+/// `{"room": RoomInfo}`: a created room.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedRoomReply<'a> {
+    /// Name, visibility, owner.
+    pub room: &'a RoomRecord,
+}
+
+/// `{"rooms": [{"name","visibility","role"}]}`.
+#[derive(Serialize, ToSchema)]
+pub struct MyRoomsReply {
+    /// The rooms the caller created or was added to.
+    pub rooms: Vec<MyRoom>,
+}
+
+/// `{"room", "members": [{"id","username","role"}]}`, ordered by username.
+#[derive(Serialize, ToSchema)]
+pub struct MembersReply<'a> {
+    /// The room.
+    pub room: &'a RoomName,
+    /// Its members.
+    pub members: Vec<Member>,
+}
+
+/// `{"member": {"id","username","role"}}`: a member as it is now.
+#[derive(Serialize, ToSchema)]
+pub struct MemberReply<'a> {
+    /// The member.
+    pub member: MemberJson<'a>,
+}
+
+/// One member of a room.
+#[derive(Serialize, ToSchema)]
+pub struct MemberJson<'a> {
+    /// The user's id.
+    pub id: Uuid,
+    /// The user's name.
+    pub username: &'a str,
+    /// Its role in the room.
+    pub role: MemberRole,
+}
+
+/// `{"rooms": [name]}`: the rooms a user's browser keeps joined.
+#[derive(Serialize, ToSchema)]
+pub struct JoinedReply<'a> {
+    /// Room names.
+    pub rooms: &'a [RoomName],
 }

@@ -2,9 +2,12 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
-use serde_json::json;
 
-use super::{access::VisibleRoom, json::Json, replies::Listed};
+use super::{
+    access::VisibleRoom,
+    json::Json,
+    replies::{Listed, MessageReply, MessagesReply, PresenceReply, RoomsReply},
+};
 use crate::{
     db::Page,
     domain::{EventName, HistoryQuery, MessageBody, Role, UserRef, Visibility},
@@ -29,7 +32,7 @@ const MAX_LIST: usize = 500;
 #[utoipa::path(
     get, path = "/api/rooms", tag = "rooms", security(("session" = [])), params(ListQuery),
     responses(
-        (status = 200, body = super::replies::RoomsReply, description = "Rooms with subscribers now, busiest first"),
+        (status = 200, body = RoomsReply, description = "Rooms with subscribers now, busiest first"),
         (status = 400, description = "`invalid_limit`, `invalid_query`"),
     )
 )]
@@ -64,14 +67,14 @@ pub async fn list(
             room,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "rooms": rooms })))
+    Ok(HttpResponse::Ok().json(RoomsReply { rooms }))
 }
 
 /// `GET /api/rooms/{room}/presence`: users with a connection in the room now.
 #[utoipa::path(
     get, path = "/api/rooms/{room}/presence", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses(
-        (status = 200, body = super::replies::PresenceReply, description = "Users with a connection in the room now"),
+        (status = 200, body = PresenceReply, description = "Users with a connection in the room now"),
         (status = 400, description = "`invalid_room`"),
     )
 )]
@@ -80,7 +83,10 @@ pub async fn presence(
     room: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
     let users = state.cluster.presence(room.name());
-    Ok(HttpResponse::Ok().json(json!({ "room": room.name(), "users": users })))
+    Ok(HttpResponse::Ok().json(PresenceReply {
+        room: room.name(),
+        users,
+    }))
 }
 
 /// Body of `POST /api/rooms/{room}/messages`.
@@ -95,7 +101,7 @@ pub struct NewMessage {
     post, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     request_body = NewMessage,
     responses(
-        (status = 201, body = super::replies::MessageReply, description = "Stored durably, then sent"),
+        (status = 201, body = MessageReply, description = "Stored durably, then sent"),
         (status = 429, description = "`rate_limited`: see `Retry-After`"),
         (status = 503, description = "`unavailable`: the message writer is not storing"),
     )
@@ -117,14 +123,14 @@ pub async fn post_message(
     let message = stored
         .message_json()
         .ok_or_else(|| anyhow::anyhow!("the writer stored post {} as no message", stored.id))?;
-    Ok(HttpResponse::Created().json(super::replies::MessageReply { message }))
+    Ok(HttpResponse::Created().json(MessageReply { message }))
 }
 
 /// `GET /api/rooms/{room}/messages?before=&after=&limit=`: ascending by id.
 #[utoipa::path(
     get, path = "/api/rooms/{room}/messages", tag = "rooms", security(("session" = [])), params(("room" = String, Path, description = "Room name", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), HistoryQuery),
     responses(
-        (status = 200, body = super::replies::MessagesReply, description = "Ascending by id"),
+        (status = 200, body = MessagesReply, description = "Ascending by id"),
         (status = 400, description = "`invalid_room`, `invalid_limit`, `invalid_query`"),
     )
 )]
@@ -147,7 +153,7 @@ pub async fn history(
     };
     let messages = state.db.messages_page(room.name(), page).await?;
     let messages: Vec<_> = messages.iter().filter_map(|m| m.message_json()).collect();
-    Ok(HttpResponse::Ok().json(json!({ "messages": messages })))
+    Ok(HttpResponse::Ok().json(MessagesReply { messages }))
 }
 
 /// Body of `POST /api/rooms/{room}/events`.
