@@ -4,10 +4,7 @@
 use std::ops::RangeInclusive;
 
 use super::{Backend, Db, now_rfc3339};
-use crate::{
-    config::SqliteSync,
-    domain::{MessageBody, RoomName, StoredMessage, UserRef},
-};
+use crate::domain::{MessageBody, RoomName, StoredMessage, UserRef};
 use anyhow::Context;
 use sqlx::{
     Connection, Database, Encode, PgConnection, QueryBuilder, Type, postgres::PgConnectOptions,
@@ -413,10 +410,10 @@ async fn pg_deletions_then_events(
 
 /// The writer's own connection to the message log: appends batches, one transaction each.
 pub struct MessageLog {
-    conn: LogConn,
+    pub(super) conn: LogConn,
 }
 
-enum LogConn {
+pub(super) enum LogConn {
     /// rusqlite, not sqlx: the writer runs on a thread of its own, so a synchronous
     /// connection saves a batch two hand-offs to sqlx's connection thread and back.
     Sqlite(rusqlite::Connection),
@@ -529,30 +526,6 @@ impl MessageLog {
     }
 }
 
-/// The writer's SQLite connection, set up as sqlx sets up the pool's (the pool created the
-/// file and made it WAL, which the file keeps).
-fn open_sqlite_log(
-    path: &std::path::Path,
-    synchronous: SqliteSync,
-) -> rusqlite::Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        match synchronous {
-            SqliteSync::Full => "FULL",
-            SqliteSync::Normal => "NORMAL",
-        },
-    )?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(conn)
-}
-
 impl Db {
     /// Opens the message writer's own connection to the message log (one per process).
     pub async fn message_log(&self) -> anyhow::Result<MessageLog> {
@@ -567,7 +540,10 @@ impl Db {
                 options,
                 synchronous,
                 ..
-            } => LogConn::Sqlite(open_sqlite_log(options.get_filename(), *synchronous)?),
+            } => LogConn::Sqlite(super::sqlite::open_writer(
+                options.get_filename(),
+                *synchronous,
+            )?),
             Backend::Postgres {
                 options, channel, ..
             } => LogConn::Postgres {

@@ -37,6 +37,7 @@ mod messages;
 pub mod nodes;
 mod rooms;
 mod sessions;
+mod sqlite;
 mod users;
 
 use std::{fmt::Write, str::FromStr, sync::Arc, time::Duration};
@@ -46,7 +47,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{
     PgPool, SqlitePool,
     postgres::{PgConnectOptions, PgPoolOptions},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
 pub use messages::{MessageLog, NewPost, Page};
@@ -133,16 +134,8 @@ impl Db {
     }
 
     async fn connect_sqlite(settings: &DatabaseSettings) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(&settings.url)
-            .with_context(|| format!("configuration: `database.url` {:?}", settings.url))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match settings.sqlite_synchronous {
-                SqliteSync::Full => SqliteSynchronous::Full,
-                SqliteSync::Normal => SqliteSynchronous::Normal,
-            })
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+        let options = sqlite::pool_options(&settings.url, settings.sqlite_synchronous)
+            .with_context(|| format!("configuration: `database.url` {:?}", settings.url))?;
         if let Some(dir) = options.get_filename().parent()
             && !dir.as_os_str().is_empty()
         {
