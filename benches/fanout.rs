@@ -14,7 +14,7 @@ use std::{process::Command, sync::Arc, time::Duration};
 use futures_util::StreamExt;
 use roomcast::{
     domain::{EventName, RoomName, StoredMessage, UserRef},
-    hub::{ConnectionStream, EventFilter, History, Hub, HubSettings, ReplayPage, SubscribeRequest},
+    hub::{ConnectionStream, EventFilter, History, Hub, HubSettings, SubscribeRequest},
 };
 use uuid::Uuid;
 
@@ -32,11 +32,11 @@ impl History for NoHistory {
         _: i64,
         _: std::ops::RangeInclusive<i64>,
         _: u32,
-    ) -> anyhow::Result<ReplayPage> {
-        Ok(ReplayPage::default())
+    ) -> anyhow::Result<Vec<StoredMessage>> {
+        Ok(Vec::new())
     }
 
-    async fn recent(&self, _: &[RoomName], _: u32, _: i64) -> anyhow::Result<Vec<StoredMessage>> {
+    async fn recent(&self, _: &RoomName, _: i64, _: u32) -> anyhow::Result<Vec<StoredMessage>> {
         Ok(Vec::new())
     }
 }
@@ -47,6 +47,7 @@ fn hub(heartbeat: Duration) -> Arc<Hub> {
         queue_capacity: 1024,
         heartbeat,
         replay_limit: 1000,
+        replay_bytes: 1 << 20,
         streams_per_user: usize::MAX,
         streams_per_session: usize::MAX,
         max_streams: usize::MAX,

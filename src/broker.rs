@@ -6,9 +6,9 @@
 use std::{ops::RangeInclusive, sync::Arc};
 
 use crate::{
-    db::Db,
+    db::{Db, Page},
     domain::{RoomName, StoredMessage},
-    hub::{History, Hub, ReplayPage},
+    hub::{History, Hub},
 };
 
 /// Delivers committed events to the hubs that route them.
@@ -43,19 +43,25 @@ impl History for Db {
         up_to: i64,
         skip_broadcasts: RangeInclusive<i64>,
         limit: u32,
-    ) -> anyhow::Result<ReplayPage> {
-        let (events, complete) = self
+    ) -> anyhow::Result<Vec<StoredMessage>> {
+        Ok(self
             .replay_since(rooms, after, up_to, &skip_broadcasts, limit)
-            .await?;
-        Ok(ReplayPage { events, complete })
+            .await?)
     }
 
     async fn recent(
         &self,
-        rooms: &[RoomName],
-        n: u32,
+        room: &RoomName,
         up_to: i64,
+        limit: u32,
     ) -> anyhow::Result<Vec<StoredMessage>> {
-        Ok(Db::recent(self, rooms, n, up_to).await?)
+        let page = Page {
+            before: Some(up_to.saturating_add(1)),
+            after: None,
+            limit,
+        };
+        let mut newest_first = self.messages_page(room, page).await?;
+        newest_first.reverse();
+        Ok(newest_first)
     }
 }

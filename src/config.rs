@@ -369,8 +369,10 @@ pub struct ClusterSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistorySettings {
-    /// Most events replayed on one resume.
+    /// Most events one subscribe replays.
     pub replay_limit: u32,
+    /// Most bytes of frames one subscribe replays.
+    pub replay_bytes: usize,
 }
 
 /// `[limits]`
@@ -599,6 +601,11 @@ impl Settings {
             "must be at least 1",
         )?;
         check(
+            self.history.replay_bytes >= 1024,
+            "history.replay_bytes",
+            "must be at least 1024",
+        )?;
+        check(
             self.limits.body_bytes >= 1024,
             "limits.body_bytes",
             "must be at least 1024",
@@ -718,6 +725,7 @@ mod tests {
         assert_eq!(s.sse.heartbeat_secs, 15);
         assert_eq!(s.sse.queue_capacity, 1024);
         assert_eq!(s.history.replay_limit, 1000);
+        assert_eq!(s.history.replay_bytes, 1 << 20);
         assert_eq!(s.limits.body_bytes, 16384);
         assert_eq!(s.limits.message_chars, 4000);
         assert_eq!(

@@ -57,6 +57,7 @@ impl Application {
             queue_capacity: settings.sse.queue_capacity,
             heartbeat: Duration::from_secs(settings.sse.heartbeat_secs),
             replay_limit: settings.history.replay_limit,
+            replay_bytes: settings.history.replay_bytes,
             streams_per_user: settings.limits.streams_per_user,
             streams_per_session: settings.limits.streams_per_session,
             max_streams: settings.limits.max_streams,

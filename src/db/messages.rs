@@ -99,7 +99,7 @@ where
 }
 
 /// Events of `rooms` plus broadcasts (but those in `sent`) in `(after, upto]`, newest
-/// first, one more than `limit` so the caller can tell whether the limit cut anything.
+/// first, at most `limit`.
 fn replay_query<DB>(
     prefix: &str,
     rooms: &[RoomName],
@@ -133,7 +133,7 @@ where
         list.push_bind(r.as_str().to_owned());
     }
     q.push(")) ORDER BY m.id DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
+        .push_bind(i64::from(limit));
     q
 }
 
@@ -168,9 +168,9 @@ impl Db {
         Ok(rows)
     }
 
-    /// Everything a resuming connection missed in `rooms`, plus the broadcasts but those
-    /// it was already `sent`: ids in `(after, upto]`, ascending, the newest `limit` of
-    /// them, and whether that was all.
+    /// What a resuming connection missed in `rooms`, plus the broadcasts but those it was
+    /// already `sent`: ids in `(after, upto]`, the newest `limit` of them, newest first
+    /// (a replay reads page after page of these, older each time).
     pub async fn replay_since(
         &self,
         rooms: &[RoomName],
@@ -178,36 +178,12 @@ impl Db {
         upto: i64,
         sent: &RangeInclusive<i64>,
         limit: u32,
-    ) -> sqlx::Result<(Vec<StoredMessage>, bool)> {
-        let mut rows: Vec<Row> = on_backend!(self, |pool, DB| {
+    ) -> sqlx::Result<Vec<StoredMessage>> {
+        let rows: Vec<Row> = on_backend!(self, |pool, DB| {
             let mut q = replay_query::<DB>("", rooms, after, upto, sent, limit);
             q.build_query_as().fetch_all(pool).await
         })?;
-        let complete = rows.len() <= limit as usize;
-        rows.truncate(limit as usize);
-        rows.reverse();
-        Ok((decode(rows)?, complete))
-    }
-
-    /// The last `n` messages (ids up to `upto`) of each room, ascending by id. One indexed
-    /// `LIMIT n` read per room: a single windowed query would rank every row of a big room.
-    pub async fn recent(
-        &self,
-        rooms: &[RoomName],
-        n: u32,
-        upto: i64,
-    ) -> sqlx::Result<Vec<StoredMessage>> {
-        let mut all = Vec::new();
-        for room in rooms {
-            let page = Page {
-                before: Some(upto + 1),
-                after: None,
-                limit: n,
-            };
-            all.extend(self.messages_page(room, page).await?);
-        }
-        all.sort_by_key(|m| m.id);
-        Ok(all)
+        decode(rows)
     }
 
     /// Highest id stored (0 when empty).

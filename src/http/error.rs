@@ -120,6 +120,8 @@ error_codes! {
     TooManyStreams = "too_many_streams" => TOO_MANY_REQUESTS,
     /// the user has created as many rooms as it may
     TooManyRoomsCreated = "too_many_rooms_created" => TOO_MANY_REQUESTS,
+    /// the stream's earlier replay is not written yet: its replay would not fit in its queue
+    ReplayBacklog = "replay_backlog" => TOO_MANY_REQUESTS,
     /// a dependency is not answering, or the server is stopping
     Unavailable = "unavailable" => SERVICE_UNAVAILABLE,
     /// a bug; the server log has the details
@@ -229,6 +231,17 @@ pub enum ApiError {
         /// The cap, for a person.
         message: Cow<'static, str>,
     },
+    /// 429: not now, for a reason that passes by itself (e.g. `replay_backlog`); try again
+    /// after this many whole seconds.
+    #[error("{message}")]
+    RetryLater {
+        /// Why, e.g. [`ErrorCode::ReplayBacklog`].
+        code: ErrorCode,
+        /// Why, for a person.
+        message: Cow<'static, str>,
+        /// Seconds until a retry is likely to succeed.
+        retry_after_secs: u64,
+    },
     /// 429: slow down; try again after this many whole seconds.
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited {
@@ -289,7 +302,8 @@ impl ApiError {
             Self::BadRequest { code, .. }
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
-            | Self::Limited { code, .. } => *code,
+            | Self::Limited { code, .. }
+            | Self::RetryLater { code, .. } => *code,
             Self::Unauthorized => ErrorCode::Unauthorized,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::Forbidden(_) => ErrorCode::Forbidden,
@@ -354,6 +368,11 @@ impl From<HubError> for ApiError {
             },
             HubError::ServerFull => Self::Unavailable(e.to_string().into()),
             HubError::Revoked => Self::unknown_room(),
+            HubError::ReplayBacklog => Self::RetryLater {
+                code: ErrorCode::ReplayBacklog,
+                message: e.to_string().into(),
+                retry_after_secs: REPLAY_BACKLOG_RETRY_SECS,
+            },
             HubError::History(e) => {
                 tracing::warn!(error = ?e, "reading a replay failed; the stream was closed");
                 Self::Unavailable("the message history is not answering; reconnect".into())
@@ -373,6 +392,10 @@ impl From<WriteError> for ApiError {
 
 /// `Retry-After` of a 429 for a cap (every 429 carries one, as the contract says).
 const LIMITED_RETRY_SECS: u64 = 5;
+
+/// `Retry-After` of `replay_backlog`: a stream that reads writes its replay within
+/// milliseconds; one that does not is cut by the write timeout.
+const REPLAY_BACKLOG_RETRY_SECS: u64 = 1;
 
 /// Every error of every route: `{"error":{"code","message"}}`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -414,9 +437,11 @@ impl ResponseError for ApiError {
         };
         let mut res = error_json(self.code(), &message);
         let retry_after = match self {
-            Self::RateLimited { retry_after_secs } | Self::Busy { retry_after_secs } => {
-                Some(*retry_after_secs)
-            }
+            Self::RateLimited { retry_after_secs }
+            | Self::Busy { retry_after_secs }
+            | Self::RetryLater {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             // A cap frees when one of the caller's own streams closes; a guess, not a promise.
             Self::Limited { .. } => Some(LIMITED_RETRY_SECS),
             _ => None,

@@ -346,6 +346,7 @@ mod tests {
             queue_capacity: 8,
             heartbeat: Duration::from_secs(3600),
             replay_limit: 100,
+            replay_bytes: 1 << 20,
             streams_per_user: 10,
             streams_per_session: 10,
             max_streams: 10,

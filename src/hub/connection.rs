@@ -105,7 +105,10 @@ impl Hub {
                 limit: per_session,
             });
         }
-        let (tx, rx) = Queue::new(self.settings.queue_capacity);
+        let (tx, rx) = Queue::new(
+            self.settings.queue_capacity,
+            self.settings.replay_bytes.saturating_mul(2),
+        );
         let id = self
             .link
             .get()

@@ -29,7 +29,8 @@ impl Delivery {
         match tx.try_send(item) {
             Ok(()) => self.delivered += 1,
             Err(PushError::Full) => self.slow.push(id),
-            Err(PushError::Closed) => {}
+            // `NoRoom` is a replay's answer only.
+            Err(PushError::Closed | PushError::NoRoom) => {}
         }
     }
 }

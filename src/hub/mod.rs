@@ -63,7 +63,7 @@ use uuid::Uuid;
 
 pub use connection::Connection;
 pub use filter::EventFilter;
-pub use history::{History, ReplayPage};
+pub use history::{History, ReplayBounds};
 pub use link::{NodeLink, PresenceAction, PresenceSink};
 pub use room::{RoomInfo, keep_busiest};
 pub use stream::ConnectionStream;
@@ -84,8 +84,11 @@ pub struct HubSettings {
     pub queue_capacity: usize,
     /// Silence before a `: ping`.
     pub heartbeat: Duration,
-    /// Most events one resume replays.
+    /// Most events one subscribe replays.
     pub replay_limit: u32,
+    /// Most bytes of frames one subscribe replays; a connection's unwritten replays hold
+    /// at most twice this.
+    pub replay_bytes: usize,
     /// Open streams one user may hold.
     pub streams_per_user: usize,
     /// Open streams one login session may hold.
@@ -142,6 +145,10 @@ pub enum HubError {
     /// The user would be in more distinct rooms than it may.
     #[error("a user holds at most {0} rooms over all its streams")]
     TooManyRoomsForUser(usize),
+    /// The replay does not fit in what is left of the connection's queue (an earlier
+    /// replay is still unwritten); nothing was joined.
+    #[error("this stream's earlier replay is not written yet; subscribe again in a moment")]
+    ReplayBacklog,
 }
 
 /// The routing core. Cheap to share (`Arc<Hub>`); every method is thread-safe.

@@ -126,7 +126,7 @@ impl History for Log {
         up_to: i64,
         skip_broadcasts: RangeInclusive<i64>,
         limit: u32,
-    ) -> anyhow::Result<ReplayPage> {
+    ) -> anyhow::Result<Vec<StoredMessage>> {
         Ok(super::tests::replay_from(
             &self.events,
             rooms,
@@ -139,11 +139,11 @@ impl History for Log {
 
     async fn recent(
         &self,
-        rooms: &[RoomName],
-        n: u32,
+        room: &RoomName,
         up_to: i64,
+        limit: u32,
     ) -> anyhow::Result<Vec<StoredMessage>> {
-        Ok(super::tests::recent_from(&self.events, rooms, n, up_to))
+        Ok(super::tests::recent_from(&self.events, room, up_to, limit))
     }
 }
 
@@ -222,6 +222,7 @@ impl World {
                 queue_capacity: 1024,
                 heartbeat: Duration::from_secs(3600),
                 replay_limit: 1000,
+                replay_bytes: 1 << 20,
                 streams_per_user: usize::MAX,
                 streams_per_session: usize::MAX,
                 max_streams: usize::MAX,

@@ -38,7 +38,15 @@ pub(super) enum Outbound {
     Release,
     /// Marks where a subscribe's replay belongs in this connection's event order. The
     /// stream waits for the frames before writing anything queued after the marker.
-    Replay(oneshot::Receiver<Vec<ReplayFrame>>),
+    Replay(oneshot::Receiver<ReplayBatch>),
+}
+
+/// A replay's frames, with the room they take in the queue until the stream writes them.
+pub(super) struct ReplayBatch {
+    /// Ascending by id.
+    pub(super) frames: Vec<ReplayFrame>,
+    /// Released when the batch is dropped (written, or the stream gone).
+    pub(super) room: ReplayRoom,
 }
 
 /// One persisted event read back for a replay, encoded.
@@ -58,6 +66,8 @@ pub(super) struct Queue {
     /// A leaf lock: held for a push or a swap, never while taking another lock or waking.
     state: Mutex<State>,
     capacity: usize,
+    /// Most bytes of replays reserved and not yet written.
+    replay_bytes: usize,
 }
 
 struct State {
@@ -65,6 +75,19 @@ struct State {
     /// The stream's waker while it waits for frames; taken by the push that wakes it.
     waker: Option<Waker>,
     closed: bool,
+    /// Frames and bytes held for replays being read or waiting to be written. A replay
+    /// fits only in what queued frames and other replays leave of the capacity; live frames
+    /// are checked against the capacity alone, so a queue holds at most twice it.
+    reserved: Reserved,
+}
+
+/// Room held in a queue for replays.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Reserved {
+    /// Frames.
+    pub(super) frames: usize,
+    /// Bytes of frames.
+    pub(super) bytes: usize,
 }
 
 /// Why a push failed.
@@ -75,21 +98,54 @@ pub(super) enum PushError {
     Full,
     /// The connection is gone.
     Closed,
+    /// A replay does not fit in what is left of the queue (other replays hold it).
+    NoRoom,
+}
+
+/// A replay's room in its queue: held from the subscribe's join until the stream writes
+/// the frames (or drops them), shrunk to what the replay turned out to be.
+pub(super) struct ReplayRoom {
+    queue: Sender,
+    held: Reserved,
+}
+
+impl ReplayRoom {
+    /// Keeps only `to` of the room held (the replay is read, and no larger).
+    pub(super) fn shrink_to(&mut self, to: Reserved) {
+        let to = Reserved {
+            frames: to.frames.min(self.held.frames),
+            bytes: to.bytes.min(self.held.bytes),
+        };
+        self.queue.release(Reserved {
+            frames: self.held.frames - to.frames,
+            bytes: self.held.bytes - to.bytes,
+        });
+        self.held = to;
+    }
+}
+
+impl Drop for ReplayRoom {
+    fn drop(&mut self) {
+        self.queue.release(self.held);
+    }
 }
 
 /// What a sender holds.
 pub(super) type Sender = Arc<Queue>;
 
 impl Queue {
-    /// A queue of at most `capacity` waiting frames, and its reading end.
-    pub(super) fn new(capacity: usize) -> (Sender, Receiver) {
+    /// A queue of at most `capacity` waiting frames (of which replays hold at most
+    /// `replay_bytes` bytes), and its reading end.
+    pub(super) fn new(capacity: usize, replay_bytes: usize) -> (Sender, Receiver) {
         let queue = Arc::new(Self {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 waker: None,
                 closed: false,
+                reserved: Reserved::default(),
             }),
             capacity,
+            replay_bytes,
         });
         let receiver = Receiver {
             queue: Arc::clone(&queue),
@@ -105,6 +161,8 @@ impl Queue {
             if state.closed {
                 return Err(PushError::Closed);
             }
+            // Live frames are not held back by replays' room: a reader is cut only when
+            // it falls `capacity` frames behind the live stream.
             if state.items.len() >= self.capacity {
                 return Err(PushError::Full);
             }
@@ -115,6 +173,48 @@ impl Queue {
             waker.wake();
         }
         Ok(())
+    }
+
+    /// Queues a replay's `marker` and holds `room` for its frames, when both fit besides
+    /// what is queued and held already. `Full` when the marker itself does not (the reader
+    /// is too slow), `NoRoom` when only the replay does not.
+    pub(super) fn try_send_replay(
+        self: &Arc<Self>,
+        marker: Outbound,
+        room: Reserved,
+    ) -> Result<ReplayRoom, PushError> {
+        let waker = {
+            let mut state = self.state.lock();
+            if state.closed {
+                return Err(PushError::Closed);
+            }
+            if state.items.len() >= self.capacity {
+                return Err(PushError::Full);
+            }
+            let taken = state.items.len() + state.reserved.frames;
+            if taken + 1 + room.frames > self.capacity
+                || state.reserved.bytes + room.bytes > self.replay_bytes
+            {
+                return Err(PushError::NoRoom);
+            }
+            state.items.push_back(marker);
+            state.reserved.frames += room.frames;
+            state.reserved.bytes += room.bytes;
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        Ok(ReplayRoom {
+            queue: Arc::clone(self),
+            held: room,
+        })
+    }
+
+    fn release(&self, room: Reserved) {
+        let mut state = self.state.lock();
+        state.reserved.frames -= room.frames;
+        state.reserved.bytes -= room.bytes;
     }
 
     /// Ends the queue: pushes fail from now on, and the stream reads its end.
@@ -210,7 +310,7 @@ mod tests {
 
     #[test]
     fn frames_come_out_in_the_order_they_went_in_across_batches() {
-        let (tx, mut rx) = Queue::new(8);
+        let (tx, mut rx) = Queue::new(8, 1 << 20);
         let waker = Arc::new(CountingWaker::default());
         let waker = Waker::from(waker);
         let mut cx = Context::from_waker(&waker);
@@ -229,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_waiting_stream_is_woken_once_by_the_next_push() {
-        let (tx, mut rx) = Queue::new(8);
+        let (tx, mut rx) = Queue::new(8, 1 << 20);
         let counter = Arc::new(CountingWaker::default());
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
@@ -245,7 +345,7 @@ mod tests {
 
     #[test]
     fn past_the_capacity_a_push_is_refused_as_full() {
-        let (tx, _rx) = Queue::new(2);
+        let (tx, _rx) = Queue::new(2, 1 << 20);
         tx.try_send(frame("a")).expect("room");
         tx.try_send(frame("b")).expect("room");
         assert_eq!(
@@ -257,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_closed_queue_refuses_pushes_and_ends_its_stream() {
-        let (tx, mut rx) = Queue::new(8);
+        let (tx, mut rx) = Queue::new(8, 1 << 20);
         let waker = Waker::from(Arc::new(CountingWaker::default()));
         let mut cx = Context::from_waker(&waker);
         tx.try_send(frame("a")).expect("room");
@@ -272,7 +372,7 @@ mod tests {
 
     #[test]
     fn dropping_the_stream_closes_the_queue() {
-        let (tx, rx) = Queue::new(8);
+        let (tx, rx) = Queue::new(8, 1 << 20);
         drop(rx);
         assert_eq!(
             tx.try_send(frame("a")),
@@ -283,7 +383,7 @@ mod tests {
 
     #[test]
     fn a_large_drained_batch_buffer_is_freed() {
-        let (tx, mut rx) = Queue::new(1000);
+        let (tx, mut rx) = Queue::new(1000, 1 << 20);
         let waker = Waker::from(Arc::new(CountingWaker::default()));
         let mut cx = Context::from_waker(&waker);
         for _ in 0..100 {

@@ -24,7 +24,7 @@ use tokio::{
 
 use super::{
     Connection, Hub, HubSettings, frame,
-    queue::{self, Outbound, ReplayFrame},
+    queue::{self, Outbound, ReplayBatch, ReplayFrame},
 };
 use crate::wake::{GroupWaker, WakeGroup};
 
@@ -39,7 +39,7 @@ pub struct ConnectionStream {
     conn: Arc<Connection>,
     rx: queue::Receiver,
     first: Option<Bytes>,
-    replay: Option<oneshot::Receiver<Vec<ReplayFrame>>>,
+    replay: Option<oneshot::Receiver<ReplayBatch>>,
     /// Broadcasts held until the first subscribe's replay (`None` once released).
     held: Option<Vec<(i64, Bytes)>>,
     /// Most broadcasts held; past it the client is as slow as one with a full queue.
@@ -196,9 +196,13 @@ impl Stream for ConnectionStream {
                 this.conn.close_waker.register(cx.waker());
                 match Pin::new(replay).poll(cx) {
                     Poll::Pending => return this.poll_ping(cx),
-                    Poll::Ready(Ok(frames)) => {
+                    Poll::Ready(Ok(batch)) => {
                         this.replay = None;
-                        if let Some(bytes) = this.splice(frames) {
+                        // Its room in the queue is free once the frames are handed on.
+                        let ReplayBatch { frames, room } = batch;
+                        let spliced = this.splice(frames);
+                        drop(room);
+                        if let Some(bytes) = spliced {
                             return this.wrote(bytes);
                         }
                         continue;

@@ -17,9 +17,8 @@ use super::{
     connection::{ConnState, Connection},
     fanout::Delivery,
     filter::EventFilter,
-    frame,
-    history::History,
-    queue::{Outbound, PushError, ReplayFrame},
+    history::{History, ReplayBounds, merge_newest, read_newest},
+    queue::{Outbound, PushError, ReplayBatch, ReplayFrame, ReplayRoom, Reserved},
     room::Subscriber,
 };
 use crate::domain::{
@@ -172,7 +171,7 @@ impl TryFrom<UnsubscribeBody> for UnsubscribeRequest {
 pub struct ReplayOutcome {
     /// Events replayed.
     pub count: usize,
-    /// False only when a resume hit the replay limit and older events were skipped.
+    /// False only when the replay's bounds (events or bytes) left older events out.
     pub complete: bool,
 }
 
@@ -204,14 +203,28 @@ fn filter_names(filter: Option<&Arc<EventFilter>>) -> Option<Vec<EventName>> {
     filter.map(|f| f.names().cloned().collect())
 }
 
-/// A replay the join promised the stream: where to read from, up to where, and the
-/// channel the stream waits on.
+/// A replay the join promised the stream: where to read from, up to where, the channel
+/// the stream waits on, and the room it holds in the connection's queue.
 pub(super) struct PendingReplay {
-    pub(super) tx: oneshot::Sender<Vec<ReplayFrame>>,
+    pub(super) tx: oneshot::Sender<ReplayBatch>,
     from: ReplayFrom,
     watermark: i64,
     /// Broadcasts the connection has (or is about to get live); the replay skips them.
     broadcasts_sent: RangeInclusive<i64>,
+    pub(super) room: ReplayRoom,
+}
+
+impl PendingReplay {
+    /// Hands the frames to the stream, holding only the room they take.
+    pub(super) fn send(self, frames: Vec<ReplayFrame>) {
+        let mut room = self.room;
+        room.shrink_to(Reserved {
+            frames: frames.len(),
+            bytes: frames.iter().map(|f| f.bytes.len()).sum(),
+        });
+        // The stream may have closed meanwhile; then there is nobody to replay to.
+        let _ = self.tx.send(ReplayBatch { frames, room });
+    }
 }
 
 /// What the locked part of a subscribe did.
@@ -269,7 +282,7 @@ impl Hub {
             // Nothing of this subscribe stays: an empty replay, then every room it joined
             // is left.
             if let Some(pending) = replay {
-                let _ = pending.tx.send(Vec::new());
+                pending.send(Vec::new());
             }
             self.unsubscribe(owner, UnsubscribeRequest::new(conn.id, joined))?;
             return Err(HubError::Revoked);
@@ -283,8 +296,7 @@ impl Hub {
                     count: frames.len(),
                     complete,
                 };
-                // The stream may have closed meanwhile; then there is nobody to replay to.
-                let _ = pending.tx.send(frames);
+                pending.send(frames);
                 Ok(answer)
             }
             Err(e) => {
@@ -294,40 +306,69 @@ impl Hub {
         }
     }
 
-    /// Reads the replay, up to the join's watermark.
+    /// The bounds of one subscribe's replay: the configured ones, and never more frames
+    /// than the connection's queue holds besides the replay's marker.
+    fn replay_bounds(&self) -> ReplayBounds {
+        ReplayBounds {
+            events: (self.settings.replay_limit as usize)
+                .min(self.settings.queue_capacity.saturating_sub(1)),
+            bytes: self.settings.replay_bytes,
+        }
+    }
+
+    /// Reads the replay, up to the join's watermark, within [`Hub::replay_bounds`]:
+    /// ascending frames, and whether that was all.
     async fn read_replay(
         &self,
         rooms: &[RoomName],
         pending: &PendingReplay,
         history: &impl History,
     ) -> anyhow::Result<(Vec<ReplayFrame>, bool)> {
-        let encode = |events: Vec<crate::domain::StoredMessage>| -> Vec<ReplayFrame> {
-            events
-                .iter()
-                .map(|e| ReplayFrame {
-                    id: e.id,
-                    bytes: frame::stored(e),
+        let bounds = self.replay_bounds();
+        let (mut frames, complete) = match pending.from {
+            ReplayFrom::After(after) => {
+                let skip = &pending.broadcasts_sent;
+                let read = read_newest(pending.watermark, None, bounds, |up_to, limit| {
+                    history.since(rooms, after, up_to, skip.clone(), limit)
                 })
-                .collect()
-        };
-        match pending.from {
-            ReplayFrom::After(from) => {
-                let page = history
-                    .since(
-                        rooms,
-                        from,
-                        pending.watermark,
-                        pending.broadcasts_sent.clone(),
-                        self.settings.replay_limit,
-                    )
-                    .await?;
-                Ok((encode(page.events), page.complete))
+                .await?;
+                (read.frames, !read.cut)
             }
             ReplayFrom::Recent(n) => {
-                let events = history.recent(rooms, n, pending.watermark).await?;
-                Ok((encode(events), true))
+                // Each room's last `n`, then the newest of them all within the bounds.
+                let mut kept = Vec::new();
+                let mut cut = false;
+                for room in rooms {
+                    let cap = Some(n as usize);
+                    let read = read_newest(pending.watermark, cap, bounds, |up_to, limit| {
+                        history.recent(room, up_to, limit)
+                    })
+                    .await?;
+                    cut |= read.cut;
+                    cut |= merge_newest(&mut kept, read.frames, bounds);
+                }
+                (kept, !cut)
             }
-            ReplayFrom::Nothing => Ok((Vec::new(), true)),
+            ReplayFrom::Nothing => (Vec::new(), true),
+        };
+        frames.reverse();
+        Ok((frames, complete))
+    }
+
+    /// The room a replay from `from` to `watermark` may need in the queue: at most its
+    /// bounds, and no more events than the ids it may read (or `n` per room).
+    fn replay_room(&self, from: ReplayFrom, rooms: usize, watermark: i64) -> Reserved {
+        let bounds = self.replay_bounds();
+        let ids = |after: i64| usize::try_from(watermark.saturating_sub(after)).unwrap_or(0);
+        let frames = match from {
+            ReplayFrom::After(after) => ids(after),
+            ReplayFrom::Recent(n) => (n as usize).saturating_mul(rooms).min(ids(0)),
+            ReplayFrom::Nothing => 0,
+        };
+        let frames = frames.min(bounds.events);
+        Reserved {
+            frames,
+            bytes: if frames == 0 { 0 } else { bounds.bytes },
         }
     }
 
@@ -366,48 +407,56 @@ impl Hub {
             return Err(HubError::TooManyRoomsForUser(cap));
         }
         // The stream's Last-Event-ID is consumed only by a subscribe that succeeds.
-        let from = match (request.replay, state.resume_from.take()) {
+        let from = match (request.replay, state.resume_from) {
             (ReplayFrom::After(id), _) => ReplayFrom::After(id),
             (_, Some(stream_id)) => ReplayFrom::After(stream_id),
             (asked, None) => asked,
         };
-        let first = !std::mem::replace(&mut state.subscribed, true);
-        self.set_filter(id, &mut state, filter.clone());
         let mut pending = None;
         {
             let gate = self.publish_gate.lock();
             let watermark = *gate;
+            let first = !state.subscribed;
             let marker = if from != ReplayFrom::Nothing && !joined.is_empty() {
                 let (rtx, rrx) = oneshot::channel();
+                let room = self.replay_room(from, joined.len(), watermark);
+                match tx.try_send_replay(Outbound::Replay(rrx), room) {
+                    Ok(room) => Some((rtx, room)),
+                    Err(e) => {
+                        drop(gate);
+                        drop(state);
+                        return Err(self.refused_push(id, e));
+                    }
+                }
+            } else {
+                if first && let Err(e) = tx.try_send(Outbound::Release) {
+                    drop(gate);
+                    drop(state);
+                    return Err(self.refused_push(id, e));
+                }
+                None
+            };
+            // Nothing was refused: from here on the subscribe takes effect.
+            state.resume_from = None;
+            state.subscribed = true;
+            if let Some((rtx, room)) = marker {
                 pending = Some(PendingReplay {
                     tx: rtx,
                     from,
                     watermark,
                     broadcasts_sent: state.broadcasts_covered_from + 1..=watermark,
+                    room,
                 });
                 // This replay carries every broadcast after `from`: record it now, under the
                 // lock, so a subscribe racing this one does not replay them again. (A replay
-                // cut by the limit says `complete: false`; the broadcasts it skipped are not
+                // cut by its bounds says `complete: false`; the broadcasts it skipped are not
                 // offered again.)
                 if let ReplayFrom::After(after) = from {
                     state.broadcasts_covered_from = state.broadcasts_covered_from.min(after);
                 }
-                Some(Outbound::Replay(rrx))
-            } else if first {
-                Some(Outbound::Release)
-            } else {
-                None
-            };
-            if let Some(marker) = marker
-                && let Err(e) = tx.try_send(marker)
-            {
-                drop(gate);
-                drop(state);
-                if e == PushError::Full {
-                    self.disconnect_slow(id);
-                }
-                return Err(HubError::UnknownConnection);
             }
+            // Under the gate, which comes before the room shards the filter is set in.
+            self.set_filter(id, &mut state, filter.clone());
             for room in &joined {
                 let sub = Subscriber {
                     tx: tx.clone(),
@@ -447,6 +496,19 @@ impl Hub {
             answer,
             replay: pending,
         })
+    }
+
+    /// The answer to a marker the queue refused: a full queue cuts the reader as too slow
+    /// (its id is then unknown); a replay that does not fit is refused on its own.
+    fn refused_push(&self, id: ConnectionId, e: PushError) -> HubError {
+        match e {
+            PushError::NoRoom => HubError::ReplayBacklog,
+            PushError::Full => {
+                self.disconnect_slow(id);
+                HubError::UnknownConnection
+            }
+            PushError::Closed => HubError::UnknownConnection,
+        }
     }
 
     /// Replaces the connection's filter in its state and in every room it holds.

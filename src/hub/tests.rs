@@ -16,6 +16,7 @@ fn settings(queue_capacity: usize) -> HubSettings {
         queue_capacity,
         heartbeat: Duration::from_secs(3600),
         replay_limit: 1000,
+        replay_bytes: 1 << 20,
         streams_per_user: 1000,
         streams_per_session: 1000,
         max_streams: 100_000,
@@ -90,7 +91,7 @@ impl History for FakeHistory {
         up_to: i64,
         skip: RangeInclusive<i64>,
         limit: u32,
-    ) -> anyhow::Result<ReplayPage> {
+    ) -> anyhow::Result<Vec<StoredMessage>> {
         self.calls.lock().push(SinceCall {
             rooms: rooms.to_vec(),
             after,
@@ -106,16 +107,17 @@ impl History for FakeHistory {
 
     async fn recent(
         &self,
-        rooms: &[RoomName],
-        n: u32,
+        room: &RoomName,
         up_to: i64,
+        limit: u32,
     ) -> anyhow::Result<Vec<StoredMessage>> {
-        Ok(recent_from(&self.log, rooms, n, up_to))
+        Ok(recent_from(&self.log, room, up_to, limit))
     }
 }
 
 /// What the database answers for a replay, from an in-memory `log` in id order: the events
-/// of `rooms` plus broadcasts outside `skip` in `(after, up_to]`, the newest `limit`.
+/// of `rooms` plus broadcasts outside `skip` in `(after, up_to]`, the newest `limit`,
+/// newest first.
 pub(super) fn replay_from(
     log: &[StoredMessage],
     rooms: &[RoomName],
@@ -123,45 +125,33 @@ pub(super) fn replay_from(
     up_to: i64,
     skip: &RangeInclusive<i64>,
     limit: u32,
-) -> ReplayPage {
-    let mut hits: Vec<StoredMessage> = log
-        .iter()
+) -> Vec<StoredMessage> {
+    log.iter()
+        .rev()
         .filter(|m| m.id > after && m.id <= up_to)
         .filter(|m| match &m.room {
             Some(r) => rooms.contains(r),
             None => !skip.contains(&m.id),
         })
+        .take(limit as usize)
         .cloned()
-        .collect();
-    let complete = hits.len() <= limit as usize;
-    let cut = hits.len().saturating_sub(limit as usize);
-    hits.drain(..cut);
-    ReplayPage {
-        events: hits,
-        complete,
-    }
+        .collect()
 }
 
-/// What the database answers for `history: n`, from an in-memory `log` in id order: the last
-/// `n` messages (up to `up_to`) of each room, ascending by id.
+/// What the database answers for a room's recent messages, from an in-memory `log` in id
+/// order: the newest `limit` messages of `room` up to `up_to`, newest first.
 pub(super) fn recent_from(
     log: &[StoredMessage],
-    rooms: &[RoomName],
-    n: u32,
+    room: &RoomName,
     up_to: i64,
+    limit: u32,
 ) -> Vec<StoredMessage> {
-    let mut out: Vec<StoredMessage> = rooms
-        .iter()
-        .flat_map(|r| {
-            log.iter()
-                .filter(|m| m.room.as_ref() == Some(r) && m.id <= up_to)
-                .rev()
-                .take(n as usize)
-        })
+    log.iter()
+        .rev()
+        .filter(|m| m.room.as_ref() == Some(room) && m.id <= up_to && m.deletes.is_none())
+        .take(limit as usize)
         .cloned()
-        .collect();
-    out.sort_by_key(|m| m.id);
-    out
+        .collect()
 }
 
 fn request(id: ConnectionId, rooms: &[RoomName]) -> SubscribeRequest {
@@ -181,7 +171,7 @@ fn join(
         .join(owner, request(id, rooms).with_filter(filter))
         .unwrap();
     if let Some(pending) = joined.replay {
-        let _ = pending.tx.send(Vec::new());
+        pending.send(Vec::new());
     }
     joined.answer
 }
@@ -436,6 +426,155 @@ async fn history_replays_the_last_messages_up_to_the_watermark() {
     );
 }
 
+/// A stored room message of about `bytes` bytes.
+fn big(id: i64, room_name: &str, bytes: usize) -> StoredMessage {
+    StoredMessage {
+        body: "x".repeat(bytes),
+        ..stored(id, Some(room_name))
+    }
+}
+
+#[tokio::test]
+async fn history_over_many_rooms_keeps_the_newest_within_the_event_bound() {
+    let hub = Arc::new(Hub::new(HubSettings {
+        replay_limit: 10,
+        ..settings(1024)
+    }));
+    let alice = user("alice");
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
+    drain(&mut s).await;
+    hub.set_watermark(60);
+    // Rooms a..f, ten messages each, interleaved by id.
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let log: Vec<StoredMessage> = (1..=60)
+        .map(|i| stored(i, Some(names[(i % 6) as usize])))
+        .collect();
+    let rooms: Vec<RoomName> = names.iter().map(|n| room(n)).collect();
+    let req = request(s.connection().id, &rooms).with_replay(ReplayFrom::Recent(10));
+    let sub = hub
+        .subscribe(alice.id, req, &FakeHistory::with(log))
+        .await
+        .unwrap();
+    assert_eq!(
+        sub.replay,
+        ReplayOutcome {
+            count: 10,
+            complete: false
+        },
+        "6 rooms x 10 messages replay 10 in all, not 60"
+    );
+    let replayed: Vec<i64> = ids(&drain(&mut s).await)
+        .into_iter()
+        .filter(|id| *id > 0)
+        .collect();
+    assert_eq!(replayed, (51..=60).collect::<Vec<_>>(), "the newest ten");
+}
+
+#[tokio::test]
+async fn a_replay_is_bounded_in_bytes_keeping_the_newest() {
+    let hub = Arc::new(Hub::new(HubSettings {
+        replay_bytes: 10_000,
+        ..settings(1024)
+    }));
+    let alice = user("alice");
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
+    drain(&mut s).await;
+    hub.set_watermark(20);
+    let log: Vec<StoredMessage> = (1..=20).map(|i| big(i, "r", 3000)).collect();
+    for from in [ReplayFrom::Recent(20), ReplayFrom::After(0)] {
+        let req = request(s.connection().id, &[room("r")]).with_replay(from);
+        let sub = hub
+            .subscribe(alice.id, req, &FakeHistory::with(log.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            sub.replay,
+            ReplayOutcome {
+                count: 3,
+                complete: false
+            },
+            "{from:?}: three frames of ~3 KB fit in 10,000 bytes"
+        );
+        let text = drain(&mut s).await;
+        assert!(
+            text.len() <= 10_000,
+            "{from:?}: {} bytes replayed",
+            text.len()
+        );
+        assert_eq!(ids(&text), [18, 19, 20], "{from:?}: the newest three");
+        hub.unsubscribe(
+            alice.id,
+            UnsubscribeRequest::new(s.connection().id, vec![room("r")]),
+        )
+        .unwrap();
+        drain(&mut s).await;
+    }
+}
+
+#[tokio::test]
+async fn a_replay_that_does_not_fit_beside_unwritten_ones_is_refused_and_joins_nothing() {
+    let hub = Arc::new(Hub::new(HubSettings {
+        replay_bytes: 10_000,
+        ..settings(1024)
+    }));
+    let (alice, bob) = (user("alice"), user("bob"));
+    let mut watcher = hub.connect(bob.clone(), Uuid::new_v4(), None).unwrap();
+    join(&hub, watcher.connection().id, bob.id, &[room("c")], None);
+    drain(&mut watcher).await;
+    hub.set_watermark(40);
+    let names = ["a", "b", "c", "d"];
+    let log: Vec<StoredMessage> = (1..=40)
+        .map(|i| big(i, names[(i % 4) as usize], 3000))
+        .collect();
+    let history = FakeHistory::with(log);
+    let replay =
+        |r: &str| request(id_of(&hub, &alice), &[room(r)]).with_replay(ReplayFrom::Recent(10));
+    // A stream that is not read: its replays stay unwritten, ~9 KB each.
+    let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
+    for r in ["a", "b"] {
+        let sub = hub.subscribe(alice.id, replay(r), &history).await.unwrap();
+        assert_eq!(sub.replay.count, 3, "room {r}: a replay of ~9 KB");
+    }
+    // Twice the bound (20,000 bytes), less the ~18 KB unwritten, leaves no room for another.
+    let refused = hub.subscribe(alice.id, replay("c"), &history).await;
+    assert!(
+        matches!(refused, Err(HubError::ReplayBacklog)),
+        "a replay past the stream's room: {refused:?}"
+    );
+    assert_eq!(
+        hub.presence(&room("c")),
+        vec![bob.clone()],
+        "the refused subscribe joined room c"
+    );
+    assert_eq!(
+        drain(&mut watcher).await,
+        "",
+        "no presence for a refused join"
+    );
+    // Without a replay, joining still works.
+    hub.subscribe(alice.id, request(s.connection().id, &[room("c")]), &history)
+        .await
+        .unwrap();
+    assert_eq!(hub.presence(&room("c")).len(), 2, "a join without replay");
+    // Once the stream writes its replays, the room is free again.
+    drain(&mut s).await;
+    hub.subscribe(alice.id, replay("d"), &history)
+        .await
+        .expect("room again once the replays are written");
+}
+
+/// The id of `user`'s only stream on `hub`.
+fn id_of(hub: &Hub, user: &UserRef) -> ConnectionId {
+    let ids: Vec<ConnectionId> = hub
+        .connections
+        .iter()
+        .filter(|e| e.conn.user.id == user.id)
+        .map(|e| *e.key())
+        .collect();
+    assert_eq!(ids.len(), 1, "{} has one stream", user.username);
+    ids[0]
+}
+
 #[tokio::test]
 async fn the_streams_last_event_id_resumes_only_the_next_subscribe() {
     let hub = hub();
@@ -575,7 +714,8 @@ async fn a_replay_cut_by_the_limit_still_covers_every_broadcast_after_its_start(
 
 #[tokio::test]
 async fn racing_subscribes_on_one_connection_do_not_replay_a_broadcast_twice() {
-    let hub = hub();
+    // Room in the queue for both replays at once.
+    let hub = Arc::new(Hub::new(settings(1024)));
     let alice = user("alice");
     hub.set_watermark(100);
     let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();

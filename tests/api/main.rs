@@ -16,6 +16,7 @@ mod limits;
 mod moderation;
 mod pages;
 mod private;
+mod replay;
 mod resume;
 mod rooms;
 mod security;
