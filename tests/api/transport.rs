@@ -127,6 +127,10 @@ async fn a_head_that_never_completes_is_cut_after_the_configured_head_timeout() 
     // actix-http writes this answer itself, before any service runs: it has no body.
     let (status, body) = split_answer(&raw);
     assert_eq!(status, 408, "answer was {raw:?}");
+    assert!(
+        raw.to_ascii_lowercase().contains("content-length: 0\r\n"),
+        "the 408 says its body is empty: {raw:?}"
+    );
     assert_eq!(body, "", "the head timeout's 408 has no body: {raw:?}");
 }
 
