@@ -19,8 +19,8 @@
 //!
 //! The 400 (bad request line or header), 408 (head timeout) and 431 (head too large) that
 //! actix-http writes itself never reach a service or middleware: the h1 dispatcher builds
-//! them inline and writes them to the socket. Their JSON error body comes from a small patch
-//! to that dispatcher (`vendor/actix-http`, see its `PATCHED.md`).
+//! them inline, without a body, and writes them to the socket (docs/api.md lists them as
+//! bodyless).
 
 use std::{
     any::Any,

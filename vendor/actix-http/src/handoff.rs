@@ -1,5 +1,5 @@
-//! roomcast's patch: an HTTP/1 connection's socket handed to the application once a
-//! response's head is written.
+//! roomcast: an HTTP/1 connection's socket, handed to the application once a response's head
+//! is written.
 //!
 //! A response that carries a [`Handoff`] in its extensions, and whose body is a stream, has
 //! its head written and flushed by the HTTP/1 dispatcher as usual, with `Connection: close`
@@ -15,8 +15,8 @@
 
 use std::fmt;
 
-use bytes::BytesMut;
 use actix_codec::{AsyncRead, AsyncWrite};
+use bytes::BytesMut;
 
 /// The socket of a connection, once handed off.
 pub trait HandoffIo: AsyncRead + AsyncWrite + Unpin {}

@@ -39,10 +39,10 @@ mod date;
 pub mod encoding;
 pub mod error;
 mod extensions;
-mod handoff;
 pub mod h1;
 #[cfg(feature = "http2")]
 pub mod h2;
+mod handoff; // roomcast: the socket hand-off, exported below
 pub mod header;
 mod helpers;
 mod http_message;

@@ -33,7 +33,7 @@ use crate::{
     config::ServiceConfig,
     error::{DispatchError, ParseError, PayloadError},
     service::HttpFlow,
-    ConnectionType, Error, Extensions, HandedOff, Handoff, HttpMessage, OnConnectData, Request, Response, StatusCode,
+    ConnectionType, Error, Extensions, HttpMessage, OnConnectData, Request, Response, StatusCode,
 };
 
 const LW_BUFFER_SIZE: usize = 1024;
@@ -197,38 +197,8 @@ pin_project! {
         // roomcast: set once a response head that hands off its socket is encoded, with
         // whether that head said chunked; the socket goes to it as soon as the head is
         // flushed, and nothing more is read or answered meanwhile (see `crate::handoff`).
-        handoff: Option<(Handoff, bool)>,
+        handoff: Option<(crate::Handoff, bool)>,
     }
-}
-
-/// roomcast's patch: the answers the dispatcher writes itself (a request it cannot parse,
-/// headers too large, a head that never arrived) carry the same JSON error body as every
-/// other error of the API, `{"error":{"code","message"}}`, instead of an empty one.
-fn json_error_body(res: &mut Response<()>) -> BoxBody {
-    BoxBody::new(json_error_bytes(res))
-}
-
-/// The body of [`json_error_body`], with the `Content-Type` set on `res`.
-fn json_error_bytes(res: &mut Response<()>) -> bytes::Bytes {
-    let (code, message) = match res.status() {
-        StatusCode::BAD_REQUEST => ("bad_request", "the request could not be parsed"),
-        StatusCode::REQUEST_TIMEOUT => (
-            "request_timeout",
-            "the request head did not arrive in time",
-        ),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
-            ("headers_too_large", "the request headers are too large")
-        }
-        StatusCode::INTERNAL_SERVER_ERROR => ("internal", "internal error"),
-        _ => ("bad_request", "the request could not be served"),
-    };
-    res.headers_mut().insert(
-        crate::header::CONTENT_TYPE,
-        crate::header::HeaderValue::from_static("application/json"),
-    );
-    bytes::Bytes::from(format!(
-        r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#
-    ))
 }
 
 enum DispatcherMessage {
@@ -296,7 +266,7 @@ enum PollResponse {
 
 impl<T, S, B, X, U> Dispatcher<T, S, B, X, U>
 where
-    T: AsyncRead + AsyncWrite + Unpin + 'static,
+    T: AsyncRead + AsyncWrite + Unpin,
 
     S: Service<Request>,
     S::Error: Into<Response<BoxBody>>,
@@ -339,8 +309,7 @@ where
                     graceful_shutdown: config.graceful_shutdown(),
 
                     io: Some(io),
-                    // roomcast: start small. A long-lived stream reads one request head and
-                    // writes small frames; both buffers grow on demand (see `read_available`).
+                    // roomcast: start small; both buffers grow on demand.
                     read_buf: BytesMut::with_capacity(LW_BUFFER_SIZE),
                     write_buf: BytesMut::with_capacity(LW_BUFFER_SIZE),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
@@ -437,6 +406,7 @@ where
 
         // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
         if *write_buf_needs_reset {
+            // roomcast: back to the low mark after a large response, not the high one.
             *write_buf = BytesMut::with_capacity(LW_BUFFER_SIZE);
             *write_buf_needs_reset = false;
         } else {
@@ -550,7 +520,7 @@ where
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
 
-        let handoff = res.extensions_mut().remove::<Handoff>();
+        let handoff = res.extensions_mut().remove::<crate::Handoff>();
         // roomcast: a handed-off connection ends with its response: say so, or a client
         // would pool it for its next request.
         if handoff.is_some() && body.size() == BodySize::Stream {
@@ -690,12 +660,11 @@ where
                     }
 
                     // handle error message
-                    Some(DispatcherMessage::Error(mut res)) => {
+                    Some(DispatcherMessage::Error(res)) => {
                         // send_response would update InnerDispatcher state to SendPayload or None
                         // (If response body is empty)
                         // continue loop to poll it
-                        let body = json_error_body(&mut res);
-                        self.as_mut().send_error_response(res, body)?;
+                        self.as_mut().send_error_response(res, BoxBody::new(()))?;
                     }
 
                     // return with upgrade request and poll it exclusively
@@ -1134,20 +1103,12 @@ where
 
                 trace!("timed out on slow request; replying with 408 and closing connection");
 
-                let mut res = Response::with_body(StatusCode::REQUEST_TIMEOUT, ());
-                let body = json_error_bytes(&mut res);
-                let _ = self
-                    .as_mut()
-                    .send_error_response(res, BoxBody::new(body.clone()));
+                let _ = self.as_mut().send_error_response(
+                    Response::with_body(StatusCode::REQUEST_TIMEOUT, ()),
+                    BoxBody::new(()),
+                );
 
-                // The connection shuts down next, before a body would be polled: the head
-                // (with its Content-Length) is in the write buffer, so add the body there.
-                let mut this = self.project();
-                if matches!(this.state.as_ref().get_ref(), State::SendErrorPayload { .. }) {
-                    this.write_buf.extend_from_slice(&body);
-                    this.state.set(State::None);
-                }
-                this.flags.insert(Flags::SHUTDOWN);
+                self.project().flags.insert(Flags::SHUTDOWN);
             }
         };
 
@@ -1303,17 +1264,16 @@ where
                 return Ok(false);
             }
 
-            // grow buffer if necessary. roomcast: an empty buffer (a connection waiting for
-            // its next request, or for its stream to end) only grows to the low mark; data
-            // already in it (a head or body arriving in pieces) grows it to the high mark.
+            // grow buffer if necessary. roomcast: an empty buffer (an idle connection) grows
+            // only to the low mark; a request arriving in pieces grows it to the high mark.
             let remaining = this.read_buf.capacity() - this.read_buf.len();
             if remaining < LW_BUFFER_SIZE {
-                let want = if this.read_buf.is_empty() {
+                let high = if this.read_buf.is_empty() {
                     LW_BUFFER_SIZE
                 } else {
                     HW_BUFFER_SIZE
                 };
-                this.read_buf.reserve(want - remaining);
+                this.read_buf.reserve(high - remaining);
             }
 
             match tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf) {
@@ -1354,7 +1314,7 @@ where
     fn hand_off(self: Pin<&mut Self>) {
         let this = self.project();
         if let (Some((handoff, chunked)), Some(io)) = (this.handoff.take(), this.io.take()) {
-            handoff.call(HandedOff {
+            handoff.call(crate::HandedOff {
                 io: Box::new(io),
                 chunked,
                 read_buf: mem::take(this.read_buf),
