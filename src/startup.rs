@@ -53,33 +53,18 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let db = Db::connect(&settings.database).await?;
-        let hub = Arc::new(Hub::new(HubSettings {
-            queue_capacity: settings.sse.queue_capacity,
-            heartbeat: Duration::from_secs(settings.sse.heartbeat_secs),
-            replay_limit: settings.history.replay_limit,
-            replay_bytes: settings.history.replay_bytes,
-            streams_per_user: settings.limits.streams_per_user,
-            streams_per_session: settings.limits.streams_per_session,
-            max_streams: settings.limits.max_streams,
-            rooms_per_user: settings.limits.rooms_per_user,
-        }));
+        let hub = Arc::new(Hub::new(hub_settings(&settings)));
         let last_id = db.last_message_id().await?;
         hub.set_watermark(last_id);
-
-        let addr = (settings.server.host.as_str(), settings.server.port);
-        let listener =
-            TcpListener::bind(addr).with_context(|| format!("binding {}:{}", addr.0, addr.1))?;
-        let port = listener.local_addr()?.port();
-
+        let listeners = Listeners::bind(&settings)?;
         let cluster = Arc::new(if db.is_postgres() {
-            let url = advertise_url(&settings, port)?;
+            let url = advertise_url(&settings, listeners.port)?;
             Cluster::join(&db, hub.clone(), &settings.cluster, url, last_id).await?
         } else {
             Cluster::alone(hub.clone())
         });
         let (writer, writer_task) = Writer::start(&db, cluster.broker()).await?;
         let key = session_key(&settings, &db).await?;
-        let passwords = PasswordPool::new(&settings.password)?;
         let limits = Arc::new(Limits::new(&settings.rate_limit)?);
         let housekeeping = Housekeeping::start(
             db.clone(),
@@ -87,21 +72,8 @@ impl Application {
             cluster.clone(),
             Duration::from_secs(settings.session.purge_interval_secs),
         );
-        let metrics_listener = match &settings.metrics.listen {
-            Some(listen) => Some(
-                TcpListener::bind(listen)
-                    .with_context(|| format!("binding metrics.listen {listen}"))?,
-            ),
-            None => None,
-        };
-        let metrics_addr = match &metrics_listener {
-            Some(l) => Some(l.local_addr()?),
-            None => None,
-        };
         transport::ensure_fd_budget(settings.server.max_connections, settings.limits.max_streams)?;
-        let workers = transport::worker_count(settings.server.workers);
         let stream_writers = LiveWriters::default();
-
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             db: db.clone(),
@@ -109,76 +81,14 @@ impl Application {
             cluster: cluster.clone(),
             writer,
             limits,
-            passwords,
+            passwords: PasswordPool::new(&settings.password)?,
             writers: stream_writers.clone(),
         });
-        let store = SqlSessionStore::new(db.clone());
-        let secure = settings.cookie_secure();
-        let ttl = time::Duration::hours(settings.session.ttl_hours as i64);
-        let body_cap = settings.limits.body_bytes;
-        let metrics = telemetry::metrics_handle();
-
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(web::Data::new(metrics.clone()))
-                .app_data(transport::MetricsListener(metrics_addr))
-                .app_data(
-                    web::FormConfig::default()
-                        .limit(body_cap)
-                        .error_handler(error::form_error),
-                )
-                .app_data(web::PayloadConfig::new(body_cap))
-                .app_data(web::QueryConfig::default().error_handler(error::query_error))
-                .app_data(web::PathConfig::default().error_handler(error::path_error))
-                .configure(routes::configure)
-                .wrap(ErrorHandlers::new().default_handler(telemetry::render_plain_errors))
-                .wrap(
-                    SessionMiddleware::builder(store.clone(), key.clone())
-                        .cookie_name("roomcast_session".to_owned())
-                        .cookie_http_only(true)
-                        .cookie_same_site(SameSite::Lax)
-                        .cookie_secure(secure)
-                        .session_lifecycle(
-                            PersistentSession::default()
-                                .session_ttl(ttl)
-                                // The TTL is an idle timeout, pushed when the session
-                                // changes: `auth::touch` changes it once per touch interval.
-                                .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
-                        )
-                        .build(),
-                )
-                .wrap(from_fn(crate::http::web_security::guard))
-                .wrap(from_fn(transport::body_deadline))
-                .wrap(from_fn(transport::ops_listener_only))
-                .wrap(from_fn(telemetry::observe))
-        })
-        // Every stream write is a whole batch of frames: nothing is gained by holding it back
-        // for the previous one's acknowledgement (Nagle), and latency is lost.
-        .tcp_nodelay(true)
-        .on_connect(transport::on_connect(Duration::from_secs(
-            settings.sse.write_timeout_secs,
-        )))
-        .listen(listener)?
-        // A browser that closes its EventSource half-closes the socket; without this the
-        // stream would only notice at its next write (heartbeat).
-        .h1_allow_half_closed(false)
-        .client_request_timeout(Duration::from_secs(settings.server.head_timeout_secs))
-        .client_disconnect_timeout(Duration::from_secs(settings.server.disconnect_timeout_secs))
-        .workers(workers)
-        .max_connections(transport::per_worker_connections(
-            settings.server.max_connections,
-            workers,
-        ))
-        .disable_signals()
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if let Some(l) = metrics_listener {
-            server = server.listen(l)?;
-        }
+        let (port, metrics_port) = (listeners.port, listeners.metrics_port());
         Ok(Self {
             port,
-            metrics_port: metrics_addr.map(|a| a.port()),
-            server: server.run(),
+            metrics_port,
+            server: http_server(state, key, listeners)?,
             hub,
             cluster,
             db,
@@ -425,4 +335,131 @@ async fn housekeeping(db: Db, limits: Arc<Limits>, cluster: Arc<Cluster>, purge_
             },
         }
     }
+}
+
+/// The hub's limits, from the settings.
+fn hub_settings(settings: &Settings) -> HubSettings {
+    HubSettings {
+        queue_capacity: settings.sse.queue_capacity,
+        heartbeat: Duration::from_secs(settings.sse.heartbeat_secs),
+        replay_limit: settings.history.replay_limit,
+        replay_bytes: settings.history.replay_bytes,
+        streams_per_user: settings.limits.streams_per_user,
+        streams_per_session: settings.limits.streams_per_session,
+        max_streams: settings.limits.max_streams,
+        rooms_per_user: settings.limits.rooms_per_user,
+    }
+}
+
+/// The sockets bound before anything serves: the API's, and `metrics.listen`'s when set.
+struct Listeners {
+    main: TcpListener,
+    port: u16,
+    metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    fn bind(settings: &Settings) -> anyhow::Result<Self> {
+        let addr = (settings.server.host.as_str(), settings.server.port);
+        let main =
+            TcpListener::bind(addr).with_context(|| format!("binding {}:{}", addr.0, addr.1))?;
+        let port = main.local_addr()?.port();
+        let metrics = match &settings.metrics.listen {
+            Some(listen) => Some(
+                TcpListener::bind(listen)
+                    .with_context(|| format!("binding metrics.listen {listen}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            main,
+            port,
+            metrics,
+        })
+    }
+
+    fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    fn metrics_port(&self) -> Option<u16> {
+        self.metrics_addr().map(|a| a.port())
+    }
+}
+
+/// actix's server over `listeners`, running: every route, the middleware stack, the socket
+/// options.
+fn http_server(
+    state: web::Data<AppState>,
+    key: Key,
+    listeners: Listeners,
+) -> anyhow::Result<Server> {
+    let settings = state.settings.clone();
+    let body_cap = settings.limits.body_bytes;
+    let metrics = telemetry::metrics_handle();
+    let metrics_addr = listeners.metrics_addr();
+    let workers = transport::worker_count(settings.server.workers);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::Data::new(metrics.clone()))
+            .app_data(transport::MetricsListener(metrics_addr))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(body_cap)
+                    .error_handler(error::form_error),
+            )
+            .app_data(web::PayloadConfig::new(body_cap))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error))
+            .app_data(web::PathConfig::default().error_handler(error::path_error))
+            .configure(routes::configure)
+            .wrap(ErrorHandlers::new().default_handler(telemetry::render_plain_errors))
+            .wrap(session_middleware(&state, key.clone()))
+            .wrap(from_fn(crate::http::web_security::guard))
+            .wrap(from_fn(transport::body_deadline))
+            .wrap(from_fn(transport::ops_listener_only))
+            .wrap(from_fn(telemetry::observe))
+    })
+    // Every stream write is a whole batch of frames: nothing is gained by holding it back
+    // for the previous one's acknowledgement (Nagle), and latency is lost.
+    .tcp_nodelay(true)
+    .on_connect(transport::on_connect(Duration::from_secs(
+        settings.sse.write_timeout_secs,
+    )))
+    .listen(listeners.main)?
+    // A browser that closes its EventSource half-closes the socket; without this the
+    // stream would only notice at its next write (heartbeat).
+    .h1_allow_half_closed(false)
+    .client_request_timeout(Duration::from_secs(settings.server.head_timeout_secs))
+    .client_disconnect_timeout(Duration::from_secs(settings.server.disconnect_timeout_secs))
+    .workers(workers)
+    .max_connections(transport::per_worker_connections(
+        settings.server.max_connections,
+        workers,
+    ))
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    if let Some(l) = listeners.metrics {
+        server = server.listen(l)?;
+    }
+    Ok(server.run())
+}
+
+/// The session cookie: `HttpOnly`, `SameSite=Lax`, `Secure` per the settings, stored in the
+/// database, its TTL an idle timeout.
+fn session_middleware(state: &web::Data<AppState>, key: Key) -> SessionMiddleware<SqlSessionStore> {
+    let settings = &state.settings;
+    SessionMiddleware::builder(SqlSessionStore::new(state.db.clone()), key)
+        .cookie_name("roomcast_session".to_owned())
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .cookie_secure(settings.cookie_secure())
+        .session_lifecycle(
+            PersistentSession::default()
+                .session_ttl(time::Duration::hours(settings.session.ttl_hours as i64))
+                // The TTL is an idle timeout, pushed when the session changes: `auth::touch`
+                // changes it once per touch interval.
+                .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+        )
+        .build()
 }
