@@ -18,7 +18,7 @@ use super::{
     fanout::Delivery,
     filter::EventFilter,
     history::{History, ReplayBounds, merge_newest, read_newest},
-    queue::{Outbound, PushError, ReplayBatch, ReplayFrame, ReplayRoom, Reserved},
+    queue::{self, Outbound, PushError, ReplayBatch, ReplayFrame, ReplayRoom, Reserved},
     room::Subscriber,
 };
 use crate::domain::{
@@ -383,96 +383,33 @@ impl Hub {
         if state.removed {
             return Err(HubError::UnknownConnection);
         }
-        let joined: Vec<RoomName> = request
-            .rooms
-            .iter()
-            .filter(|r| !state.rooms.contains(*r))
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if state.rooms.len() + joined.len() > MAX_ROOMS_PER_CONNECTION {
-            return Err(HubError::TooManyRooms);
-        }
-        // Rooms new to the user (not just to this connection) count against its cap. Checked
-        // under this connection's lock only: the user's other connections racing it may
-        // overshoot by what they join at the same moment (bounded by the stream cap).
-        let new_to_user = joined
-            .iter()
-            .filter(|r| !self.rooms.get(*r).is_some_and(|room| room.has_user(owner)))
-            .count();
-        let held = self.rooms_per_user.get(&owner).map_or(0, |n| *n);
-        let cap = self.settings.rooms_per_user;
-        if new_to_user > 0 && held + new_to_user > cap {
-            return Err(HubError::TooManyRoomsForUser(cap));
-        }
+        let joined = self.rooms_to_join(owner, &state, &request.rooms)?;
         // The stream's Last-Event-ID is consumed only by a subscribe that succeeds.
         let from = match (request.replay, state.resume_from) {
             (ReplayFrom::After(id), _) => ReplayFrom::After(id),
             (_, Some(stream_id)) => ReplayFrom::After(stream_id),
             (asked, None) => asked,
         };
-        let mut pending = None;
-        {
+        let pending = {
             let gate = self.publish_gate.lock();
             let watermark = *gate;
-            let first = !state.subscribed;
-            let marker = if from != ReplayFrom::Nothing && !joined.is_empty() {
-                let (rtx, rrx) = oneshot::channel();
-                let room = self.replay_room(from, joined.len(), watermark);
-                match tx.try_send_replay(Outbound::Replay(rrx), room) {
-                    Ok(room) => Some((rtx, room)),
-                    Err(e) => {
-                        drop(gate);
-                        drop(state);
-                        return Err(self.refused_push(id, e));
-                    }
-                }
-            } else {
-                if first && let Err(e) = tx.try_send(Outbound::Release) {
+            let pending = match self.queue_replay_marker(&tx, &state, from, joined.len(), watermark)
+            {
+                Ok(pending) => pending,
+                Err(e) => {
+                    // Cutting a slow reader takes the locks held here: let them go first.
                     drop(gate);
                     drop(state);
                     return Err(self.refused_push(id, e));
                 }
-                None
             };
             // Nothing was refused: from here on the subscribe takes effect.
-            state.resume_from = None;
-            state.subscribed = true;
-            if let Some((rtx, room)) = marker {
-                pending = Some(PendingReplay {
-                    tx: rtx,
-                    from,
-                    watermark,
-                    broadcasts_sent: state.broadcasts_covered_from + 1..=watermark,
-                    room,
-                });
-                // This replay carries every broadcast after `from`: record it now, under the
-                // lock, so a subscribe racing this one does not replay them again. (A replay
-                // cut by its bounds says `complete: false`; the broadcasts it skipped are not
-                // offered again.)
-                if let ReplayFrom::After(after) = from {
-                    state.broadcasts_covered_from = state.broadcasts_covered_from.min(after);
-                }
-            }
+            self.take_effect(&mut state, from, pending.as_ref());
             // Under the gate, which comes before the room shards the filter is set in.
             self.set_filter(id, &mut state, filter.clone());
-            for room in &joined {
-                let sub = Subscriber {
-                    tx: tx.clone(),
-                    filter: filter.clone(),
-                };
-                let first_here = self
-                    .rooms
-                    .entry(room.clone())
-                    .or_default()
-                    .join(room, id, &conn.user, sub, self, &mut out);
-                if first_here {
-                    *self.rooms_per_user.entry(owner).or_insert(0) += 1;
-                }
-                state.rooms.insert(room.clone());
-            }
-        }
+            self.enter_rooms(&conn, &mut state, &joined, (&tx, &filter), &mut out);
+            pending
+        };
         let answer = Subscription {
             connection_id: id,
             rooms: state.rooms.iter().cloned().collect(),
@@ -496,6 +433,114 @@ impl Hub {
             answer,
             replay: pending,
         })
+    }
+
+    /// The rooms of `asked` the connection does not hold yet, sorted and once each, within
+    /// the connection's and the user's room caps.
+    fn rooms_to_join(
+        &self,
+        owner: Uuid,
+        state: &ConnState,
+        asked: &[RoomName],
+    ) -> Result<Vec<RoomName>, HubError> {
+        let joined: Vec<RoomName> = asked
+            .iter()
+            .filter(|r| !state.rooms.contains(*r))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if state.rooms.len() + joined.len() > MAX_ROOMS_PER_CONNECTION {
+            return Err(HubError::TooManyRooms);
+        }
+        // Rooms new to the user (not just to this connection) count against its cap. Checked
+        // under this connection's lock only: the user's other connections racing it may
+        // overshoot by what they join at the same moment (bounded by the stream cap).
+        let new_to_user = joined
+            .iter()
+            .filter(|r| !self.rooms.get(*r).is_some_and(|room| room.has_user(owner)))
+            .count();
+        let held = self.rooms_per_user.get(&owner).map_or(0, |n| *n);
+        let cap = self.settings.rooms_per_user;
+        if new_to_user > 0 && held + new_to_user > cap {
+            return Err(HubError::TooManyRoomsForUser(cap));
+        }
+        Ok(joined)
+    }
+
+    /// Under the publish gate: queues the replay's marker (taking its room in the queue)
+    /// when one is due, or the release of held broadcasts on a first subscribe. Nothing is
+    /// changed when the queue refuses.
+    fn queue_replay_marker(
+        &self,
+        tx: &queue::Sender,
+        state: &ConnState,
+        from: ReplayFrom,
+        joining: usize,
+        watermark: i64,
+    ) -> Result<Option<PendingReplay>, PushError> {
+        if from == ReplayFrom::Nothing || joining == 0 {
+            if !state.subscribed {
+                tx.try_send(Outbound::Release)?;
+            }
+            return Ok(None);
+        }
+        let (rtx, rrx) = oneshot::channel();
+        let room = self.replay_room(from, joining, watermark);
+        let room = tx.try_send_replay(Outbound::Replay(rrx), room)?;
+        Ok(Some(PendingReplay {
+            tx: rtx,
+            from,
+            watermark,
+            broadcasts_sent: state.broadcasts_covered_from + 1..=watermark,
+            room,
+        }))
+    }
+
+    /// Records in the connection's state that a subscribe succeeded.
+    fn take_effect(
+        &self,
+        state: &mut ConnState,
+        from: ReplayFrom,
+        pending: Option<&PendingReplay>,
+    ) {
+        state.resume_from = None;
+        state.subscribed = true;
+        // A replay carries every broadcast after `from`: record it now, under the lock, so a
+        // subscribe racing this one does not replay them again. (A replay cut by its bounds
+        // says `complete: false`; the broadcasts it skipped are not offered again.)
+        if pending.is_some()
+            && let ReplayFrom::After(after) = from
+        {
+            state.broadcasts_covered_from = state.broadcasts_covered_from.min(after);
+        }
+    }
+
+    /// Adds the connection to each room of `joined` (under the publish gate), counting the
+    /// rooms new to its user.
+    fn enter_rooms(
+        &self,
+        conn: &Connection,
+        state: &mut ConnState,
+        joined: &[RoomName],
+        (tx, filter): (&queue::Sender, &Option<Arc<EventFilter>>),
+        out: &mut Delivery,
+    ) {
+        for room in joined {
+            let sub = Subscriber {
+                tx: tx.clone(),
+                filter: filter.clone(),
+            };
+            let first_here = self
+                .rooms
+                .entry(room.clone())
+                .or_default()
+                .join(room, conn.id, &conn.user, sub, self, out);
+            if first_here {
+                *self.rooms_per_user.entry(conn.user.id).or_insert(0) += 1;
+            }
+            state.rooms.insert(room.clone());
+        }
     }
 
     /// The answer to a marker the queue refused: a full queue cuts the reader as too slow
