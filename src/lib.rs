@@ -1,28 +1,34 @@
 //! roomcast: a multi-room chat service streaming to browsers over Server-Sent Events.
 //!
-//! Layers, each using only those below it:
+//! Layers, each using only those below it (the folders of `src/` follow them):
 //!
-//! 1. [`domain`] — validated names and ids, users, stored events and the contract's JSON
-//!    shapes. Knows no HTTP, SQL or SSE.
+//! 1. [`domain`] — validated names and ids, users, stored events and their JSON shapes.
+//!    Knows no HTTP, SQL or SSE.
 //! 2. [`db`] (SQLite or PostgreSQL: accounts, sessions, the message log, the cluster's
-//!    node rows) and [`hub`] (connections, rooms, fan-out, the resume protocol; SSE bytes
-//!    are made only in [`hub::frame`]). Neither knows the other.
-//! 3. [`writer`] (group commit: a post is on disk before anyone gets it) and [`broker`]
-//!    (committed events to the hub; replays from the log to the hub through
-//!    [`hub::History`]), and [`cluster`] (several nodes on one PostgreSQL database: a
-//!    tailer per node, the `LISTEN`/`NOTIFY` bus, relays to the node holding a stream).
-//! 4. HTTP: [`state`], [`auth`], [`error`], [`ratelimit`], `routes` (thin handlers: parse,
-//!    call one thing, map errors), [`telemetry`], `web_security`, and [`stream_writer`]
-//!    (an SSE stream's socket once actix has sent the response head).
+//!    node rows; [`db`]'s `sqlite` module sets up every SQLite connection) and [`hub`]
+//!    (connections, rooms, fan-out, the resume protocol; SSE bytes are made only in
+//!    [`hub::frame`]). Neither knows the other.
+//! 3. [`writer`] (group commit: a post is on disk before anyone gets it), [`broker`]
+//!    (committed events to the hub; replays from the log through [`hub::History`]) and
+//!    [`cluster`] (the service as one: [`cluster::Alone`] for a lone node,
+//!    [`cluster::Member`] for a node of several on one PostgreSQL database, with a tailer,
+//!    the `LISTEN`/`NOTIFY` bus and relays to the node holding a stream; what nodes say to
+//!    each other is in one file, `cluster/wire.rs`).
+//! 4. [`http`] — everything that knows actix-web: state, errors, auth, rate limits, the
+//!    thin handlers and their typed replies, telemetry, and the stream writer that owns an
+//!    SSE stream's socket once the response head is sent.
 //! 5. [`startup`] wires it all from [`config::Settings`]; `main.rs` is just the CLI.
+//!
+//! Plumbing any layer may use, which uses none of them: [`config`], [`wake`] (wake-ups
+//! batched per worker thread) and [`password`] (the bounded argon2id pool).
 //!
 //! How a message travels: `POST /api/rooms/{room}/messages` → [`writer::Writer::post`] →
 //! one transaction for everything queued → [`broker::Broker::publish`] in id order →
 //! [`hub::Hub::publish`] encodes it once and queues the same bytes to every subscriber →
 //! each connection's [`hub::ConnectionStream`] is written to its socket by a
-//! [`stream_writer::StreamWriter`]. On a
-//! cluster the broker only wakes the node's tailer, which reads the log in id order and
-//! feeds the hub; every other node's tailer does the same on the commit's notification.
+//! [`http::stream_writer::StreamWriter`]. On a cluster the broker only wakes the node's
+//! tailer, which reads the log in id order and feeds the hub; every other node's tailer
+//! does the same on the commit's notification.
 
 pub mod broker;
 pub mod cluster;

@@ -8,70 +8,15 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
-use super::Node;
+use super::{node::Node, wire::BusMessage};
 use crate::{
     db::nodes,
-    domain::{EventName, RoomName, UserRef},
+    domain::{RoomName, UserRef},
     hub::{PresenceAction, PresenceSink},
 };
-
-/// What one notification carries (an empty payload is the writer's wake-up).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "k", rename_all = "snake_case")]
-pub enum BusMessage {
-    /// A node's presence in a room changed.
-    Presence {
-        /// The node.
-        node: Uuid,
-        /// The room.
-        room: RoomName,
-        /// Who.
-        user: UserRef,
-        /// Came or went.
-        action: PresenceAction,
-    },
-    /// A custom event for a room's subscribers on every node.
-    Custom {
-        /// The node it was posted to (which delivered it already).
-        node: Uuid,
-        /// The room.
-        room: RoomName,
-        /// The sender.
-        user: UserRef,
-        /// The event name.
-        event: EventName,
-        /// Its data.
-        data: serde_json::Value,
-    },
-    /// A node joined: the others read the node list again (to relay and scatter to it).
-    Joined {
-        /// The node.
-        node: Uuid,
-    },
-    /// A node lost some of its presence changes: the others read its presence again.
-    Resync {
-        /// The node.
-        node: Uuid,
-    },
-    /// A node was declared dead: its streams are gone, and with them its presence.
-    Gone {
-        /// The node.
-        node: Uuid,
-    },
-}
-
-impl BusMessage {
-    /// The notification payload.
-    pub fn encode(&self) -> String {
-        // Every field serializes infallibly (strings, ids, a JSON value).
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
 
 /// Takes the hub's presence changes: applies them to this node's view at once (so this
 /// node answers for itself without waiting for the bus) and queues them for the others.

@@ -17,135 +17,60 @@
 //!   `hung_after_secs` old; its presence leaves everywhere, and its clients reconnect
 //!   through the balancer with `Last-Event-ID`.
 
+mod alone;
 mod bus;
+mod member;
 mod node;
 mod presence;
 mod tailer;
+mod wire;
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::sync::Arc;
 
 use anyhow::Context;
-use bytes::Bytes;
-use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
-use tokio::{sync::mpsc, task::JoinHandle};
 use uuid::Uuid;
 
+pub use alone::Alone;
+pub use member::{Member, Peer};
 pub use node::RelayError;
+pub use wire::{Closed, NodeStats, Op};
 
 use crate::{
-    broker::{Broker, LocalBroker},
+    broker::Broker,
     config::ClusterSettings,
-    db::{Db, nodes},
-    domain::{ConnectionId, EventName, RoomName, SubscribeBody, UnsubscribeBody, User, UserRef},
-    hub::{Hub, HubStats, NodeLink, RoomInfo, keep_busiest},
+    db::Db,
+    domain::{ConnectionId, EventName, RoomName, UserRef},
+    hub::{Hub, HubStats, RoomInfo},
 };
-use bus::{BusMessage, ClusterPresence};
-use node::Node;
-
-/// Longest a subscribe waits for this node's tailer to catch up ([`Cluster::catch_up`]).
-/// Past it the subscribe goes on: what it missed from its replay still comes live.
-const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
-
-/// What one node asks of another (`POST /internal/cluster`).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
-    /// `POST /api/subscribe` for a stream the callee holds, on behalf of `user` (whose
-    /// session the caller checked).
-    Subscribe {
-        /// The caller's user.
-        user: User,
-        /// The request as received.
-        body: SubscribeBody,
-    },
-    /// `POST /api/unsubscribe` for a stream the callee holds.
-    Unsubscribe {
-        /// The caller's user.
-        user: User,
-        /// The request as received.
-        body: UnsubscribeBody,
-    },
-    /// Close a user's streams → [`Closed`].
-    CloseUser {
-        /// Whose.
-        user: Uuid,
-    },
-    /// Close a login session's streams → [`Closed`].
-    CloseSession {
-        /// Which.
-        session: Uuid,
-    },
-    /// Take a user's streams out of a private room → [`Closed`].
-    RemoveMember {
-        /// The room.
-        room: RoomName,
-        /// Whom.
-        user: Uuid,
-        /// Who removed them.
-        by: Option<UserRef>,
-    },
-    /// The callee's live figures → [`NodeStats`].
-    Stats,
-    /// The callee's rooms with subscribers → `[RoomInfo]`.
-    Rooms,
-    /// Who is where on the callee → `[[room, user]]`.
-    Presence,
-}
-
-/// How many streams a node closed.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Closed {
-    /// Streams closed.
-    pub closed: usize,
-}
-
-/// One node's figures, and its users and rooms (one online on two nodes counts once).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct NodeStats {
-    /// The hub's figures.
-    pub stats: HubStats,
-    /// Users with a stream open there.
-    pub users: Vec<Uuid>,
-    /// Rooms with a subscriber there.
-    pub rooms: Vec<RoomName>,
-}
 
 /// Where a stream is held.
 pub enum Holder {
     /// On this node.
     Here,
-    /// On another live node.
-    Elsewhere(nodes::NodeRow),
+    /// On another live node, which a request about it is relayed to.
+    Elsewhere(Peer),
     /// Nowhere this node knows (a dead node's, or made up).
     Nowhere,
 }
 
 /// The service as one: this node alone, or this node of a cluster. Handlers ask it, not
 /// the hub, for anything that spans nodes.
-pub struct Cluster {
-    hub: Arc<Hub>,
-    node: Option<Arc<Node>>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+pub enum Cluster {
+    /// A node alone (SQLite).
+    Alone(Alone),
+    /// A node of a cluster on one PostgreSQL database.
+    Member(Member),
 }
 
 impl Cluster {
     /// A node alone (SQLite).
     pub fn alone(hub: Arc<Hub>) -> Self {
-        Self {
-            hub,
-            node: None,
-            tasks: Mutex::new(Vec::new()),
-        }
+        Self::Alone(Alone { hub })
     }
 
-    /// Joins (or founds) the cluster on `db`'s PostgreSQL database: registers this node,
-    /// listens on the bus, reads the other nodes' presence, and starts the tailer from
-    /// `cursor` (the last id the hub knows of). `url` is where the others reach this node.
+    /// Joins (or founds) the cluster on `db`'s PostgreSQL database, starting the tailer
+    /// from `cursor` (the last id the hub knows of). `url` is where the others reach this
+    /// node.
     pub async fn join(
         db: &Db,
         hub: Arc<Hub>,
@@ -153,249 +78,128 @@ impl Cluster {
         url: String,
         cursor: i64,
     ) -> anyhow::Result<Self> {
-        let pool = db
-            .pg_pool()
-            .context("a cluster needs a PostgreSQL database")?
-            .clone();
-        let channel = db
-            .notify_channel()
-            .context("a cluster needs a PostgreSQL database")?
-            .to_owned();
-        let token = match &settings.token {
-            Some(t) => t.expose().to_owned(),
-            None => {
-                let candidate = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
-                let stored = nodes::shared_secret(&pool, "cluster_token", candidate.as_bytes())
-                    .await
-                    .context("reading the cluster token")?;
-                String::from_utf8(stored).context("the stored cluster token is not text")?
-            }
-        };
-        let node = Arc::new(
-            Node::register(
-                db.clone(),
-                pool,
-                channel,
-                hub.clone(),
-                url,
-                token,
-                settings.clone(),
-            )
-            .await?,
-        );
-        let listener = bus::open_listener(&node)
-            .await
-            .context("listening on the cluster bus")?;
-        let (outbox, presence_out) = mpsc::unbounded_channel();
-        hub.link(NodeLink {
-            tag: node.tag,
-            presence: Box::new(ClusterPresence {
-                node: node.clone(),
-                outbox,
-            }),
-        })?;
-        tracing::info!(node = %node.id, url = %node.url, "joined the cluster");
-        let every = Duration::from_millis(settings.tail_every_ms);
-        let tasks = vec![
-            tokio::spawn(bus::listen(node.clone(), listener)),
-            tokio::spawn(bus::send_presence(node.clone(), presence_out)),
-            tokio::spawn(tailer::tail(node.clone(), cursor, every)),
-            tokio::spawn(node::membership(node.clone())),
-            tokio::spawn(node::resync(node.clone())),
-        ];
-        // Whoever is present elsewhere already; and the others learn of this node at once.
-        node.request_resync();
-        node.notify(&[&BusMessage::Joined { node: node.id }.encode()])
-            .await
-            .context("announcing this node to the cluster")?;
-        Ok(Self {
-            hub,
-            node: Some(node),
-            tasks: Mutex::new(tasks),
-        })
+        Ok(Self::Member(
+            Member::join(db, hub, settings, url, cursor).await?,
+        ))
+    }
+
+    fn hub(&self) -> &Arc<Hub> {
+        match self {
+            Self::Alone(a) => &a.hub,
+            Self::Member(m) => &m.hub,
+        }
     }
 
     /// Where the writer hands committed events.
     pub fn broker(&self) -> Arc<dyn Broker> {
-        match &self.node {
-            Some(node) => Arc::new(tailer::WakeTailer(node.clone())),
-            None => Arc::new(LocalBroker::new(self.hub.clone())),
+        match self {
+            Self::Alone(a) => a.broker(),
+            Self::Member(m) => m.broker(),
         }
     }
 
     /// Whether `presented` is the nodes' bearer token (never, alone).
     pub fn token_matches(&self, presented: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        self.node
-            .as_ref()
-            .is_some_and(|n| bool::from(n.token.as_bytes().ct_eq(presented.as_bytes())))
+        match self {
+            Self::Alone(_) => false,
+            Self::Member(m) => m.token_matches(presented),
+        }
     }
 
     /// Which node holds stream `id`.
     pub async fn holder(&self, id: ConnectionId) -> Holder {
-        match &self.node {
-            _ if self.hub.holds(id) => Holder::Here,
-            None => Holder::Nowhere,
-            Some(node) => match node.peer_with_tag(id.node_tag()).await {
-                Some(peer) => Holder::Elsewhere(peer),
-                None => Holder::Nowhere,
-            },
+        if self.hub().holds(id) {
+            return Holder::Here;
         }
-    }
-
-    /// Calls `op` on `peer`: its status and body, to answer with as they are.
-    pub async fn relay(&self, peer: &nodes::NodeRow, op: &Op) -> Result<(u16, Bytes), RelayError> {
-        match &self.node {
-            Some(node) => node.call(peer, op).await,
-            None => unreachable!("a node alone has no peers to relay to"),
-        }
+        let peer = match self {
+            Self::Alone(_) => None,
+            Self::Member(m) => m.peer_holding(id).await,
+        };
+        peer.map_or(Holder::Nowhere, Holder::Elsewhere)
     }
 
     /// Users with a connection in `room` on any node, sorted by name.
     pub fn presence(&self, room: &RoomName) -> Vec<UserRef> {
-        match &self.node {
-            Some(node) => node.view.users(room),
-            None => self.hub.presence(room),
+        match self {
+            Self::Alone(a) => a.presence(room),
+            Self::Member(m) => m.presence(room),
         }
     }
 
     /// Whether `room` has subscribers on any node.
     pub fn has_room(&self, room: &RoomName) -> bool {
-        match &self.node {
-            Some(node) => node.view.has_room(room),
-            None => self.hub.has_room(room),
+        match self {
+            Self::Alone(a) => a.has_room(room),
+            Self::Member(m) => m.has_room(room),
         }
     }
 
-    /// The `limit` busiest rooms of the whole cluster that `keep` lets through.
+    /// The `limit` busiest rooms of the whole service that `keep` lets through.
     pub async fn busiest_rooms(
         &self,
         limit: usize,
         keep: impl Fn(&RoomName) -> bool,
     ) -> Vec<RoomInfo> {
-        let Some(node) = &self.node else {
-            return self.hub.busiest_rooms(limit, keep);
-        };
-        let mut merged: HashMap<RoomName, usize> = HashMap::new();
-        let local = self.hub.rooms();
-        for list in std::iter::once(local).chain(node.scatter::<Vec<RoomInfo>>(&Op::Rooms).await) {
-            for room in list {
-                *merged.entry(room.name).or_default() += room.subscribers;
-            }
+        match self {
+            Self::Alone(a) => a.busiest_rooms(limit, keep),
+            Self::Member(m) => m.busiest_rooms(limit, keep).await,
         }
-        let mut rooms: Vec<RoomInfo> = merged
-            .into_iter()
-            .filter(|(name, _)| keep(name))
-            .map(|(name, subscribers)| RoomInfo {
-                users: node.view.user_count(&name),
-                name,
-                subscribers,
-            })
-            .collect();
-        keep_busiest(&mut rooms, limit);
-        rooms
     }
 
     /// This node's figures and users.
     pub fn node_stats(&self) -> NodeStats {
+        let hub = self.hub();
         NodeStats {
-            stats: self.hub.stats(),
-            users: self.hub.users_online(),
-            rooms: self.hub.rooms().into_iter().map(|r| r.name).collect(),
+            stats: hub.stats(),
+            users: hub.users_online(),
+            rooms: hub.rooms().into_iter().map(|r| r.name).collect(),
         }
     }
 
-    /// Live figures of the whole cluster (counters summed; users and rooms counted once).
+    /// Live figures of the whole service (counters summed; users and rooms counted once).
     pub async fn stats(&self) -> HubStats {
-        let Some(node) = &self.node else {
-            return self.hub.stats();
-        };
-        let mut all = vec![self.node_stats()];
-        all.extend(node.scatter::<NodeStats>(&Op::Stats).await);
-        let mut users = HashSet::new();
-        let mut rooms = HashSet::new();
-        let mut total = HubStats::default();
-        for n in all {
-            total.connections += n.stats.connections;
-            total.subscriptions += n.stats.subscriptions;
-            total.events_delivered += n.stats.events_delivered;
-            total.slow_disconnects += n.stats.slow_disconnects;
-            users.extend(n.users);
-            rooms.extend(n.rooms);
+        match self {
+            Self::Alone(a) => a.stats(),
+            Self::Member(m) => m.stats(self.node_stats()).await,
         }
-        total.users_online = users.len();
-        total.rooms = rooms.len();
-        total
     }
 
     /// Closes every stream of `user` on every node; how many.
     pub async fn close_user(&self, user: Uuid) -> usize {
-        self.everywhere(self.hub.close_user(user), &Op::CloseUser { user })
-            .await
+        let here = self.hub().close_user(user);
+        here + self.closed_elsewhere(&Op::CloseUser { user }).await
     }
 
     /// Closes every stream of login `session` on every node; how many.
     pub async fn close_session(&self, session: Uuid) -> usize {
-        self.everywhere(
-            self.hub.close_session(session),
-            &Op::CloseSession { session },
-        )
-        .await
+        let here = self.hub().close_session(session);
+        here + self.closed_elsewhere(&Op::CloseSession { session }).await
     }
 
     /// Takes `user`'s streams out of private `room` on every node; how many.
     pub async fn remove_member(&self, room: &RoomName, user: Uuid, by: Option<&UserRef>) -> usize {
-        let here = self.hub.remove_member(room, user, by);
+        let here = self.hub().remove_member(room, user, by);
         let op = Op::RemoveMember {
             room: room.clone(),
             user,
             by: by.cloned(),
         };
-        self.everywhere(here, &op).await
+        here + self.closed_elsewhere(&op).await
     }
 
-    async fn everywhere(&self, here: usize, op: &Op) -> usize {
-        match &self.node {
-            Some(node) => {
-                here + node
-                    .scatter::<Closed>(op)
-                    .await
-                    .iter()
-                    .map(|c| c.closed)
-                    .sum::<usize>()
-            }
-            None => here,
+    async fn closed_elsewhere(&self, op: &Op) -> usize {
+        match self {
+            Self::Alone(_) => 0,
+            Self::Member(m) => m.closed_elsewhere(op).await,
         }
     }
 
-    /// Waits until this node has published every event committed before the call, so a
-    /// replay that starts next includes them all: a client that deleted or posted on one
-    /// node and then resumes on another finds its own writes in the replay. Each node
-    /// learns of another's commits from its tailer, a few milliseconds late. Bounded by
-    /// [`CATCH_UP_WAIT`]; alone (SQLite) there is nothing to wait for.
+    /// Waits (bounded) until this node has published every event committed before the
+    /// call, so a replay that starts next includes writes made on other nodes. Alone there
+    /// is nothing to wait for.
     pub async fn catch_up(&self) {
-        let Some(node) = &self.node else { return };
-        let head = match node.db.log_head().await {
-            Ok(head) => head,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the log's head failed; not catching up");
-                return;
-            }
-        };
-        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
-        loop {
-            let tailed = node.tailed.notified();
-            let mut tailed = std::pin::pin!(tailed);
-            // Registered before the check, so a catch-up between the two is not missed.
-            tailed.as_mut().enable();
-            if self.hub.watermark() >= head {
-                return;
-            }
-            node.wake_tailer();
-            if tokio::time::timeout_at(deadline, tailed).await.is_err() {
-                tracing::debug!(head, "the tailer did not catch up in time");
-                return;
-            }
+        if let Self::Member(m) = self {
+            m.catch_up().await;
         }
     }
 
@@ -408,44 +212,25 @@ impl Cluster {
         event: &EventName,
         data: &serde_json::Value,
     ) -> sqlx::Result<()> {
-        self.hub.publish_custom(room, user, event, data);
-        if let Some(node) = &self.node {
-            let message = BusMessage::Custom {
-                node: node.id,
-                room: room.clone(),
-                user: user.clone(),
-                event: event.clone(),
-                data: data.clone(),
-            }
-            .encode();
-            node.notify(&[&message]).await?;
+        self.hub().publish_custom(room, user, event, data);
+        match self {
+            Self::Alone(_) => Ok(()),
+            Self::Member(m) => m.publish_custom(room, user, event, data).await,
         }
-        Ok(())
     }
 
-    /// Leaves the cluster cleanly: this node's row goes and the others hear at once that
-    /// its streams are gone (rather than after the crash bound).
+    /// Leaves the cluster cleanly (nothing to do alone).
     pub async fn leave(&self) {
-        let Some(node) = &self.node else { return };
-        // First stop listening: this node must not take its own goodbye for a verdict.
-        self.stop_tasks();
-        let gone = BusMessage::Gone { node: node.id }.encode();
-        let left = async {
-            let mut tx = node.pool.begin().await?;
-            nodes::deregister(&mut tx, node.id).await?;
-            nodes::notify(&mut tx, &node.channel, &[&gone]).await?;
-            tx.commit().await
-        };
-        if let Err(e) = left.await {
-            tracing::warn!(error = %e, "leaving the cluster cleanly failed; the others will notice");
+        if let Self::Member(m) = self {
+            m.leave().await;
         }
     }
 
     /// Stops this node's cluster tasks (and with them its listener's connection, so the
     /// others see it die).
     pub fn stop_tasks(&self) {
-        for task in self.tasks.lock().drain(..) {
-            task.abort();
+        if let Self::Member(m) = self {
+            m.stop_tasks();
         }
     }
 }
@@ -456,5 +241,5 @@ pub async fn shared_cookie_key(db: &Db, candidate: &[u8]) -> anyhow::Result<Vec<
     let pool = db
         .pg_pool()
         .context("a shared key needs a PostgreSQL database")?;
-    Ok(nodes::shared_secret(pool, "session_key", candidate).await?)
+    Ok(crate::db::nodes::shared_secret(pool, "session_key", candidate).await?)
 }

@@ -10,7 +10,10 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::{Op, bus::BusMessage, presence::PresenceView};
+use super::{
+    presence::PresenceView,
+    wire::{BusMessage, Op},
+};
 use crate::{
     config::ClusterSettings,
     db::{

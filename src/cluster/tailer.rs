@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::Node;
+use super::node::Node;
 use crate::{broker::Broker, domain::StoredMessage};
 
 /// Most events read per query; a longer backlog takes several.

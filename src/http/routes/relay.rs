@@ -21,7 +21,7 @@ pub async fn at_holder(
 ) -> Result<HttpResponse, ApiError> {
     match state.cluster.holder(id).await {
         Holder::Here => here.await,
-        Holder::Elsewhere(node) => relayed(state.cluster.relay(&node, &op()).await),
+        Holder::Elsewhere(peer) => relayed(peer.relay(&op()).await),
         Holder::Nowhere => Err(HubError::UnknownConnection.into()),
     }
 }

@@ -1,0 +1,297 @@
+//! This node as a member of a cluster on one PostgreSQL database: whatever spans nodes asks
+//! the others (over the bus, or by calling them) as well as this node's hub.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::{sync::mpsc, task::JoinHandle};
+use uuid::Uuid;
+
+use super::{
+    bus,
+    bus::ClusterPresence,
+    node::{self, Node, RelayError},
+    tailer,
+    wire::{BusMessage, Closed, NodeStats, Op},
+};
+use crate::{
+    broker::Broker,
+    config::ClusterSettings,
+    db::{Db, nodes},
+    domain::{ConnectionId, EventName, RoomName, UserRef},
+    hub::{Hub, HubStats, NodeLink, RoomInfo, keep_busiest},
+};
+
+/// Longest a subscribe waits for this node's tailer to catch up ([`Member::catch_up`]).
+/// Past it the subscribe goes on: what it missed from its replay still comes live.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
+/// Another live node, as a request may be relayed to it.
+pub struct Peer {
+    node: Arc<Node>,
+    row: nodes::NodeRow,
+}
+
+impl Peer {
+    /// Calls `op` on this peer: its status and body, to answer with as they are.
+    pub async fn relay(&self, op: &Op) -> Result<(u16, Bytes), RelayError> {
+        self.node.call(&self.row, op).await
+    }
+}
+
+/// This node of a cluster, with the tasks that keep it one.
+pub struct Member {
+    pub(super) hub: Arc<Hub>,
+    node: Arc<Node>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Member {
+    /// Joins (or founds) the cluster on `db`'s PostgreSQL database: registers this node,
+    /// listens on the bus, reads the other nodes' presence, and starts the tailer from
+    /// `cursor` (the last id the hub knows of). `url` is where the others reach this node.
+    pub(super) async fn join(
+        db: &Db,
+        hub: Arc<Hub>,
+        settings: &ClusterSettings,
+        url: String,
+        cursor: i64,
+    ) -> anyhow::Result<Self> {
+        let pool = db
+            .pg_pool()
+            .context("a cluster needs a PostgreSQL database")?
+            .clone();
+        let channel = db
+            .notify_channel()
+            .context("a cluster needs a PostgreSQL database")?
+            .to_owned();
+        let token = cluster_token(&pool, settings).await?;
+        let node = Arc::new(
+            Node::register(
+                db.clone(),
+                pool,
+                channel,
+                hub.clone(),
+                url,
+                token,
+                settings.clone(),
+            )
+            .await?,
+        );
+        let tasks = start(&node, &hub, settings, cursor).await?;
+        Ok(Self {
+            hub,
+            node,
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    pub(super) fn broker(&self) -> Arc<dyn Broker> {
+        Arc::new(tailer::WakeTailer(self.node.clone()))
+    }
+
+    pub(super) fn token_matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        bool::from(self.node.token.as_bytes().ct_eq(presented.as_bytes()))
+    }
+
+    /// The live node whose tag stream `id` carries, if any.
+    pub(super) async fn peer_holding(&self, id: ConnectionId) -> Option<Peer> {
+        let row = self.node.peer_with_tag(id.node_tag()).await?;
+        Some(Peer {
+            node: self.node.clone(),
+            row,
+        })
+    }
+
+    pub(super) fn presence(&self, room: &RoomName) -> Vec<UserRef> {
+        self.node.view.users(room)
+    }
+
+    pub(super) fn has_room(&self, room: &RoomName) -> bool {
+        self.node.view.has_room(room)
+    }
+
+    pub(super) async fn busiest_rooms(
+        &self,
+        limit: usize,
+        keep: impl Fn(&RoomName) -> bool,
+    ) -> Vec<RoomInfo> {
+        let mut merged: HashMap<RoomName, usize> = HashMap::new();
+        let local = self.hub.rooms();
+        let remote = self.node.scatter::<Vec<RoomInfo>>(&Op::Rooms).await;
+        for list in std::iter::once(local).chain(remote) {
+            for room in list {
+                *merged.entry(room.name).or_default() += room.subscribers;
+            }
+        }
+        let mut rooms: Vec<RoomInfo> = merged
+            .into_iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(name, subscribers)| RoomInfo {
+                users: self.node.view.user_count(&name),
+                name,
+                subscribers,
+            })
+            .collect();
+        keep_busiest(&mut rooms, limit);
+        rooms
+    }
+
+    pub(super) async fn stats(&self, here: NodeStats) -> HubStats {
+        let mut all = vec![here];
+        all.extend(self.node.scatter::<NodeStats>(&Op::Stats).await);
+        let mut users = HashSet::new();
+        let mut rooms = HashSet::new();
+        let mut total = HubStats::default();
+        for n in all {
+            total.connections += n.stats.connections;
+            total.subscriptions += n.stats.subscriptions;
+            total.events_delivered += n.stats.events_delivered;
+            total.slow_disconnects += n.stats.slow_disconnects;
+            users.extend(n.users);
+            rooms.extend(n.rooms);
+        }
+        total.users_online = users.len();
+        total.rooms = rooms.len();
+        total
+    }
+
+    /// How many streams the other nodes closed for `op`.
+    pub(super) async fn closed_elsewhere(&self, op: &Op) -> usize {
+        self.node
+            .scatter::<Closed>(op)
+            .await
+            .iter()
+            .map(|c| c.closed)
+            .sum()
+    }
+
+    /// Waits until this node has published every event committed before the call, so a
+    /// replay that starts next includes them all: a client that deleted or posted on one
+    /// node and then resumes on another finds its own writes in the replay. Each node
+    /// learns of another's commits from its tailer, a few milliseconds late. Bounded by
+    /// [`CATCH_UP_WAIT`].
+    pub(super) async fn catch_up(&self) {
+        let node = &self.node;
+        let head = match node.db.log_head().await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the log's head failed; not catching up");
+                return;
+            }
+        };
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+        loop {
+            let tailed = node.tailed.notified();
+            let mut tailed = std::pin::pin!(tailed);
+            // Registered before the check, so a catch-up between the two is not missed.
+            tailed.as_mut().enable();
+            if self.hub.watermark() >= head {
+                return;
+            }
+            node.wake_tailer();
+            if tokio::time::timeout_at(deadline, tailed).await.is_err() {
+                tracing::debug!(head, "the tailer did not catch up in time");
+                return;
+            }
+        }
+    }
+
+    /// Sends a custom event (delivered here already) to the other nodes on the bus.
+    pub(super) async fn publish_custom(
+        &self,
+        room: &RoomName,
+        user: &UserRef,
+        event: &EventName,
+        data: &serde_json::Value,
+    ) -> sqlx::Result<()> {
+        let message = BusMessage::Custom {
+            node: self.node.id,
+            room: room.clone(),
+            user: user.clone(),
+            event: event.clone(),
+            data: data.clone(),
+        }
+        .encode();
+        self.node.notify(&[&message]).await
+    }
+
+    /// Leaves the cluster cleanly: this node's row goes and the others hear at once that
+    /// its streams are gone (rather than after the crash bound).
+    pub(super) async fn leave(&self) {
+        let node = &self.node;
+        // First stop listening: this node must not take its own goodbye for a verdict.
+        self.stop_tasks();
+        let gone = BusMessage::Gone { node: node.id }.encode();
+        let left = async {
+            let mut tx = node.pool.begin().await?;
+            nodes::deregister(&mut tx, node.id).await?;
+            nodes::notify(&mut tx, &node.channel, &[&gone]).await?;
+            tx.commit().await
+        };
+        if let Err(e) = left.await {
+            tracing::warn!(error = %e, "leaving the cluster cleanly failed; the others will notice");
+        }
+    }
+
+    pub(super) fn stop_tasks(&self) {
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// The nodes' bearer token: `cluster.token`, or else one generated once into the database.
+async fn cluster_token(pool: &sqlx::PgPool, settings: &ClusterSettings) -> anyhow::Result<String> {
+    if let Some(t) = &settings.token {
+        return Ok(t.expose().to_owned());
+    }
+    let candidate = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let stored = nodes::shared_secret(pool, "cluster_token", candidate.as_bytes())
+        .await
+        .context("reading the cluster token")?;
+    String::from_utf8(stored).context("the stored cluster token is not text")
+}
+
+/// Links the hub to the bus and starts the node's tasks: the listener, presence out, the
+/// tailer, membership and resync; then announces this node.
+async fn start(
+    node: &Arc<Node>,
+    hub: &Hub,
+    settings: &ClusterSettings,
+    cursor: i64,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let listener = bus::open_listener(node)
+        .await
+        .context("listening on the cluster bus")?;
+    let (outbox, presence_out) = mpsc::unbounded_channel();
+    hub.link(NodeLink {
+        tag: node.tag,
+        presence: Box::new(ClusterPresence {
+            node: node.clone(),
+            outbox,
+        }),
+    })?;
+    tracing::info!(node = %node.id, url = %node.url, "joined the cluster");
+    let every = Duration::from_millis(settings.tail_every_ms);
+    let tasks = vec![
+        tokio::spawn(bus::listen(node.clone(), listener)),
+        tokio::spawn(bus::send_presence(node.clone(), presence_out)),
+        tokio::spawn(tailer::tail(node.clone(), cursor, every)),
+        tokio::spawn(node::membership(node.clone())),
+        tokio::spawn(node::resync(node.clone())),
+    ];
+    // Whoever is present elsewhere already; and the others learn of this node at once.
+    node.request_resync();
+    node.notify(&[&BusMessage::Joined { node: node.id }.encode()])
+        .await
+        .context("announcing this node to the cluster")?;
+    Ok(tasks)
+}
