@@ -42,7 +42,7 @@ use crate::{
     config::ClusterSettings,
     db::{Db, nodes},
     domain::{ConnectionId, EventName, RoomName, SubscribeBody, UnsubscribeBody, User, UserRef},
-    hub::{Hub, HubStats, NodeLink, RoomInfo, keep_busiest},
+    hub::{Hub, HubStats, MemberChange, NodeLink, RoomInfo, keep_busiest},
 };
 use bus::{BusMessage, ClusterPresence};
 use node::Node;
@@ -88,6 +88,14 @@ pub enum Op {
         user: Uuid,
         /// Who removed them.
         by: Option<UserRef>,
+    },
+    /// Send a `member` event to the callee's streams ([`Hub::announce_member`]) →
+    /// [`Closed`], counting the streams it reached.
+    Member {
+        /// What changed.
+        change: MemberChange,
+        /// Whether every stream of the changed user gets it too.
+        to_user: bool,
     },
     /// The callee's live figures → [`NodeStats`].
     Stats,
@@ -350,6 +358,17 @@ impl Cluster {
             room: room.clone(),
             user,
             by: by.cloned(),
+        };
+        self.everywhere(here, &op).await
+    }
+
+    /// Sends a `member` event for `change` to the streams of every node (see
+    /// [`Hub::announce_member`]); how many streams it reached.
+    pub async fn announce_member(&self, change: &MemberChange, to_user: bool) -> usize {
+        let here = self.hub.announce_member(change, to_user);
+        let op = Op::Member {
+            change: change.clone(),
+            to_user,
         };
         self.everywhere(here, &op).await
     }

@@ -14,7 +14,7 @@ use crate::{
     db::CreateRoomError,
     domain::{MemberRole, RoomName, UserRef, Visibility},
     error::{ApiError, ErrorCode},
-    hub::parse_rooms,
+    hub::{MemberChange, parse_rooms},
     state::AppState,
 };
 
@@ -151,7 +151,7 @@ fn not_created() -> ApiError {
     put, path = "/api/rooms/{room}/members/{username}", tag = "rooms", security(("session" = [])),
     params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("username" = String, Path, description = "The member", pattern = "^[A-Za-z0-9_]{3,32}$")), request_body = SetRole,
     responses(
-        (status = 200, description = "`{\"member\": {\"id\",\"username\",\"role\"}}`"),
+        (status = 200, description = "`{\"member\": {\"id\",\"username\",\"role\"}}`; a changed role pushes a `member` event"),
         (status = 403, description = "`forbidden`: not allowed to give that role"),
         (status = 404, description = "`unknown_room`, `unknown_user`"),
     )
@@ -176,12 +176,21 @@ pub async fn set(
                 "owners and moderators add members; only the owner names moderators",
             ));
         }
-        if current == Some(role)
-            || state
-                .db
-                .set_member(room.name(), user.id, current, role)
-                .await?
+        if current == Some(role) {
+            break;
+        }
+        if state
+            .db
+            .set_member(room.name(), user.id, current, role)
+            .await?
         {
+            let change = MemberChange {
+                room: room.name().clone(),
+                user: UserRef::from(&user),
+                role: Some(role),
+                by: Some(UserRef::from(&room.caller.user)),
+            };
+            state.cluster.announce_member(&change, true).await;
             break;
         }
     }
@@ -195,7 +204,7 @@ pub async fn set(
     delete, path = "/api/rooms/{room}/members/{username}", tag = "rooms", security(("session" = [])),
     params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("username" = String, Path, description = "The member", pattern = "^[A-Za-z0-9_]{3,32}$")),
     responses(
-        (status = 204, description = "Removed; its streams left the room and got `removed`"),
+        (status = 204, description = "Removed; in a private room its streams left the room and got `removed`; `member` pushed to the room"),
         (status = 403, description = "`forbidden`: not allowed to remove that member"),
         (status = 404, description = "`unknown_room`, `unknown_user`"),
     )
@@ -225,13 +234,23 @@ pub async fn remove(
     state.db.remove_member(room.name(), user.id).await?;
     // Stored first, then the streams: a subscribe racing this sees the row gone either
     // before its join or in its check after the join.
-    if record.visibility == Visibility::Private {
-        let by = UserRef::from(&room.caller.user);
+    let by = UserRef::from(&room.caller.user);
+    let private = record.visibility == Visibility::Private;
+    if private {
         state
             .cluster
             .remove_member(room.name(), user.id, Some(&by))
             .await;
     }
+    // The others' member lists follow. In a private room the removed user's streams got
+    // `removed` instead; in a public one they keep the room and get `member` like the rest.
+    let change = MemberChange {
+        room: room.name().clone(),
+        user: UserRef::from(&user),
+        role: None,
+        by: Some(by),
+    };
+    state.cluster.announce_member(&change, !private).await;
     Ok(HttpResponse::NoContent().finish())
 }
 
