@@ -1,11 +1,15 @@
 // The JSON API: one fetch wrapper, and the error shape every failure is turned into.
 
-/** A failed request: `status` 0 and `code` "network" when the request never got an answer. */
+/**
+ * A failed request: `status` 0 and `code` "network" when the request never got an answer;
+ * `retryAfter` the seconds a `Retry-After` header asked for (null without one).
+ */
 export class HttpError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -50,7 +54,13 @@ export async function api(method, path, body) {
       location.assign(SESSION_ENDED_URL);
     }
     const err = data && data.error;
-    throw new HttpError(res.status, err ? err.code : "http", err ? err.message : `HTTP ${res.status}`);
+    const after = Number(res.headers.get("Retry-After"));
+    throw new HttpError(
+      res.status,
+      err ? err.code : "http",
+      err ? err.message : `HTTP ${res.status}`,
+      res.headers.has("Retry-After") && Number.isFinite(after) && after >= 0 ? after : null,
+    );
   }
   return data;
 }
