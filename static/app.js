@@ -5,7 +5,7 @@
 // render.js (the rest of the DOM), composer.js (the message box), outbox.js (the send
 // queue) and panels.js (dialogs, overlays, the undo toast).
 
-import { api } from "./js/api.js";
+import { api, whenSessionEnds } from "./js/api.js";
 import { autosize, composerError, loadDraft, onInput, renderCounter, send } from "./js/composer.js";
 import {
   jumpToNewest,
@@ -51,6 +51,7 @@ import {
   ROOM_RE,
   RoomState,
   clearDrafts,
+  keepDraftsAfterSessionEnd,
   loadCurrent,
   loadJoined,
   me,
@@ -569,6 +570,11 @@ connect();
 loadMyRooms();
 pump();
 
+// The session ended elsewhere: nothing typed here is lost (logging out here forgets it).
+whenSessionEnds(() => {
+  keepDraftsAfterSessionEnd();
+  saveDraft(state.current, $("composer-input").value);
+});
 // Drafts are saved as they are typed; this keeps the last keystrokes of a closing tab too.
 window.addEventListener("pagehide", () => saveDraft(state.current, $("composer-input").value));
 

@@ -20,6 +20,13 @@ export class HttpError extends Error {
  */
 export const SESSION_ENDED_URL = "/login?reason=session_ended";
 
+let beforeSessionEnds = () => {};
+
+/** Runs `fn` just before the page leaves for the login because the session ended. */
+export function whenSessionEnds(fn) {
+  beforeSessionEnds = fn;
+}
+
 /**
  * Calls the API with a JSON body (when given) and the session cookie; resolves to the JSON
  * answer (null for 204), rejects with an `HttpError` carrying the contract's error code and
@@ -51,7 +58,11 @@ export async function api(method, path, body) {
   }
   if (!res.ok) {
     if (res.status === 401) {
-      location.assign(SESSION_ENDED_URL);
+      try {
+        beforeSessionEnds();
+      } finally {
+        location.assign(SESSION_ENDED_URL);
+      }
     }
     const err = data && data.error;
     const after = Number(res.headers.get("Retry-After"));

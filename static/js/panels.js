@@ -40,12 +40,21 @@ export function confirmAction({ title, text, ok }) {
 
 // ---- dialogs with a close button (directory, admin) ----
 
-/** Opens `dialog` modally; on close the focus goes back to `opener`. */
+/**
+ * Opens `dialog` modally; on close the focus goes back to `opener`, unless what the dialog
+ * did put it somewhere else (e.g. in the room just joined).
+ */
 export function openDialog(dialog, opener) {
   dialog.showModal();
-  dialog.addEventListener("close", () => opener && opener.isConnected && opener.focus(), {
-    once: true,
-  });
+  dialog.addEventListener(
+    "close",
+    () => {
+      const now = document.activeElement;
+      const lost = !now || now === document.body || dialog.contains(now);
+      if (lost && opener && opener.isConnected) opener.focus();
+    },
+    { once: true },
+  );
 }
 
 for (const button of document.querySelectorAll("dialog .dialog-close")) {
@@ -153,6 +162,8 @@ export function openPanel(id, opener) {
     t.setAttribute("aria-expanded", "true");
   }
   panelOpener = opener;
+  const current = panel.querySelector("li.current");
+  if (current) current.scrollIntoView({ block: "nearest" });
   panel.querySelector(".panel-close").focus();
 }
 

@@ -217,6 +217,9 @@ function readDrafts() {
   }
 }
 
+/** The drafts this page knows of: read at the start, and every one it wrote since. */
+const knownDrafts = readDrafts();
+
 /** The unsent text of `room` ("" when none). */
 export function draftOf(room) {
   const text = readDrafts()[room];
@@ -226,17 +229,33 @@ export function draftOf(room) {
 /** Keeps `text` as the unsent text of `room` ("" forgets it), across reloads and logins. */
 export function saveDraft(room, text) {
   if (!room) return;
+  if (text) knownDrafts[room] = text;
+  else delete knownDrafts[room];
   const drafts = readDrafts();
   if (text) drafts[room] = text;
   else delete drafts[room];
+  writeDrafts(drafts);
+}
+
+function writeDrafts(drafts) {
   try {
     localStorage.setItem(draftsKey, JSON.stringify(drafts));
   } catch (err) {
-    console.warn("saving the draft failed", err);
+    console.warn("saving the drafts failed", err);
   }
+}
+
+/**
+ * The session ended under this page (another tab logged out, it expired, a ban): the
+ * drafts this page knows of are kept for the next login, even if the tab that logged out
+ * forgot them; a newer draft of another tab wins.
+ */
+export function keepDraftsAfterSessionEnd() {
+  writeDrafts({ ...knownDrafts, ...readDrafts() });
 }
 
 /** Forgets every draft (logging out). */
 export function clearDrafts() {
+  for (const room of Object.keys(knownDrafts)) delete knownDrafts[room];
   localStorage.removeItem(draftsKey);
 }
