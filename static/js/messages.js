@@ -210,8 +210,12 @@ function reconcile() {
   }
   // Top to bottom, so each one sees its settled neighbour above.
   for (const li of [...touched].filter((el) => el.isConnected).sort(byId)) decorate(li);
-  // Pending posts stay below every sent message.
-  for (const p of list.querySelectorAll("li.pending")) list.append(p);
+  // Pending posts stay below every sent message (moved only when something got below them:
+  // a move would read them out again in the live region).
+  const pending = [...list.querySelectorAll("li.pending")];
+  if (pending.some((p, i) => p.nextElementSibling !== (pending[i + 1] || null))) {
+    for (const p of pending) list.append(p);
+  }
   if (state.stick) {
     scroller.scrollTop = scroller.scrollHeight;
     if (view.toId === null && room.ids.length) view.seenTo = room.ids[room.ids.length - 1];
@@ -219,6 +223,8 @@ function reconcile() {
     const top = scroller.getBoundingClientRect().top;
     scroller.scrollTop += keep.el.getBoundingClientRect().top - top - keep.offset;
   }
+  // Everything fits: the newest is in sight whatever the reader did.
+  if (!state.stick && view.toId === null && nearBottom(scroller)) state.stick = true;
   renderHistoryControls();
 }
 
@@ -298,10 +304,12 @@ export function showEarlier() {
   if (!room) return false;
   const [lo, hi] = range(room);
   if (lo === 0) return false;
+  const atBottom = nearBottom($("scroller"));
   const from = Math.max(0, lo - RENDER_STEP);
   view.fromId = room.ids[from];
   if (hi - from > MAX_RENDERED) view.toId = room.ids[from + MAX_RENDERED - 1];
-  state.stick = false;
+  // A reader at the bottom stays there (a short room filling up); else the place is kept.
+  state.stick = atBottom && view.toId === null;
   reconcile();
   renderJump();
   return true;
