@@ -433,8 +433,9 @@ export function pendingEl(p) {
   status.className = "msg-status";
   status.textContent = p.note || "Sending…";
   head.append(who, status);
+  // Not "msg-body": that is a sent message's (what the tests and readers wait for).
   const body = document.createElement("div");
-  body.className = "msg-body";
+  body.className = "pending-body";
   body.textContent = p.body;
   li.append(head, body);
   return li;
