@@ -1369,12 +1369,11 @@ step("typing fast: 30 messages in 3 s under a rate limit all arrive, in order, n
   const sent = Array.from({ length: 30 }, (_, i) => `quick ${i + 1}`);
   const started = Date.now();
   let sawWaiting = false;
-  for (const text of sent) {
+  for (const [i, text] of sent.entries()) {
     // Each text lands as input (which may want a typing indicator out), then Enter.
     await box.fill(text);
     await box.press("Enter");
-    sawWaiting ||= (await alice.page.locator("#messages li.pending").count()) > 0;
-    await new Promise((r) => setTimeout(r, 20));
+    if (i % 5 === 4) sawWaiting ||= (await alice.page.locator("#messages li.pending").count()) > 0;
   }
   const typedIn = Date.now() - started;
   assert.ok(typedIn <= 3000, `30 messages typed in ${typedIn} ms`);
@@ -1527,11 +1526,9 @@ step("member changes show live: a demoted moderator's Delete buttons vanish, an 
   // Alice makes bob a plain member: his buttons go at once, no reload.
   await alice.page.getByRole("button", { name: `Make member: ${bob.name}` }).click();
   await alice.page.locator(`#members li[data-username="${bob.name}"] .member-role`, { hasText: /^member$/ }).waitFor();
-  assert.equal(await focused(alice.page), `BUTTON.member-role-set.quiet`, "focus stays on bob's role button");
-  assert.equal(
-    await alice.page.evaluate(() => document.activeElement.getAttribute("aria-label")),
-    `Make moderator: ${bob.name}`,
-  );
+  await alice.page
+    .waitForFunction((label) => document.activeElement.getAttribute("aria-label") === label, `Make moderator: ${bob.name}`)
+    .catch(async () => assert.fail(`focus is not on bob's role button but on ${await focused(alice.page)}`));
   await bob.page.waitForFunction(() => document.querySelectorAll("#messages .msg-delete").length === 0);
   await bob.page.locator(`#members li[data-username="${bob.name}"] .member-role`, { hasText: /^member$/ }).waitFor();
   await bob.page.locator("#my-rooms button", { hasText: `#${room}` }).filter({ hasText: "member" }).waitFor();

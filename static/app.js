@@ -258,12 +258,13 @@ $("members").addEventListener("click", async (e) => {
 $("room-leave-membership").addEventListener("click", async () => {
   const room = state.current;
   if (!room) return;
+  // Read now: the stream's `removed` may take the room off the page before the answer.
+  const isPrivate = state.myRooms.get(room)?.visibility === "private";
   const ok = await confirmAction({
     title: `Leave #${room} for good?`,
-    text:
-      state.myRooms.get(room)?.visibility === "private"
-        ? `#${room} is private: you will no longer be able to read or post there unless someone adds you again.`
-        : `You will no longer be a member of #${room}.`,
+    text: isPrivate
+      ? `#${room} is private: you will no longer be able to read or post there unless someone adds you again.`
+      : `You will no longer be a member of #${room}.`,
     ok: "Leave",
   });
   if (!ok) return;
@@ -273,13 +274,11 @@ $("room-leave-membership").addEventListener("click", async () => {
     $("member-error").textContent = err.message;
     return;
   }
-  const info = state.myRooms.get(room);
   state.myRooms.delete(room);
   renderMyRooms();
-  if (info && info.visibility === "private") {
+  if (isPrivate) {
     // The server took it off the stream already (and says so with `removed`).
-    forgetRoom(room);
-    syncRooms();
+    if (forgetRoom(room)) syncRooms();
     showNotice(`You left #${room}.`);
     closePanels(false);
     focusHome();

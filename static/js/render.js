@@ -49,7 +49,9 @@ export function keepFocus(container, draw) {
   const active = document.activeElement;
   let key = null;
   if (active && active !== container && container.contains(active)) {
-    key = { cls: active.classList[0], data: { ...active.dataset } };
+    // What the control is for, not its state: a role button stays itself after the change.
+    const { role, ...data } = active.dataset;
+    key = { cls: active.classList[0], data };
   }
   draw();
   if (!key || container.contains(document.activeElement)) return;
