@@ -841,6 +841,10 @@ step("an admin broadcasts; everyone sees the banner", async (t) => {
     await p.locator("#banner-text", { hasText: text }).waitFor();
     assert.equal(await p.locator("#banner").isVisible(), true);
   }
+  // Dismissing it puts the focus back in the message box, not on <body>.
+  await alice.page.getByRole("button", { name: "Dismiss broadcast" }).click();
+  assert.equal(await alice.page.locator("#banner").isVisible(), false);
+  assert.equal(await focused(alice.page), "TEXTAREA#composer-input", "focus after dismissing the banner");
 });
 
 step("screenshots of the chat at desktop and phone width", async (t) => {
