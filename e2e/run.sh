@@ -6,7 +6,8 @@
 #
 # Needs: Debian's chromium (installed with apt-get when missing), node >= 18 with npm
 # (checked against the engines of package.json and the locked playwright-core; Debian 12's
-# own nodejs 18 fits), cargo. Exits non-zero when a test fails. Screenshots land in
+# own nodejs 18 fits), cargo. npm brings playwright-core and axe-core (the accessibility
+# checks). Exits non-zero when a test fails. Screenshots land in
 # e2e/screenshots/.
 set -euo pipefail
 
@@ -56,9 +57,15 @@ if [ "$have_node" -lt "$need_node" ]; then
 fi
 # playwright-core never downloads a browser by itself; this makes sure nothing else does.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-want="$(node -p 'require("./package.json").devDependencies["playwright-core"]')"
-have="$(node -p 'try { require("./node_modules/playwright-core/package.json").version } catch { "" }')"
-if [ "$want" != "$have" ]; then
+# Installs the locked packages unless every one of package.json's is there in its version.
+if ! node -e '
+    const want = require("./package.json").devDependencies;
+    for (const [name, version] of Object.entries(want)) {
+        let have = "";
+        try { have = require(`./node_modules/${name}/package.json`).version; } catch {}
+        if (have !== version) process.exit(1);
+    }
+'; then
     npm ci --no-audit --no-fund --loglevel=error
 fi
 

@@ -1,12 +1,43 @@
 // roomcast browser app, the entry module: joining and leaving rooms, the page's controls,
-// and the start. The parts live in js/: state.js (the one state object), api.js (fetch),
-// stream.js (EventSource, subscribe queue, resume), rooms.js (events and history),
-// render.js (DOM) and composer.js (the message box).
+// focus and the keyboard, and the start. The parts live in js/: state.js (the one state
+// object), api.js (fetch), stream.js (EventSource, subscribe queue, resume), rooms.js
+// (events and history), messages.js (the message list), format.js (message formatting),
+// render.js (the rest of the DOM), composer.js (the message box), outbox.js (the send
+// queue) and panels.js (dialogs, overlays, the undo toast).
 
-import { api } from "./js/api.js";
-import { autosize, send, sendPending, typing } from "./js/composer.js";
+import { api, whenSessionEnds } from "./js/api.js";
+import { autosize, composerError, loadDraft, onInput, renderCounter, send } from "./js/composer.js";
+import {
+  jumpToNewest,
+  keepBottom,
+  messageLi,
+  onScroll,
+  renderJump,
+  showEarlier,
+  viewInfo,
+} from "./js/messages.js";
+import {
+  clearOutbox,
+  giveBack,
+  pump,
+  restoreOutbox,
+  retryNow,
+  whenRefused,
+} from "./js/outbox.js";
+import {
+  closePanels,
+  confirmAction,
+  hideToast,
+  openDialog,
+  openDirectory,
+  openPanel,
+  phone,
+  renderDirectory,
+  showToast,
+} from "./js/panels.js";
 import { $, renderMyRooms, renderRoom, setConn, showJoinError, showNotice } from "./js/render.js";
 import {
+  drawTimes,
   forgetRoom,
   loadEarlier,
   loadMembers,
@@ -19,13 +50,32 @@ import {
   MAX_ROOMS,
   ROOM_RE,
   RoomState,
+  clearDrafts,
+  keepDraftsAfterSessionEnd,
   loadCurrent,
   loadJoined,
   me,
+  saveDraft,
   saveJoined,
   state,
 } from "./js/state.js";
 import { closeStream, connect, streamClosed, syncRooms } from "./js/stream.js";
+
+// ---------------------------------------------------------------------------------------
+// Focus
+
+/**
+ * Where the focus goes after an action that leaves nothing better to focus: the message
+ * box (on a phone the room itself, so that no keyboard pops up unasked).
+ */
+function focusHome() {
+  const box = $("composer-input");
+  if (!box.disabled && !phone.matches) box.focus();
+  else $("main").focus();
+}
+
+// ---------------------------------------------------------------------------------------
+// Rooms
 
 /**
  * Joins `name` (or shows it, when joined already); false when refused. The subscribe and
@@ -47,36 +97,37 @@ function joinRoom(name) {
   return true;
 }
 
+/** Opens a room from a list: on screen, the panel closed, the focus in the room. */
+function openRoom(name) {
+  if (!joinRoom(name)) return;
+  closePanels(false);
+  focusHome();
+}
+
+/**
+ * Leaves `name` (the list's ×): nothing is lost (its history stays on the server), and an
+ * undo toast brings it back. The focus goes to the next room in the list.
+ */
 function leaveRoom(name) {
+  const names = [...state.rooms.keys()];
+  const at = names.indexOf(name);
   if (!forgetRoom(name)) return;
   showJoinError("");
   syncRooms();
+  showToast(`You left #${name}.`, () => {
+    if (joinRoom(name)) focusHome();
+  });
+  const next = names[at + 1] || names[at - 1];
+  const button = next && $("room-list").querySelector(`button.room-open[data-room="${next}"]`);
+  if (button) button.focus();
+  else $("join-name").focus();
 }
 
-// ---------------------------------------------------------------------------------------
-// Wiring
-
-$("composer").addEventListener("submit", (e) => {
-  e.preventDefault();
-  send();
-});
-$("composer-input").addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-    e.preventDefault();
-    send();
-  }
-});
-$("composer-input").addEventListener("input", () => {
-  autosize();
-  typing();
-});
-
-// One listener for the list: render.js redraws its buttons on every change.
 $("room-list").addEventListener("click", (e) => {
   const button = e.target instanceof Element ? e.target.closest("button[data-room]") : null;
   if (!button) return;
   if (button.classList.contains("room-leave")) leaveRoom(button.dataset.room);
-  else switchRoom(button.dataset.room);
+  else openRoom(button.dataset.room);
 });
 
 $("join-form").addEventListener("submit", (e) => {
@@ -92,7 +143,8 @@ $("join-form").addEventListener("submit", (e) => {
   input.removeAttribute("aria-invalid");
   if (!joinRoom(name)) return;
   input.value = "";
-  $("composer-input").focus();
+  closePanels(false);
+  focusHome();
 });
 
 $("create-form").addEventListener("submit", async (e) => {
@@ -121,13 +173,28 @@ $("create-form").addEventListener("submit", async (e) => {
   }
   input.value = "";
   $("create").open = false;
-  if (joinRoom(name)) $("composer-input").focus();
+  openRoom(name);
 });
 
 $("my-rooms").addEventListener("click", (e) => {
   const button = e.target instanceof Element ? e.target.closest("button[data-my-room]") : null;
-  if (button) joinRoom(button.dataset.myRoom);
+  if (button) openRoom(button.dataset.myRoom);
 });
+
+// The room directory.
+$("directory-open").addEventListener("click", (e) => openDirectory(e.currentTarget));
+$("directory-search").addEventListener("input", renderDirectory);
+$("directory-list").addEventListener("click", (e) => {
+  const button = e.target instanceof Element ? e.target.closest("button[data-room]") : null;
+  if (!button) return;
+  const name = button.dataset.room;
+  if (!ROOM_RE.test(name)) return;
+  $("directory").close();
+  openRoom(name);
+});
+
+// ---------------------------------------------------------------------------------------
+// Members
 
 /** A member change in the room on screen; the panel is read again after it. */
 async function changeMember(method, username, body) {
@@ -142,7 +209,7 @@ async function changeMember(method, username, body) {
       err.code === "unknown_user" ? `There is no user called ${username}.` : err.message;
     return false;
   } finally {
-    loadMembers(room);
+    await loadMembers(room);
   }
 }
 
@@ -156,20 +223,51 @@ $("member-add-form").addEventListener("submit", async (e) => {
   }
   const role = $("member-add-role").hidden ? "member" : $("member-add-role").value;
   if (await changeMember("PUT", username, { role })) input.value = "";
+  input.focus();
 });
 
-$("members").addEventListener("click", (e) => {
+$("members").addEventListener("click", async (e) => {
   const button = e.target instanceof Element ? e.target.closest("button[data-username]") : null;
   if (!button) return;
-  if (button.classList.contains("member-remove")) changeMember("DELETE", button.dataset.username);
-  else if (button.classList.contains("member-role-set")) {
-    changeMember("PUT", button.dataset.username, { role: button.dataset.role });
+  const username = button.dataset.username;
+  const row = (name) => $("members").querySelector(`li.member[data-username="${name}"]`);
+  if (button.classList.contains("member-remove")) {
+    const ok = await confirmAction({
+      title: `Remove ${username}?`,
+      text: `${username} will no longer be a member of #${state.current}.`,
+      ok: "Remove",
+    });
+    if (!ok) return;
+    const li = row(username);
+    const after = li && (li.nextElementSibling || li.previousElementSibling);
+    const afterName = after ? after.dataset.username : null;
+    await changeMember("DELETE", username);
+    // The next member's first button, else the add form.
+    const next = afterName && row(afterName);
+    const target = (next && next.querySelector("button")) || $("member-add-name");
+    if (target && !target.closest("[hidden]")) target.focus();
+    else focusHome();
+  } else if (button.classList.contains("member-role-set")) {
+    await changeMember("PUT", username, { role: button.dataset.role });
+    const again = row(username);
+    const same = again && again.querySelector("button.member-role-set");
+    if (same) same.focus();
   }
 });
 
 $("room-leave-membership").addEventListener("click", async () => {
   const room = state.current;
   if (!room) return;
+  // Read now: the stream's `removed` may take the room off the page before the answer.
+  const isPrivate = state.myRooms.get(room)?.visibility === "private";
+  const ok = await confirmAction({
+    title: `Leave #${room} for good?`,
+    text: isPrivate
+      ? `#${room} is private: you will no longer be able to read or post there unless someone adds you again.`
+      : `You will no longer be a member of #${room}.`,
+    ok: "Leave",
+  });
+  if (!ok) return;
   try {
     await api("DELETE", `/api/rooms/${room}/members/${encodeURIComponent(me.username)}`);
   } catch (err) {
@@ -178,15 +276,69 @@ $("room-leave-membership").addEventListener("click", async () => {
   }
   state.myRooms.delete(room);
   renderMyRooms();
-  leaveRoom(room);
+  if (isPrivate) {
+    // The server took it off the stream already (and says so with `removed`).
+    if (forgetRoom(room)) syncRooms();
+    showNotice(`You left #${room}.`);
+    closePanels(false);
+    focusHome();
+  } else {
+    loadMembers(room);
+    showNotice(`You are no longer a member of #${room}.`);
+    $("notice-close").focus();
+  }
 });
 
-// Delete buttons on messages: one listener for the list (render.js draws the buttons).
+// ---------------------------------------------------------------------------------------
+// Messages
+
+$("composer").addEventListener("submit", (e) => {
+  e.preventDefault();
+  send();
+});
+$("composer-input").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    send();
+  }
+});
+$("composer-input").addEventListener("input", onInput);
+
+// A post the server refuses for good goes back into its room's box, with the reason.
+whenRefused((p, err) => {
+  const onScreen = state.current === p.room;
+  giveBack(p.room, p.body, onScreen ? $("composer-input") : null);
+  if (onScreen) {
+    autosize();
+    renderCounter();
+    composerError(`Not sent: ${err.message} Your message is back in the box.`, true);
+  } else {
+    showNotice(`A message to #${p.room} was not sent (${err.message}); it is back in that room's message box.`);
+  }
+});
+
+// Delete buttons on messages: one listener for the list (messages.js draws the buttons).
 $("messages").addEventListener("click", async (e) => {
   const button = e.target instanceof Element ? e.target.closest("button.msg-delete") : null;
   if (!button) return;
   const room = state.current;
   const id = Number(button.dataset.id);
+  const ok = await confirmAction({
+    title: "Delete this message?",
+    text: "It is removed for everyone in the room. This cannot be undone.",
+    ok: "Delete",
+  });
+  if (!ok || state.current !== room) return;
+  // Where the focus goes once it is gone: the next message's Delete, else the one before.
+  const li = messageLi(id);
+  const near = (from, step) => {
+    for (let el = from && from[step]; el; el = el[step]) {
+      const del = el.querySelector && el.querySelector("button.msg-delete");
+      if (del) return del;
+    }
+    return null;
+  };
+  const next = near(li, "nextElementSibling") || near(li, "previousElementSibling");
   button.disabled = true;
   try {
     await api("DELETE", `/api/rooms/${room}/messages/${id}`);
@@ -195,28 +347,90 @@ $("messages").addEventListener("click", async (e) => {
   } catch (err) {
     button.disabled = false;
     if (err.code === "unknown_message") onMessageDeleted({ room, message_id: id });
-    else $("composer-error").textContent = `Could not delete the message: ${err.message}`;
+    else {
+      composerError(`Could not delete the message: ${err.message}`);
+      return;
+    }
   }
+  if (next && next.isConnected) next.focus();
+  else focusHome();
 });
 
-$("notice-close").addEventListener("click", () => showNotice(""));
+$("scroller").addEventListener("scroll", () => {
+  if (onScroll() === "load") loadEarlier();
+});
+$("load-earlier").addEventListener("click", () => {
+  if (!showEarlier()) loadEarlier();
+});
+$("jump").addEventListener("click", () => {
+  jumpToNewest();
+  focusHome();
+});
+// The view stays at the bottom when the room gets shorter (a phone's keyboard, the typing
+// line) or its messages taller.
+const resized = new ResizeObserver(() => keepBottom());
+resized.observe($("scroller"));
+resized.observe($("messages"));
+if (window.visualViewport) window.visualViewport.addEventListener("resize", keepBottom);
 
-// Someone may have added the user to a room meanwhile (that pushes nothing): read "My rooms"
+// ---------------------------------------------------------------------------------------
+// Notices, panels and the keyboard
+
+$("notice-close").addEventListener("click", () => {
+  showNotice("");
+  focusHome();
+});
+$("banner-close").addEventListener("click", () => {
+  $("banner").hidden = true;
+  focusHome();
+});
+
+for (const toggle of document.querySelectorAll(".panel-toggle")) {
+  toggle.addEventListener("click", () => {
+    const id = toggle.getAttribute("aria-controls");
+    if ($(id).classList.contains("open")) closePanels();
+    else openPanel(id, toggle);
+  });
+}
+for (const close of document.querySelectorAll(".panel-close")) {
+  close.addEventListener("click", () => closePanels());
+}
+$("scrim").addEventListener("click", () => closePanels());
+
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape" || e.defaultPrevented) return;
+  // An open <dialog> closes itself on Escape.
+  if (document.querySelector("dialog[open]")) return;
+  const create = $("create");
+  if (create.open && create.contains(document.activeElement)) {
+    create.open = false;
+    create.querySelector("summary").focus();
+  } else if (closePanels()) {
+    // closed the rooms or people panel
+  } else if (!$("toast").hidden) {
+    hideToast();
+    focusHome();
+  } else if (!$("notice").hidden) {
+    showNotice("");
+    focusHome();
+  } else if (!$("jump").hidden) {
+    jumpToNewest();
+    focusHome();
+  } else return;
+  e.preventDefault();
+});
+
+// Someone may have changed the user's rooms while this page was away: read "My rooms"
 // again whenever the page comes back into view.
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") loadMyRooms();
 });
 
-$("scroller").addEventListener("scroll", () => {
-  if ($("scroller").scrollTop < 60) loadEarlier();
-});
-$("load-earlier").addEventListener("click", () => loadEarlier());
-
-$("banner-close").addEventListener("click", () => {
-  $("banner").hidden = true;
-});
-
 $("logout").addEventListener("click", async () => {
+  // Logging out on purpose: what this browser kept for the user goes.
+  $("composer-input").value = "";
+  clearDrafts();
+  clearOutbox();
   try {
     await api("POST", "/api/logout");
   } catch {
@@ -226,43 +440,142 @@ $("logout").addEventListener("click", async () => {
   location.assign("/login");
 });
 
-const broadcastForm = $("broadcast-form");
-if (broadcastForm) {
-  broadcastForm.addEventListener("submit", async (e) => {
+window.addEventListener("online", () => {
+  if (streamClosed()) connect();
+  else retryNow();
+});
+
+// ---------------------------------------------------------------------------------------
+// Admin
+
+const adminDialog = $("admin");
+if (adminDialog) {
+  const numberFmt = new Intl.NumberFormat();
+  const labels = {
+    connections: "Open streams",
+    users_online: "Users online",
+    rooms: "Rooms with people",
+    subscriptions: "Subscriptions",
+    messages_stored: "Messages stored",
+    events_delivered: "Events delivered",
+    slow_disconnects: "Slow disconnects",
+  };
+  const loadStats = async () => {
+    const dl = $("stats");
+    try {
+      const stats = await api("GET", "/api/admin/stats");
+      dl.replaceChildren(
+        ...Object.entries(labels).flatMap(([key, label]) => {
+          const dt = document.createElement("dt");
+          dt.textContent = label;
+          const dd = document.createElement("dd");
+          dd.textContent = numberFmt.format(stats[key] ?? 0);
+          dd.dataset.stat = key;
+          return [dt, dd];
+        }),
+      );
+    } catch (err) {
+      const dt = document.createElement("dt");
+      dt.textContent = "Stats";
+      const dd = document.createElement("dd");
+      dd.textContent = err.message;
+      dl.replaceChildren(dt, dd);
+    }
+  };
+  $("admin-open").addEventListener("click", (e) => {
+    openDialog(adminDialog, e.currentTarget);
+    $("stats-refresh").focus();
+    loadStats();
+  });
+  $("stats-refresh").addEventListener("click", loadStats);
+
+  $("broadcast-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const input = $("broadcast-input");
     const status = $("broadcast-status");
-    if (!input.value.trim()) return;
+    if (!input.value.trim()) {
+      status.textContent = "Write the broadcast first.";
+      input.focus();
+      return;
+    }
     try {
       const data = await api("POST", "/api/admin/broadcast", { body: input.value });
       input.value = "";
-      status.textContent = "Sent.";
+      status.textContent = "Sent to everyone.";
       onBroadcast(data.broadcast);
     } catch (err) {
       status.textContent = err.message;
     }
+    input.focus();
+  });
+
+  $("user-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const action = e.submitter ? e.submitter.dataset.action : "disconnect";
+    const input = $("user-name");
+    const status = $("user-status");
+    const username = input.value.trim().replace(/^@/, "");
+    if (!/^[A-Za-z0-9_]{3,32}$/.test(username)) {
+      status.textContent = "Usernames are 3–32 letters, digits or _.";
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    input.removeAttribute("aria-invalid");
+    if (action === "ban") {
+      const ok = await confirmAction({
+        title: `Ban ${username}?`,
+        text: `${username} is logged out everywhere at once and cannot log in until unbanned.`,
+        ok: "Ban",
+      });
+      if (!ok) return;
+    }
+    const path = `/api/admin/users/${encodeURIComponent(username)}`;
+    try {
+      if (action === "disconnect") {
+        const r = await api("POST", `${path}/disconnect`);
+        status.textContent = `${username}: ${r.closed} stream${r.closed === 1 ? "" : "s"} closed (they reconnect by themselves).`;
+      } else if (action === "ban") {
+        const r = await api("POST", `${path}/ban`);
+        status.textContent = `${username} is banned; ${r.closed} stream${r.closed === 1 ? "" : "s"} closed.`;
+      } else {
+        await api("DELETE", `${path}/ban`);
+        status.textContent = `${username} may log in again.`;
+      }
+    } catch (err) {
+      status.textContent =
+        err.code === "unknown_user" ? `There is no user called ${username}.` : err.message;
+    }
+    loadStats();
+    if (e.submitter) e.submitter.focus();
   });
 }
-
-window.addEventListener("online", () => {
-  if (streamClosed()) connect();
-  else sendPending();
-});
 
 // ---------------------------------------------------------------------------------------
 // Start: restore the joined rooms (the server's list), then open the stream.
 
 setConn("connecting");
-// The members panel starts open where there is room for it; on a phone it would push the
-// messages off the screen, so there it waits for a tap.
-$("members-panel").open = !matchMedia("(max-width: 640px)").matches;
+// The members panel starts open where there is room for it.
+$("members-panel").open = !phone.matches;
+restoreOutbox();
 for (const name of await loadJoined()) state.rooms.set(name, new RoomState(name));
 const saved = loadCurrent();
 state.current = saved && state.rooms.has(saved) ? saved : state.rooms.keys().next().value || null;
 saveJoined(true);
 renderRoom();
+loadDraft();
+renderJump();
 connect();
 loadMyRooms();
+pump();
+
+// The session ended elsewhere: nothing typed here is lost (logging out here forgets it).
+whenSessionEnds(() => {
+  keepDraftsAfterSessionEnd();
+  saveDraft(state.current, $("composer-input").value);
+});
+// Drafts are saved as they are typed; this keeps the last keystrokes of a closing tab too.
+window.addEventListener("pagehide", () => saveDraft(state.current, $("composer-input").value));
 
 // For the end-to-end tests and the curious: read-only views of the state.
 window.roomcast = {
@@ -280,5 +593,17 @@ window.roomcast = {
   },
   get resumedBy() {
     return state.resumedBy;
+  },
+  get outbox() {
+    return state.outbox.length;
+  },
+  get view() {
+    return viewInfo();
+  },
+  get drawTimes() {
+    return [...drawTimes];
+  },
+  get stick() {
+    return state.stick;
   },
 };

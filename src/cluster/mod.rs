@@ -40,7 +40,7 @@ use crate::{
     config::ClusterSettings,
     db::Db,
     domain::{ConnectionId, EventName, RoomName, UserRef},
-    hub::{Hub, HubStats, RoomInfo},
+    hub::{Hub, HubStats, MemberChange, RoomInfo},
 };
 
 /// Where a stream is held.
@@ -183,6 +183,17 @@ impl Cluster {
             room: room.clone(),
             user,
             by: by.cloned(),
+        };
+        here + self.closed_elsewhere(&op).await
+    }
+
+    /// Sends a `member` event for `change` to the streams of every node (see
+    /// [`Hub::announce_member`]); how many streams it reached.
+    pub async fn announce_member(&self, change: &MemberChange, to_user: bool) -> usize {
+        let here = self.hub().announce_member(change, to_user);
+        let op = Op::Member {
+            change: change.clone(),
+            to_user,
         };
         here + self.closed_elsewhere(&op).await
     }

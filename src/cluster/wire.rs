@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{EventName, RoomName, SubscribeBody, UnsubscribeBody, User, UserRef},
-    hub::{HubStats, PresenceAction},
+    hub::{HubStats, MemberChange, PresenceAction},
 };
 
 /// What one node asks of another (`POST /internal/cluster`).
@@ -46,6 +46,14 @@ pub enum Op {
         user: Uuid,
         /// Who removed them.
         by: Option<UserRef>,
+    },
+    /// Send a `member` event to the callee's streams (`Hub::announce_member`) →
+    /// [`Closed`], counting the streams it reached.
+    Member {
+        /// What changed.
+        change: MemberChange,
+        /// Whether every stream of the changed user gets it too.
+        to_user: bool,
     },
     /// The callee's live figures → [`NodeStats`].
     Stats,

@@ -42,6 +42,7 @@ mod filter;
 pub mod frame;
 mod history;
 mod link;
+mod member;
 mod queue;
 mod room;
 mod stream;
@@ -65,6 +66,7 @@ pub use connection::Connection;
 pub use filter::EventFilter;
 pub use history::{History, ReplayBounds};
 pub use link::{NodeLink, PresenceAction, PresenceSink};
+pub use member::MemberChange;
 pub use room::{RoomInfo, keep_busiest};
 pub use stream::ConnectionStream;
 pub use subscribe::{

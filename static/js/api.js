@@ -1,11 +1,15 @@
 // The JSON API: one fetch wrapper, and the error shape every failure is turned into.
 
-/** A failed request: `status` 0 and `code` "network" when the request never got an answer. */
+/**
+ * A failed request: `status` 0 and `code` "network" when the request never got an answer;
+ * `retryAfter` the seconds a `Retry-After` header asked for (null without one).
+ */
 export class HttpError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -15,6 +19,13 @@ export class HttpError extends Error {
  * ban: the server answers 401 for all of them, so one reason covers them.
  */
 export const SESSION_ENDED_URL = "/login?reason=session_ended";
+
+let beforeSessionEnds = () => {};
+
+/** Runs `fn` just before the page leaves for the login because the session ended. */
+export function whenSessionEnds(fn) {
+  beforeSessionEnds = fn;
+}
 
 /**
  * Calls the API with a JSON body (when given) and the session cookie; resolves to the JSON
@@ -47,10 +58,20 @@ export async function api(method, path, body) {
   }
   if (!res.ok) {
     if (res.status === 401) {
-      location.assign(SESSION_ENDED_URL);
+      try {
+        beforeSessionEnds();
+      } finally {
+        location.assign(SESSION_ENDED_URL);
+      }
     }
     const err = data && data.error;
-    throw new HttpError(res.status, err ? err.code : "http", err ? err.message : `HTTP ${res.status}`);
+    const after = Number(res.headers.get("Retry-After"));
+    throw new HttpError(
+      res.status,
+      err ? err.code : "http",
+      err ? err.message : `HTTP ${res.status}`,
+      res.headers.has("Retry-After") && Number.isFinite(after) && after >= 0 ? after : null,
+    );
   }
   return data;
 }

@@ -1,60 +1,111 @@
-// The message box: sending, the `typing` event, growing with its text.
+// The message box: sending (through the outbox), the character counter, the room's draft,
+// the `typing` event, growing with its text.
 
 import { api } from "./api.js";
+import { enqueue, limited, quiet } from "./outbox.js";
 import { $ } from "./render.js";
-import { onMessage } from "./rooms.js";
-import { TYPING_SEND_MS, state } from "./state.js";
+import {
+  COUNTER_FROM,
+  MESSAGE_CHARS,
+  TYPING_SEND_MS,
+  draftOf,
+  saveDraft,
+  state,
+} from "./state.js";
+
+const numberFmt = new Intl.NumberFormat();
+
+/** Characters as the server counts them: code points, after trimming. */
+export function charCount(text) {
+  return [...text.trim()].length;
+}
+
+/** Shows (or clears) the error under the box; the box is marked invalid while it shows. */
+export function composerError(text, invalid = false) {
+  $("composer-error").textContent = text;
+  const input = $("composer-input");
+  if (invalid) input.setAttribute("aria-invalid", "true");
+  else input.removeAttribute("aria-invalid");
+}
 
 /**
- * Posts the composer's text to the current room; on failure puts it back with the error.
- * When no answer came at all, the text is also kept as `state.pending`: the stream coming
- * back (see `sendPending`) sends it.
+ * Queues the box's text for the current room and empties the box; a text over the limit is
+ * refused, with the reason, and stays in the box.
  */
-export async function send() {
+export function send() {
   const input = $("composer-input");
   const body = input.value;
   const room = state.current;
   if (!room || !body.trim()) return;
-  $("composer-error").textContent = "";
-  state.pending = null;
+  const n = charCount(body);
+  if (n > MESSAGE_CHARS) {
+    composerError(
+      `This message is ${numberFmt.format(n)} characters long; the limit is ${numberFmt.format(MESSAGE_CHARS)}. ` +
+        `Shorten it by ${numberFmt.format(n - MESSAGE_CHARS)} (or send it in parts): nothing was sent.`,
+      true,
+    );
+    input.focus();
+    return;
+  }
+  composerError("");
   input.value = "";
+  saveDraft(room, "");
   state.lastTypingSent = 0; // the next keystroke is news again
   autosize();
-  try {
-    const data = await api("POST", `/api/rooms/${room}/messages`, { body });
-    onMessage(data.message, false);
-  } catch (err) {
-    let message = err.message;
-    if (state.current === room && !input.value) {
-      input.value = body;
-      autosize();
-      if (err.code === "network") {
-        state.pending = { room, body };
-        message = `${err.message} Your message is kept and goes out when the connection is back.`;
-      }
-    }
-    $("composer-error").textContent = message;
+  renderCounter();
+  enqueue(room, body);
+}
+
+/** "1,234 / 4,000" once the text nears the limit; over it, how much too long. */
+export function renderCounter() {
+  const el = $("composer-count");
+  const n = charCount($("composer-input").value);
+  const show = n >= MESSAGE_CHARS - COUNTER_FROM;
+  el.hidden = !show;
+  el.classList.toggle("over", n > MESSAGE_CHARS);
+  if (!show) {
+    el.textContent = "";
+    return;
+  }
+  el.textContent =
+    n > MESSAGE_CHARS
+      ? `${numberFmt.format(n)} / ${numberFmt.format(MESSAGE_CHARS)}: ${numberFmt.format(n - MESSAGE_CHARS)} too many`
+      : `${numberFmt.format(n)} / ${numberFmt.format(MESSAGE_CHARS)}`;
+  // Back under the limit: the refusal no longer holds.
+  if (n <= MESSAGE_CHARS && $("composer-input").getAttribute("aria-invalid") === "true") {
+    composerError("");
   }
 }
 
-/**
- * Sends the post kept by `send` when the server did not answer, if it is still in the box
- * of its room (edited, cleared or another room on screen: the reader decides, not us).
- */
-export function sendPending() {
-  const p = state.pending;
-  if (!p) return;
-  state.pending = null;
-  if (state.current === p.room && $("composer-input").value === p.body) send();
+/** The box changed: keep it as the room's draft, count, grow, tell the room. */
+export function onInput() {
+  saveDraft(state.current, $("composer-input").value);
+  autosize();
+  renderCounter();
+  typing();
 }
 
-/** Tells the room we are typing, at most once per `TYPING_SEND_MS`. */
+/** Puts the draft of the room now on screen in the box. */
+export function loadDraft() {
+  const input = $("composer-input");
+  input.value = state.current ? draftOf(state.current) : "";
+  composerError("");
+  autosize();
+  renderCounter();
+}
+
+/**
+ * Tells the room we are typing, at most once per `TYPING_SEND_MS`, and never while a post
+ * waits or the rate limit holds: a typing event must not take a message's place.
+ */
 export function typing() {
   const now = Date.now();
   const text = $("composer-input").value.trim();
-  if (!state.current || !text || now - state.lastTypingSent < TYPING_SEND_MS) return;
+  if (!state.current || !text || now - state.lastTypingSent < TYPING_SEND_MS || !quiet()) return;
   state.lastTypingSent = now;
-  api("POST", `/api/rooms/${state.current}/events`, { event: "typing", data: {} }).catch(() => {});
+  api("POST", `/api/rooms/${state.current}/events`, { event: "typing", data: {} }).catch((err) => {
+    if (err.status === 429) limited(err);
+  });
 }
 
 /** Grows the box with its text, up to 160px. */

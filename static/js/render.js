@@ -1,7 +1,11 @@
-// Everything the page draws, from `state`. Every user-provided string (message bodies,
-// usernames, room names) is rendered with textContent, never as HTML.
+// Everything the page draws around the messages (messages.js draws those), from `state`.
+// Every user-provided string (message bodies, usernames, room names) is rendered with
+// textContent, never as HTML.
 
-import { mayDelete, me, roleIn, state } from "./state.js";
+import { renderHistoryControls, renderMessages } from "./messages.js";
+import { me, roleIn, state } from "./state.js";
+
+export { renderHistoryControls, renderMessages };
 
 /** The element with this id. */
 export const $ = (id) => document.getElementById(id);
@@ -32,88 +36,29 @@ function formatTime(iso) {
   return (today ? timeFmt : dateFmt).format(d);
 }
 
-function messageEl(msg) {
-  const li = document.createElement("li");
-  li.className = "msg";
-  if (msg.user.id === me.id) li.classList.add("mine");
-  li.dataset.id = String(msg.id);
-  const head = document.createElement("div");
-  head.className = "msg-head";
-  const who = document.createElement("span");
-  who.className = "msg-user";
-  who.textContent = msg.user.username;
-  const when = document.createElement("time");
-  when.className = "msg-time";
-  when.dateTime = msg.sent_at;
-  when.textContent = formatTime(msg.sent_at);
-  when.title = msg.sent_at;
-  head.append(who, " ", when);
-  if (mayDelete(msg)) {
-    // Clicks are handled once on the list (see app.js).
-    const del = document.createElement("button");
-    del.type = "button";
-    del.className = "msg-delete quiet";
-    del.dataset.id = String(msg.id);
-    del.textContent = "Delete";
-    del.setAttribute("aria-label", `Delete message from ${msg.user.username}`);
-    head.append(del);
-  }
-  const body = document.createElement("p");
-  body.className = "msg-body";
-  body.textContent = msg.body;
-  li.append(head, body);
-  return li;
-}
-
-function nearBottom(el) {
-  return el.scrollHeight - el.scrollTop - el.clientHeight < 80;
-}
-
 function currentRoom() {
   return state.current ? state.rooms.get(state.current) : undefined;
 }
 
-/** Puts one message of the current room in place (ids ascending). */
-export function insertMessage(msg) {
-  const list = $("messages");
-  const scroller = $("scroller");
-  const stick = nearBottom(scroller) || msg.user.id === me.id;
-  const li = messageEl(msg);
-  let after = list.lastElementChild;
-  while (after && Number(after.dataset.id) > msg.id) after = after.previousElementSibling;
-  if (after) after.after(li);
-  else list.prepend(li);
-  $("empty").hidden = true;
-  if (stick && li === list.lastElementChild) scroller.scrollTop = scroller.scrollHeight;
-  renderHistoryControls();
-}
-
-/** Takes a deleted message of the current room off the screen. */
-export function removeMessageEl(id) {
-  const li = $("messages").querySelector(`li.msg[data-id="${Number(id)}"]`);
-  if (li) li.remove();
-  const room = currentRoom();
-  $("empty").hidden = !!(room && room.ids.length);
-  renderHistoryControls();
-}
-
-/** Redraws the current room's messages and scrolls to the newest. */
-export function renderMessages() {
-  const list = $("messages");
-  const room = currentRoom();
-  list.replaceChildren(...(room ? room.ids.map((id) => messageEl(room.messages.get(id))) : []));
-  $("empty").hidden = !!(room && room.ids.length);
-  $("empty").textContent = room ? "No messages yet. Say hello!" : "Join a room to start chatting.";
-  renderHistoryControls();
-  const scroller = $("scroller");
-  scroller.scrollTop = scroller.scrollHeight;
-}
-
-/** "Load earlier messages" while there may be more, "Start of the room's history" after. */
-export function renderHistoryControls() {
-  const room = currentRoom();
-  $("load-earlier").hidden = !room || !room.loaded || !room.hasMore || room.ids.length === 0;
-  $("history-start").hidden = !room || room.hasMore || room.ids.length === 0;
+/**
+ * Runs `draw`, which replaces the children of `container`; a control inside it that had
+ * the focus has it again afterwards (the same kind of control for the same thing), so a
+ * redraw never drops the focus to <body>.
+ */
+export function keepFocus(container, draw) {
+  const active = document.activeElement;
+  let key = null;
+  if (active && active !== container && container.contains(active)) {
+    // What the control is for, not its state: a role button stays itself after the change.
+    const { role, ...data } = active.dataset;
+    key = { cls: active.classList[0], data };
+  }
+  draw();
+  if (!key || container.contains(document.activeElement)) return;
+  const same = [...container.querySelectorAll(`.${key.cls}`)].find((el) =>
+    Object.entries(key.data).every(([k, v]) => el.dataset[k] === v),
+  );
+  if (same) same.focus();
 }
 
 /**
@@ -161,19 +106,31 @@ export function renderRooms() {
     li.append(open, leave);
     items.push(li);
   }
-  list.replaceChildren(...items);
-  // On a phone the list is one scrolling row: keep the current room's tab in view.
+  keepFocus(list, () => list.replaceChildren(...items));
+  // The list may scroll: keep the current room's entry in view.
   const current = list.querySelector("li.current");
-  if (current) scrollIntoRow(list, current);
+  if (current) scrollIntoList(list, current);
+  $("rooms-toggle-count").textContent = unreadTotal() ? ` (${unreadTotal()} unread)` : "";
 }
 
-/** Scrolls the row `list` sideways (only) so that `item` is in view. */
-function scrollIntoRow(list, item) {
-  if (list.scrollWidth <= list.clientWidth) return;
+function unreadTotal() {
+  let n = 0;
+  for (const room of state.rooms.values()) n += room.unread;
+  return n;
+}
+
+/** Scrolls the list `list` (only) so that `item` is in view. */
+function scrollIntoList(list, item) {
   const l = list.getBoundingClientRect();
   const r = item.getBoundingClientRect();
-  if (r.left < l.left) list.scrollLeft -= l.left - r.left;
-  else if (r.right > l.right) list.scrollLeft += r.right - l.right;
+  if (list.scrollWidth > list.clientWidth) {
+    if (r.left < l.left) list.scrollLeft -= l.left - r.left;
+    else if (r.right > l.right) list.scrollLeft += r.right - l.right;
+  }
+  if (list.scrollHeight > list.clientHeight) {
+    if (r.top < l.top) list.scrollTop -= l.top - r.top;
+    else if (r.bottom > l.bottom) list.scrollTop += r.bottom - l.bottom;
+  }
 }
 
 /**
@@ -201,7 +158,7 @@ export function renderMyRooms() {
     li.append(open);
     items.push(li);
   }
-  list.replaceChildren(...items);
+  keepFocus(list, () => list.replaceChildren(...items));
   $("my-rooms-empty").hidden = names.length > 0;
 }
 
@@ -228,33 +185,32 @@ export function renderMembers() {
   $("members-title").textContent = `Members of #${m.room} (${m.members.length})`;
   const power = powerHere();
   const list = $("members");
-  list.replaceChildren(
-    ...m.members.map((member) => {
-      const li = document.createElement("li");
-      li.className = "member";
-      li.dataset.username = member.username;
-      const name = document.createElement("span");
-      name.className = "member-name";
-      name.textContent = member.username;
-      const role = document.createElement("span");
-      role.className = `member-role role-${member.role}`;
-      role.textContent = member.role;
-      li.append(name, " ", role);
-      const self = member.id === me.id;
-      if (power === "owner" && !self && member.role !== "owner") {
-        const next = member.role === "moderator" ? "member" : "moderator";
-        const text = next === "moderator" ? "Make moderator" : "Make member";
-        li.append(memberButton("member-role-set", member.username, text, next));
-      }
-      // Owners remove anyone but the owner; moderators remove plain members.
-      const mayRemove =
-        !self &&
-        member.role !== "owner" &&
-        (power === "owner" || (power === "moderator" && member.role === "member"));
-      if (mayRemove) li.append(memberButton("member-remove", member.username, "Remove"));
-      return li;
-    }),
-  );
+  const items = m.members.map((member) => {
+    const li = document.createElement("li");
+    li.className = "member";
+    li.dataset.username = member.username;
+    const name = document.createElement("span");
+    name.className = "member-name";
+    name.textContent = member.username;
+    const role = document.createElement("span");
+    role.className = `member-role role-${member.role}`;
+    role.textContent = member.role;
+    li.append(name, " ", role);
+    const self = member.id === me.id;
+    if (power === "owner" && !self && member.role !== "owner") {
+      const next = member.role === "moderator" ? "member" : "moderator";
+      const text = next === "moderator" ? "Make moderator" : "Make member";
+      li.append(memberButton("member-role-set", member.username, text, next));
+    }
+    // Owners remove anyone but the owner; moderators remove plain members.
+    const mayRemove =
+      !self &&
+      member.role !== "owner" &&
+      (power === "owner" || (power === "moderator" && member.role === "member"));
+    if (mayRemove) li.append(memberButton("member-remove", member.username, "Remove"));
+    return li;
+  });
+  keepFocus(list, () => list.replaceChildren(...items));
   $("member-add-form").hidden = !power;
   $("member-add-role").hidden = power !== "owner";
   $("member-add-role-label").hidden = power !== "owner";
@@ -268,9 +224,9 @@ function memberButton(cls, username, text, role) {
   b.type = "button";
   b.className = `${cls} quiet`;
   b.dataset.username = username;
-  if (role) b.dataset.role = role;
   b.textContent = text;
   b.setAttribute("aria-label", `${text}: ${username}`);
+  if (role) b.dataset.role = role;
   return b;
 }
 
@@ -301,6 +257,7 @@ export function renderPresence() {
     }),
   );
   $("people-title").textContent = room ? `In #${room.name} (${people.length})` : "In this room";
+  $("people-toggle-count").textContent = room ? String(people.length) : "";
 }
 
 /** "… is typing" for the current room. */

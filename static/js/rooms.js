@@ -2,12 +2,11 @@
 // switching between them and dropping one.
 
 import { api } from "./api.js";
+import { loadDraft } from "./composer.js";
+import { messageRemoved, messagesAdded, pageAbove, refreshDeleteButtons } from "./messages.js";
 import {
-  insertMessage,
-  removeMessageEl,
   renderHistoryControls,
   renderMembers,
-  renderMessages,
   renderMyRooms,
   renderPresence,
   renderRoom,
@@ -34,7 +33,7 @@ export async function loadMyRooms() {
   renderMyRooms();
   renderRooms();
   // The role decides the delete buttons of the room on screen.
-  if (state.current && roleIn(state.current) !== before) renderMessages();
+  if (state.current && roleIn(state.current) !== before) refreshDeleteButtons();
   loadMembers();
 }
 
@@ -67,7 +66,7 @@ export async function loadMembers(name = state.current) {
 export function onMessageDeleted(ev) {
   const room = state.rooms.get(ev.room);
   if (!room || !room.remove(ev.message_id)) return;
-  if (ev.room === state.current) removeMessageEl(ev.message_id);
+  if (ev.room === state.current) messageRemoved();
 }
 
 /**
@@ -75,13 +74,52 @@ export function onMessageDeleted(ev) {
  * (the server has unsubscribed it already) and a notice says so.
  */
 export function onRemoved(ev) {
-  const by = ev.by && ev.by.username ? ` by ${ev.by.username}` : "";
   state.myRooms.delete(ev.room);
   forgetRoom(ev.room);
   renderMyRooms();
+  if (ev.by && ev.by.id === me.id) {
+    showNotice(`You left #${ev.room}.`);
+    return;
+  }
+  const by = ev.by && ev.by.username ? ` by ${ev.by.username}` : "";
   showNotice(
     `You were removed from #${ev.room}${by}. It is private, so you can no longer read or post there.`,
   );
+}
+
+/**
+ * A `member` event: someone was added to a room, given another role, or removed. For the
+ * user's own membership "My rooms", the delete and member buttons follow at once (and a
+ * room the user was added to appears); the member list of the room on screen follows too.
+ */
+export function onMember(ev) {
+  if (ev.user.id === me.id) {
+    const before = roleIn(ev.room);
+    if (ev.role === null) state.myRooms.delete(ev.room);
+    else {
+      const known = state.myRooms.get(ev.room);
+      state.myRooms.set(ev.room, { visibility: known ? known.visibility : "…", role: ev.role });
+      // The event does not say whether the room is private: "My rooms" reads it.
+      if (!known) loadMyRooms();
+      if (!known) {
+        const by = ev.by && ev.by.username ? ` by ${ev.by.username}` : "";
+        showNotice(`You were added to #${ev.room}${by}: it is under "My rooms".`);
+      }
+    }
+    renderMyRooms();
+    renderRooms();
+    if (ev.room === state.current && roleIn(ev.room) !== before) refreshDeleteButtons();
+  }
+  const m = state.members;
+  if (ev.room === state.current && m && m.room === ev.room) {
+    const rest = m.members.filter((x) => x.id !== ev.user.id);
+    if (ev.role !== null) rest.push({ id: ev.user.id, username: ev.user.username, role: ev.role });
+    rest.sort((a, b) => a.username.toLowerCase().localeCompare(b.username.toLowerCase()));
+    state.members = { room: m.room, members: rest };
+    renderMembers();
+  } else if (ev.room === state.current && ev.user.id === me.id) {
+    loadMembers(ev.room);
+  }
 }
 
 /**
@@ -93,7 +131,7 @@ export function onMessage(msg, live) {
   if (!room || !room.add(msg)) return;
   clearTyping(room, msg.user.id);
   if (msg.room === state.current) {
-    insertMessage(msg);
+    messagesAdded([msg]);
   } else if (live && state.countUnread) {
     room.unread++;
     renderRooms();
@@ -141,10 +179,12 @@ export function onBroadcast(b) {
 /** Puts `name` on screen (when joined); loads earlier history when the page is short. */
 export function switchRoom(name) {
   if (!state.rooms.has(name)) return;
-  if (state.current !== name) state.members = null;
+  const changed = state.current !== name;
+  if (changed) state.members = null;
   state.current = name;
   saveJoined();
   renderRoom();
+  if (changed) loadDraft();
   loadMembers(name);
   const room = state.rooms.get(name);
   if (room.loaded && room.ids.length < HISTORY && room.hasMore) loadEarlier();
@@ -156,29 +196,33 @@ export function forgetRoom(name) {
   if (!room) return false;
   for (const t of room.typing.values()) clearTimeout(t.timer);
   state.rooms.delete(name);
-  if (state.current === name) {
+  const wasCurrent = state.current === name;
+  if (wasCurrent) {
     state.current = state.rooms.keys().next().value || null;
     state.members = null;
     loadMembers();
   }
   saveJoined();
   renderRoom();
+  if (wasCurrent) loadDraft();
   return true;
 }
 
-/** Puts a page of history in; `above`: it goes above what is shown, keep the reader's place. */
+/** Time (ms) the last page of history took to draw, for the end-to-end tests. */
+export const drawTimes = [];
+
+/**
+ * Puts a page of history in; `above`: it goes above what is shown, keeping the reader's
+ * place. Only the page's own messages are drawn (see messages.js).
+ */
 function addPage(room, messages, above) {
-  const scroller = document.getElementById("scroller");
-  const fromBottom = scroller.scrollHeight - scroller.scrollTop;
-  let added = false;
-  for (const m of messages) added = room.add(m) || added;
+  const added = messages.filter((m) => room.add(m));
   if (room.name !== state.current) return;
-  if (added) {
-    renderMessages();
-    if (above) scroller.scrollTop = scroller.scrollHeight - fromBottom;
-  } else {
-    renderHistoryControls();
-  }
+  const t0 = performance.now();
+  if (!added.length) renderHistoryControls();
+  else if (above) pageAbove();
+  else messagesAdded(added);
+  drawTimes.push(performance.now() - t0);
 }
 
 /**

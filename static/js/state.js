@@ -5,14 +5,14 @@ import { api } from "./api.js";
 
 /** Room names the server accepts (API.md, "Names"). */
 export const ROOM_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
-/** Events every subscribe asks for. */
-export const EVENTS = ["message", "presence", "typing"];
+/** Events every subscribe asks for (`member`: others' member changes in the rooms held). */
+export const EVENTS = ["message", "presence", "typing", "member"];
 /** Messages per room on first load and per "earlier" page. */
 export const HISTORY = 50;
 /** Rooms one connection may hold (the server refuses more). */
 export const MAX_ROOMS = 100;
-/** At most one `typing` event per this interval. */
-export const TYPING_SEND_MS = 2000;
+/** At most one `typing` event per this interval (they count against the post limit). */
+export const TYPING_SEND_MS = 3000;
 /** How long a `typing` event keeps "… is typing" up. */
 export const TYPING_SHOW_MS = 4000;
 /** How long to wait before starting over when the browser gives up on the EventSource. */
@@ -20,7 +20,20 @@ export const RECONNECT_MS = 3000;
 /** Joins and leaves within this long are saved to the server in one `PUT /api/me/joined`. */
 export const SAVE_JOINED_MS = 500;
 
+/** Most messages of the room on screen kept in the page at once; farther ones are dropped
+ * and drawn again from memory when scrolled back to. */
+export const MAX_RENDERED = 400;
+/** Messages drawn when a room comes on screen, and per step when scrolling through memory. */
+export const RENDER_STEP = 50;
+/** Consecutive messages of one author within this long show under one name. */
+export const GROUP_MS = 5 * 60 * 1000;
+/** The counter under the box shows from this many characters before the limit. */
+export const COUNTER_FROM = 500;
+
 const meEl = document.getElementById("me");
+
+/** `limits.message_chars`, as the server rendered it into the page. */
+export const MESSAGE_CHARS = Number(meEl.dataset.messageChars) || 4000;
 
 /** The signed-in user, as the server rendered it into the page. */
 export const me = {
@@ -96,8 +109,13 @@ export const state = {
   myRooms: new Map(),
   /** Members of the room on screen (`{room, members}`), or null when it has none to show. */
   members: null,
-  /** A post the server did not answer, kept in the box: `{room, body}`; sent when live again. */
-  pending: null,
+  /**
+   * Posts waiting to go out, oldest first (see outbox.js): `{key, room, body, note}`.
+   * Kept in this tab's sessionStorage, so a reload or a session that ended loses none.
+   */
+  outbox: [],
+  /** The room on screen is scrolled to its newest message (and follows new ones). */
+  stick: true,
 };
 
 /** The user's role in `name` ("owner", "moderator", "member"), or null for none. */
@@ -114,6 +132,7 @@ export function mayDelete(msg) {
 }
 
 const storeKey = `roomcast.rooms.${me.id}`;
+const draftsKey = `roomcast.drafts.${me.id}`;
 const currentKey = `roomcast.current.${me.id}`;
 /** Set while this browser's list has changes the server has not confirmed yet. */
 const unsavedKey = `roomcast.rooms-unsaved.${me.id}`;
@@ -186,4 +205,57 @@ export function saveJoined(force = false) {
       })
       .catch((err) => console.warn("saving the joined rooms failed", err));
   }, SAVE_JOINED_MS);
+}
+
+/** This browser's unsent text per room: `{room: text}`. */
+function readDrafts() {
+  try {
+    const d = JSON.parse(localStorage.getItem(draftsKey) || "{}");
+    return d && typeof d === "object" && !Array.isArray(d) ? d : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The drafts this page knows of: read at the start, and every one it wrote since. */
+const knownDrafts = readDrafts();
+
+/** The unsent text of `room` ("" when none). */
+export function draftOf(room) {
+  const text = readDrafts()[room];
+  return typeof text === "string" ? text : "";
+}
+
+/** Keeps `text` as the unsent text of `room` ("" forgets it), across reloads and logins. */
+export function saveDraft(room, text) {
+  if (!room) return;
+  if (text) knownDrafts[room] = text;
+  else delete knownDrafts[room];
+  const drafts = readDrafts();
+  if (text) drafts[room] = text;
+  else delete drafts[room];
+  writeDrafts(drafts);
+}
+
+function writeDrafts(drafts) {
+  try {
+    localStorage.setItem(draftsKey, JSON.stringify(drafts));
+  } catch (err) {
+    console.warn("saving the drafts failed", err);
+  }
+}
+
+/**
+ * The session ended under this page (another tab logged out, it expired, a ban): the
+ * drafts this page knows of are kept for the next login, even if the tab that logged out
+ * forgot them; a newer draft of another tab wins.
+ */
+export function keepDraftsAfterSessionEnd() {
+  writeDrafts({ ...knownDrafts, ...readDrafts() });
+}
+
+/** Forgets every draft (logging out). */
+export function clearDrafts() {
+  for (const room of Object.keys(knownDrafts)) delete knownDrafts[room];
+  localStorage.removeItem(draftsKey);
 }

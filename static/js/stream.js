@@ -2,13 +2,14 @@
 // subscribe/unsubscribe requests on it, and resume by event id.
 
 import { api } from "./api.js";
-import { sendPending } from "./composer.js";
+import { retryNow } from "./outbox.js";
 import { renderHistoryControls, renderMyRooms, setConn, showJoinError, showNotice } from "./render.js";
 import {
   forgetRoom,
   loadLatest,
   onBroadcast,
   onMessage,
+  onMember,
   onMessageDeleted,
   onPresence,
   onRemoved,
@@ -58,6 +59,7 @@ export function connect() {
     if (state.link) state.link.held.delete(ev.room);
     onRemoved(ev);
   });
+  mine.addEventListener("member", (e) => onMember(JSON.parse(e.data)));
   mine.addEventListener("presence", (e) => onPresence(JSON.parse(e.data)));
   mine.addEventListener("typing", (e) => onTyping(JSON.parse(e.data)));
   mine.addEventListener("error", () => {
@@ -211,8 +213,8 @@ async function subscribeFirst(conn) {
   }
   for (const name of names) refreshPresence(name);
   loadMissingHistory(conn);
-  // The stream is back: a post the server did not answer while it was away goes out now.
-  sendPending();
+  // The stream is back: posts the server did not answer while it was away go out now.
+  retryNow();
 }
 
 /**

@@ -282,6 +282,54 @@ async fn a_ban_and_a_member_removal_reach_streams_on_another_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_changes_reach_streams_on_another_node() {
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
+    let owner = c.user(1, "owner").await;
+    let res = owner
+        .post(
+            "/api/rooms",
+            json!({ "name": "club", "visibility": "private" }),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "private room created on node B");
+    let carol = c.user(0, "carol").await;
+    let dave = c.user(0, "dave").await;
+    let put = |who: &str, role: &str| {
+        owner
+            .http
+            .put(format!("{}/api/rooms/club/members/{who}", c.base(1)))
+            .json(&json!({ "role": role }))
+            .send()
+    };
+    assert_eq!(
+        put("carol", "member").await.expect("add carol").status(),
+        200
+    );
+    // On node A: carol holds the room and asks for `member`; dave holds another room only.
+    let mut carol_stream = carol.listen(&["club"], Some(&["member"])).await;
+    let mut dave_stream = dave.listen(&["r"], Some(&["message"])).await;
+
+    assert_eq!(
+        put("dave", "moderator").await.expect("add dave").status(),
+        200
+    );
+    let (d, o) = (dave.user_ref().await, owner.user_ref().await);
+    let expected = json!({ "room": "club", "user": d, "role": "moderator", "by": o });
+    assert_eq!(
+        dave_stream.expect("member").await.json(),
+        expected,
+        "the added user's stream on node A, whatever its filter"
+    );
+    assert_eq!(
+        carol_stream.expect("member").await.json(),
+        expected,
+        "a stream holding the room on node A"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_a_killed_node_resumes_on_another_and_loses_nothing() {
     let Some(mut c) = TestCluster::start(2).await else {
         return;

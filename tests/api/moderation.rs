@@ -596,10 +596,10 @@ async fn an_admin_user_may_ban() {
 // ---- reserved names ----
 
 #[tokio::test]
-async fn removed_and_message_deleted_are_reserved_custom_event_names() {
+async fn removed_message_deleted_and_member_are_reserved_custom_event_names() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    for name in ["removed", "message_deleted"] {
+    for name in ["removed", "message_deleted", "member"] {
         let res = alice.custom("r", name, json!(null)).await;
         let status = res.status();
         assert_eq!(status, 400, "custom event `{name}` was accepted");

@@ -579,18 +579,6 @@ async fn the_owner_adds_a_member_who_may_then_use_the_room() {
 }
 
 #[tokio::test]
-async fn adding_a_member_pushes_nothing_to_its_streams() {
-    let app = spawn_app_with_admin().await;
-    let owner = app.user("owner").await;
-    let bob = app.user("bob").await;
-    create(&owner, "club", "private").await;
-    let mut sse = bob.listen(&["lobby"], None).await;
-    add(&owner, "club", "bob", "member").await;
-    let seen = until_sentinel(&app, &mut sse).await;
-    assert!(seen.is_empty(), "adding a member pushed: {seen:?}");
-}
-
-#[tokio::test]
 async fn members_are_listed_by_username_with_their_roles() {
     let app = spawn_app().await;
     let owner = app.user("mia").await;
@@ -929,4 +917,135 @@ async fn messages_of_the_room_stop_reaching_a_removed_connection() {
     owner.say("club", "after you left").await;
     let seen = until_sentinel(&app, &mut sse).await;
     assert!(seen.is_empty(), "a removed connection still gets: {seen:?}");
+}
+
+// ---- member changes are pushed ----
+
+/// The `member` events among `seen`, as JSON.
+fn member_events(seen: &[crate::sse::Event]) -> Vec<Value> {
+    seen.iter()
+        .filter(|e| e.event == "member")
+        .map(|e| {
+            assert_eq!(e.id, None, "`member` is ephemeral: no `id:` ({e:?})");
+            e.json()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_added_user_hears_it_on_every_stream_whatever_its_filter() {
+    let app = spawn_app_with_admin().await;
+    let owner = app.user("owner").await;
+    let bob = app.user("bob").await;
+    create(&owner, "club", "private").await;
+    // Streams that hold other rooms only, one with a filter that names no `member`.
+    let mut all = bob.listen(&["lobby"], None).await;
+    let mut typing_only = bob.listen(&["lobby"], Some(&["typing"])).await;
+    until_sentinel(&app, &mut typing_only).await;
+    until_sentinel(&app, &mut all).await;
+
+    add(&owner, "club", "bob", "member").await;
+    let expected = json!({
+        "room": "club", "user": bob.user_ref().await, "role": "member", "by": owner.user_ref().await,
+    });
+    for (what, sse) in [("typing only", &mut typing_only), ("all events", &mut all)] {
+        let seen = until_sentinel(&app, sse).await;
+        assert_eq!(
+            member_events(&seen),
+            std::slice::from_ref(&expected),
+            "the added user's {what} stream: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn room_holders_asking_for_member_see_adds_role_changes_and_removals() {
+    let app = spawn_app_with_admin().await;
+    let (owner, bob) = club_with_member(&app).await;
+    let carol = app.user("carol").await;
+    let mut asks = bob.listen(&["club"], Some(&["member"])).await;
+    let mut not_asking = owner.listen(&["club"], Some(&["message"])).await;
+    until_sentinel(&app, &mut asks).await;
+    until_sentinel(&app, &mut not_asking).await;
+
+    add(&owner, "club", "carol", "member").await;
+    add(&owner, "club", "carol", "moderator").await;
+    add(&owner, "club", "carol", "moderator").await; // no change: nothing pushed
+    remove_ok(&owner, "club", "carol").await;
+    let (c, o) = (carol.user_ref().await, owner.user_ref().await);
+    let seen = until_sentinel(&app, &mut asks).await;
+    assert_eq!(
+        member_events(&seen),
+        [
+            json!({ "room": "club", "user": c, "role": "member", "by": o }),
+            json!({ "room": "club", "user": c, "role": "moderator", "by": o }),
+            json!({ "room": "club", "user": c, "role": null, "by": o }),
+        ],
+        "a member's stream holding the room, in order: {seen:?}"
+    );
+    let seen = until_sentinel(&app, &mut not_asking).await;
+    assert!(
+        member_events(&seen).is_empty(),
+        "a stream whose filter leaves `member` out got it: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_removed_user_gets_removed_not_member() {
+    let app = spawn_app_with_admin().await;
+    let (owner, bob) = club_with_member(&app).await;
+    let mut holding = bob.listen(&["club"], None).await;
+    let mut elsewhere = bob.listen(&["lobby"], None).await;
+    let mut watcher = owner.listen(&["club"], Some(&["member"])).await;
+    until_sentinel(&app, &mut holding).await;
+    until_sentinel(&app, &mut elsewhere).await;
+    until_sentinel(&app, &mut watcher).await;
+
+    remove_ok(&owner, "club", "bob").await;
+    let seen = until_sentinel(&app, &mut holding).await;
+    let names: Vec<&str> = seen.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        names,
+        ["removed"],
+        "the removed user's stream holding the room"
+    );
+    let seen = until_sentinel(&app, &mut elsewhere).await;
+    assert!(
+        seen.is_empty(),
+        "the removed user's other stream got: {seen:?}"
+    );
+    let seen = until_sentinel(&app, &mut watcher).await;
+    assert_eq!(
+        member_events(&seen),
+        [json!({
+            "room": "club", "user": bob.user_ref().await, "role": null, "by": owner.user_ref().await,
+        })],
+        "the others hear of the removal: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn leaving_a_public_room_pushes_member_to_the_leaver_too() {
+    let app = spawn_app_with_admin().await;
+    let owner = app.user("owner").await;
+    let bob = app.user("bob").await;
+    create(&owner, "square", "public").await;
+    add(&owner, "square", "bob", "moderator").await;
+    let mut holding = bob.listen(&["square"], Some(&["message"])).await;
+    let mut elsewhere = bob.listen(&["lobby"], Some(&["message"])).await;
+    until_sentinel(&app, &mut holding).await;
+    until_sentinel(&app, &mut elsewhere).await;
+
+    remove_ok(&bob, "square", "bob").await;
+    let expected = json!({
+        "room": "square", "user": bob.user_ref().await, "role": null, "by": bob.user_ref().await,
+    });
+    for (what, sse) in [("holding it", &mut holding), ("elsewhere", &mut elsewhere)] {
+        let seen = until_sentinel(&app, sse).await;
+        assert_eq!(
+            member_events(&seen),
+            std::slice::from_ref(&expected),
+            "a public room keeps no `removed`: the leaver's stream {what}: {seen:?}"
+        );
+    }
 }

@@ -15,7 +15,7 @@ use crate::{
     http::auth::CurrentUser,
     http::error::{ApiError, ErrorCode},
     http::state::AppState,
-    hub::parse_rooms,
+    hub::{MemberChange, parse_rooms},
 };
 
 /// Body of `POST /api/rooms`.
@@ -154,7 +154,7 @@ fn not_created() -> ApiError {
     put, path = "/api/rooms/{room}/members/{username}", tag = "rooms", security(("session" = [])),
     params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("username" = String, Path, description = "The member", pattern = "^[A-Za-z0-9_]{3,32}$")), request_body = SetRole,
     responses(
-        (status = 200, body = MemberReply, description = "The member as it is now"),
+        (status = 200, body = MemberReply, description = "The member as it is now; a changed role pushes a `member` event"),
         (status = 403, description = "`forbidden`: not allowed to give that role"),
         (status = 404, description = "`unknown_room`, `unknown_user`"),
     )
@@ -179,12 +179,21 @@ pub async fn set(
                 "owners and moderators add members; only the owner names moderators",
             ));
         }
-        if current == Some(role)
-            || state
-                .db
-                .set_member(room.name(), user.id, current, role)
-                .await?
+        if current == Some(role) {
+            break;
+        }
+        if state
+            .db
+            .set_member(room.name(), user.id, current, role)
+            .await?
         {
+            let change = MemberChange {
+                room: room.name().clone(),
+                user: UserRef::from(&user),
+                role: Some(role),
+                by: Some(UserRef::from(&room.caller.user)),
+            };
+            state.cluster.announce_member(&change, true).await;
             break;
         }
     }
@@ -202,7 +211,7 @@ pub async fn set(
     delete, path = "/api/rooms/{room}/members/{username}", tag = "rooms", security(("session" = [])),
     params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"), ("username" = String, Path, description = "The member", pattern = "^[A-Za-z0-9_]{3,32}$")),
     responses(
-        (status = 204, description = "Removed; its streams left the room and got `removed`"),
+        (status = 204, description = "Removed; in a private room its streams left the room and got `removed`; `member` pushed to the room"),
         (status = 403, description = "`forbidden`: not allowed to remove that member"),
         (status = 404, description = "`unknown_room`, `unknown_user`"),
     )
@@ -232,13 +241,23 @@ pub async fn remove(
     state.db.remove_member(room.name(), user.id).await?;
     // Stored first, then the streams: a subscribe racing this sees the row gone either
     // before its join or in its check after the join.
-    if record.visibility == Visibility::Private {
-        let by = UserRef::from(&room.caller.user);
+    let by = UserRef::from(&room.caller.user);
+    let private = record.visibility == Visibility::Private;
+    if private {
         state
             .cluster
             .remove_member(room.name(), user.id, Some(&by))
             .await;
     }
+    // The others' member lists follow. In a private room the removed user's streams got
+    // `removed` instead; in a public one they keep the room and get `member` like the rest.
+    let change = MemberChange {
+        room: room.name().clone(),
+        user: UserRef::from(&user),
+        role: None,
+        by: Some(by),
+    };
+    state.cluster.announce_member(&change, !private).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

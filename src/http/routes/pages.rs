@@ -150,6 +150,8 @@ struct ChatPage<'a> {
     username: &'a str,
     role: &'a str,
     is_admin: bool,
+    /// `limits.message_chars`: the composer counts against it and refuses longer posts.
+    message_chars: usize,
 }
 
 fn html(page: &impl Template) -> Result<HttpResponse, ApiError> {
@@ -192,6 +194,7 @@ async fn chat(state: web::Data<AppState>, session: Session) -> Result<HttpRespon
         username: &user.username,
         role: user.role.as_str(),
         is_admin: user.role == Role::Admin,
+        message_chars: state.settings.limits.message_chars,
     })
 }
 

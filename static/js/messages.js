@@ -1,0 +1,470 @@
+// The message list of the room on screen: drawn incrementally (a message in, a message
+// out, a page above), never redrawn whole except when another room comes on screen. Only
+// a window of the room's messages is in the page (at most `MAX_RENDERED`); the rest stay in
+// memory and are drawn again when scrolled back to. Consecutive messages of one author are
+// grouped under one name, and a separator starts each day.
+
+import { renderBody } from "./format.js";
+import { GROUP_MS, MAX_RENDERED, RENDER_STEP, mayDelete, me, state } from "./state.js";
+
+const $ = (id) => document.getElementById(id);
+
+/** How close to the bottom (px) still counts as "at the bottom". */
+const BOTTOM_SLACK = 80;
+/** How close to the top (px) draws or loads earlier messages. */
+const TOP_SLACK = 200;
+
+/**
+ * The window of the current room that is drawn: every message with `fromId <= id <= toId`
+ * (`toId` null: up to the newest, and new ones join it). `els` maps drawn ids to their <li>;
+ * `seenTo` is the newest id that was in sight at the bottom (newer ones are "new").
+ */
+const view = { room: null, fromId: 0, toId: null, els: new Map(), seenTo: 0 };
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dayFmt = new Intl.DateTimeFormat(undefined, {
+  weekday: "long",
+  year: "numeric",
+  month: "long",
+  day: "numeric",
+});
+
+/** "Today", "Yesterday" or the date, for a day separator. */
+function dayLabel(d) {
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (d.toDateString() === today.toDateString()) return "Today";
+  if (d.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return dayFmt.format(d);
+}
+
+function currentRoom() {
+  return state.current ? state.rooms.get(state.current) : undefined;
+}
+
+/** The <li> of one message. Its author's name is always there (read out by screen readers);
+ * a continuation of a group only hides it from the eye (see `decorate`). */
+function messageEl(msg) {
+  const li = document.createElement("li");
+  li.className = "msg";
+  if (msg.user.id === me.id) li.classList.add("mine");
+  const sent = new Date(msg.sent_at);
+  li.dataset.id = String(msg.id);
+  li.dataset.user = msg.user.id;
+  li.dataset.ts = String(sent.getTime() || 0);
+  li.dataset.day = Number.isNaN(sent.getTime()) ? "" : sent.toDateString();
+  const head = document.createElement("div");
+  head.className = "msg-head";
+  const who = document.createElement("span");
+  who.className = "msg-user";
+  who.textContent = msg.user.username;
+  const when = document.createElement("time");
+  when.className = "msg-time";
+  when.dateTime = msg.sent_at;
+  if (!Number.isNaN(sent.getTime())) {
+    when.textContent = timeFmt.format(sent);
+    when.title = sent.toLocaleString();
+  }
+  head.append(who, when);
+  if (mayDelete(msg)) head.append(deleteButton(msg));
+  const body = document.createElement("div");
+  body.className = "msg-body";
+  renderBody(body, msg.body);
+  li.append(head, body);
+  return li;
+}
+
+function deleteButton(msg) {
+  // Clicks are handled once on the list (see app.js).
+  const del = document.createElement("button");
+  del.type = "button";
+  del.className = "msg-delete quiet";
+  del.dataset.id = String(msg.id);
+  del.textContent = "Delete";
+  del.setAttribute("aria-label", `Delete message from ${msg.user.username}`);
+  return del;
+}
+
+/** The drawn message before `li` (skipping separators and pending posts), or null. */
+function prevMsg(li) {
+  let p = li.previousElementSibling;
+  while (p && !p.dataset.id) p = p.previousElementSibling;
+  return p;
+}
+
+function nextMsg(li) {
+  let n = li.nextElementSibling;
+  while (n && !n.dataset.id) n = n.nextElementSibling;
+  return n;
+}
+
+/**
+ * Puts `li` right: a day separator before it when its day differs from the message above
+ * (or nothing is above), and grouped (`cont`) under the one above when the same author
+ * wrote both within `GROUP_MS` on one day.
+ */
+function decorate(li) {
+  const prev = prevMsg(li);
+  const newDay = !prev || prev.dataset.day !== li.dataset.day;
+  const before = li.previousElementSibling;
+  const hasSep = before && before.classList.contains("day-sep");
+  if (newDay && !hasSep) {
+    const sep = document.createElement("li");
+    sep.className = "day-sep";
+    sep.textContent = li.dataset.day ? dayLabel(new Date(Number(li.dataset.ts))) : "";
+    li.before(sep);
+  } else if (!newDay && hasSep) {
+    before.remove();
+  }
+  const cont =
+    !newDay &&
+    prev.dataset.user === li.dataset.user &&
+    Number(li.dataset.ts) - Number(prev.dataset.ts) < GROUP_MS;
+  li.classList.toggle("cont", cont);
+}
+
+/** Takes a drawn message out, with its separator when it was the day's first. */
+function removeEl(li) {
+  const before = li.previousElementSibling;
+  const next = nextMsg(li);
+  if (before && before.classList.contains("day-sep")) before.remove();
+  li.remove();
+  return next;
+}
+
+function nearBottom(el) {
+  return el.scrollHeight - el.scrollTop - el.clientHeight < BOTTOM_SLACK;
+}
+
+/** Index of the first id >= `id` in the ascending `ids`. */
+function lowerBound(ids, id) {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ids[mid] < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The drawn window as indices `[lo, hi)` of the room's ids. */
+function range(room) {
+  const lo = lowerBound(room.ids, view.fromId);
+  const hi = view.toId === null ? room.ids.length : lowerBound(room.ids, view.toId + 1);
+  return [lo, Math.max(lo, hi)];
+}
+
+/** The first message at least partly in sight and its distance from the top of the view. */
+function anchor(scroller) {
+  const top = scroller.getBoundingClientRect().top;
+  const items = $("messages").children;
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (items[mid].getBoundingClientRect().bottom <= top) lo = mid + 1;
+    else hi = mid;
+  }
+  const el = items[lo];
+  return el ? { el, offset: el.getBoundingClientRect().top - top } : null;
+}
+
+/**
+ * Brings the page in line with the window: draws what is missing, drops what is outside it
+ * or deleted, and touches nothing else. The reader's place stays where it was (or at the
+ * bottom, when the view follows the newest).
+ */
+function reconcile() {
+  const room = currentRoom();
+  const list = $("messages");
+  const scroller = $("scroller");
+  if (!room) return;
+  const [lo, hi] = range(room);
+  const keep = state.stick ? null : anchor(scroller);
+  const touched = new Set();
+  // Out: deleted, or outside the window.
+  const first = room.ids[lo];
+  const last = room.ids[hi - 1];
+  for (const [id, li] of view.els) {
+    if (hi > lo && id >= first && id <= last && room.messages.has(id)) continue;
+    view.els.delete(id);
+    const next = removeEl(li);
+    if (next) touched.add(next);
+  }
+  // In: walk the window, inserting each missing message after the one before it.
+  let prevEl = null;
+  for (let i = lo; i < hi; i++) {
+    const id = room.ids[i];
+    let li = view.els.get(id);
+    if (!li) {
+      li = messageEl(room.messages.get(id));
+      view.els.set(id, li);
+      if (prevEl) prevEl.after(li);
+      else list.prepend(li);
+      touched.add(li);
+      const next = nextMsg(li);
+      if (next) touched.add(next);
+    }
+    prevEl = li;
+  }
+  // Top to bottom, so each one sees its settled neighbour above.
+  for (const li of [...touched].filter((el) => el.isConnected).sort(byId)) decorate(li);
+  // Pending posts stay below every sent message (moved only when something got below them:
+  // a move would read them out again in the live region).
+  const pending = [...list.querySelectorAll("li.pending")];
+  if (pending.some((p, i) => p.nextElementSibling !== (pending[i + 1] || null))) {
+    for (const p of pending) list.append(p);
+  }
+  if (state.stick) {
+    scroller.scrollTop = scroller.scrollHeight;
+    if (view.toId === null && room.ids.length) view.seenTo = room.ids[room.ids.length - 1];
+  } else if (keep && keep.el.isConnected) {
+    const top = scroller.getBoundingClientRect().top;
+    scroller.scrollTop += keep.el.getBoundingClientRect().top - top - keep.offset;
+  }
+  // Everything fits: the newest is in sight whatever the reader did.
+  if (!state.stick && view.toId === null && nearBottom(scroller)) state.stick = true;
+  renderHistoryControls();
+}
+
+function byId(a, b) {
+  return Number(a.dataset.id) - Number(b.dataset.id);
+}
+
+/** Draws the current room from scratch: its newest `RENDER_STEP` messages, at the bottom. */
+export function renderMessages() {
+  const room = currentRoom();
+  const list = $("messages");
+  list.replaceChildren();
+  view.els.clear();
+  view.room = room ? room.name : null;
+  view.seenTo = 0;
+  state.stick = true;
+  if (room) {
+    view.fromId = room.ids.length ? room.ids[Math.max(0, room.ids.length - RENDER_STEP)] : 0;
+    view.toId = null;
+    reconcile();
+    for (const p of state.outbox) if (p.room === room.name) list.append(pendingEl(p));
+  }
+  $("empty").hidden = !!(room && room.ids.length);
+  $("empty").textContent = room ? "No messages yet. Say hello!" : "Join a room to start chatting.";
+  renderHistoryControls();
+  renderJump();
+  const scroller = $("scroller");
+  scroller.scrollTop = scroller.scrollHeight;
+}
+
+/**
+ * A message of the current room came in (live, replayed, our own, or any history page):
+ * drawn when it falls inside the window, or joins its end while the window follows the
+ * newest. Past `MAX_RENDERED` the oldest drawn go when the reader is at the bottom; when
+ * not, the window stops following and "New messages" offers the rest.
+ */
+export function messagesAdded(msgs) {
+  const room = currentRoom();
+  if (!room) return;
+  if (!view.els.size && view.toId === null) {
+    // Nothing drawn yet (e.g. the first page): start at the newest.
+    view.fromId = room.ids[Math.max(0, room.ids.length - RENDER_STEP)] || 0;
+  }
+  let [lo, hi] = range(room);
+  if (view.toId === null && hi - lo > MAX_RENDERED) {
+    if (state.stick) view.fromId = room.ids[hi - MAX_RENDERED];
+    else {
+      view.toId = room.ids[lo + MAX_RENDERED - 1];
+      [lo, hi] = range(room);
+    }
+  }
+  // Below the window's start but older than all shown: history pages of a joined room
+  // (e.g. the latest page read after live messages came); draw them when they touch it.
+  const firstDrawn = room.ids[lo];
+  if (msgs.some((m) => m.id < firstDrawn) && lo > 0 && hi - lo < RENDER_STEP) {
+    view.fromId = room.ids[Math.max(0, hi - RENDER_STEP)];
+  }
+  reconcile();
+  $("empty").hidden = room.ids.length > 0;
+  renderJump();
+}
+
+/** A deleted message of the current room leaves the page. */
+export function messageRemoved() {
+  const room = currentRoom();
+  if (!room) return;
+  reconcile();
+  $("empty").hidden = room.ids.length > 0;
+}
+
+/**
+ * Draws `RENDER_STEP` earlier messages from memory when there are any above the window;
+ * false when the window starts at the oldest in memory (the caller loads a page).
+ */
+export function showEarlier() {
+  const room = currentRoom();
+  if (!room) return false;
+  const [lo, hi] = range(room);
+  if (lo === 0) return false;
+  const atBottom = nearBottom($("scroller"));
+  const from = Math.max(0, lo - RENDER_STEP);
+  view.fromId = room.ids[from];
+  if (hi - from > MAX_RENDERED) view.toId = room.ids[from + MAX_RENDERED - 1];
+  // A reader at the bottom stays there (a short room filling up); else the place is kept.
+  state.stick = atBottom && view.toId === null;
+  reconcile();
+  renderJump();
+  return true;
+}
+
+/** An earlier page came in: drawn above, the reader's place kept. */
+export function pageAbove() {
+  showEarlier();
+}
+
+/** Draws `RENDER_STEP` later messages from memory, dropping the far top past the cap. */
+function showLater() {
+  const room = currentRoom();
+  if (!room || view.toId === null) return;
+  const [lo, hi] = range(room);
+  const to = Math.min(room.ids.length, hi + RENDER_STEP);
+  view.toId = to === room.ids.length ? null : room.ids[to - 1];
+  if (to - lo > MAX_RENDERED) view.fromId = room.ids[to - MAX_RENDERED];
+  reconcile();
+  renderJump();
+}
+
+/** To the newest message, following new ones again. */
+export function jumpToNewest() {
+  const room = currentRoom();
+  if (!room) return;
+  state.stick = true;
+  if (view.toId !== null) {
+    view.toId = null;
+    view.fromId = room.ids[Math.max(0, room.ids.length - RENDER_STEP)] || 0;
+  }
+  reconcile();
+  renderJump();
+}
+
+/**
+ * The reader scrolled: at the bottom the view follows the newest again; near either end of
+ * the window the next messages are drawn (from memory) or, at the top of memory, loaded.
+ * Returns "load" when an earlier page should be read from the server.
+ */
+export function onScroll() {
+  const scroller = $("scroller");
+  const room = currentRoom();
+  const atBottom = nearBottom(scroller);
+  if (room && atBottom && view.toId !== null) {
+    showLater();
+    return null;
+  }
+  state.stick = atBottom && (!room || view.toId === null);
+  if (state.stick && room && room.ids.length) view.seenTo = room.ids[room.ids.length - 1];
+  renderJump();
+  if (scroller.scrollTop < TOP_SLACK && room) {
+    if (!showEarlier()) return "load";
+  }
+  return null;
+}
+
+/** After the layout changed (the window shrank, as when a phone's keyboard opens, or the
+ * typing line came): a view at the bottom stays there. */
+export function keepBottom() {
+  if (state.stick) {
+    const scroller = $("scroller");
+    scroller.scrollTop = scroller.scrollHeight;
+  }
+}
+
+/** "New messages ↓" while newer messages than those in sight exist and the reader is not
+ * at the bottom. */
+export function renderJump() {
+  const jump = $("jump");
+  const room = currentRoom();
+  const unseen = room ? room.ids.length - lowerBound(room.ids, view.seenTo + 1) : 0;
+  const show = !!room && !state.stick && (unseen > 0 || view.toId !== null);
+  jump.hidden = !show;
+  if (show) {
+    $("jump-text").textContent =
+      unseen > 0 ? `${unseen} new message${unseen === 1 ? "" : "s"}` : "Newest messages";
+  }
+}
+
+/** "Load earlier messages" while there may be more, "Start of the room's history" after. */
+export function renderHistoryControls() {
+  const room = currentRoom();
+  const [lo] = room ? range(room) : [0];
+  const more = !!room && (lo > 0 || room.hasMore);
+  $("load-earlier").hidden = !room || !room.loaded || !more || room.ids.length === 0;
+  $("history-start").hidden = !room || more || room.ids.length === 0;
+}
+
+/** Adds or takes away the Delete buttons of drawn messages after a role changed. */
+export function refreshDeleteButtons() {
+  const room = currentRoom();
+  if (!room) return;
+  for (const [id, li] of view.els) {
+    const msg = room.messages.get(id);
+    const btn = li.querySelector(".msg-delete");
+    const may = msg && mayDelete(msg);
+    if (may && !btn) li.querySelector(".msg-head").append(deleteButton(msg));
+    else if (!may && btn) btn.remove();
+  }
+}
+
+/** The drawn <li> of message `id`, or undefined. */
+export function messageLi(id) {
+  return view.els.get(id);
+}
+
+// ---- posts on their way (see outbox.js) ----
+
+/** A post waiting to go out, drawn below the sent messages with its state. */
+export function pendingEl(p) {
+  const li = document.createElement("li");
+  li.className = "msg mine pending";
+  li.dataset.key = p.key;
+  const head = document.createElement("div");
+  head.className = "msg-head";
+  const who = document.createElement("span");
+  who.className = "msg-user";
+  who.textContent = me.username;
+  const status = document.createElement("span");
+  status.className = "msg-status";
+  status.textContent = p.note || "Sending…";
+  head.append(who, status);
+  // Not "msg-body": that is a sent message's (what the tests and readers wait for).
+  const body = document.createElement("div");
+  body.className = "pending-body";
+  body.textContent = p.body;
+  li.append(head, body);
+  return li;
+}
+
+/** Shows a post that joined the outbox, when its room is on screen. */
+export function pendingAdded(p) {
+  if (p.room !== state.current) return;
+  $("messages").append(pendingEl(p));
+  $("empty").hidden = true;
+  state.stick = true;
+  if (view.toId !== null) jumpToNewest();
+  keepBottom();
+  renderJump();
+}
+
+/** Updates the state line of a waiting post. */
+export function pendingChanged(p) {
+  const li = $("messages").querySelector(`li.pending[data-key="${p.key}"]`);
+  if (li) li.querySelector(".msg-status").textContent = p.note || "Sending…";
+}
+
+/** Takes a post off the page (sent, or given back to the box). */
+export function pendingGone(p) {
+  const li = $("messages").querySelector(`li.pending[data-key="${p.key}"]`);
+  if (li) li.remove();
+}
+
+/** Figures for the end-to-end tests: messages drawn and the window's ends. */
+export function viewInfo() {
+  return { drawn: view.els.size, fromId: view.fromId, toId: view.toId, seenTo: view.seenTo };
+}

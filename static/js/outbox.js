@@ -1,0 +1,162 @@
+// The send queue: every post typed goes here first and leaves in the order typed, one at a
+// time. A rate limit (`429`) holds the queue for as long as `Retry-After` says; no answer
+// at all (offline, server down) or a `5xx` holds it until the connection is back or a
+// growing delay has passed. Nothing is dropped: a post the server refuses for good (`403`
+// after a removal, say) goes back into its room's message box with the reason.
+
+import { api } from "./api.js";
+import { pendingAdded, pendingChanged, pendingGone } from "./messages.js";
+import { onMessage } from "./rooms.js";
+import { draftOf, saveDraft, state } from "./state.js";
+
+const STORE_KEY = "roomcast.outbox";
+/** Longest wait between tries while the server does not answer. */
+const MAX_BACKOFF_MS = 15_000;
+
+let running = false;
+let timer = null;
+/** No post (and no `typing`) goes out before this time (ms since the epoch). */
+let holdUntil = 0;
+let backoff = 1000;
+let seq = 0;
+/** Set by app.js: gives a refused post back to its room's box. */
+let onRefused = () => {};
+
+/** Where refused posts go (see app.js). */
+export function whenRefused(fn) {
+  onRefused = fn;
+}
+
+/** Whether a `typing` event may go out now without taking a post's place. */
+export function quiet() {
+  return state.outbox.length === 0 && Date.now() >= holdUntil;
+}
+
+/** A `429` on anything of ours (a `typing` event too): hold the queue as asked. */
+export function limited(err) {
+  const secs = err && err.retryAfter !== null && err.retryAfter !== undefined ? err.retryAfter : 1;
+  holdUntil = Math.max(holdUntil, Date.now() + Math.max(secs, 0.2) * 1000);
+}
+
+function save() {
+  try {
+    sessionStorage.setItem(
+      STORE_KEY,
+      JSON.stringify(state.outbox.map(({ room, body }) => ({ room, body }))),
+    );
+  } catch (err) {
+    console.warn("keeping the outbox failed", err);
+  }
+}
+
+/** The posts this tab had not sent when it was last closed or reloaded. */
+export function restoreOutbox() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || "[]");
+    if (!Array.isArray(saved)) return;
+    for (const p of saved) {
+      if (p && typeof p.room === "string" && typeof p.body === "string") {
+        state.outbox.push({ key: `p${++seq}`, room: p.room, body: p.body, note: "" });
+      }
+    }
+  } catch {
+    /* nothing usable kept */
+  }
+}
+
+/** Forgets the queue (logging out). */
+export function clearOutbox() {
+  state.outbox = [];
+  sessionStorage.removeItem(STORE_KEY);
+}
+
+/** Queues a post to `room` and starts sending. */
+export function enqueue(room, body) {
+  const p = { key: `p${++seq}`, room, body, note: "" };
+  state.outbox.push(p);
+  save();
+  pendingAdded(p);
+  pump();
+}
+
+function note(p, text) {
+  p.note = text;
+  pendingChanged(p);
+}
+
+function later(ms) {
+  clearTimeout(timer);
+  timer = setTimeout(() => {
+    timer = null;
+    pump();
+  }, ms);
+}
+
+/** Sends what is queued, in order, for as long as the server takes it. */
+export async function pump() {
+  if (running) return;
+  running = true;
+  try {
+    while (state.outbox.length) {
+      const wait = holdUntil - Date.now();
+      if (wait > 0) {
+        const secs = Math.ceil(wait / 1000);
+        note(state.outbox[0], `Waiting to send (rate limit, ${secs} s)…`);
+        later(wait);
+        return;
+      }
+      const p = state.outbox[0];
+      note(p, "Sending…");
+      let data;
+      try {
+        data = await api("POST", `/api/rooms/${p.room}/messages`, { body: p.body });
+      } catch (err) {
+        if (err.status === 429) {
+          limited(err);
+          continue;
+        }
+        if (err.status === 0 || err.status >= 500 || err.status === 408) {
+          note(p, `${err.message} It goes out when the connection is back.`);
+          later(backoff);
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+          return;
+        }
+        // Refused for good: back to its room's box, never dropped.
+        state.outbox.shift();
+        save();
+        pendingGone(p);
+        onRefused(p, err);
+        continue;
+      }
+      backoff = 1000;
+      state.outbox.shift();
+      save();
+      pendingGone(p);
+      onMessage(data.message, false);
+    }
+  } finally {
+    running = false;
+  }
+}
+
+/** The connection is back (stream live, or the browser online): try again at once. */
+export function retryNow() {
+  backoff = 1000;
+  if (!running && state.outbox.length && Date.now() >= holdUntil) {
+    clearTimeout(timer);
+    timer = null;
+    pump();
+  }
+}
+
+/**
+ * Puts `body` back into `room`'s box, ahead of whatever was typed there since (nothing is
+ * lost either way).
+ */
+export function giveBack(room, body, box) {
+  const typed = box ? box.value : draftOf(room);
+  const text = typed.trim() ? `${body}\n\n${typed}` : body;
+  if (box) box.value = text;
+  saveDraft(room, text);
+  return text;
+}
