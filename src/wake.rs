@@ -347,6 +347,9 @@ mod tests {
         local
             .run_until(async {
                 let group = WakeGroup::this_thread(Duration::ZERO);
+                // Let the group's task start (and wait) first: a task that first runs after a
+                // park finds the group already notified, held or not.
+                tokio::task::yield_now().await;
                 let recorder = Arc::new(Recorder::default());
                 let (stream_waker, queue_waker) = GroupWaker::new(group);
                 stream_waker.register(&Waker::from(recorder.clone()));
