@@ -7,10 +7,12 @@
 //! 2. [`db`] (SQLite or PostgreSQL: accounts, sessions, the message log, the cluster's
 //!    node rows) and [`hub`] (connections, rooms, fan-out, the resume protocol; SSE bytes
 //!    are made only in [`hub::frame`]). Neither knows the other.
-//! 3. [`writer`] (group commit: a post is on disk before anyone gets it) and [`broker`]
-//!    (committed events to the hub; replays from the log to the hub through
-//!    [`hub::History`]), and [`cluster`] (several nodes on one PostgreSQL database: a
-//!    tailer per node, the `LISTEN`/`NOTIFY` bus, relays to the node holding a stream).
+//! 3. [`writer`] (group commit: a post, deletion, edit or reaction is on disk before anyone
+//!    gets it), [`conversation`] (what a post, edit or reaction reads before it goes to the
+//!    writer: the author, the users a body mentions), [`broker`] (committed events to the
+//!    hub; replays from the log to the hub through [`hub::History`]), and [`cluster`]
+//!    (several nodes on one PostgreSQL database: a tailer per node, the `LISTEN`/`NOTIFY`
+//!    bus, relays to the node holding a stream).
 //! 4. HTTP: [`state`], [`auth`], [`error`], [`ratelimit`], `routes` (thin handlers: parse,
 //!    call one thing, map errors), [`telemetry`], `web_security`, and [`stream_writer`]
 //!    (an SSE stream's socket once actix has sent the response head).
@@ -27,6 +29,7 @@
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod conversation;
 pub mod db;
 pub mod domain;
 pub mod http;

@@ -349,7 +349,7 @@ impl Db {
     ) -> sqlx::Result<Option<Option<Uuid>>> {
         let row: Option<(Option<Uuid>,)> = on_backend!(self, |pool| {
             sqlx::query_as(
-                "SELECT user_id FROM messages WHERE id = $1 AND room = $2 AND deletes IS NULL",
+                "SELECT user_id FROM messages WHERE id = $1 AND room = $2 AND kind = 0",
             )
             .bind(id)
             .bind(room.as_str())

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::ParseError;
 
 /// Reserved event names that a client may not use for custom events.
-pub const RESERVED_EVENTS: [&str; 7] = [
+pub const RESERVED_EVENTS: [&str; 9] = [
     "connected",
     "message",
     "presence",
@@ -17,6 +17,8 @@ pub const RESERVED_EVENTS: [&str; 7] = [
     "error",
     "removed",
     "message_deleted",
+    "message_edited",
+    "reaction",
 ];
 
 fn is_lower_alnum(c: u8) -> bool {

@@ -46,7 +46,7 @@ fn stored(id: i64, room_name: Option<&str>) -> StoredMessage {
         user: None,
         body: format!("m{id}"),
         sent_at: "2026-01-01T00:00:00.000Z".into(),
-        deletes: None,
+        kind: Default::default(),
     }
 }
 
