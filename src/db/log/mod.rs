@@ -613,3 +613,274 @@ impl Db {
         Ok(MessageLog { conn })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing;
+    use crate::domain::{Role, Username};
+
+    fn room() -> RoomName {
+        RoomName::parse("r").expect("room")
+    }
+
+    fn body(text: &str) -> MessageBody {
+        MessageBody::parse(text, 4000).expect("body")
+    }
+
+    async fn users(db: &Db, n: usize) -> Vec<UserRef> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let name = Username::parse(&format!("user{i:02}")).expect("name");
+            let user = db.create_user(&name, "x", Role::User).await.expect("user");
+            out.push(UserRef::from(&user));
+        }
+        out
+    }
+
+    async fn one(log: &mut MessageLog, post: NewPost) -> Appended {
+        log.append(&[&post]).await.expect("appended").remove(0)
+    }
+
+    async fn say(log: &mut MessageLog, by: &UserRef, text: &str) -> i64 {
+        let post = NewPost::Message {
+            room: Some(room()),
+            user: Some(by.clone()),
+            body: body(text),
+            reply_to: None,
+            mentions: Vec::new(),
+        };
+        one(log, post).await.event().expect("stored").id
+    }
+
+    fn reaction(by: &UserRef, message_id: i64, emoji: &str, action: ReactionAction) -> NewPost {
+        NewPost::Reaction {
+            room: room(),
+            by: by.clone(),
+            message_id,
+            emoji: Emoji::parse(emoji).expect("emoji"),
+            action,
+        }
+    }
+
+    fn reactions_of(done: &Appended) -> (Option<i64>, Vec<(String, i64, Vec<String>)>) {
+        let Appended::Reacted { event, reactions } = done else {
+            panic!("not a reaction answer: {done:?}");
+        };
+        let count = event.as_ref().map(|e| match &e.kind {
+            EventKind::Reaction { count, .. } => *count,
+            other => panic!("not a reaction event: {other:?}"),
+        });
+        let list = reactions
+            .iter()
+            .map(|r| {
+                let users = r.users.iter().map(|u| u.username.to_string()).collect();
+                (r.emoji.as_str().to_owned(), r.count, users)
+            })
+            .collect();
+        (count, list)
+    }
+
+    /// Counts are exact, `users` the first 20 holders in order (the 21st moves up when one
+    /// of them leaves), an emoji at 0 leaves the list and comes back at its end, and a
+    /// request that changes nothing stores no event.
+    #[tokio::test]
+    async fn reactions_keep_exact_counts_and_the_first_holders_on_both_backends() {
+        for t in testing::all().await {
+            let who = users(&t.db, 25).await;
+            let mut log = t.db.message_log().await.expect("log");
+            let m = say(&mut log, &who[0], "hello").await;
+            let batch: Vec<NewPost> = who
+                .iter()
+                .map(|u| reaction(u, m, "👍", ReactionAction::Add))
+                .collect();
+            let done = log
+                .append(&batch.iter().collect::<Vec<_>>())
+                .await
+                .expect("batch");
+            let (count, list) = reactions_of(&done[24]);
+            assert_eq!(count, Some(25), "{}", t.backend);
+            let first: Vec<String> = (0..20).map(|i| format!("user{i:02}")).collect();
+            assert_eq!(list, [("👍".to_owned(), 25, first)], "{}", t.backend);
+            let again = one(&mut log, reaction(&who[3], m, "👍", ReactionAction::Add)).await;
+            assert_eq!(reactions_of(&again).0, None, "{}: re-adding stored an event", t.backend);
+            let gone = one(&mut log, reaction(&who[1], m, "👍", ReactionAction::Remove)).await;
+            let (count, list) = reactions_of(&gone);
+            assert_eq!(count, Some(24), "{}", t.backend);
+            let mut moved: Vec<String> = (0..21).map(|i| format!("user{i:02}")).collect();
+            moved.remove(1);
+            assert_eq!(list[0].2, moved, "{}: the 21st holder moves up", t.backend);
+            let heart = one(&mut log, reaction(&who[0], m, "❤️", ReactionAction::Add)).await;
+            assert_eq!(reactions_of(&heart).1.len(), 2, "{}", t.backend);
+            for u in &who[..25] {
+                one(&mut log, reaction(u, m, "👍", ReactionAction::Remove)).await;
+            }
+            let back = one(&mut log, reaction(&who[5], m, "👍", ReactionAction::Add)).await;
+            let emoji: Vec<String> = reactions_of(&back).1.into_iter().map(|r| r.0).collect();
+            assert_eq!(emoji, ["❤️", "👍"], "{}: order of (last) adding", t.backend);
+            let stored = t.db.message(&room(), m).await.expect("read").expect("there");
+            let EventKind::Message(state) = &stored.kind else {
+                panic!("not a message: {stored:?}");
+            };
+            assert_eq!(
+                state.reactions.list().expect("list")[1].users,
+                [who[5].clone()],
+                "{}: the stored list",
+                t.backend
+            );
+            log.close().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_twenty_first_distinct_reaction_is_refused() {
+        for t in testing::all().await {
+            let who = users(&t.db, 1).await;
+            let mut log = t.db.message_log().await.expect("log");
+            let m = say(&mut log, &who[0], "hello").await;
+            let emoji: Vec<char> = ('😀'..).take(21).collect();
+            for e in &emoji[..20] {
+                let done = one(&mut log, reaction(&who[0], m, &e.to_string(), ReactionAction::Add));
+                assert!(reactions_of(&done.await).0.is_some(), "{}", t.backend);
+            }
+            let last = emoji[20].to_string();
+            let done = one(&mut log, reaction(&who[0], m, &last, ReactionAction::Add)).await;
+            assert!(matches!(done, Appended::TooManyReactions), "{}: {done:?}", t.backend);
+            let held = one(&mut log, reaction(&who[0], m, "😀", ReactionAction::Add)).await;
+            assert!(matches!(held, Appended::Reacted { .. }), "{}: {held:?}", t.backend);
+            log.close().await;
+        }
+    }
+
+    /// A deletion takes the message's reactions and change events with it, also those
+    /// earlier in its own batch (which are then neither stored nor answered as stored).
+    #[tokio::test]
+    async fn a_deletion_takes_the_changes_to_its_message_with_it() {
+        for t in testing::all().await {
+            let who = users(&t.db, 2).await;
+            let mut log = t.db.message_log().await.expect("log");
+            let m = say(&mut log, &who[0], "first").await;
+            let n = say(&mut log, &who[0], "second").await;
+            one(&mut log, reaction(&who[1], m, "👍", ReactionAction::Add)).await;
+            let edit = |id| NewPost::Edit {
+                room: room(),
+                by: who[0].clone(),
+                message_id: id,
+                body: body("edited"),
+                mentions: Vec::new(),
+            };
+            one(&mut log, edit(m)).await;
+            let delete = |id| NewPost::Deletion {
+                room: room(),
+                by: None,
+                message_id: id,
+            };
+            one(&mut log, delete(m)).await;
+            let batch = [
+                reaction(&who[1], n, "👍", ReactionAction::Add),
+                edit(n),
+                delete(n),
+            ];
+            let done = log.append(&batch.iter().collect::<Vec<_>>()).await.expect("batch");
+            assert_eq!(reactions_of(&done[0]).0, None, "{}", t.backend);
+            assert!(matches!(done[1], Appended::Gone), "{}: {:?}", t.backend, done[1]);
+            assert!(done[2].event().is_some(), "{}", t.backend);
+            let (log_now, _) = t.db.tail(0, 100).await.expect("tail");
+            let kinds: Vec<(&str, Option<i64>)> =
+                log_now.iter().map(|e| (e.event_name(), e.about())).collect();
+            assert_eq!(
+                kinds,
+                [("message_deleted", Some(m)), ("message_deleted", Some(n))],
+                "{}: what the log keeps",
+                t.backend
+            );
+            let pool_rows = t
+                .db
+                .execute_for_tests("DELETE FROM reactions")
+                .await
+                .expect("count");
+            assert_eq!(pool_rows, 0, "{}: reactions left behind", t.backend);
+            log.close().await;
+        }
+    }
+
+    /// An edit by anyone but the author, or of a message elsewhere, stores nothing; a
+    /// reply to a message of another room neither.
+    #[tokio::test]
+    async fn edits_by_others_and_replies_elsewhere_are_refused() {
+        for t in testing::all().await {
+            let who = users(&t.db, 2).await;
+            let mut log = t.db.message_log().await.expect("log");
+            let m = say(&mut log, &who[0], "mine").await;
+            let edit = NewPost::Edit {
+                room: room(),
+                by: who[1].clone(),
+                message_id: m,
+                body: body("theirs"),
+                mentions: Vec::new(),
+            };
+            assert!(matches!(one(&mut log, edit).await, Appended::Gone), "{}", t.backend);
+            let reply = |room: &str, to| NewPost::Message {
+                room: Some(RoomName::parse(room).expect("room")),
+                user: Some(who[1].clone()),
+                body: body("re"),
+                reply_to: Some(to),
+                mentions: Vec::new(),
+            };
+            let elsewhere = one(&mut log, reply("s", m)).await;
+            assert!(matches!(elsewhere, Appended::Gone), "{}", t.backend);
+            let Appended::Stored(stored) = one(&mut log, reply("r", m)).await else {
+                panic!("{}: a reply in the room was refused", t.backend);
+            };
+            let EventKind::Message(state) = &stored.kind else {
+                panic!("not a message");
+            };
+            let to = state.reply_to.as_ref().expect("reply_to");
+            assert_eq!((to.id, to.excerpt.as_deref()), (m, Some("mine")), "{}", t.backend);
+            log.close().await;
+        }
+    }
+
+    /// Two writers (two nodes) reacting to one message at once: every add counted once, no
+    /// deadlock, and the stored list agrees with the holders.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_writers_reacting_at_once_count_exactly() {
+        let Some(t) = testing::postgres().await else {
+            return;
+        };
+        let who = users(&t.db, 40).await;
+        let mut log = t.db.message_log().await.expect("log");
+        let m = say(&mut log, &who[0], "popular").await;
+        let m2 = say(&mut log, &who[0], "also").await;
+        log.close().await;
+        let writers = (0..2).map(|w| {
+            let db = t.db.clone();
+            let who = who.clone();
+            tokio::spawn(async move {
+                let mut log = db.message_log().await.expect("log");
+                for chunk in who.chunks(5) {
+                    // Both messages in each batch, in opposite orders on the two writers.
+                    let mut batch: Vec<NewPost> = Vec::new();
+                    for u in chunk {
+                        let (a, b) = if w == 0 { (m, m2) } else { (m2, m) };
+                        batch.push(reaction(u, a, "👍", ReactionAction::Add));
+                        batch.push(reaction(u, b, "🎉", ReactionAction::Add));
+                    }
+                    log.append(&batch.iter().collect::<Vec<_>>()).await.expect("batch");
+                }
+                log.close().await;
+            })
+        });
+        for w in futures_util::future::join_all(writers).await {
+            w.expect("writer");
+        }
+        for id in [m, m2] {
+            let stored = t.db.message(&room(), id).await.expect("read").expect("there");
+            let EventKind::Message(state) = &stored.kind else {
+                panic!("not a message");
+            };
+            let counts: Vec<i64> = state.reactions.list().expect("list").iter().map(|r| r.count).collect();
+            assert_eq!(counts, [40, 40], "message {id}: {:?}", state.reactions);
+        }
+    }
+}
