@@ -109,7 +109,7 @@ async fn deliveries(subscribers: usize, messages: usize) -> f64 {
             user: None,
             body: body.clone(),
             sent_at: "2026-01-01T00:00:00.000Z".to_owned(),
-            deletes: None,
+            kind: Default::default(),
         });
         // Let every reader drain before the next message, as sockets would.
         tokio::task::yield_now().await;

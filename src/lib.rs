@@ -8,8 +8,10 @@
 //!    node rows; [`db`]'s `sqlite` module sets up every SQLite connection) and [`hub`]
 //!    (connections, rooms, fan-out, the resume protocol; SSE bytes are made only in
 //!    [`hub::frame`]). Neither knows the other.
-//! 3. [`writer`] (group commit: a post is on disk before anyone gets it), [`broker`]
-//!    (committed events to the hub; replays from the log through [`hub::History`]) and
+//! 3. [`writer`] (group commit: a post, deletion, edit or reaction is on disk before anyone
+//!    gets it), [`conversation`] (what a post, edit or reaction reads before it goes to the
+//!    writer: the author, the users a body mentions), [`broker`] (committed events to the
+//!    hub; replays from the log through [`hub::History`]) and
 //!    [`cluster`] (the service as one: [`cluster::Alone`] for a lone node,
 //!    [`cluster::Member`] for a node of several on one PostgreSQL database, with a tailer,
 //!    the `LISTEN`/`NOTIFY` bus and relays to the node holding a stream; what nodes say to
@@ -33,6 +35,7 @@
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod conversation;
 pub mod db;
 pub mod domain;
 pub mod http;

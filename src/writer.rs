@@ -1,9 +1,10 @@
 //! The single message writer: group commit, then publish in id order.
 //!
-//! Posts queue here. The writer takes everything queued (up to [`MAX_BATCH`]), appends it to
-//! the [`MessageLog`] in one transaction — one fsync for the lot — and only after the commit
-//! publishes each event in id order and answers each poster. So a `201` means "on disk", a
-//! failed insert is never sent, and ids reach subscribers in the order they were assigned.
+//! Posts, deletions, edits and reactions queue here. The writer takes everything queued (up
+//! to [`MAX_BATCH`]), appends it to the [`MessageLog`] in one transaction — one fsync for the
+//! lot — and only after the commit publishes each event in id order and answers each poster.
+//! So a `201` means "on disk", a failed insert is never sent, and ids reach subscribers in
+//! the order they were assigned.
 
 use std::sync::{
     Arc,
@@ -17,7 +18,7 @@ use tokio::{
 
 use crate::{
     broker::Broker,
-    db::{Db, MessageLog, NewPost},
+    db::{Appended, Db, MessageLog, NewPost},
     domain::{MessageBody, RoomName, StoredMessage, UserRef},
     wake::hold_wakes,
 };
@@ -42,14 +43,21 @@ pub enum WriteError {
     /// writer's log line.
     #[error("storing the message failed; try again")]
     Failed,
-    /// A deletion whose message was already gone (deleted meanwhile).
+    /// The message the change names is not there (deleted meanwhile, never was, or for an
+    /// edit not the editor's).
     #[error("no such message")]
     Gone,
+    /// A new reaction for a message that holds as many distinct ones as it may.
+    #[error(
+        "a message holds at most {} distinct reactions",
+        crate::domain::MAX_REACTIONS
+    )]
+    TooManyReactions,
 }
 
 struct Job {
     post: NewPost,
-    reply: oneshot::Sender<Result<StoredMessage, WriteError>>,
+    reply: oneshot::Sender<Result<Appended, WriteError>>,
 }
 
 /// Handle for submitting posts; cheap to clone. The writer task ends (after committing
@@ -122,7 +130,14 @@ impl Writer {
         user: Option<UserRef>,
         body: MessageBody,
     ) -> Result<StoredMessage, WriteError> {
-        self.append(NewPost::Message { room, user, body }).await
+        self.store(NewPost::Message {
+            room,
+            user,
+            body,
+            reply_to: None,
+            mentions: Vec::new(),
+        })
+        .await
     }
 
     /// Deletes message `message_id` of `room`, durably, and publishes the `message_deleted`
@@ -133,7 +148,7 @@ impl Writer {
         by: Option<UserRef>,
         message_id: i64,
     ) -> Result<StoredMessage, WriteError> {
-        self.append(NewPost::Deletion {
+        self.store(NewPost::Deletion {
             room,
             by,
             message_id,
@@ -141,7 +156,22 @@ impl Writer {
         .await
     }
 
-    async fn append(&self, post: NewPost) -> Result<StoredMessage, WriteError> {
+    /// Stores a change that stores one event (a message or broadcast, a deletion, an edit),
+    /// then publishes it; the event.
+    pub async fn store(&self, post: NewPost) -> Result<StoredMessage, WriteError> {
+        match self.submit(post).await? {
+            Appended::Stored(event) => Ok(event),
+            other => {
+                tracing::error!(answer = ?other, "the writer answered a change with no event");
+                Err(WriteError::Failed)
+            }
+        }
+    }
+
+    /// Queues any change and waits until it is committed and its event (if any) handed to
+    /// the broker. A change that names a message that is not there is
+    /// [`WriteError::Gone`]; a reaction past the cap [`WriteError::TooManyReactions`].
+    pub async fn submit(&self, post: NewPost) -> Result<Appended, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job { post, reply })
@@ -180,19 +210,23 @@ async fn run(
         match log.append(&posts).await {
             Ok(stored) => {
                 healthy.store(true, Ordering::Release);
-                let n = stored.iter().flatten().count();
+                let n = stored.iter().filter_map(Appended::event).count();
                 metrics::counter!("roomcast_messages_stored_total").increment(n as u64);
                 metrics::counter!("roomcast_writer_commits_total").increment(1);
-                for msg in stored.iter().flatten() {
-                    broker.publish(msg);
+                for event in stored.iter().filter_map(Appended::event) {
+                    broker.publish(event);
                 }
                 // The answers are held, so a worker thread is woken once for all its
                 // posters in the batch. The fan-out is not: held, its workers would idle
                 // until the last stream was filled, costing more CPU per delivery than the
                 // saved wake-ups.
                 hold_wakes(|| {
-                    for (job, msg) in batch.drain(..).zip(stored) {
-                        let _ = job.reply.send(msg.ok_or(WriteError::Gone));
+                    for (job, done) in batch.drain(..).zip(stored) {
+                        let _ = job.reply.send(match done {
+                            Appended::Gone => Err(WriteError::Gone),
+                            Appended::TooManyReactions => Err(WriteError::TooManyReactions),
+                            done => Ok(done),
+                        });
                     }
                 });
             }

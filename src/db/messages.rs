@@ -1,15 +1,30 @@
-//! The message log: room messages and broadcasts, one id sequence. Reads for history pages
-//! and replays here; appends go through [`MessageLog`], the writer's own connection.
+//! The message log as read: history pages, replays and the tailer's reads, each message with
+//! its state at the time it is read (body, edit time, reply, mentions, reactions). Appends
+//! go through [`super::MessageLog`], the writer's own connection.
 
-use std::ops::RangeInclusive;
+use std::{ops::RangeInclusive, sync::LazyLock};
 
-use super::{Backend, Db, now_rfc3339};
-use crate::domain::{MessageBody, RoomName, StoredMessage, UserRef};
-use anyhow::Context;
-use sqlx::{
-    Connection, Database, Encode, PgConnection, QueryBuilder, Type, postgres::PgConnectOptions,
+use super::{Backend, Db};
+use crate::domain::{
+    Emoji, EventKind, MessageState, ReactionAction, Reactions, ReplyTo, RoomName, StoredMessage,
+    UserRef, excerpt,
 };
+use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
+
+/// The `kind` column: what a row of the log is.
+pub(super) mod kind {
+    /// A room message, or a broadcast (no room).
+    pub const MESSAGE: i32 = 0;
+    /// `message_deleted`.
+    pub const DELETED: i32 = 1;
+    /// `message_edited`.
+    pub const EDITED: i32 = 2;
+    /// `reaction`, `action: "add"`.
+    pub const REACTION_ADDED: i32 = 3;
+    /// `reaction`, `action: "remove"`.
+    pub const REACTION_REMOVED: i32 = 4;
+}
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -21,26 +36,39 @@ struct Row {
     /// may contain); both decode as bytes.
     body: Vec<u8>,
     sent_at: String,
-    deletes: Option<i64>,
+    kind: i32,
+    about: Option<i64>,
+    edited_at: Option<String>,
+    mentions: Option<String>,
+    reactions: Option<String>,
+    emoji: Option<String>,
+    reaction_count: Option<i64>,
+    reply_to: Option<i64>,
+    reply_user_id: Option<Uuid>,
+    reply_username: Option<String>,
+    /// The replied-to body's first characters (SQLite) or bytes (PostgreSQL); `None` once
+    /// that message is deleted.
+    reply_excerpt: Option<Vec<u8>>,
 }
 
 impl TryFrom<Row> for StoredMessage {
     type Error = sqlx::Error;
 
     /// A room that does not parse is corruption, not a broadcast: refuse the row (and a
-    /// body that is not UTF-8).
-    fn try_from(r: Row) -> Result<Self, sqlx::Error> {
-        let body = String::from_utf8(r.body).map_err(|e| {
-            sqlx::Error::Decode(format!("message {}: stored body: {e}", r.id).into())
-        })?;
+    /// body that is not UTF-8, or state that does not parse).
+    fn try_from(mut r: Row) -> Result<Self, sqlx::Error> {
+        let id = r.id;
+        let bad = |what: String| sqlx::Error::Decode(format!("message {id}: stored {what}").into());
+        let kind = kind_of(&mut r).map_err(bad)?;
+        let body = String::from_utf8(r.body).map_err(|e| bad(format!("body: {e}")))?;
         let room = match r.room.as_deref() {
-            Some(name) => Some(RoomName::parse(name).map_err(|e| {
-                sqlx::Error::Decode(format!("message {}: stored room {name:?}: {e}", r.id).into())
-            })?),
+            Some(name) => {
+                Some(RoomName::parse(name).map_err(|e| bad(format!("room {name:?}: {e}")))?)
+            }
             None => None,
         };
         Ok(StoredMessage {
-            id: r.id,
+            id,
             room,
             user: r.user_id.map(|id| UserRef {
                 id,
@@ -48,17 +76,115 @@ impl TryFrom<Row> for StoredMessage {
             }),
             body,
             sent_at: r.sent_at,
-            deletes: r.deletes,
+            kind,
         })
     }
+}
+
+/// The kind of event a row holds, with what that kind carries.
+fn kind_of(r: &mut Row) -> Result<EventKind, String> {
+    let about = r.about.ok_or("change event without `about`");
+    let action = match r.kind {
+        kind::MESSAGE => return Ok(EventKind::Message(state_of(r)?)),
+        kind::DELETED => return Ok(EventKind::Deleted { message_id: about? }),
+        kind::EDITED => {
+            return Ok(EventKind::Edited {
+                message_id: about?,
+                mentions: users_of(r.mentions.as_deref())?,
+            });
+        }
+        kind::REACTION_ADDED => ReactionAction::Add,
+        kind::REACTION_REMOVED => ReactionAction::Remove,
+        other => return Err(format!("kind {other}")),
+    };
+    let emoji = r.emoji.as_deref().ok_or("reaction without emoji")?;
+    Ok(EventKind::Reaction {
+        message_id: about?,
+        emoji: Emoji::parse(emoji).map_err(|e| format!("emoji {emoji:?}: {e}"))?,
+        action,
+        count: r.reaction_count.ok_or("reaction without count")?,
+    })
+}
+
+/// A message's state as its row holds it now.
+fn state_of(r: &mut Row) -> Result<MessageState, String> {
+    let reactions = match r.reactions.take() {
+        Some(json) => Reactions::from_json(json).map_err(|e| format!("reactions: {e}"))?,
+        None => Reactions::none(),
+    };
+    let reply_to = r.reply_to.map(|id| {
+        // The excerpt is there exactly while the replied-to message is.
+        let excerpt = r.reply_excerpt.take().map(excerpt_of);
+        ReplyTo {
+            id,
+            user: excerpt.as_ref().and(r.reply_user_id).map(|id| UserRef {
+                id,
+                username: r.reply_username.take().unwrap_or_default().into(),
+            }),
+            excerpt,
+        }
+    });
+    Ok(MessageState {
+        edited_at: r.edited_at.take(),
+        reply_to,
+        mentions: users_of(r.mentions.as_deref())?,
+        reactions,
+    })
+}
+
+/// A stored JSON list of users (`NULL`: none).
+pub(super) fn users_of(json: Option<&str>) -> Result<Vec<UserRef>, String> {
+    match json {
+        Some(text) => serde_json::from_str(text).map_err(|e| format!("mentions: {e}")),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The excerpt from the start of a body as read (PostgreSQL cuts bytes, maybe inside a
+/// character: what is left of it is dropped).
+pub(super) fn excerpt_of(bytes: Vec<u8>) -> String {
+    let text = String::from_utf8(bytes).unwrap_or_else(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let mut bytes = e.into_bytes();
+        bytes.truncate(valid);
+        String::from_utf8(bytes).unwrap_or_default()
+    });
+    excerpt(&text)
 }
 
 fn decode(rows: Vec<Row>) -> sqlx::Result<Vec<StoredMessage>> {
     rows.into_iter().map(StoredMessage::try_from).collect()
 }
 
-const SELECT: &str = "SELECT m.id, m.room, m.user_id, u.username, m.body, m.sent_at, m.deletes \
-                      FROM messages m LEFT JOIN users u ON u.id = m.user_id ";
+/// Every read of the log selects this: the row, its author's name and, for a reply, the
+/// replied-to message as it is now. `$excerpt` cuts its body: 100 characters on SQLite
+/// (`substr` counts characters of TEXT), 400 bytes on PostgreSQL (of BYTEA; 100 characters
+/// take at most that).
+macro_rules! select_with_excerpt {
+    ($excerpt:literal) => {
+        concat!(
+            "SELECT m.id, m.room, m.user_id, u.username, m.body, m.sent_at, m.kind, m.about, \
+             m.edited_at, m.mentions, m.reactions, m.emoji, m.reaction_count, m.reply_to, \
+             r.user_id AS reply_user_id, ru.username AS reply_username, ",
+            $excerpt,
+            " AS reply_excerpt FROM messages m LEFT JOIN users u ON u.id = m.user_id \
+             LEFT JOIN messages r ON r.id = m.reply_to \
+             LEFT JOIN users ru ON ru.id = r.user_id "
+        )
+    };
+}
+
+const SELECT_SQLITE: &str = select_with_excerpt!("substr(r.body, 1, 100)");
+const SELECT_POSTGRES: &str = select_with_excerpt!("substring(r.body FROM 1 FOR 400)");
+
+/// [`SELECT_SQLITE`] or [`SELECT_POSTGRES`], for the query builder's database.
+fn select<DB: Database>() -> &'static str {
+    if DB::NAME == sqlx::Postgres::NAME {
+        SELECT_POSTGRES
+    } else {
+        SELECT_SQLITE
+    }
+}
 
 /// The log's head: the highest id assigned (see [`Db::tail`]). On SQLite, with its single
 /// writer, the highest id stored serves.
@@ -66,9 +192,14 @@ const HEAD_SQLITE: &str = "SELECT COALESCE(MAX(id), 0) FROM messages";
 const HEAD_POSTGRES: &str = "SELECT v FROM message_seq WHERE id = 1";
 
 /// The rows of the log after `$1` up to `$2`, ascending, at most `$3` (see [`Db::tail`]).
-const TAIL: &str = "SELECT m.id, m.room, m.user_id, u.username, m.body, m.sent_at, m.deletes \
-                    FROM messages m LEFT JOIN users u ON u.id = m.user_id \
-                    WHERE m.id > $1 AND m.id <= $2 ORDER BY m.id ASC LIMIT $3";
+const TAIL: &str = "WHERE m.id > $1 AND m.id <= $2 ORDER BY m.id ASC LIMIT $3";
+static TAIL_SQLITE: LazyLock<String> = LazyLock::new(|| format!("{SELECT_SQLITE}{TAIL}"));
+static TAIL_POSTGRES: LazyLock<String> = LazyLock::new(|| format!("{SELECT_POSTGRES}{TAIL}"));
+
+/// Message `$1` of room `$2`, if it is there.
+const ONE: &str = "WHERE m.id = $1 AND m.room = $2 AND m.kind = 0";
+static ONE_SQLITE: LazyLock<String> = LazyLock::new(|| format!("{SELECT_SQLITE}{ONE}"));
+static ONE_POSTGRES: LazyLock<String> = LazyLock::new(|| format!("{SELECT_POSTGRES}{ONE}"));
 
 /// A history page, newest first unless `after` is set (then oldest first).
 fn page_query<DB>(prefix: &str, room: &RoomName, page: Page) -> QueryBuilder<DB>
@@ -78,11 +209,12 @@ where
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
 {
-    let mut q = QueryBuilder::<DB>::new(format!("{prefix}{SELECT}"));
-    // Deletion events are not messages; history shows what is left.
+    let mut q = QueryBuilder::<DB>::new(format!("{prefix}{}", select::<DB>()));
+    // Messages only, through their own index (`kind = 0` written out, as the partial index
+    // says it): a room's change events, however many, are not even read.
     q.push("WHERE m.room = ")
         .push_bind(room.as_str().to_owned())
-        .push(" AND m.deletes IS NULL");
+        .push(" AND m.kind = 0");
     if let Some(before) = page.before {
         q.push(" AND m.id < ").push_bind(before);
     }
@@ -114,7 +246,7 @@ where
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
 {
-    let mut q = QueryBuilder::<DB>::new(format!("{prefix}{SELECT}"));
+    let mut q = QueryBuilder::<DB>::new(format!("{prefix}{}", select::<DB>()));
     q.push("WHERE m.id > ")
         .push_bind(after)
         .push(" AND m.id <= ")
@@ -186,6 +318,23 @@ impl Db {
         decode(rows)
     }
 
+    /// Message `id` of `room` as it is now; `None` when there is no such message (or it
+    /// was deleted).
+    pub async fn message(&self, room: &RoomName, id: i64) -> sqlx::Result<Option<StoredMessage>> {
+        let one = match &self.backend {
+            Backend::Sqlite { .. } => ONE_SQLITE.as_str(),
+            Backend::Postgres { .. } => ONE_POSTGRES.as_str(),
+        };
+        let row: Option<Row> = on_backend!(self, |pool| {
+            sqlx::query_as(one)
+                .bind(id)
+                .bind(room.as_str())
+                .fetch_optional(pool)
+                .await
+        })?;
+        row.map(StoredMessage::try_from).transpose()
+    }
+
     /// Highest id stored (0 when empty).
     pub async fn last_message_id(&self) -> sqlx::Result<i64> {
         let (id,): (Option<i64>,) = on_backend!(self, |pool| {
@@ -238,10 +387,14 @@ impl Db {
                 HEAD_POSTGRES,
             ),
         };
+        let tail = match &self.backend {
+            Backend::Sqlite { .. } => TAIL_SQLITE.as_str(),
+            Backend::Postgres { .. } => TAIL_POSTGRES.as_str(),
+        };
         let (v, rows): (i64, Vec<Row>) = on_backend!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             let (v,): (i64,) = sqlx::query_as(head).fetch_one(&mut *tx).await?;
-            let rows = sqlx::query_as(TAIL)
+            let rows = sqlx::query_as(tail)
                 .bind(after)
                 .bind(v)
                 .bind(i64::from(limit))
@@ -258,284 +411,11 @@ impl Db {
     }
 }
 
-/// An event waiting to be appended.
-#[derive(Debug, Clone)]
-pub enum NewPost {
-    /// A room message, or a broadcast (`room` empty).
-    Message {
-        /// The room, or `None` for a broadcast.
-        room: Option<RoomName>,
-        /// The author; `None` for a broadcast sent with the API token.
-        user: Option<UserRef>,
-        /// The text.
-        body: MessageBody,
-    },
-    /// The deletion of message `message_id` of `room`: its row goes, a `message_deleted`
-    /// event takes the next id.
-    Deletion {
-        /// The message's room.
-        room: RoomName,
-        /// Who deleted it; `None` for the API token.
-        by: Option<UserRef>,
-        /// The message removed.
-        message_id: i64,
-    },
-}
-
-/// The event `post` stores, its id left 0: a message, or the `message_deleted` event of a
-/// deletion.
-fn event_of(post: &NewPost, sent_at: &str) -> StoredMessage {
-    match post {
-        NewPost::Message { room, user, body } => StoredMessage {
-            id: 0,
-            room: room.clone(),
-            user: user.clone(),
-            body: body.as_str().to_owned(),
-            sent_at: sent_at.to_owned(),
-            deletes: None,
-        },
-        NewPost::Deletion {
-            room,
-            by,
-            message_id,
-        } => StoredMessage {
-            id: 0,
-            room: Some(room.clone()),
-            user: by.clone(),
-            body: String::new(),
-            sent_at: sent_at.to_owned(),
-            deletes: Some(*message_id),
-        },
-    }
-}
-
-/// Removes message `$1` of room `$2` (not a deletion event itself).
-const DELETE_MESSAGE: &str = "DELETE FROM messages WHERE id = $1 AND room = $2 AND deletes IS NULL";
-
-/// The writer's health probe: one small committed write.
-const PROBE: &str = "UPDATE writer_health SET probed_at = $1 WHERE id = 1";
-
-/// Appends `batch` to SQLite in one transaction (one fsync): each deletion removes its
-/// message first (a deletion whose message is gone stores nothing), then each event is
-/// inserted and takes the next id. Yields the stored events with their batch index.
-fn append_sqlite(
-    conn: &mut rusqlite::Connection,
-    batch: &[&NewPost],
-    sent_at: &str,
-) -> rusqlite::Result<Vec<(usize, StoredMessage)>> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut events = Vec::with_capacity(batch.len());
-    {
-        let mut delete = tx.prepare_cached(DELETE_MESSAGE)?;
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO messages (room, user_id, body, sent_at, deletes) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )?;
-        for (i, post) in batch.iter().enumerate() {
-            if let NewPost::Deletion {
-                room, message_id, ..
-            } = post
-                && delete.execute(rusqlite::params![message_id, room.as_str()])? == 0
-            {
-                continue;
-            }
-            let mut event = event_of(post, sent_at);
-            // A user id is the 16-byte BLOB sqlx writes and reads for a `Uuid`.
-            insert.execute(rusqlite::params![
-                event.room.as_ref().map(RoomName::as_str),
-                event.user.as_ref().map(|u| u.id.as_bytes().as_slice()),
-                event.body,
-                event.sent_at,
-                event.deletes,
-            ])?;
-            event.id = tx.last_insert_rowid();
-            events.push((i, event));
-        }
-    }
-    tx.commit()?;
-    Ok(events)
-}
-
-/// PostgreSQL's half of an append, inside the caller's transaction: removes the message of
-/// every deletion and yields the events to store with their batch index (ids left 0).
-async fn pg_deletions_then_events(
-    tx: &mut PgConnection,
-    batch: &[&NewPost],
-    sent_at: &str,
-) -> sqlx::Result<Vec<(usize, StoredMessage)>> {
-    let mut events = Vec::with_capacity(batch.len());
-    for (i, post) in batch.iter().enumerate() {
-        if let NewPost::Deletion {
-            room, message_id, ..
-        } = post
-        {
-            let gone = sqlx::query(DELETE_MESSAGE)
-                .bind(message_id)
-                .bind(room.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if gone == 0 {
-                continue;
-            }
-        }
-        events.push((i, event_of(post, sent_at)));
-    }
-    Ok(events)
-}
-
-/// The writer's own connection to the message log: appends batches, one transaction each.
-pub struct MessageLog {
-    pub(super) conn: LogConn,
-}
-
-pub(super) enum LogConn {
-    /// rusqlite, not sqlx: the writer runs on a thread of its own, so a synchronous
-    /// connection saves a batch two hand-offs to sqlx's connection thread and back.
-    Sqlite(rusqlite::Connection),
-    Postgres {
-        conn: PgConnection,
-        /// To reconnect after the server dropped the connection. Boxed: it is large, and
-        /// only read then.
-        options: Box<PgConnectOptions>,
-        /// NOTIFYed after each commit that stored events.
-        channel: String,
-    },
-}
-
-impl MessageLog {
-    /// Appends the batch in one transaction (one fsync): deletions first remove their
-    /// message, then every event is inserted. Answers each post in the batch's order: the
-    /// stored event, or `None` for a deletion whose message was already gone (nothing
-    /// stored for it). On SQLite the commit blocks the calling thread: the writer's own.
-    pub async fn append(
-        &mut self,
-        batch: &[&NewPost],
-    ) -> anyhow::Result<Vec<Option<StoredMessage>>> {
-        let sent_at = now_rfc3339();
-        let events = match &mut self.conn {
-            LogConn::Sqlite(conn) => append_sqlite(conn, batch, &sent_at)?,
-            LogConn::Postgres { conn, channel, .. } => {
-                let mut tx = conn.begin().await?;
-                let mut events = pg_deletions_then_events(&mut tx, batch, &sent_at).await?;
-                if !events.is_empty() {
-                    // Ids come from the one `message_seq` row, not a sequence: the UPDATE
-                    // locks that row until this transaction commits, so every writer on
-                    // every node sharing the database commits in id order. A reader that
-                    // sees `v` committed therefore sees every id up to `v` that was not
-                    // deleted, and a cursor can move past gaps safely (`Db::tail`). A
-                    // sequence would let a later id commit first and a reader skip an
-                    // earlier one for good.
-                    let n = i64::try_from(events.len())?;
-                    let (last,): (i64,) = sqlx::query_as(
-                        "UPDATE message_seq SET v = v + $1 WHERE id = 1 RETURNING v",
-                    )
-                    .bind(n)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    for ((_, e), id) in events.iter_mut().zip(last - n + 1..) {
-                        e.id = id;
-                    }
-                    let mut q = QueryBuilder::<sqlx::Postgres>::new(
-                        "INSERT INTO messages (id, room, user_id, body, sent_at, deletes) ",
-                    );
-                    q.push_values(&events, |mut row, (_, e)| {
-                        row.push_bind(e.id)
-                            .push_bind(e.room.as_ref().map(|r| r.as_str().to_owned()))
-                            .push_bind(e.user.as_ref().map(|u| u.id))
-                            .push_bind(e.body.as_bytes().to_vec())
-                            .push_bind(e.sent_at.clone())
-                            .push_bind(e.deletes);
-                    });
-                    q.build().execute(&mut *tx).await?;
-                    // Delivered at commit, and only if it commits.
-                    sqlx::query("SELECT pg_notify($1, '')")
-                        .bind(channel.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                events
-            }
-        };
-        let mut out: Vec<Option<StoredMessage>> = vec![None; batch.len()];
-        for (i, e) in events {
-            out[i] = Some(e);
-        }
-        Ok(out)
-    }
-
-    /// One small committed write, to learn whether the log takes writes again. On
-    /// PostgreSQL a connection the server dropped is opened anew first.
-    pub async fn probe(&mut self) -> anyhow::Result<()> {
-        match &mut self.conn {
-            LogConn::Sqlite(conn) => {
-                conn.execute(PROBE, [now_rfc3339()])?;
-            }
-            LogConn::Postgres { conn, options, .. } => {
-                if conn.ping().await.is_err() {
-                    *conn = PgConnection::connect_with(options)
-                        .await
-                        .context("reopening the writer's database connection")?;
-                }
-                let mut tx = conn.begin().await?;
-                sqlx::query(PROBE)
-                    .bind(now_rfc3339())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Closes the connection.
-    pub async fn close(self) {
-        match self.conn {
-            LogConn::Sqlite(conn) => {
-                let _ = conn.close();
-            }
-            LogConn::Postgres { conn, .. } => {
-                let _ = conn.close().await;
-            }
-        }
-    }
-}
-
-impl Db {
-    /// Opens the message writer's own connection to the message log (one per process).
-    pub async fn message_log(&self) -> anyhow::Result<MessageLog> {
-        self.open_message_log()
-            .await
-            .context("opening the writer's database connection")
-    }
-
-    async fn open_message_log(&self) -> anyhow::Result<MessageLog> {
-        let conn = match &self.backend {
-            Backend::Sqlite {
-                options,
-                synchronous,
-                ..
-            } => LogConn::Sqlite(super::sqlite::open_writer(
-                options.get_filename(),
-                *synchronous,
-            )?),
-            Backend::Postgres {
-                options, channel, ..
-            } => LogConn::Postgres {
-                conn: PgConnection::connect_with(options).await?,
-                options: Box::new(options.clone()),
-                channel: channel.clone(),
-            },
-        };
-        Ok(MessageLog { conn })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::testing;
+    use crate::db::{MessageLog, NewPost, testing};
+    use crate::domain::MessageBody;
     use sqlx::Sqlite;
 
     async fn plan(db: &Db, mut q: QueryBuilder<Sqlite>) -> String {
@@ -555,7 +435,17 @@ mod tests {
             username: None,
             body: b"x".to_vec(),
             sent_at: String::new(),
-            deletes: None,
+            kind: kind::MESSAGE,
+            about: None,
+            edited_at: None,
+            mentions: None,
+            reactions: None,
+            emoji: None,
+            reaction_count: None,
+            reply_to: None,
+            reply_user_id: None,
+            reply_username: None,
+            reply_excerpt: None,
         };
         let bad = StoredMessage::try_from(row(Some("Not A Room")));
         assert!(bad.is_err(), "a corrupt room was read as {bad:?}");
@@ -563,8 +453,10 @@ mod tests {
         assert!(broadcast.is_broadcast());
     }
 
-    /// History pages and replays must read through `messages_room_id`, never scan the log.
-    /// (SQLite's plan; PostgreSQL chooses by table statistics, so a plan there proves little.)
+    /// History pages must read through `messages_room_posts` (messages only, whatever the
+    /// change events between them) and replays through `messages_room_id`, never scan the
+    /// log. (SQLite's plan; PostgreSQL chooses by table statistics, so a plan there proves
+    /// little.)
     #[tokio::test]
     async fn history_and_replay_read_through_the_index() {
         let t = testing::sqlite().await;
@@ -590,8 +482,8 @@ mod tests {
         ] {
             let p = plan(db, page_query("EXPLAIN QUERY PLAN ", &room, page)).await;
             assert!(
-                p.contains("USING INDEX messages_room_id")
-                    || p.contains("USING COVERING INDEX messages_room_id"),
+                p.contains("USING INDEX messages_room_posts")
+                    || p.contains("USING COVERING INDEX messages_room_posts"),
                 "{page:?}: {p}"
             );
             assert!(!p.contains("SCAN m"), "{page:?} scans: {p}");
@@ -612,12 +504,15 @@ mod tests {
             room: Some(RoomName::parse(room).expect("room")),
             user: None,
             body: MessageBody::parse(body, 100).expect("body"),
+            reply_to: None,
+            mentions: Vec::new(),
         }
     }
 
     async fn append(log: &mut MessageLog, posts: &[NewPost]) -> Vec<Option<StoredMessage>> {
         let batch: Vec<&NewPost> = posts.iter().collect();
-        log.append(&batch).await.expect("appended")
+        let done = log.append(&batch).await.expect("appended");
+        done.iter().map(|a| a.event().cloned()).collect()
     }
 
     /// Ids follow the batch order, batches follow each other, and a deletion removes its
@@ -638,7 +533,7 @@ mod tests {
             let second = append(&mut log, &[delete(1), post("r", "c"), delete(1)]).await;
             let deletion = second[0].as_ref().expect("the deletion is stored");
             assert_eq!(
-                (deletion.id, deletion.deletes),
+                (deletion.id, deletion.about()),
                 (3, Some(1)),
                 "{}",
                 t.backend
@@ -685,7 +580,8 @@ mod tests {
             let (page, cursor) = t.db.tail(cursor, 3).await.expect("tail");
             let ids: Vec<i64> = page.iter().map(|m| m.id).collect();
             assert_eq!(ids, [5, 6], "{}", t.backend);
-            assert_eq!(page[1].deletes, Some(2), "{}", t.backend);
+            assert_eq!(page[1].event_name(), "message_deleted", "{}", t.backend);
+            assert_eq!(page[1].about(), Some(2), "{}", t.backend);
             assert_eq!(cursor, 6, "{}", t.backend);
             let (page, cursor) = t.db.tail(cursor, 3).await.expect("tail");
             assert!(page.is_empty(), "{}", t.backend);

@@ -1,6 +1,6 @@
 //! Persistence: the database pool (SQLite or PostgreSQL), migrations, and the queries for
-//! users, sessions and messages. Message inserts go through [`MessageLog`], the connection of
-//! the single group-committing writer (`crate::writer`). Rows come back as domain types;
+//! users, sessions and messages. Every change to the message log goes through [`MessageLog`],
+//! the connection of the single group-committing writer (`crate::writer`). Rows come back as domain types;
 //! nothing here makes SSE bytes.
 //!
 //! Both backends run the same SQL text: `$1, $2…` placeholders (SQLite takes them too) and
@@ -33,6 +33,7 @@ macro_rules! on_backend {
 }
 
 mod cache;
+mod log;
 mod messages;
 pub mod nodes;
 mod rooms;
@@ -50,7 +51,8 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 
-pub use messages::{MessageLog, NewPost, Page};
+pub use log::{Appended, MessageLog, NewPost};
+pub use messages::Page;
 pub use rooms::{CreateRoomError, Member, MyRoom};
 pub use sessions::SqlSessionStore;
 pub use users::CreateUserError;

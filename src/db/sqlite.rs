@@ -64,7 +64,7 @@ mod tests {
     use sqlx::Row;
 
     use super::*;
-    use crate::db::{Backend, messages::LogConn, testing};
+    use crate::db::{Backend, log::LogConn, testing};
 
     /// What `PRAGMA {key}` answers, as text, for each of the pragmas set above.
     fn expected(synchronous: SqliteSync) -> Vec<(&'static str, String)> {

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::{Db, now_rfc3339};
-use crate::domain::{Role, User, Username};
+use crate::domain::{Role, RoomName, User, UserRef, Username};
 
 /// Why an account could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -199,5 +199,49 @@ impl Db {
             .await
         })?;
         Ok(rows.iter().map(UserRow::user).collect())
+    }
+
+    /// Of `names` (as `domain::mentioned_names` found them in a body), the users who exist
+    /// and may read `room`, in the order of `names`: anyone not banned, and in a private
+    /// room only its members and admins. One indexed read.
+    pub async fn mentionable(
+        &self,
+        room: &RoomName,
+        private: bool,
+        names: &[&str],
+    ) -> sqlx::Result<Vec<UserRef>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(Uuid, String)> = on_backend!(self, |pool, DB| {
+            let mut q = sqlx::QueryBuilder::<DB>::new(
+                "SELECT u.id, u.username FROM users u WHERE NOT u.banned AND lower(u.username) IN (",
+            );
+            let mut list = q.separated(", ");
+            for name in names {
+                // Names are ASCII, so this is SQL's lower() of them on both backends.
+                list.push_bind(name.to_ascii_lowercase());
+            }
+            q.push(")");
+            if private {
+                q.push(
+                    " AND (u.role = 'admin' OR EXISTS (SELECT 1 FROM room_members m \
+                     WHERE m.user_id = u.id AND m.room = ",
+                )
+                .push_bind(room.as_str().to_owned())
+                .push("))");
+            }
+            q.build_query_as().fetch_all(pool).await
+        })?;
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                let (id, username) = rows.iter().find(|(_, u)| u.eq_ignore_ascii_case(name))?;
+                Some(UserRef {
+                    id: *id,
+                    username: username.as_str().into(),
+                })
+            })
+            .collect())
     }
 }

@@ -1,21 +1,26 @@
 //! The vocabulary of roomcast, with no framework in it: validated names and ids
 //! ([`names`]), users ([`user`]), stored events and the contract's JSON shapes of them
-//! ([`message`]), and the request bodies that other layers parse into their own types
-//! ([`requests`]). Nothing here knows HTTP, SQL or SSE.
+//! ([`message`]), reactions ([`reaction`]), and the request bodies that other layers parse
+//! into their own types ([`requests`]). Nothing here knows HTTP, SQL or SSE.
 
 mod message;
 mod names;
 mod origin;
+mod reaction;
 mod requests;
 mod room;
 mod user;
 
-pub use message::{BroadcastJson, DeletedJson, MessageJson, StoredMessage};
+pub use message::{
+    BroadcastJson, DeletedJson, EXCERPT_CHARS, EditedJson, EventData, EventKind, MessageJson,
+    MessageState, ReactionJson, ReplyTo, StoredMessage, excerpt, mentioned_names,
+};
 pub use names::{
     ConnectionId, EventName, MessageBody, NODE_TAG_BYTES, Password, RESERVED_EVENTS, RoomName,
     Username, parse_last_event_id,
 };
 pub use origin::Origin;
+pub use reaction::{Emoji, MAX_REACTION_USERS, MAX_REACTIONS, Reaction, ReactionAction, Reactions};
 pub use requests::{HistoryQuery, SubscribeBody, UnsubscribeBody};
 pub use room::{MemberRole, RoomRecord, RoomView, Visibility};
 pub use user::{Role, User, UserRef};
@@ -66,4 +71,10 @@ pub enum ParseError {
     /// A negative `last_event_id`.
     #[error("last_event_id is a message id (0 or more)")]
     LastEventId,
+    /// Not a reaction.
+    #[error(
+        "a reaction is 1-8 characters, none ASCII, whitespace or control, at least one an \
+         emoji or a regional indicator"
+    )]
+    Reaction,
 }

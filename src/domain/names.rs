@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::ParseError;
 
 /// Reserved event names that a client may not use for custom events.
-pub const RESERVED_EVENTS: [&str; 8] = [
+pub const RESERVED_EVENTS: [&str; 10] = [
     "connected",
     "message",
     "presence",
@@ -18,6 +18,8 @@ pub const RESERVED_EVENTS: [&str; 8] = [
     "removed",
     "message_deleted",
     "member",
+    "message_edited",
+    "reaction",
 ];
 
 fn is_lower_alnum(c: u8) -> bool {

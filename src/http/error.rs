@@ -12,7 +12,10 @@ use actix_web::{
 };
 use serde::Serialize;
 
-use crate::{domain::ParseError, hub::HubError, password::PasswordError, writer::WriteError};
+use crate::{
+    conversation::ConversationError, domain::ParseError, hub::HubError, password::PasswordError,
+    writer::WriteError,
+};
 
 /// Declares [`ErrorCode`] from one table: variant, wire name, HTTP status.
 macro_rules! error_codes {
@@ -72,6 +75,8 @@ error_codes! {
     ReservedEvent = "reserved_event" => BAD_REQUEST,
     /// a message body empty or too long after trimming
     InvalidBody = "invalid_body" => BAD_REQUEST,
+    /// not a reaction: 1-8 characters, none ASCII, whitespace or control, one an emoji
+    InvalidReaction = "invalid_reaction" => BAD_REQUEST,
     /// `history` out of range
     InvalidHistory = "invalid_history" => BAD_REQUEST,
     /// a negative `last_event_id`
@@ -106,6 +111,8 @@ error_codes! {
     UsernameTaken = "username_taken" => CONFLICT,
     /// the room name was created before, has history, or has subscribers now
     RoomTaken = "room_taken" => CONFLICT,
+    /// a new reaction for a message that holds as many distinct ones as it may
+    TooManyReactions = "too_many_reactions" => CONFLICT,
     /// the request body is over the cap
     PayloadTooLarge = "payload_too_large" => PAYLOAD_TOO_LARGE,
     /// a custom event's `data` is over its cap
@@ -350,6 +357,7 @@ impl From<ParseError> for ApiError {
             ParseError::TooManyRooms => ErrorCode::TooManyRooms,
             ParseError::History => ErrorCode::InvalidHistory,
             ParseError::LastEventId => ErrorCode::InvalidLastEventId,
+            ParseError::Reaction => ErrorCode::InvalidReaction,
         };
         Self::validation(code, e.to_string())
     }
@@ -383,10 +391,24 @@ impl From<HubError> for ApiError {
 
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
-        if let WriteError::Gone = e {
-            return Self::unknown_message();
+        match e {
+            WriteError::Gone => Self::unknown_message(),
+            WriteError::TooManyReactions => Self::Conflict {
+                code: ErrorCode::TooManyReactions,
+                message: e.to_string().into(),
+            },
+            WriteError::Stopped | WriteError::Failed => Self::Unavailable(e.to_string().into()),
         }
-        Self::Unavailable(e.to_string().into())
+    }
+}
+
+impl From<ConversationError> for ApiError {
+    fn from(e: ConversationError) -> Self {
+        match e {
+            ConversationError::NotAuthor => Self::Forbidden("only its author may edit a message"),
+            ConversationError::Write(e) => e.into(),
+            ConversationError::Db(e) => e.into(),
+        }
     }
 }
 

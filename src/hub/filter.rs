@@ -29,7 +29,9 @@ impl EventFilter {
         self.names.iter()
     }
 
-    /// Whether `message` events pass (replays consist of them, plus broadcasts).
+    /// Whether `message` events pass, and with them the stored changes to messages
+    /// (`message_deleted`, `message_edited`, `reaction`): replays consist of these, plus
+    /// broadcasts.
     pub fn passes_messages(&self) -> bool {
         self.message
     }

@@ -28,16 +28,10 @@ pub fn encode(event: &str, id: Option<i64>, data: &impl Serialize) -> Bytes {
     buf.freeze()
 }
 
-/// A committed event as sent live and replayed: `message` for a room message, `broadcast`
-/// otherwise, with its `id:`.
+/// A committed event as sent live and replayed, with its `id:`: `message`, `broadcast`, or
+/// the change to a message (`message_deleted`, `message_edited`, `reaction`).
 pub fn stored(event: &StoredMessage) -> Bytes {
-    if let Some(d) = event.deleted_json() {
-        return encode("message_deleted", Some(event.id), &d);
-    }
-    match event.message_json() {
-        Some(m) => encode("message", Some(event.id), &m),
-        None => encode("broadcast", Some(event.id), &event.broadcast_json()),
-    }
+    encode(event.event_name(), Some(event.id), &event.data())
 }
 
 /// The ephemeral `removed` event: `by` took the connection's user out of `room`.

@@ -304,7 +304,7 @@ impl World {
                     user: None,
                     body: format!("m{}", self.last_id),
                     sent_at: "2026-01-01T00:00:00.000Z".into(),
-                    deletes: None,
+                    kind: Default::default(),
                 };
                 for c in &mut self.clients {
                     let gets = match target {

@@ -47,7 +47,7 @@ fn stored(id: i64, room_name: Option<&str>) -> StoredMessage {
         user: None,
         body: format!("m{id}"),
         sent_at: "2026-01-01T00:00:00.000Z".into(),
-        deletes: None,
+        kind: Default::default(),
     }
 }
 
@@ -148,7 +148,11 @@ pub(super) fn recent_from(
 ) -> Vec<StoredMessage> {
     log.iter()
         .rev()
-        .filter(|m| m.room.as_ref() == Some(room) && m.id <= up_to && m.deletes.is_none())
+        .filter(|m| {
+            m.room.as_ref() == Some(room)
+                && m.id <= up_to
+                && matches!(m.kind, crate::domain::EventKind::Message(_))
+        })
         .take(limit as usize)
         .cloned()
         .collect()

@@ -541,3 +541,61 @@ async fn a_replay_on_another_node_holds_what_was_just_committed() {
         last = id;
     }
 }
+
+/// Edits and reactions made on node A reach a stream on node B live, in id order with the
+/// messages around them; a client that missed them resumes on B and gets them, with the
+/// message as it is now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_reactions_on_one_node_reach_another_live_and_on_resume() {
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
+    let ann = c.user(0, "ann").await;
+    let bob = c.user(1, "bob").await;
+    let mut live = bob.listen(&["r"], Some(&["message"])).await;
+    let id = ann.say_id("r", "draft").await;
+    let path = format!("/api/rooms/r/messages/{id}");
+    let res = crate::private::send(
+        &ann,
+        reqwest::Method::PATCH,
+        &path,
+        json!({ "body": "final" }),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "edit on A");
+    let react = format!("{path}/reactions/%F0%9F%91%8D");
+    let res = crate::private::send(&ann, reqwest::Method::PUT, &react, Value::Null).await;
+    assert_eq!(res.status(), 200, "reaction on A");
+    let after = ann.say_id("r", "after").await;
+    let mut seen = Vec::new();
+    while seen.len() < 4 {
+        let e = live.next_event().await.expect("an event on B");
+        if e.id.is_some() {
+            seen.push((e.event.clone(), e.id_num()));
+        }
+    }
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["message", "message_edited", "reaction", "message"],
+        "on B: {seen:?}"
+    );
+    let ids: Vec<i64> = seen.iter().map(|(_, id)| *id).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]) && ids[0] == id && ids[3] == after,
+        "{ids:?}"
+    );
+
+    let mut resumed = bob.events_from(Some(id - 1)).await;
+    bob.subscribe_with(&resumed, json!({ "rooms": ["r"], "events": ["message"] }))
+        .await;
+    let m = resumed.expect_next("message").await.json();
+    assert_eq!(
+        (m["body"].clone(), m["reactions"][0]["count"].clone()),
+        (json!("final"), json!(1)),
+        "replayed on B as it is now: {m}"
+    );
+    resumed.expect_next("message_edited").await;
+    let r = resumed.expect_next("reaction").await.json();
+    assert_eq!(r["user"]["username"], "ann", "{r}");
+}

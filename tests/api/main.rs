@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod bodies;
 mod cluster;
+mod conversation;
 mod errors;
 mod faults;
 mod limits;

@@ -43,7 +43,17 @@ async fn posting_a_message_answers_201_with_the_stored_message() {
     let m = &body["message"];
     assert_eq!(
         keys(m),
-        ["body", "id", "room", "sent_at", "user"],
+        [
+            "body",
+            "edited_at",
+            "id",
+            "mentions",
+            "reactions",
+            "reply_to",
+            "room",
+            "sent_at",
+            "user"
+        ],
         "Message keys: {m}"
     );
     assert!(

@@ -3,6 +3,7 @@
 mod access;
 mod accounts;
 mod admin;
+mod conversation;
 mod events;
 mod health;
 mod internal;
@@ -73,7 +74,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .delete(members::remove),
                 )
                 .service(
-                    web::resource("/rooms/{room}/messages/{id}").delete(members::delete_message),
+                    web::resource("/rooms/{room}/messages/{id}")
+                        .delete(members::delete_message)
+                        .patch(conversation::edit),
+                )
+                .service(
+                    web::resource("/rooms/{room}/messages/{id}/reactions/{emoji}")
+                        .put(conversation::react)
+                        .delete(conversation::unreact),
                 )
                 .service(web::resource("/rooms/{room}/events").post(rooms::post_event))
                 .service(web::resource("/rooms/{room}/presence").get(rooms::presence))

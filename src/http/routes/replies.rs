@@ -9,7 +9,8 @@ use uuid::Uuid;
 use crate::{
     db::{Member, MyRoom},
     domain::{
-        BroadcastJson, MemberRole, MessageJson, RoomName, RoomRecord, User, UserRef, Visibility,
+        BroadcastJson, MemberRole, MessageJson, Reaction, RoomName, RoomRecord, User, UserRef,
+        Visibility,
     },
     hub::RoomInfo,
 };
@@ -43,6 +44,16 @@ pub struct MessageReply<'a> {
 pub struct MessagesReply<'a> {
     /// The page.
     pub messages: Vec<MessageJson<'a>>,
+}
+
+/// `{"message_id", "reactions": [{"emoji","count","users"}]}`: a message's reactions after
+/// a reaction request.
+#[derive(Serialize, ToSchema)]
+pub struct ReactionsReply<'a> {
+    /// The message.
+    pub message_id: i64,
+    /// Its reactions now, in the order each was last added.
+    pub reactions: &'a [Reaction],
 }
 
 /// `{"rooms": [{"name","subscribers","users","visibility"}]}`, busiest first.

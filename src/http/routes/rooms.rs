@@ -9,6 +9,7 @@ use super::{
     replies::{Listed, MessageReply, MessagesReply, PresenceReply, RoomsReply},
 };
 use crate::{
+    conversation::Conversation,
     db::Page,
     domain::{EventName, HistoryQuery, MessageBody, Role, UserRef, Visibility},
     http::auth::CurrentUser,
@@ -94,6 +95,8 @@ pub async fn presence(
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     body: String,
+    /// The id of the message of this room it answers.
+    reply_to: Option<i64>,
 }
 
 /// `POST /api/rooms/{room}/messages`: stored durably, then sent; `201 {"message"}`.
@@ -102,6 +105,7 @@ pub struct NewMessage {
     request_body = NewMessage,
     responses(
         (status = 201, body = MessageReply, description = "Stored durably, then sent"),
+        (status = 404, description = "`unknown_room`; `unknown_message`: `reply_to` is not a message of this room"),
         (status = 429, description = "`rate_limited`: see `Retry-After`"),
         (status = 503, description = "`unavailable`: the message writer is not storing"),
     )
@@ -111,15 +115,13 @@ pub async fn post_message(
     room: VisibleRoom,
     body: Json<NewMessage>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = MessageBody::parse(&body.body, state.settings.limits.message_chars)?;
+    let Json(NewMessage { body, reply_to }) = body;
+    let body = MessageBody::parse(&body, state.settings.limits.message_chars)?;
     let author = &room.caller.user;
     state.limits.post(author.id)?;
-    let stored = super::answered_here(state.writer.post(
-        Some(room.view.name),
-        Some(UserRef::from(author)),
-        body,
-    ))
-    .await?;
+    let conversation = Conversation::new(&state.db, &state.writer);
+    let stored =
+        super::answered_here(conversation.post(&room.view, author, body, reply_to)).await?;
     let message = stored
         .message_json()
         .ok_or_else(|| anyhow::anyhow!("the writer stored post {} as no message", stored.id))?;
