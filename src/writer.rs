@@ -48,7 +48,10 @@ pub enum WriteError {
     #[error("no such message")]
     Gone,
     /// A new reaction for a message that holds as many distinct ones as it may.
-    #[error("a message holds at most {} distinct reactions", crate::domain::MAX_REACTIONS)]
+    #[error(
+        "a message holds at most {} distinct reactions",
+        crate::domain::MAX_REACTIONS
+    )]
     TooManyReactions,
 }
 

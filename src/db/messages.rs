@@ -62,7 +62,9 @@ impl TryFrom<Row> for StoredMessage {
         let kind = kind_of(&mut r).map_err(bad)?;
         let body = String::from_utf8(r.body).map_err(|e| bad(format!("body: {e}")))?;
         let room = match r.room.as_deref() {
-            Some(name) => Some(RoomName::parse(name).map_err(|e| bad(format!("room {name:?}: {e}")))?),
+            Some(name) => {
+                Some(RoomName::parse(name).map_err(|e| bad(format!("room {name:?}: {e}")))?)
+            }
             None => None,
         };
         Ok(StoredMessage {
@@ -432,7 +434,6 @@ impl Db {
         Ok((decode(rows)?, cursor.max(after)))
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -348,13 +348,11 @@ impl Db {
         id: i64,
     ) -> sqlx::Result<Option<Option<Uuid>>> {
         let row: Option<(Option<Uuid>,)> = on_backend!(self, |pool| {
-            sqlx::query_as(
-                "SELECT user_id FROM messages WHERE id = $1 AND room = $2 AND kind = 0",
-            )
-            .bind(id)
-            .bind(room.as_str())
-            .fetch_optional(pool)
-            .await
+            sqlx::query_as("SELECT user_id FROM messages WHERE id = $1 AND room = $2 AND kind = 0")
+                .bind(id)
+                .bind(room.as_str())
+                .fetch_optional(pool)
+                .await
         })?;
         Ok(row.map(|(u,)| u))
     }

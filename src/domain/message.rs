@@ -324,7 +324,10 @@ mod tests {
         assert_eq!(mentioned_names("é@bob @@ann"), ["bob", "ann"]);
         assert_eq!(mentioned_names("@al @"), Vec::<&str>::new(), "too short");
         let long = format!("@{}", "a".repeat(33));
-        assert!(mentioned_names(&long).is_empty(), "too long to be a username");
+        assert!(
+            mentioned_names(&long).is_empty(),
+            "too long to be a username"
+        );
     }
 
     #[test]

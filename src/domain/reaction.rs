@@ -187,14 +187,17 @@ mod tests {
             "\u{FE0F}",
             "🏽",
         ] {
-            assert!(Emoji::parse(bad).is_err(), "{bad:?} should not be a reaction");
+            assert!(
+                Emoji::parse(bad).is_err(),
+                "{bad:?} should not be a reaction"
+            );
         }
     }
 
     #[test]
     fn reactions_serialize_as_the_stored_json() {
-        let r = Reactions::from_json(r#"[{"emoji":"👍","count":1,"users":[]}]"#.into())
-            .expect("JSON");
+        let r =
+            Reactions::from_json(r#"[{"emoji":"👍","count":1,"users":[]}]"#.into()).expect("JSON");
         assert_eq!(
             serde_json::to_string(&r).expect("serializes"),
             r#"[{"emoji":"👍","count":1,"users":[]}]"#

@@ -507,7 +507,13 @@ async fn edits_and_reactions_on_one_node_reach_another_live_and_on_resume() {
     let mut live = bob.listen(&["r"], Some(&["message"])).await;
     let id = ann.say_id("r", "draft").await;
     let path = format!("/api/rooms/r/messages/{id}");
-    let res = crate::private::send(&ann, reqwest::Method::PATCH, &path, json!({ "body": "final" })).await;
+    let res = crate::private::send(
+        &ann,
+        reqwest::Method::PATCH,
+        &path,
+        json!({ "body": "final" }),
+    )
+    .await;
     assert_eq!(res.status(), 200, "edit on A");
     let react = format!("{path}/reactions/%F0%9F%91%8D");
     let res = crate::private::send(&ann, reqwest::Method::PUT, &react, Value::Null).await;
@@ -521,9 +527,16 @@ async fn edits_and_reactions_on_one_node_reach_another_live_and_on_resume() {
         }
     }
     let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["message", "message_edited", "reaction", "message"], "on B: {seen:?}");
+    assert_eq!(
+        names,
+        ["message", "message_edited", "reaction", "message"],
+        "on B: {seen:?}"
+    );
     let ids: Vec<i64> = seen.iter().map(|(_, id)| *id).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids[0] == id && ids[3] == after, "{ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]) && ids[0] == id && ids[3] == after,
+        "{ids:?}"
+    );
 
     let mut resumed = bob.events_from(Some(id - 1)).await;
     bob.subscribe_with(&resumed, json!({ "rooms": ["r"], "events": ["message"] }))

@@ -25,7 +25,12 @@ fn encode(s: &str) -> String {
 }
 
 /// `PATCH /api/rooms/{room}/messages/{id}` with `{"body"}`, the raw response.
-async fn try_edit(c: &Client, room: &str, id: impl std::fmt::Display, body: &str) -> reqwest::Response {
+async fn try_edit(
+    c: &Client,
+    room: &str,
+    id: impl std::fmt::Display,
+    body: &str,
+) -> reqwest::Response {
     let path = format!("/api/rooms/{room}/messages/{id}");
     send(c, Method::PATCH, &path, json!({ "body": body })).await
 }
@@ -40,8 +45,17 @@ async fn edit(c: &Client, room: &str, id: i64, body: &str) -> Value {
 }
 
 /// `PUT` (add) or `DELETE` (remove) a reaction, the raw response.
-async fn try_react(c: &Client, method: Method, room: &str, id: i64, emoji: &str) -> reqwest::Response {
-    let path = format!("/api/rooms/{room}/messages/{id}/reactions/{}", encode(emoji));
+async fn try_react(
+    c: &Client,
+    method: Method,
+    room: &str,
+    id: i64,
+    emoji: &str,
+) -> reqwest::Response {
+    let path = format!(
+        "/api/rooms/{room}/messages/{id}/reactions/{}",
+        encode(emoji)
+    );
     send(c, method, &path, Value::Null).await
 }
 
@@ -96,7 +110,9 @@ fn summary(reactions: &Value) -> Vec<(String, i64, Vec<String>)> {
             (
                 r["emoji"].as_str().expect("emoji").to_owned(),
                 r["count"].as_i64().expect("count"),
-                users.map(|u| u["username"].as_str().expect("name").to_owned()).collect(),
+                users
+                    .map(|u| u["username"].as_str().expect("name").to_owned())
+                    .collect(),
             )
         })
         .collect()
@@ -119,7 +135,10 @@ fn assert_fresh(m: &Value, where_: &str) {
         ("mentions", json!([])),
         ("reactions", json!([])),
     ] {
-        assert_eq!(m[field], expected, "{where_}: `{field}` of a fresh message in {m}");
+        assert_eq!(
+            m[field], expected,
+            "{where_}: `{field}` of a fresh message in {m}"
+        );
     }
 }
 
@@ -154,9 +173,15 @@ async fn the_author_edits_and_message_edited_goes_live() {
     let edited = edit(&alice, "r", id, "  hello  ").await;
     assert_eq!(edited["id"], id, "the answer is the message: {edited}");
     assert_eq!(edited["body"], "hello", "the new body, trimmed: {edited}");
-    let edited_at = edited["edited_at"].as_str().expect("edited_at is set").to_owned();
+    let edited_at = edited["edited_at"]
+        .as_str()
+        .expect("edited_at is set")
+        .to_owned();
     let e = sse.expect_next("message_edited").await;
-    assert!(e.id_num() > id, "the event takes a new id after {id}: {e:?}");
+    assert!(
+        e.id_num() > id,
+        "the event takes a new id after {id}: {e:?}"
+    );
     assert_eq!(
         e.json(),
         json!({
@@ -177,7 +202,11 @@ async fn nobody_but_the_author_edits_not_even_an_admin_or_the_owner() {
     assert_forbidden(try_edit(&owner, "square", id, "owner's").await).await;
     let admin = admin_user(&app, "root").await;
     assert_forbidden(try_edit(&admin, "square", id, "admin's").await).await;
-    assert_eq!(read(&bob, "square", id).await["body"], "mine", "a refused edit changed it");
+    assert_eq!(
+        read(&bob, "square", id).await["body"],
+        "mine",
+        "a refused edit changed it"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +214,9 @@ async fn editing_what_is_not_a_message_of_the_room_is_404_unknown_message() {
     let app = crate::helpers::spawn_app_with_admin().await;
     let alice = app.user("alice").await;
     let id = alice.say_id("a", "in a").await;
-    let b = app.broadcast("not a message").await["id"].as_i64().expect("id");
+    let b = app.broadcast("not a message").await["id"]
+        .as_i64()
+        .expect("id");
     let gone = alice.say_id("a", "deleted").await;
     assert_eq!(delete_message(&alice, "a", gone).await.status(), 204);
     for (room, what) in [
@@ -209,7 +240,13 @@ async fn an_edit_is_validated_as_a_post() {
     assert_error(try_edit(&alice, "r", id, "   ").await, 400, "invalid_body").await;
     let long = "y".repeat(4001);
     assert_error(try_edit(&alice, "r", id, &long).await, 400, "invalid_body").await;
-    let res = send(&alice, Method::PATCH, &format!("/api/rooms/r/messages/{id}"), json!({})).await;
+    let res = send(
+        &alice,
+        Method::PATCH,
+        &format!("/api/rooms/r/messages/{id}"),
+        json!({}),
+    )
+    .await;
     assert_error(res, 400, "invalid_request").await;
 }
 
@@ -227,7 +264,10 @@ async fn history_and_replay_show_an_edited_message_as_it_is_now() {
         .subscribe_with(&sse, json!({ "rooms": ["r"], "history": 1 }))
         .await;
     let replayed = sse.expect("message").await.json();
-    assert_eq!(replayed["body"], "second", "history: N replays the current body");
+    assert_eq!(
+        replayed["body"], "second",
+        "history: N replays the current body"
+    );
 }
 
 #[tokio::test]
@@ -242,10 +282,21 @@ async fn edits_are_replayed_after_last_event_id_with_the_message_as_it_is_now() 
     let ans = bob
         .subscribe_with(&sse, json!({ "rooms": ["r"], "events": ["message"] }))
         .await;
-    assert_eq!(ans["replay"], json!({ "count": 2, "complete": true }), "{ans}");
+    assert_eq!(
+        ans["replay"],
+        json!({ "count": 2, "complete": true }),
+        "{ans}"
+    );
     let m = sse.expect_next("message").await;
-    assert_eq!((m.id_num(), m.json()["body"].clone()), (id, json!("final")), "{m:?}");
-    assert!(m.json()["edited_at"].is_string(), "replayed with edited_at: {m:?}");
+    assert_eq!(
+        (m.id_num(), m.json()["body"].clone()),
+        (id, json!("final")),
+        "{m:?}"
+    );
+    assert!(
+        m.json()["edited_at"].is_string(),
+        "replayed with edited_at: {m:?}"
+    );
     let e = sse.expect_next("message_edited").await;
     assert_eq!(
         (e.json()["message_id"].clone(), e.json()["body"].clone()),
@@ -268,7 +319,10 @@ async fn an_edit_counts_against_the_posting_rate_limit() {
     let id = alice.say_id("r", "one").await;
     assert_eq!(try_edit(&alice, "r", id, "two").await.status(), 200);
     let res = try_edit(&alice, "r", id, "three").await;
-    assert!(res.headers().get("retry-after").is_some(), "429 carries Retry-After");
+    assert!(
+        res.headers().get("retry-after").is_some(),
+        "429 carries Retry-After"
+    );
     assert_error(res, 429, "rate_limited").await;
 }
 
@@ -292,7 +346,12 @@ async fn mentions_follow_the_rule_and_name_existing_users_once_in_order() {
         ["Carol", "bob", "alice"],
         "mentions of {m}"
     );
-    let ids: Vec<&Value> = m["mentions"].as_array().expect("list").iter().map(|u| &u["id"]).collect();
+    let ids: Vec<&Value> = m["mentions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|u| &u["id"])
+        .collect();
     assert_eq!(ids[2], &alice.me().await["id"], "mentions carry ids: {m}");
 }
 
@@ -345,8 +404,15 @@ async fn a_reply_carries_the_original_id_author_and_first_hundred_characters() {
         "excerpt": format!("{}x", "é".repeat(99)),
     });
     assert_eq!(posted["reply_to"], expected, "the answer's reply_to");
-    assert_eq!(sse.expect_next("message").await.json()["reply_to"], expected, "live");
-    assert_eq!(read(&bob, "r", posted["id"].as_i64().expect("id")).await["reply_to"], expected);
+    assert_eq!(
+        sse.expect_next("message").await.json()["reply_to"],
+        expected,
+        "live"
+    );
+    assert_eq!(
+        read(&bob, "r", posted["id"].as_i64().expect("id")).await["reply_to"],
+        expected
+    );
 }
 
 #[tokio::test]
@@ -358,7 +424,14 @@ async fn reply_to_must_be_a_message_of_the_same_room() {
     let b = app.broadcast("all").await["id"].as_i64().expect("id");
     let gone = alice.say_id("r", "gone").await;
     assert_eq!(delete_message(&alice, "r", gone).await.status(), 204);
-    for to in [json!(0), json!(elsewhere), json!(here + 1000), json!(b), json!(gone), json!(-1)] {
+    for to in [
+        json!(0),
+        json!(elsewhere),
+        json!(here + 1000),
+        json!(b),
+        json!(gone),
+        json!(-1),
+    ] {
         let res = try_reply(&alice, "r", "re", to.clone()).await;
         assert_error(res, 404, "unknown_message").await;
     }
@@ -383,7 +456,10 @@ async fn a_reply_shows_the_original_as_it_is_now_and_nulls_once_it_is_deleted() 
         .as_i64()
         .expect("id");
     edit(&alice, "r", original, "after").await;
-    assert_eq!(read(&alice, "r", reply).await["reply_to"]["excerpt"], "after");
+    assert_eq!(
+        read(&alice, "r", reply).await["reply_to"]["excerpt"],
+        "after"
+    );
     assert_eq!(delete_message(&alice, "r", original).await.status(), 204);
     assert_eq!(
         read(&alice, "r", reply).await["reply_to"],
@@ -423,7 +499,11 @@ async fn adding_a_reaction_answers_the_list_and_sends_reaction() {
     let ans = react(&bob, Method::DELETE, "r", id, "👍").await;
     assert_eq!(ans["reactions"], json!([]), "an emoji at 0 leaves the list");
     let e = sse.expect_next("reaction").await.json();
-    assert_eq!((e["action"].clone(), e["count"].clone()), (json!("remove"), json!(0)), "{e}");
+    assert_eq!(
+        (e["action"].clone(), e["count"].clone()),
+        (json!("remove"), json!(0)),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -437,13 +517,22 @@ async fn a_reaction_that_changes_nothing_sends_nothing() {
     add_reaction(&bob, "r", id, "🎉").await;
     sse.expect_next("reaction").await;
     let again = add_reaction(&bob, "r", id, "🎉").await;
-    assert_eq!(summary(&again["reactions"]), [("🎉".into(), 1, vec!["bob".into()])]);
+    assert_eq!(
+        summary(&again["reactions"]),
+        [("🎉".into(), 1, vec!["bob".into()])]
+    );
     let not_held = react(&alice, Method::DELETE, "r", id, "🎉").await;
-    assert_eq!(not_held["reactions"], again["reactions"], "removing one not held");
+    assert_eq!(
+        not_held["reactions"], again["reactions"],
+        "removing one not held"
+    );
     let never = react(&alice, Method::DELETE, "r", id, "🦀").await;
     assert_eq!(never["reactions"], again["reactions"]);
     let seen = until_sentinel(&app, &mut sse).await;
-    assert!(seen.is_empty(), "requests that changed nothing sent: {seen:?}");
+    assert!(
+        seen.is_empty(),
+        "requests that changed nothing sent: {seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -460,11 +549,19 @@ async fn reactions_list_counts_and_holders_in_the_order_they_came() {
     react(&alice, Method::DELETE, "r", id, "❤️").await;
     let ans = add_reaction(&bob, "r", id, "❤️").await;
     let expected = vec![
-        ("👍".to_owned(), 3, vec!["carol".to_owned(), "bob".into(), "alice".into()]),
+        (
+            "👍".to_owned(),
+            3,
+            vec!["carol".to_owned(), "bob".into(), "alice".into()],
+        ),
         ("❤️".to_owned(), 1, vec!["bob".to_owned()]),
     ];
     assert_eq!(summary(&ans["reactions"]), expected, "the answer");
-    assert_eq!(summary(&read(&alice, "r", id).await["reactions"]), expected, "history");
+    assert_eq!(
+        summary(&read(&alice, "r", id).await["reactions"]),
+        expected,
+        "history"
+    );
 }
 
 #[tokio::test]
@@ -480,7 +577,10 @@ async fn only_twenty_distinct_reactions_fit_on_a_message() {
     assert_error(res, 409, "too_many_reactions").await;
     let bob = app.user("bob").await;
     let ans = add_reaction(&bob, "r", id, &emoji[0]).await;
-    assert_eq!(ans["reactions"][0]["count"], 2, "one already there still takes more");
+    assert_eq!(
+        ans["reactions"][0]["count"], 2,
+        "one already there still takes more"
+    );
 }
 
 #[tokio::test]
@@ -488,7 +588,17 @@ async fn a_reaction_that_is_not_an_emoji_is_400_invalid_reaction() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     let id = alice.say_id("r", "x").await;
-    for bad in ["+1", "a", "1️⃣", "é", "日本", "👍 ", "\u{00A0}👍", "👍👍👍👍👍👍👍👍👍", "\u{200D}"] {
+    for bad in [
+        "+1",
+        "a",
+        "1️⃣",
+        "é",
+        "日本",
+        "👍 ",
+        "\u{00A0}👍",
+        "👍👍👍👍👍👍👍👍👍",
+        "\u{200D}",
+    ] {
         let res = try_react(&alice, Method::PUT, "r", id, bad).await;
         assert_error(res, 400, "invalid_reaction").await;
     }
@@ -508,7 +618,13 @@ async fn reacting_to_what_is_not_a_message_of_the_room_is_404_unknown_message() 
     add_reaction(&alice, "a", id, "👍").await;
     let event = sse.expect_next("reaction").await.id_num();
     let b = app.broadcast("all").await["id"].as_i64().expect("id");
-    for (room, target) in [("b", id), ("a", id + 1000), ("a", b), ("a", event), ("a", 0)] {
+    for (room, target) in [
+        ("b", id),
+        ("a", id + 1000),
+        ("a", b),
+        ("a", event),
+        ("a", 0),
+    ] {
         for method in [Method::PUT, Method::DELETE] {
             let res = try_react(&alice, method, room, target, "👍").await;
             assert_error(res, 404, "unknown_message").await;
@@ -547,9 +663,16 @@ async fn reactions_are_replayed_after_last_event_id_with_the_message_as_it_is_no
     react(&bob, Method::DELETE, "r", id, "👍").await;
     let mut sse = bob.events().await;
     let ans = bob
-        .subscribe_with(&sse, json!({ "rooms": ["r"], "last_event_id": before, "events": ["message"] }))
+        .subscribe_with(
+            &sse,
+            json!({ "rooms": ["r"], "last_event_id": before, "events": ["message"] }),
+        )
         .await;
-    assert_eq!(ans["replay"], json!({ "count": 4, "complete": true }), "{ans}");
+    assert_eq!(
+        ans["replay"],
+        json!({ "count": 4, "complete": true }),
+        "{ans}"
+    );
     let m = sse.expect_next("message").await.json();
     assert_eq!(
         summary(&m["reactions"]),
@@ -559,7 +682,11 @@ async fn reactions_are_replayed_after_last_event_id_with_the_message_as_it_is_no
     let mut steps = Vec::new();
     for _ in 0..3 {
         let e = sse.expect_next("reaction").await.json();
-        steps.push((e["user"]["username"].clone(), e["action"].clone(), e["count"].clone()));
+        steps.push((
+            e["user"]["username"].clone(),
+            e["action"].clone(),
+            e["count"].clone(),
+        ));
     }
     assert_eq!(
         steps,
@@ -588,12 +715,20 @@ async fn deleting_a_message_takes_its_reactions_and_change_events_with_it() {
     let ans = bob
         .subscribe_with(&sse, json!({ "rooms": ["r"], "last_event_id": before }))
         .await;
-    assert_eq!(ans["replay"]["count"], 1, "only message_deleted is replayed: {ans}");
+    assert_eq!(
+        ans["replay"]["count"], 1,
+        "only message_deleted is replayed: {ans}"
+    );
     let e = sse.expect_next("message_deleted").await;
     assert_eq!(e.json()["message_id"], id, "{e:?}");
     let res = try_react(&bob, Method::PUT, "r", id, "👍").await;
     assert_error(res, 404, "unknown_message").await;
-    assert_error(try_edit(&alice, "r", id, "ghost").await, 404, "unknown_message").await;
+    assert_error(
+        try_edit(&alice, "r", id, "ghost").await,
+        404,
+        "unknown_message",
+    )
+    .await;
 }
 
 // ---- filters and names ----
@@ -604,14 +739,19 @@ async fn message_edited_and_reaction_pass_exactly_the_filters_that_pass_message(
     let alice = app.user("alice").await;
     let mut messages = alice.listen(&["r"], Some(&["message"])).await;
     let mut typing = alice.listen(&["r"], Some(&["typing"])).await;
-    let mut named = alice.listen(&["r"], Some(&["reaction", "message_edited"])).await;
+    let mut named = alice
+        .listen(&["r"], Some(&["reaction", "message_edited"]))
+        .await;
     let id = alice.say_id("r", "x").await;
     messages.expect_next("message").await;
     edit(&alice, "r", id, "y").await;
     add_reaction(&alice, "r", id, "👍").await;
     messages.expect_next("message_edited").await;
     messages.expect_next("reaction").await;
-    for (what, sse) in [("typing", &mut typing), ("reaction/message_edited", &mut named)] {
+    for (what, sse) in [
+        ("typing", &mut typing),
+        ("reaction/message_edited", &mut named),
+    ] {
         let seen = until_sentinel(&app, sse).await;
         assert!(seen.is_empty(), "the {what} filter let through {seen:?}");
     }
@@ -638,15 +778,27 @@ async fn strangers_get_404_unknown_room_on_every_conversation_route() {
     let id = owner.say_id("club", "members only").await;
     let routes: Vec<(&str, reqwest::Response)> = vec![
         ("PATCH", try_edit(&stranger, "club", id, "mine now").await),
-        ("PUT reaction", try_react(&stranger, Method::PUT, "club", id, "👍").await),
-        ("DELETE reaction", try_react(&stranger, Method::DELETE, "club", id, "👍").await),
-        ("POST reply", try_reply(&stranger, "club", "re", json!(id)).await),
+        (
+            "PUT reaction",
+            try_react(&stranger, Method::PUT, "club", id, "👍").await,
+        ),
+        (
+            "DELETE reaction",
+            try_react(&stranger, Method::DELETE, "club", id, "👍").await,
+        ),
+        (
+            "POST reply",
+            try_reply(&stranger, "club", "re", json!(id)).await,
+        ),
     ];
     for (route, res) in routes {
         crate::private::assert_unknown_room(res, route).await;
     }
     let m = read(&owner, "club", id).await;
-    assert_eq!((m["body"].clone(), m["reactions"].clone()), (json!("members only"), json!([])));
+    assert_eq!(
+        (m["body"].clone(), m["reactions"].clone()),
+        (json!("members only"), json!([]))
+    );
 }
 
 #[tokio::test]
@@ -658,5 +810,10 @@ async fn a_member_of_a_private_room_reacts_and_replies() {
     add(&owner, "club", "member", "member").await;
     let id = owner.say_id("club", "welcome").await;
     add_reaction(&member, "club", id, "👋").await;
-    assert_eq!(try_reply(&member, "club", "thanks", json!(id)).await.status(), 201);
+    assert_eq!(
+        try_reply(&member, "club", "thanks", json!(id))
+            .await
+            .status(),
+        201
+    );
 }

@@ -159,13 +159,15 @@ trait LogTx {
     async fn reply_target(&mut self, room: &RoomName, id: i64) -> anyhow::Result<Option<ReplyTo>>;
     /// The stored reactions of message `id` of `room` (`Some(None)`: none); `None` when the
     /// message is not there.
-    async fn reactions(&mut self, room: &RoomName, id: i64)
-    -> anyhow::Result<Option<Option<String>>>;
+    async fn reactions(
+        &mut self,
+        room: &RoomName,
+        id: i64,
+    ) -> anyhow::Result<Option<Option<String>>>;
     /// Records that `user` holds `emoji` on message `id`; false when it did already.
     async fn add_holder(&mut self, id: i64, emoji: &Emoji, user: Uuid) -> anyhow::Result<bool>;
     /// Records that `user` no longer holds `emoji` on message `id`; false when it did not.
-    async fn remove_holder(&mut self, id: i64, emoji: &Emoji, user: Uuid)
-    -> anyhow::Result<bool>;
+    async fn remove_holder(&mut self, id: i64, emoji: &Emoji, user: Uuid) -> anyhow::Result<bool>;
     /// The first [`MAX_REACTION_USERS`] holders of `emoji` on message `id`, in order.
     async fn first_holders(&mut self, id: i64, emoji: &Emoji) -> anyhow::Result<Vec<UserRef>>;
     /// Stores the reactions list of message `id` (`None`: empty).
@@ -295,7 +297,8 @@ async fn apply(
             tx.set_reactions(*id, json.as_deref()).await?;
         }
     }
-    let mut events: Vec<&mut StoredMessage> = out.iter_mut().filter_map(Appended::event_mut).collect();
+    let mut events: Vec<&mut StoredMessage> =
+        out.iter_mut().filter_map(Appended::event_mut).collect();
     tx.insert(&mut events).await?;
     Ok(out)
 }
@@ -319,11 +322,7 @@ fn change(
 }
 
 /// A new message or broadcast; a reply to a message that is not there is refused.
-async fn message(
-    tx: &mut impl LogTx,
-    post: &NewPost,
-    sent_at: &str,
-) -> anyhow::Result<Appended> {
+async fn message(tx: &mut impl LogTx, post: &NewPost, sent_at: &str) -> anyhow::Result<Appended> {
     let NewPost::Message {
         room,
         user,
@@ -663,7 +662,11 @@ mod tests {
         }
     }
 
-    fn reactions_of(done: &Appended) -> (Option<i64>, Vec<(String, i64, Vec<String>)>) {
+    /// `(emoji, count, holders' names)` of each reaction.
+    type Listed = Vec<(String, i64, Vec<String>)>;
+
+    /// The count a reaction answer's event left (`None`: no event), and the list.
+    fn reactions_of(done: &Appended) -> (Option<i64>, Listed) {
         let Appended::Reacted { event, reactions } = done else {
             panic!("not a reaction answer: {done:?}");
         };
@@ -703,7 +706,12 @@ mod tests {
             let first: Vec<String> = (0..20).map(|i| format!("user{i:02}")).collect();
             assert_eq!(list, [("👍".to_owned(), 25, first)], "{}", t.backend);
             let again = one(&mut log, reaction(&who[3], m, "👍", ReactionAction::Add)).await;
-            assert_eq!(reactions_of(&again).0, None, "{}: re-adding stored an event", t.backend);
+            assert_eq!(
+                reactions_of(&again).0,
+                None,
+                "{}: re-adding stored an event",
+                t.backend
+            );
             let gone = one(&mut log, reaction(&who[1], m, "👍", ReactionAction::Remove)).await;
             let (count, list) = reactions_of(&gone);
             assert_eq!(count, Some(24), "{}", t.backend);
@@ -718,7 +726,11 @@ mod tests {
             let back = one(&mut log, reaction(&who[5], m, "👍", ReactionAction::Add)).await;
             let emoji: Vec<String> = reactions_of(&back).1.into_iter().map(|r| r.0).collect();
             assert_eq!(emoji, ["❤️", "👍"], "{}: order of (last) adding", t.backend);
-            let stored = t.db.message(&room(), m).await.expect("read").expect("there");
+            let stored =
+                t.db.message(&room(), m)
+                    .await
+                    .expect("read")
+                    .expect("there");
             let EventKind::Message(state) = &stored.kind else {
                 panic!("not a message: {stored:?}");
             };
@@ -740,14 +752,25 @@ mod tests {
             let m = say(&mut log, &who[0], "hello").await;
             let emoji: Vec<char> = ('😀'..).take(21).collect();
             for e in &emoji[..20] {
-                let done = one(&mut log, reaction(&who[0], m, &e.to_string(), ReactionAction::Add));
+                let done = one(
+                    &mut log,
+                    reaction(&who[0], m, &e.to_string(), ReactionAction::Add),
+                );
                 assert!(reactions_of(&done.await).0.is_some(), "{}", t.backend);
             }
             let last = emoji[20].to_string();
             let done = one(&mut log, reaction(&who[0], m, &last, ReactionAction::Add)).await;
-            assert!(matches!(done, Appended::TooManyReactions), "{}: {done:?}", t.backend);
+            assert!(
+                matches!(done, Appended::TooManyReactions),
+                "{}: {done:?}",
+                t.backend
+            );
             let held = one(&mut log, reaction(&who[0], m, "😀", ReactionAction::Add)).await;
-            assert!(matches!(held, Appended::Reacted { .. }), "{}: {held:?}", t.backend);
+            assert!(
+                matches!(held, Appended::Reacted { .. }),
+                "{}: {held:?}",
+                t.backend
+            );
             log.close().await;
         }
     }
@@ -781,24 +804,33 @@ mod tests {
                 edit(n),
                 delete(n),
             ];
-            let done = log.append(&batch.iter().collect::<Vec<_>>()).await.expect("batch");
+            let done = log
+                .append(&batch.iter().collect::<Vec<_>>())
+                .await
+                .expect("batch");
             assert_eq!(reactions_of(&done[0]).0, None, "{}", t.backend);
-            assert!(matches!(done[1], Appended::Gone), "{}: {:?}", t.backend, done[1]);
+            assert!(
+                matches!(done[1], Appended::Gone),
+                "{}: {:?}",
+                t.backend,
+                done[1]
+            );
             assert!(done[2].event().is_some(), "{}", t.backend);
             let (log_now, _) = t.db.tail(0, 100).await.expect("tail");
-            let kinds: Vec<(&str, Option<i64>)> =
-                log_now.iter().map(|e| (e.event_name(), e.about())).collect();
+            let kinds: Vec<(&str, Option<i64>)> = log_now
+                .iter()
+                .map(|e| (e.event_name(), e.about()))
+                .collect();
             assert_eq!(
                 kinds,
                 [("message_deleted", Some(m)), ("message_deleted", Some(n))],
                 "{}: what the log keeps",
                 t.backend
             );
-            let pool_rows = t
-                .db
-                .execute_for_tests("DELETE FROM reactions")
-                .await
-                .expect("count");
+            let pool_rows =
+                t.db.execute_for_tests("DELETE FROM reactions")
+                    .await
+                    .expect("count");
             assert_eq!(pool_rows, 0, "{}: reactions left behind", t.backend);
             log.close().await;
         }
@@ -819,7 +851,11 @@ mod tests {
                 body: body("theirs"),
                 mentions: Vec::new(),
             };
-            assert!(matches!(one(&mut log, edit).await, Appended::Gone), "{}", t.backend);
+            assert!(
+                matches!(one(&mut log, edit).await, Appended::Gone),
+                "{}",
+                t.backend
+            );
             let reply = |room: &str, to| NewPost::Message {
                 room: Some(RoomName::parse(room).expect("room")),
                 user: Some(who[1].clone()),
@@ -836,7 +872,12 @@ mod tests {
                 panic!("not a message");
             };
             let to = state.reply_to.as_ref().expect("reply_to");
-            assert_eq!((to.id, to.excerpt.as_deref()), (m, Some("mine")), "{}", t.backend);
+            assert_eq!(
+                (to.id, to.excerpt.as_deref()),
+                (m, Some("mine")),
+                "{}",
+                t.backend
+            );
             log.close().await;
         }
     }
@@ -866,7 +907,9 @@ mod tests {
                         batch.push(reaction(u, a, "👍", ReactionAction::Add));
                         batch.push(reaction(u, b, "🎉", ReactionAction::Add));
                     }
-                    log.append(&batch.iter().collect::<Vec<_>>()).await.expect("batch");
+                    log.append(&batch.iter().collect::<Vec<_>>())
+                        .await
+                        .expect("batch");
                 }
                 log.close().await;
             })
@@ -875,11 +918,21 @@ mod tests {
             w.expect("writer");
         }
         for id in [m, m2] {
-            let stored = t.db.message(&room(), id).await.expect("read").expect("there");
+            let stored =
+                t.db.message(&room(), id)
+                    .await
+                    .expect("read")
+                    .expect("there");
             let EventKind::Message(state) = &stored.kind else {
                 panic!("not a message");
             };
-            let counts: Vec<i64> = state.reactions.list().expect("list").iter().map(|r| r.count).collect();
+            let counts: Vec<i64> = state
+                .reactions
+                .list()
+                .expect("list")
+                .iter()
+                .map(|r| r.count)
+                .collect();
             assert_eq!(counts, [40, 40], "message {id}: {:?}", state.reactions);
         }
     }

@@ -132,12 +132,7 @@ impl LogTx for PgTx<'_> {
         Ok(n == 1)
     }
 
-    async fn remove_holder(
-        &mut self,
-        id: i64,
-        emoji: &Emoji,
-        user: Uuid,
-    ) -> anyhow::Result<bool> {
+    async fn remove_holder(&mut self, id: i64, emoji: &Emoji, user: Uuid) -> anyhow::Result<bool> {
         let n = sqlx::query(
             "DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3",
         )

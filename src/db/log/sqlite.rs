@@ -6,7 +6,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 use super::{Appended, Edit, LogTx, NewPost, apply, columns};
-use crate::domain::{Emoji, MAX_REACTION_USERS, ReplyTo, RoomName, StoredMessage, UserRef, excerpt};
+use crate::domain::{
+    Emoji, MAX_REACTION_USERS, ReplyTo, RoomName, StoredMessage, UserRef, excerpt,
+};
 
 /// Appends `batch` in one transaction: all of it, or (on any error) none of it.
 pub(super) async fn append(
@@ -18,7 +20,10 @@ pub(super) async fn append(
     // so could not be held across `apply`'s (never pending) awaits on a `Send` task.
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let done = match apply(&mut SqliteTx { conn }, batch, sent_at).await {
-        Ok(out) => conn.execute_batch("COMMIT").map(|()| out).map_err(Into::into),
+        Ok(out) => conn
+            .execute_batch("COMMIT")
+            .map(|()| out)
+            .map_err(Into::into),
         Err(e) => Err(e),
     };
     if done.is_err() && !conn.is_autocommit() {
@@ -135,12 +140,7 @@ impl LogTx for SqliteTx<'_> {
         Ok(n == 1)
     }
 
-    async fn remove_holder(
-        &mut self,
-        id: i64,
-        emoji: &Emoji,
-        user: Uuid,
-    ) -> anyhow::Result<bool> {
+    async fn remove_holder(&mut self, id: i64, emoji: &Emoji, user: Uuid) -> anyhow::Result<bool> {
         let n = self
             .conn
             .prepare_cached(

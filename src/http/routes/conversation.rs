@@ -117,8 +117,7 @@ async fn reaction(
     let id = message_id(&path.1)?;
     let emoji = Emoji::parse(&path.2)?;
     let conversation = Conversation::new(&state.db, &state.writer);
-    let reactions =
-        answered_here(conversation.react(&room.view, user, id, emoji, action)).await?;
+    let reactions = answered_here(conversation.react(&room.view, user, id, emoji, action)).await?;
     Ok(HttpResponse::Ok().json(ReactionsReply {
         message_id: id,
         reactions: &reactions,
