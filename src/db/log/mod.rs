@@ -264,25 +264,7 @@ async fn apply(
     for post in batch {
         let done = match post {
             NewPost::Message { .. } => message(tx, post, sent_at).await?,
-            NewPost::Deletion {
-                room,
-                by,
-                message_id,
-            } => {
-                if !tx.delete_message(room, *message_id).await? {
-                    Appended::Gone
-                } else {
-                    tallies.remove(message_id);
-                    for earlier in &mut out {
-                        earlier.forget_about(*message_id);
-                    }
-                    Appended::Stored(change(room, by.clone(), "", sent_at, {
-                        EventKind::Deleted {
-                            message_id: *message_id,
-                        }
-                    }))
-                }
-            }
+            NewPost::Deletion { .. } => delete(tx, &mut tallies, &mut out, post, sent_at).await?,
             NewPost::Edit { .. } => edit(tx, post, sent_at).await?,
             NewPost::Reaction { .. } => react(tx, &mut tallies, post, sent_at).await?,
         };
@@ -301,6 +283,42 @@ async fn apply(
         out.iter_mut().filter_map(Appended::event_mut).collect();
     tx.insert(&mut events).await?;
     Ok(out)
+}
+
+/// A deletion: the message goes with its reactions and the change events about it, those
+/// `earlier` in this batch included (not yet stored, they now never will be).
+async fn delete(
+    tx: &mut impl LogTx,
+    tallies: &mut HashMap<i64, Tally>,
+    earlier: &mut [Appended],
+    post: &NewPost,
+    sent_at: &str,
+) -> anyhow::Result<Appended> {
+    let NewPost::Deletion {
+        room,
+        by,
+        message_id,
+    } = post
+    else {
+        anyhow::bail!("not a deletion: {post:?}");
+    };
+    if !tx.delete_message(room, *message_id).await? {
+        return Ok(Appended::Gone);
+    }
+    tallies.remove(message_id);
+    for done in earlier {
+        done.forget_about(*message_id);
+    }
+    let kind = EventKind::Deleted {
+        message_id: *message_id,
+    };
+    Ok(Appended::Stored(change(
+        room,
+        by.clone(),
+        "",
+        sent_at,
+        kind,
+    )))
 }
 
 /// A change event of `room`, its id left 0.
@@ -662,10 +680,11 @@ mod tests {
         }
     }
 
-    /// An emoji, its count and the names of its first holders.
-    type Listed = (String, i64, Vec<String>);
+    /// `(emoji, count, holders' names)` of each reaction.
+    type Listed = Vec<(String, i64, Vec<String>)>;
 
-    fn reactions_of(done: &Appended) -> (Option<i64>, Vec<Listed>) {
+    /// The count a reaction answer's event left (`None`: no event), and the list.
+    fn reactions_of(done: &Appended) -> (Option<i64>, Listed) {
         let Appended::Reacted { event, reactions } = done else {
             panic!("not a reaction answer: {done:?}");
         };
