@@ -321,6 +321,8 @@ pub struct SseSettings {
     pub write_timeout_secs: u64,
     /// Milliseconds a stream collects live frames before writing them (0: write at once).
     pub write_delay_ms: u64,
+    /// How long a `leave` waits, cancelled by a `join` of the same user in the same room.
+    pub presence_coalesce_ms: u64,
 }
 
 /// `[metrics]`
@@ -405,14 +407,23 @@ pub struct RateLimitSettings {
     pub messages_per_sec: u32,
     /// Per user, burst allowance.
     pub messages_burst: u32,
+    /// Per user, sustained subscribes and unsubscribes per second.
+    pub subscribes_per_sec: u32,
+    /// Per user, burst allowance of subscribes and unsubscribes.
+    pub subscribes_burst: u32,
     /// Per client IP, logins and registrations per minute.
     pub auth_per_min: u32,
-    /// Per username, login attempts in a row without success before backoff.
+    /// Per (username, client address), login attempts in a row without success before
+    /// backoff.
     pub login_free_failures: u32,
     /// The first backoff wait, seconds; it doubles per further attempt.
     pub login_backoff_secs: u64,
     /// The longest backoff wait, seconds; also the quiet time that resets the count.
     pub login_backoff_max_secs: u64,
+    /// Failed logins of one username, over every address, past which its logins are slowed.
+    pub login_name_failures: u32,
+    /// Milliseconds a login for a username past its ceiling waits before it is judged.
+    pub login_name_delay_ms: u64,
 }
 
 /// `[log]`
@@ -586,6 +597,11 @@ impl Settings {
             "must be at least 1",
         )?;
         check(
+            self.sse.presence_coalesce_ms <= 60_000,
+            "sse.presence_coalesce_ms",
+            "must be at most 60000",
+        )?;
+        check(
             self.sse.write_delay_ms <= 1000,
             "sse.write_delay_ms",
             "must be at most 1000",
@@ -626,6 +642,16 @@ impl Settings {
             "must be at least 1",
         )?;
         check(
+            self.rate_limit.subscribes_per_sec >= 1,
+            "rate_limit.subscribes_per_sec",
+            "must be at least 1",
+        )?;
+        check(
+            self.rate_limit.subscribes_burst >= 1,
+            "rate_limit.subscribes_burst",
+            "must be at least 1",
+        )?;
+        check(
             self.rate_limit.auth_per_min >= 1,
             "rate_limit.auth_per_min",
             "must be at least 1",
@@ -634,6 +660,16 @@ impl Settings {
             self.rate_limit.login_backoff_secs >= 1,
             "rate_limit.login_backoff_secs",
             "must be at least 1",
+        )?;
+        check(
+            self.rate_limit.login_name_failures >= 1,
+            "rate_limit.login_name_failures",
+            "must be at least 1",
+        )?;
+        check(
+            self.rate_limit.login_name_delay_ms <= 10_000,
+            "rate_limit.login_name_delay_ms",
+            "must be at most 10000",
         )?;
         check(
             self.rate_limit.login_backoff_max_secs >= self.rate_limit.login_backoff_secs,

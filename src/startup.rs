@@ -40,6 +40,8 @@ pub struct Application {
     cluster: Arc<Cluster>,
     db: Db,
     writer_task: JoinHandle<()>,
+    /// Announces the leaves held back for coalescing.
+    departures: JoinHandle<()>,
     stream_writers: LiveWriters,
     housekeeping: Housekeeping,
     shutdown_timeout: Duration,
@@ -60,7 +62,9 @@ impl Application {
             streams_per_session: settings.limits.streams_per_session,
             max_streams: settings.limits.max_streams,
             rooms_per_user: settings.limits.rooms_per_user,
+            presence_coalesce: Duration::from_millis(settings.sse.presence_coalesce_ms),
         }));
+        let departures = tokio::spawn(hub.clone().announce_departures());
         let last_id = db.last_message_id().await?;
         hub.set_watermark(last_id);
 
@@ -181,6 +185,7 @@ impl Application {
             cluster,
             db,
             writer_task,
+            departures,
             stream_writers,
             housekeeping,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
@@ -210,6 +215,7 @@ impl Application {
             cluster: self.cluster.clone(),
             writer: self.writer_task.abort_handle(),
             housekeeping: self.housekeeping.task.abort_handle(),
+            departures: self.departures.abort_handle(),
             db: self.db.clone(),
         }
     }
@@ -231,6 +237,8 @@ impl Application {
         }
         tracing::info!("shutting down");
         self.housekeeping.stop().await;
+        // The streams are about to close: their leaves need no announcing.
+        self.departures.abort();
         let hub = self.hub.clone();
         let graceful = async move {
             // Streams are not actix's connections once handed off, so its graceful stop
@@ -276,6 +284,7 @@ pub struct KillSwitch {
     cluster: Arc<Cluster>,
     writer: tokio::task::AbortHandle,
     housekeeping: tokio::task::AbortHandle,
+    departures: tokio::task::AbortHandle,
     db: Db,
 }
 
@@ -285,6 +294,7 @@ impl KillSwitch {
         self.cluster.stop_tasks();
         self.writer.abort();
         self.housekeeping.abort();
+        self.departures.abort();
         self.server.stop(false).await;
         self.db.close().await;
     }

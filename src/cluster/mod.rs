@@ -251,10 +251,21 @@ impl Cluster {
         }
     }
 
-    /// Users with a connection in `room` on any node, sorted by name.
+    /// Users with a connection in `room` on any node, sorted by name. A user whose last
+    /// connection here left is not listed, even while that leave is held back for
+    /// coalescing and the others still count it.
     pub fn presence(&self, room: &RoomName) -> Vec<UserRef> {
         match &self.node {
-            Some(node) => node.view.users(room),
+            // The view's lock is released before the hub is asked (the lock order).
+            Some(node) => node
+                .view
+                .users(room)
+                .into_iter()
+                .filter(|(user, nodes)| {
+                    nodes.iter().any(|n| *n != node.id) || self.hub.is_present(room, user.id)
+                })
+                .map(|(user, _)| user)
+                .collect(),
             None => self.hub.presence(room),
         }
     }

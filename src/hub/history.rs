@@ -109,7 +109,7 @@ pub(super) fn merge_newest(
     bounds: ReplayBounds,
 ) -> bool {
     kept.extend(more);
-    kept.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+    kept.sort_unstable_by_key(|f| std::cmp::Reverse(f.id));
     let mut bytes = 0;
     let fit = kept
         .iter()

@@ -53,6 +53,8 @@ impl TestCluster {
             s.rate_limit.auth_per_min = 100_000;
             s.rate_limit.messages_per_sec = 100_000;
             s.rate_limit.messages_burst = 100_000;
+            s.rate_limit.subscribes_per_sec = 100_000;
+            s.rate_limit.subscribes_burst = 100_000;
             s.cluster.heartbeat_ms = 200;
             s.cluster.crashed_after_secs = 1;
             s.cluster.hung_after_secs = 3;

@@ -256,9 +256,6 @@ async fn the_replay_attack_leaves_the_servers_memory_under_300_mb() {
             ("ROOMCAST__LIMITS__BODY_BYTES", "32768"),
             ("ROOMCAST__DATABASE__SQLITE_SYNCHRONOUS", "normal"),
             ("ROOMCAST__SERVER__WORKERS", "2"),
-            // Only the replay bounds are under test: subscribes are not rate limited here.
-            //("ROOMCAST__RATE_LIMIT__SUBSCRIBES_PER_SEC", "100000"),
-            //("ROOMCAST__RATE_LIMIT__SUBSCRIBES_BURST", "100000"),
         ],
     );
     let pid = server.child.id();
