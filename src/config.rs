@@ -252,6 +252,9 @@ pub struct DatabaseSettings {
     pub sqlite_synchronous: SqliteSync,
     /// Milliseconds a cached session, user or room read is trusted (SQLite only; 0: off).
     pub read_cache_ms: u64,
+    /// Milliseconds between two reads of the account change log (bans, role changes made
+    /// outside this server).
+    pub account_poll_ms: u64,
 }
 
 /// The SQLite `synchronous` levels roomcast allows.
@@ -605,6 +608,11 @@ impl Settings {
             self.sse.write_delay_ms <= 1000,
             "sse.write_delay_ms",
             "must be at most 1000",
+        )?;
+        check(
+            (50..=10_000).contains(&self.database.account_poll_ms),
+            "database.account_poll_ms",
+            "must be 50 to 10000",
         )?;
         check(
             self.database.read_cache_ms <= 60_000,

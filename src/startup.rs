@@ -79,6 +79,12 @@ impl Application {
         } else {
             Cluster::alone(hub.clone())
         });
+        cluster
+            .watch_accounts(
+                &db,
+                Duration::from_millis(settings.database.account_poll_ms),
+            )
+            .await?;
         let (writer, writer_task) = Writer::start(&db, cluster.broker()).await?;
         let key = session_key(&settings, &db).await?;
         let passwords = PasswordPool::new(&settings.password)?;

@@ -17,6 +17,7 @@
 //!   `hung_after_secs` old; its presence leaves everywhere, and its clients reconnect
 //!   through the balancer with `Last-Event-ID`.
 
+mod accounts;
 mod bus;
 mod node;
 mod presence;
@@ -32,7 +33,10 @@ use anyhow::Context;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinHandle,
+};
 use uuid::Uuid;
 
 pub use node::RelayError;
@@ -131,6 +135,8 @@ pub struct Cluster {
     hub: Arc<Hub>,
     node: Option<Arc<Node>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Wakes the account watcher (on a cluster, the bus does).
+    accounts: Arc<Notify>,
 }
 
 impl Cluster {
@@ -140,6 +146,7 @@ impl Cluster {
             hub,
             node: None,
             tasks: Mutex::new(Vec::new()),
+            accounts: Arc::new(Notify::new()),
         }
     }
 
@@ -210,9 +217,28 @@ impl Cluster {
             .context("announcing this node to the cluster")?;
         Ok(Self {
             hub,
+            accounts: node.accounts.clone(),
             node: Some(node),
             tasks: Mutex::new(tasks),
         })
+    }
+
+    /// Starts applying account changes made outside this server (the command line, other
+    /// nodes) to its open streams: read every `every`, and at once when the bus says so.
+    pub async fn watch_accounts(&self, db: &Db, every: Duration) -> anyhow::Result<()> {
+        let cursor = db
+            .last_account_change()
+            .await
+            .context("reading the account change log")?;
+        let task = tokio::spawn(accounts::watch(
+            db.clone(),
+            self.hub.clone(),
+            self.accounts.clone(),
+            every,
+            cursor,
+        ));
+        self.tasks.lock().push(task);
+        Ok(())
     }
 
     /// Where the writer hands committed events.
@@ -437,7 +463,10 @@ impl Cluster {
     /// Leaves the cluster cleanly: this node's row goes and the others hear at once that
     /// its streams are gone (rather than after the crash bound).
     pub async fn leave(&self) {
-        let Some(node) = &self.node else { return };
+        let Some(node) = &self.node else {
+            self.stop_tasks();
+            return;
+        };
         // First stop listening: this node must not take its own goodbye for a verdict.
         self.stop_tasks();
         let gone = BusMessage::Gone { node: node.id }.encode();

@@ -48,6 +48,8 @@ pub(super) struct Node {
     pub(super) wake: Notify,
     /// Signalled by the tailer each time it has read the log up to its head.
     pub(super) tailed: Notify,
+    /// Wakes the account watcher ([`super::accounts`]): an account changed somewhere.
+    pub(super) accounts: Arc<Notify>,
     /// Asks for every node's presence to be read again.
     resync: Notify,
     /// The other live nodes, by id (refreshed every heartbeat, and when a node joins).
@@ -111,6 +113,7 @@ impl Node {
             view: PresenceView::default(),
             wake: Notify::new(),
             tailed: Notify::new(),
+            accounts: Arc::new(Notify::new()),
             resync: Notify::new(),
             peers: RwLock::new(HashMap::new()),
             looked_up: parking_lot::Mutex::new(None),

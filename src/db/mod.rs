@@ -52,7 +52,7 @@ use sqlx::{
 pub use messages::{MessageLog, NewPost, Page};
 pub use rooms::{CreateRoomError, Member, MyRoom};
 pub use sessions::SqlSessionStore;
-pub use users::CreateUserError;
+pub use users::{ACCOUNTS_CHANGED, AppliedBy, CreateUserError};
 
 use crate::config::{DatabaseSettings, SqliteSync};
 

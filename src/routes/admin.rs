@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::{
     auth::Admin,
+    db::AppliedBy,
     domain::{MessageBody, UserRef},
     error::{ApiError, ErrorCode},
     state::AppState,
@@ -78,7 +79,11 @@ pub async fn ban(
     _: Admin,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(user) = state.db.set_banned(&username, true).await? else {
+    let Some(user) = state
+        .db
+        .set_banned(&username, true, AppliedBy::Caller)
+        .await?
+    else {
         return Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user"));
     };
     let closed = state.cluster.close_user(user.id).await;
@@ -100,7 +105,11 @@ pub async fn unban(
     _: Admin,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    match state.db.set_banned(&username, false).await? {
+    match state
+        .db
+        .set_banned(&username, false, AppliedBy::Caller)
+        .await?
+    {
         Some(_) => Ok(HttpResponse::NoContent().finish()),
         None => Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user")),
     }

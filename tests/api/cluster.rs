@@ -13,6 +13,7 @@ use crate::{
         ADMIN_TOKEN, Client, Node, WAIT, assert_error, eventually, init_test_log,
         postgres_schema_url,
     },
+    process::operator,
     sse::Sse,
 };
 
@@ -24,6 +25,8 @@ const DEAD_WITHIN: Duration = Duration::from_secs(6);
 /// Nodes on one database schema.
 struct TestCluster {
     nodes: Vec<TestNode>,
+    /// The database URL every node uses.
+    url: String,
 }
 
 struct TestNode {
@@ -65,7 +68,7 @@ impl TestCluster {
                 _dir: dir,
             });
         }
-        Some(Self { nodes })
+        Some(Self { nodes, url })
     }
 
     fn base(&self, node: usize) -> &str {
@@ -280,6 +283,30 @@ async fn a_ban_and_a_member_removal_reach_streams_on_another_node() {
     assert_eq!(
         removed["room"], "club",
         "carol's stream on node A heard it: {removed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_line_ban_closes_the_users_streams_on_every_node_within_2_s() {
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
+    let ann = c.user(0, "ann").await;
+    let mut on_a = ann.listen(&["r"], Some(&["message"])).await;
+    let mut on_b = at(&ann, c.base(1)).listen(&["r"], Some(&["message"])).await;
+    operator(c.nodes[0]._dir.path(), &c.url, &["user", "ban", "ann"]).await;
+    let banned = tokio::time::Instant::now();
+    for (node, sse) in [("A", &mut on_a), ("B", &mut on_b)] {
+        let left = Duration::from_secs(2).saturating_sub(banned.elapsed());
+        assert!(
+            sse.ends_within(left).await,
+            "ann's stream on node {node} was open {:?} after the command-line ban",
+            banned.elapsed()
+        );
+    }
+    eprintln!(
+        "a command-line ban closed the streams on both nodes within {:?}",
+        banned.elapsed()
     );
 }
 
