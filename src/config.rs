@@ -368,6 +368,9 @@ pub struct ClusterSettings {
     pub tail_every_ms: u64,
     /// How long a request relayed to another node may take.
     pub relay_timeout_ms: u64,
+    /// Milliseconds the other nodes' room lists and figures are reused for (0: asked anew
+    /// each time).
+    pub fanout_cache_ms: u64,
 }
 
 /// `[history]`
@@ -414,6 +417,10 @@ pub struct RateLimitSettings {
     pub subscribes_per_sec: u32,
     /// Per user, burst allowance of subscribes and unsubscribes.
     pub subscribes_burst: u32,
+    /// Per user, sustained removals of members from private rooms per second.
+    pub removals_per_sec: u32,
+    /// Per user, burst allowance of removals.
+    pub removals_burst: u32,
     /// Per client IP, logins and registrations per minute.
     pub auth_per_min: u32,
     /// Per (username, client address), login attempts in a row without success before
@@ -660,6 +667,16 @@ impl Settings {
             "must be at least 1",
         )?;
         check(
+            self.rate_limit.removals_per_sec >= 1,
+            "rate_limit.removals_per_sec",
+            "must be at least 1",
+        )?;
+        check(
+            self.rate_limit.removals_burst >= 1,
+            "rate_limit.removals_burst",
+            "must be at least 1",
+        )?;
+        check(
             self.rate_limit.auth_per_min >= 1,
             "rate_limit.auth_per_min",
             "must be at least 1",
@@ -704,6 +721,11 @@ impl Settings {
             c.tail_every_ms >= 10,
             "cluster.tail_every_ms",
             "must be at least 10",
+        )?;
+        check(
+            c.fanout_cache_ms <= 10_000,
+            "cluster.fanout_cache_ms",
+            "must be at most 10000",
         )?;
         check(
             c.relay_timeout_ms >= 100,

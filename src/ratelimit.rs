@@ -1,5 +1,5 @@
-//! Rate limits: per user for messages and custom events and for subscribes (governor,
-//! GCRA), per client IP for logins and registrations, and for logins a growing backoff per
+//! Rate limits: per user for messages and custom events, subscribes, and member removals
+//! (governor, GCRA), per client IP for logins and registrations, and for logins a growing backoff per
 //! (username, client address) under a per-username ceiling that slows logins but never
 //! refuses them ([`LoginBackoff`]). A refused request changes nothing and gets `429` with
 //! `Retry-After` in whole seconds.
@@ -27,6 +27,7 @@ use crate::{
 pub struct Limits {
     posts: DefaultKeyedRateLimiter<Uuid>,
     subscribes: DefaultKeyedRateLimiter<Uuid>,
+    removals: DefaultKeyedRateLimiter<Uuid>,
     auth: DefaultKeyedRateLimiter<IpAddr>,
     logins: LoginBackoff,
 }
@@ -50,6 +51,10 @@ impl Limits {
                     "rate_limit.subscribes_per_sec",
                 )?)
                 .allow_burst(nonzero(s.subscribes_burst, "rate_limit.subscribes_burst")?),
+            ),
+            removals: RateLimiter::keyed(
+                Quota::per_second(nonzero(s.removals_per_sec, "rate_limit.removals_per_sec")?)
+                    .allow_burst(nonzero(s.removals_burst, "rate_limit.removals_burst")?),
             ),
             auth: RateLimiter::keyed(Quota::per_minute(nonzero(
                 s.auth_per_min,
@@ -75,6 +80,11 @@ impl Limits {
     /// One subscribe or unsubscribe by `user`.
     pub fn subscribe(&self, user: Uuid) -> Result<(), ApiError> {
         check(&self.subscribes, &user)
+    }
+
+    /// One removal of a member from a private room by `user` (it reaches every node).
+    pub fn removal(&self, user: Uuid) -> Result<(), ApiError> {
+        check(&self.removals, &user)
     }
 
     /// One login or registration attempt from `ip`.
@@ -106,6 +116,7 @@ impl Limits {
     pub fn shrink(&self) {
         self.posts.retain_recent();
         self.subscribes.retain_recent();
+        self.removals.retain_recent();
         self.auth.retain_recent();
         self.logins.shrink(Instant::now());
     }
@@ -281,6 +292,8 @@ mod tests {
             messages_burst: 3,
             subscribes_per_sec: 1,
             subscribes_burst: 2,
+            removals_per_sec: 1,
+            removals_burst: 1,
             auth_per_min: 2,
             login_free_failures: 2,
             login_backoff_secs: 4,

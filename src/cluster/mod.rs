@@ -19,6 +19,7 @@
 
 mod accounts;
 mod bus;
+mod client;
 mod node;
 mod presence;
 mod tailer;
@@ -30,7 +31,6 @@ use std::{
 };
 
 use anyhow::Context;
-use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::{
@@ -39,6 +39,7 @@ use tokio::{
 };
 use uuid::Uuid;
 
+pub use client::Answer;
 pub use node::RelayError;
 
 use crate::{
@@ -134,6 +135,9 @@ pub enum Holder {
 pub struct Cluster {
     hub: Arc<Hub>,
     node: Option<Arc<Node>>,
+    /// The other nodes' room lists and figures, reused for `cluster.fanout_cache_ms`.
+    peer_rooms: PeerCache<Vec<RoomInfo>>,
+    peer_stats: PeerCache<NodeStats>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Wakes the account watcher (on a cluster, the bus does).
     accounts: Arc<Notify>,
@@ -145,6 +149,8 @@ impl Cluster {
         Self {
             hub,
             node: None,
+            peer_rooms: PeerCache::new(Duration::ZERO),
+            peer_stats: PeerCache::new(Duration::ZERO),
             tasks: Mutex::new(Vec::new()),
             accounts: Arc::new(Notify::new()),
         }
@@ -215,8 +221,11 @@ impl Cluster {
         node.notify(&[&BusMessage::Joined { node: node.id }.encode()])
             .await
             .context("announcing this node to the cluster")?;
+        let cached_for = Duration::from_millis(settings.fanout_cache_ms);
         Ok(Self {
             hub,
+            peer_rooms: PeerCache::new(cached_for),
+            peer_stats: PeerCache::new(cached_for),
             accounts: node.accounts.clone(),
             node: Some(node),
             tasks: Mutex::new(tasks),
@@ -269,8 +278,8 @@ impl Cluster {
         }
     }
 
-    /// Calls `op` on `peer`: its status and body, to answer with as they are.
-    pub async fn relay(&self, peer: &nodes::NodeRow, op: &Op) -> Result<(u16, Bytes), RelayError> {
+    /// Calls `op` on `peer`: what it answered, to answer with as it is.
+    pub async fn relay(&self, peer: &nodes::NodeRow, op: &Op) -> Result<Answer, RelayError> {
         match &self.node {
             Some(node) => node.call(peer, op).await,
             None => unreachable!("a node alone has no peers to relay to"),
@@ -314,11 +323,14 @@ impl Cluster {
             return self.hub.busiest_rooms(limit, keep);
         };
         let mut merged: HashMap<RoomName, usize> = HashMap::new();
-        let local = self.hub.rooms();
-        for list in std::iter::once(local).chain(node.scatter::<Vec<RoomInfo>>(&Op::Rooms).await) {
-            for room in list {
-                *merged.entry(room.name).or_default() += room.subscribers;
-            }
+        let peers = self.peer_rooms.get(node, &Op::Rooms).await;
+        for room in self
+            .hub
+            .rooms()
+            .into_iter()
+            .chain(peers.iter().flatten().cloned())
+        {
+            *merged.entry(room.name).or_default() += room.subscribers;
         }
         let mut rooms: Vec<RoomInfo> = merged
             .into_iter()
@@ -347,18 +359,18 @@ impl Cluster {
         let Some(node) = &self.node else {
             return self.hub.stats();
         };
-        let mut all = vec![self.node_stats()];
-        all.extend(node.scatter::<NodeStats>(&Op::Stats).await);
+        let here = self.node_stats();
+        let peers = self.peer_stats.get(node, &Op::Stats).await;
         let mut users = HashSet::new();
         let mut rooms = HashSet::new();
         let mut total = HubStats::default();
-        for n in all {
+        for n in std::iter::once(&here).chain(peers.iter()) {
             total.connections += n.stats.connections;
             total.subscriptions += n.stats.subscriptions;
             total.events_delivered += n.stats.events_delivered;
             total.slow_disconnects += n.stats.slow_disconnects;
-            users.extend(n.users);
-            rooms.extend(n.rooms);
+            users.extend(n.users.iter().copied());
+            rooms.extend(n.rooms.iter().cloned());
         }
         total.users_online = users.len();
         total.rooms = rooms.len();
@@ -487,6 +499,36 @@ impl Cluster {
         for task in self.tasks.lock().drain(..) {
             task.abort();
         }
+    }
+}
+
+/// The other nodes' answers to one [`Op`], reused for a while: however many requests ask, a
+/// node asks the others at most once per `fresh_for` (one asks; those arriving meanwhile
+/// wait for its answer).
+struct PeerCache<T> {
+    fresh_for: Duration,
+    slot: tokio::sync::Mutex<Option<(tokio::time::Instant, Arc<Vec<T>>)>>,
+}
+
+impl<T: serde::de::DeserializeOwned> PeerCache<T> {
+    fn new(fresh_for: Duration) -> Self {
+        Self {
+            fresh_for,
+            slot: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The answers of the other nodes to `op`, asked anew when the last are stale.
+    async fn get(&self, node: &Node, op: &Op) -> Arc<Vec<T>> {
+        let mut slot = self.slot.lock().await;
+        if let Some((at, answers)) = &*slot
+            && at.elapsed() < self.fresh_for
+        {
+            return answers.clone();
+        }
+        let answers = Arc::new(node.scatter::<T>(op).await);
+        *slot = Some((tokio::time::Instant::now(), answers.clone()));
+        answers
     }
 }
 

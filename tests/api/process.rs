@@ -64,6 +64,8 @@ impl Server {
             .env("ROOMCAST__RATE_LIMIT__MESSAGES_BURST", "100000")
             .env("ROOMCAST__RATE_LIMIT__SUBSCRIBES_PER_SEC", "100000")
             .env("ROOMCAST__RATE_LIMIT__SUBSCRIBES_BURST", "100000")
+            .env("ROOMCAST__RATE_LIMIT__REMOVALS_PER_SEC", "100000")
+            .env("ROOMCAST__RATE_LIMIT__REMOVALS_BURST", "100000")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
