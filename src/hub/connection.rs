@@ -226,6 +226,11 @@ impl Hub {
         ids.len()
     }
 
+    /// Whether stream `id` is open here and belongs to `owner`.
+    pub fn is_owned_by(&self, id: ConnectionId, owner: Uuid) -> bool {
+        self.owned(id, owner).is_ok()
+    }
+
     /// The connection `id` with its queue, when it belongs to `owner`.
     pub(super) fn owned(
         &self,

@@ -978,3 +978,30 @@ async fn removing_private_members_too_fast_is_429_and_removes_nothing() {
         "the refused removal removed bob"
     );
 }
+
+#[tokio::test]
+async fn a_subscribe_on_a_stream_not_the_callers_says_nothing_of_a_private_room() {
+    let app = spawn_app().await;
+    let owner = app.user("owner").await;
+    create(&owner, "club", "private").await;
+    let mallory = app.user("mallory").await;
+    let owners_stream = owner.events().await;
+    let made_up = uuid::Uuid::new_v4().to_string();
+    for (what, id) in [
+        (
+            "another user's stream",
+            owners_stream.connection_id.as_str(),
+        ),
+        ("a made-up id", made_up.as_str()),
+    ] {
+        let mut answers = Vec::new();
+        for room in ["club", "nosuchroom"] {
+            let res = mallory.try_subscribe(id, json!({ "rooms": [room] })).await;
+            answers.push(assert_error(res, 404, "unknown_connection").await);
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{what}: a private room answered unlike a room that does not exist"
+        );
+    }
+}
