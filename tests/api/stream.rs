@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{
+    helpers::{single_node_only, 
         ADMIN_TOKEN, Client, TestApp, WAIT, assert_error, eventually, spawn_app, spawn_app_with,
         spawn_app_with_admin,
     },
@@ -382,6 +382,30 @@ async fn a_stream_closed_by_the_client_is_noticed_promptly() {
         bob.room_info("solo").await.is_none()
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_half_closed_stream_is_noticed_at_once() {
+    if single_node_only("the balancer between holds both directions of the connection") {
+        return;
+    }
+    // A heartbeat far beyond the wait proves the close is not noticed by a ping write.
+    let app = spawn_app_with(|s| s.sse.heartbeat_secs = 60).await;
+    let alice = app.user("alice").await;
+    let mut half = StalledStream::open(&app.base, &alice.cookie()).await;
+    alice.subscribe(&half, &["r"]).await;
+    assert_eq!(alice.presence_names("r").await, ["alice"]);
+    half.half_close().await;
+    let closed = std::time::Instant::now();
+    eventually("the half-closed stream leaves its room", || async {
+        alice.presence_names("r").await.is_empty()
+    })
+    .await;
+    assert!(
+        closed.elapsed() < Duration::from_secs(2),
+        "noticed {:?} after SHUT_WR",
+        closed.elapsed()
+    );
 }
 
 #[tokio::test]
