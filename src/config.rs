@@ -368,8 +368,7 @@ pub struct ClusterSettings {
     pub tail_every_ms: u64,
     /// How long a request relayed to another node may take.
     pub relay_timeout_ms: u64,
-    /// Milliseconds the other nodes' room lists and figures are reused for (0: asked anew
-    /// each time).
+    /// Milliseconds the other nodes' room lists are reused for (0: asked anew each time).
     pub fanout_cache_ms: u64,
 }
 

@@ -135,9 +135,8 @@ pub enum Holder {
 pub struct Cluster {
     hub: Arc<Hub>,
     node: Option<Arc<Node>>,
-    /// The other nodes' room lists and figures, reused for `cluster.fanout_cache_ms`.
+    /// The other nodes' room lists, reused for `cluster.fanout_cache_ms`.
     peer_rooms: PeerCache<Vec<RoomInfo>>,
-    peer_stats: PeerCache<NodeStats>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Wakes the account watcher (on a cluster, the bus does).
     accounts: Arc<Notify>,
@@ -150,7 +149,6 @@ impl Cluster {
             hub,
             node: None,
             peer_rooms: PeerCache::new(Duration::ZERO),
-            peer_stats: PeerCache::new(Duration::ZERO),
             tasks: Mutex::new(Vec::new()),
             accounts: Arc::new(Notify::new()),
         }
@@ -225,7 +223,6 @@ impl Cluster {
         Ok(Self {
             hub,
             peer_rooms: PeerCache::new(cached_for),
-            peer_stats: PeerCache::new(cached_for),
             accounts: node.accounts.clone(),
             node: Some(node),
             tasks: Mutex::new(tasks),
@@ -359,8 +356,9 @@ impl Cluster {
         let Some(node) = &self.node else {
             return self.hub.stats();
         };
+        // Asked anew each time: live figures, for admins only.
         let here = self.node_stats();
-        let peers = self.peer_stats.get(node, &Op::Stats).await;
+        let peers = node.scatter::<NodeStats>(&Op::Stats).await;
         let mut users = HashSet::new();
         let mut rooms = HashSet::new();
         let mut total = HubStats::default();

@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{single_node_only, 
-        ADMIN_TOKEN, Client, TestApp, WAIT, assert_error, eventually, spawn_app, spawn_app_with,
-        spawn_app_with_admin,
+    helpers::{
+        ADMIN_TOKEN, Client, TestApp, WAIT, assert_error, eventually, single_node_only, spawn_app,
+        spawn_app_with, spawn_app_with_admin,
     },
     sse::{Event, StalledStream, complete_frames},
 };
