@@ -52,6 +52,7 @@ fn hub(heartbeat: Duration) -> Arc<Hub> {
         streams_per_session: usize::MAX,
         max_streams: usize::MAX,
         rooms_per_user: usize::MAX,
+        presence_coalesce: Duration::ZERO,
     }))
 }
 

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use roomcast::{
     Application,
     config::Settings,
-    db::Db,
+    db::{AppliedBy, Db},
     domain::{Password, Role, Username},
     http::{auth, telemetry},
 };
@@ -47,7 +47,8 @@ enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
-    /// Set an account's role.
+    /// Set an account's role. A former admin's open streams leave, within
+    /// `database.account_poll_ms`, the private rooms it is not a member of.
     SetRole {
         /// The account.
         name: String,
@@ -57,9 +58,8 @@ enum UserCommand {
     },
     /// List accounts.
     List,
-    /// Ban an account: its sessions end and it cannot log in. (A running server closes its
-    /// open streams when banned through `POST /api/admin/users/{name}/ban`; from here they
-    /// stop at their next request or reconnect once `database.read_cache_ms` has passed.)
+    /// Ban an account: its sessions end and it cannot log in. Running servers close its open
+    /// streams within `database.account_poll_ms` (on PostgreSQL, every node at once).
     Ban {
         /// The account.
         name: String,
@@ -129,21 +129,21 @@ async fn user_command(db: &Db, settings: &Settings, command: UserCommand) -> any
             let role =
                 Role::parse(&role).ok_or_else(|| anyhow::anyhow!("role is admin or user"))?;
             let user = db
-                .set_role(&name, role)
+                .set_role(&name, role, AppliedBy::Servers)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user named {name}"))?;
             println!("{} is now {}", user.username, role.as_str());
         }
         UserCommand::Ban { name } => {
             let user = db
-                .set_banned(&name, true)
+                .set_banned(&name, true, AppliedBy::Servers)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user named {name}"))?;
             println!("{} is banned; its sessions are ended", user.username);
         }
         UserCommand::Unban { name } => {
             let user = db
-                .set_banned(&name, false)
+                .set_banned(&name, false, AppliedBy::Servers)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("no user named {name}"))?;
             println!("{} may log in again", user.username);

@@ -42,6 +42,8 @@ pub struct Application {
     cluster: Arc<Cluster>,
     db: Db,
     writer_task: JoinHandle<()>,
+    /// Announces the leaves held back for coalescing.
+    departures: JoinHandle<()>,
     stream_writers: LiveWriters,
     housekeeping: Housekeeping,
     shutdown_timeout: Duration,
@@ -54,6 +56,7 @@ impl Application {
         let settings = Arc::new(settings);
         let db = Db::connect(&settings.database).await?;
         let hub = Arc::new(Hub::new(hub_settings(&settings)));
+        let departures = tokio::spawn(hub.clone().announce_departures());
         let last_id = db.last_message_id().await?;
         hub.set_watermark(last_id);
         let listeners = Listeners::bind(&settings)?;
@@ -63,6 +66,12 @@ impl Application {
         } else {
             Cluster::alone(hub.clone())
         });
+        cluster
+            .watch_accounts(
+                &db,
+                Duration::from_millis(settings.database.account_poll_ms),
+            )
+            .await?;
         let (writer, writer_task) = Writer::start(&db, cluster.broker()).await?;
         let key = session_key(&settings, &db).await?;
         let limits = Arc::new(Limits::new(&settings.rate_limit)?);
@@ -93,6 +102,7 @@ impl Application {
             cluster,
             db,
             writer_task,
+            departures,
             stream_writers,
             housekeeping,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
@@ -122,6 +132,7 @@ impl Application {
             cluster: self.cluster.clone(),
             writer: self.writer_task.abort_handle(),
             housekeeping: self.housekeeping.task.abort_handle(),
+            departures: self.departures.abort_handle(),
             db: self.db.clone(),
         }
     }
@@ -143,6 +154,8 @@ impl Application {
         }
         tracing::info!("shutting down");
         self.housekeeping.stop().await;
+        // The streams are about to close: their leaves need no announcing.
+        self.departures.abort();
         let hub = self.hub.clone();
         let graceful = async move {
             // Streams are not actix's connections once handed off, so its graceful stop
@@ -188,6 +201,7 @@ pub struct KillSwitch {
     cluster: Arc<Cluster>,
     writer: tokio::task::AbortHandle,
     housekeeping: tokio::task::AbortHandle,
+    departures: tokio::task::AbortHandle,
     db: Db,
 }
 
@@ -197,6 +211,7 @@ impl KillSwitch {
         self.cluster.stop_tasks();
         self.writer.abort();
         self.housekeeping.abort();
+        self.departures.abort();
         self.server.stop(false).await;
         self.db.close().await;
     }
@@ -348,6 +363,7 @@ fn hub_settings(settings: &Settings) -> HubSettings {
         streams_per_session: settings.limits.streams_per_session,
         max_streams: settings.limits.max_streams,
         rooms_per_user: settings.limits.rooms_per_user,
+        presence_coalesce: Duration::from_millis(settings.sse.presence_coalesce_ms),
     }
 }
 

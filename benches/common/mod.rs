@@ -153,6 +153,8 @@ impl Server {
             )
             .env("ROOMCAST__RATE_LIMIT__MESSAGES_PER_SEC", "1000000")
             .env("ROOMCAST__RATE_LIMIT__MESSAGES_BURST", "1000000")
+            .env("ROOMCAST__RATE_LIMIT__SUBSCRIBES_PER_SEC", "1000000")
+            .env("ROOMCAST__RATE_LIMIT__SUBSCRIBES_BURST", "1000000")
             // A load tool is one client with many streams: lift the per-client caps, keep
             // the server-wide ones near the open-file limit.
             .env("ROOMCAST__LIMITS__STREAMS_PER_USER", "1000000")

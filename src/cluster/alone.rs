@@ -2,6 +2,9 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+use tokio::{sync::Notify, task::JoinHandle};
+
 use crate::{
     broker::{Broker, LocalBroker},
     domain::{RoomName, UserRef},
@@ -11,9 +14,21 @@ use crate::{
 /// The service when this node is all of it.
 pub struct Alone {
     pub(super) hub: Arc<Hub>,
+    /// Wakes the account watcher (alone, only its timer does).
+    pub(super) accounts: Arc<Notify>,
+    /// The account watcher.
+    pub(super) tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Alone {
+    pub(super) fn new(hub: Arc<Hub>) -> Self {
+        Self {
+            hub,
+            accounts: Arc::new(Notify::new()),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
     pub(super) fn broker(&self) -> Arc<dyn Broker> {
         Arc::new(LocalBroker::new(self.hub.clone()))
     }

@@ -126,6 +126,7 @@ pub(super) async fn listen(node: Arc<Node>, mut listener: PgListener) {
             }
             node.wake_tailer();
             node.request_resync();
+            node.accounts.notify_one();
         }
     }
 }
@@ -171,6 +172,7 @@ async fn handle(node: &Node, payload: &str) {
                 tracing::warn!(error = %e, "reading the node list failed");
             }
         }
+        BusMessage::Accounts => node.accounts.notify_one(),
         BusMessage::Gone { node: gone } => {
             if gone == node.id {
                 tracing::error!("this node was declared dead by another; closing its streams");
@@ -181,5 +183,19 @@ async fn handle(node: &Node, payload: &str) {
             }
             node.forget(gone);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command line sends this notification without the cluster's types.
+    #[test]
+    fn the_account_change_notification_is_the_accounts_message() {
+        assert_eq!(BusMessage::Accounts.encode(), crate::db::ACCOUNTS_CHANGED);
+        let decoded: BusMessage =
+            serde_json::from_str(crate::db::ACCOUNTS_CHANGED).expect("decodes");
+        assert!(matches!(decoded, BusMessage::Accounts));
     }
 }

@@ -8,14 +8,17 @@ use std::{
 };
 
 use anyhow::Context;
-use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinHandle,
+};
 use uuid::Uuid;
 
 use super::{
     bus,
     bus::ClusterPresence,
+    client::Answer,
     node::{self, Node, RelayError},
     tailer,
     wire::{BusMessage, Closed, NodeStats, Op},
@@ -40,7 +43,7 @@ pub struct Peer {
 
 impl Peer {
     /// Calls `op` on this peer: its status and body, to answer with as they are.
-    pub async fn relay(&self, op: &Op) -> Result<(u16, Bytes), RelayError> {
+    pub async fn relay(&self, op: &Op) -> Result<Answer, RelayError> {
         self.node.call(&self.row, op).await
     }
 }
@@ -49,7 +52,9 @@ impl Peer {
 pub struct Member {
     pub(super) hub: Arc<Hub>,
     node: Arc<Node>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The other nodes' room lists, reused for `cluster.fanout_cache_ms`.
+    peer_rooms: PeerCache<Vec<RoomInfo>>,
+    pub(super) tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Member {
@@ -88,8 +93,15 @@ impl Member {
         Ok(Self {
             hub,
             node,
+            peer_rooms: PeerCache::new(Duration::from_millis(settings.fanout_cache_ms)),
             tasks: Mutex::new(tasks),
         })
+    }
+
+    /// Wakes the account watcher (the bus does, when any node or the command line changed
+    /// an account).
+    pub(super) fn accounts(&self) -> &Arc<Notify> {
+        &self.node.accounts
     }
 
     pub(super) fn broker(&self) -> Arc<dyn Broker> {
@@ -110,8 +122,19 @@ impl Member {
         })
     }
 
+    /// A user whose last connection here left is not listed, even while that leave is held
+    /// back for coalescing and the others still count it.
     pub(super) fn presence(&self, room: &RoomName) -> Vec<UserRef> {
-        self.node.view.users(room)
+        // The view's lock is released before the hub is asked (the lock order).
+        self.node
+            .view
+            .users(room)
+            .into_iter()
+            .filter(|(user, nodes)| {
+                nodes.iter().any(|n| *n != self.node.id) || self.hub.is_present(room, user.id)
+            })
+            .map(|(user, _)| user)
+            .collect()
     }
 
     pub(super) fn has_room(&self, room: &RoomName) -> bool {
@@ -124,12 +147,14 @@ impl Member {
         keep: impl Fn(&RoomName) -> bool,
     ) -> Vec<RoomInfo> {
         let mut merged: HashMap<RoomName, usize> = HashMap::new();
-        let local = self.hub.rooms();
-        let remote = self.node.scatter::<Vec<RoomInfo>>(&Op::Rooms).await;
-        for list in std::iter::once(local).chain(remote) {
-            for room in list {
-                *merged.entry(room.name).or_default() += room.subscribers;
-            }
+        let peers = self.peer_rooms.get(&self.node, &Op::Rooms).await;
+        for room in self
+            .hub
+            .rooms()
+            .into_iter()
+            .chain(peers.iter().flatten().cloned())
+        {
+            *merged.entry(room.name).or_default() += room.subscribers;
         }
         let mut rooms: Vec<RoomInfo> = merged
             .into_iter()
@@ -145,6 +170,7 @@ impl Member {
     }
 
     pub(super) async fn stats(&self, here: NodeStats) -> HubStats {
+        // Asked anew each time: live figures, for admins only.
         let mut all = vec![here];
         all.extend(self.node.scatter::<NodeStats>(&Op::Stats).await);
         let mut users = HashSet::new();
@@ -225,10 +251,9 @@ impl Member {
 
     /// Leaves the cluster cleanly: this node's row goes and the others hear at once that
     /// its streams are gone (rather than after the crash bound).
+    /// (Its tasks are stopped first, by [`super::Cluster::leave`].)
     pub(super) async fn leave(&self) {
         let node = &self.node;
-        // First stop listening: this node must not take its own goodbye for a verdict.
-        self.stop_tasks();
         let gone = BusMessage::Gone { node: node.id }.encode();
         let left = async {
             let mut tx = node.pool.begin().await?;
@@ -238,12 +263,6 @@ impl Member {
         };
         if let Err(e) = left.await {
             tracing::warn!(error = %e, "leaving the cluster cleanly failed; the others will notice");
-        }
-    }
-
-    pub(super) fn stop_tasks(&self) {
-        for task in self.tasks.lock().drain(..) {
-            task.abort();
         }
     }
 }
@@ -294,4 +313,34 @@ async fn start(
         .await
         .context("announcing this node to the cluster")?;
     Ok(tasks)
+}
+
+/// The other nodes' answers to one [`Op`], reused for a while: however many requests ask, a
+/// node asks the others at most once per `fresh_for` (one asks; those arriving meanwhile
+/// wait for its answer).
+struct PeerCache<T> {
+    fresh_for: Duration,
+    slot: tokio::sync::Mutex<Option<(tokio::time::Instant, Arc<Vec<T>>)>>,
+}
+
+impl<T: serde::de::DeserializeOwned> PeerCache<T> {
+    fn new(fresh_for: Duration) -> Self {
+        Self {
+            fresh_for,
+            slot: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The answers of the other nodes to `op`, asked anew when the last are stale.
+    async fn get(&self, node: &Node, op: &Op) -> Arc<Vec<T>> {
+        let mut slot = self.slot.lock().await;
+        if let Some((at, answers)) = &*slot
+            && at.elapsed() < self.fresh_for
+        {
+            return answers.clone();
+        }
+        let answers = Arc::new(node.scatter::<T>(op).await);
+        *slot = Some((tokio::time::Instant::now(), answers.clone()));
+        answers
+    }
 }

@@ -17,20 +17,23 @@
 //!   `hung_after_secs` old; its presence leaves everywhere, and its clients reconnect
 //!   through the balancer with `Last-Event-ID`.
 
+mod accounts;
 mod alone;
 mod bus;
+mod client;
 mod member;
 mod node;
 mod presence;
 mod tailer;
 mod wire;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use uuid::Uuid;
 
 pub use alone::Alone;
+pub use client::Answer;
 pub use member::{Member, Peer};
 pub use node::RelayError;
 pub use wire::{Closed, NodeStats, Op};
@@ -65,7 +68,7 @@ pub enum Cluster {
 impl Cluster {
     /// A node alone (SQLite).
     pub fn alone(hub: Arc<Hub>) -> Self {
-        Self::Alone(Alone { hub })
+        Self::Alone(Alone::new(hub))
     }
 
     /// Joins (or founds) the cluster on `db`'s PostgreSQL database, starting the tailer
@@ -88,6 +91,28 @@ impl Cluster {
             Self::Alone(a) => &a.hub,
             Self::Member(m) => &m.hub,
         }
+    }
+
+    /// Starts applying account changes made outside this server (the command line, other
+    /// nodes) to its open streams: read every `every`, and at once when the bus says so.
+    pub async fn watch_accounts(&self, db: &Db, every: Duration) -> anyhow::Result<()> {
+        let cursor = db
+            .last_account_change()
+            .await
+            .context("reading the account change log")?;
+        let (wake, tasks) = match self {
+            Self::Alone(a) => (&a.accounts, &a.tasks),
+            Self::Member(m) => (m.accounts(), &m.tasks),
+        };
+        let task = tokio::spawn(accounts::watch(
+            db.clone(),
+            self.hub().clone(),
+            wake.clone(),
+            every,
+            cursor,
+        ));
+        tasks.lock().push(task);
+        Ok(())
     }
 
     /// Where the writer hands committed events.
@@ -118,7 +143,9 @@ impl Cluster {
         peer.map_or(Holder::Nowhere, Holder::Elsewhere)
     }
 
-    /// Users with a connection in `room` on any node, sorted by name.
+    /// Users with a connection in `room` on any node, sorted by name. A user whose last
+    /// connection here left is not listed, even while that leave is held back for
+    /// coalescing and the others still count it.
     pub fn presence(&self, room: &RoomName) -> Vec<UserRef> {
         match self {
             Self::Alone(a) => a.presence(room),
@@ -232,6 +259,8 @@ impl Cluster {
 
     /// Leaves the cluster cleanly (nothing to do alone).
     pub async fn leave(&self) {
+        // First stop listening: a member must not take its own goodbye for a verdict.
+        self.stop_tasks();
         if let Self::Member(m) = self {
             m.leave().await;
         }
@@ -240,8 +269,12 @@ impl Cluster {
     /// Stops this node's cluster tasks (and with them its listener's connection, so the
     /// others see it die).
     pub fn stop_tasks(&self) {
-        if let Self::Member(m) = self {
-            m.stop_tasks();
+        let tasks = match self {
+            Self::Alone(a) => &a.tasks,
+            Self::Member(m) => &m.tasks,
+        };
+        for task in tasks.lock().drain(..) {
+            task.abort();
         }
     }
 }

@@ -4,13 +4,13 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use bytes::Bytes;
 use parking_lot::RwLock;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::{
+    client::{Answer, NodeClient},
     presence::PresenceView,
     wire::{BusMessage, Op},
 };
@@ -29,11 +29,11 @@ const LOOKUP_EVERY: Duration = Duration::from_millis(250);
 
 /// A call to another node that did not get an answer.
 #[derive(Debug, thiserror::Error)]
-#[error("node {node} did not answer: {source}")]
+#[error("node {node} did not answer: {source:#}")]
 pub struct RelayError {
     node: Uuid,
     #[source]
-    source: reqwest::Error,
+    source: anyhow::Error,
 }
 
 /// Everything a clustered node's tasks share.
@@ -51,6 +51,8 @@ pub(super) struct Node {
     pub(super) wake: Notify,
     /// Signalled by the tailer each time it has read the log up to its head.
     pub(super) tailed: Notify,
+    /// Wakes the account watcher ([`super::accounts`]): an account changed somewhere.
+    pub(super) accounts: Arc<Notify>,
     /// Asks for every node's presence to be read again.
     resync: Notify,
     /// The other live nodes, by id (refreshed every heartbeat, and when a node joins).
@@ -58,7 +60,7 @@ pub(super) struct Node {
     /// When a request for an unknown node's stream last read the node list: made-up ids
     /// must not buy a database read each.
     looked_up: parking_lot::Mutex<Option<std::time::Instant>>,
-    client: reqwest::Client,
+    client: NodeClient,
     pub(super) token: String,
     pub(super) settings: ClusterSettings,
 }
@@ -95,14 +97,7 @@ impl Node {
                 Err(e) => return Err(e).context("registering this node in the cluster"),
             }
         };
-        let client = reqwest::Client::builder()
-            // Handlers run on several single-threaded runtimes; a pooled connection would
-            // belong to whichever runtime opened it. Node-to-node calls are rare: connect
-            // each time.
-            .pool_max_idle_per_host(0)
-            .timeout(Duration::from_millis(settings.relay_timeout_ms))
-            .build()
-            .context("building the node-to-node HTTP client")?;
+        let client = NodeClient::new(Duration::from_millis(settings.relay_timeout_ms))?;
         Ok(Self {
             id,
             tag,
@@ -114,6 +109,7 @@ impl Node {
             view: PresenceView::default(),
             wake: Notify::new(),
             tailed: Notify::new(),
+            accounts: Arc::new(Notify::new()),
             resync: Notify::new(),
             peers: RwLock::new(HashMap::new()),
             looked_up: parking_lot::Mutex::new(None),
@@ -192,23 +188,17 @@ impl Node {
         Ok(())
     }
 
-    /// Calls `op` on `peer`: its status and body.
-    pub(super) async fn call(&self, peer: &NodeRow, op: &Op) -> Result<(u16, Bytes), RelayError> {
+    /// Calls `op` on `peer` (over a pooled connection): what it answered.
+    pub(super) async fn call(&self, peer: &NodeRow, op: &Op) -> Result<Answer, RelayError> {
         let fail = |source| RelayError {
             node: peer.id,
             source,
         };
-        let res = self
-            .client
-            .post(format!("{}/internal/cluster", peer.url))
-            .bearer_auth(&self.token)
-            .json(op)
-            .send()
+        let body = serde_json::to_vec(op).map_err(|e| fail(e.into()))?;
+        self.client
+            .post(format!("{}/internal/cluster", peer.url), &self.token, body)
             .await
-            .map_err(fail)?;
-        let status = res.status().as_u16();
-        let body = res.bytes().await.map_err(fail)?;
-        Ok((status, body))
+            .map_err(fail)
     }
 
     /// Calls `op` on every other live node at once; the answers that came, parsed.
@@ -221,11 +211,15 @@ impl Node {
         let mut out = Vec::with_capacity(peers.len());
         for (peer, answer) in futures_util::future::join_all(calls).await {
             match answer {
-                Ok((200, body)) => match serde_json::from_slice(&body) {
+                Ok(Answer {
+                    status: 200, body, ..
+                }) => match serde_json::from_slice(&body) {
                     Ok(v) => out.push(v),
                     Err(e) => tracing::warn!(%peer, error = %e, "a node's answer did not parse"),
                 },
-                Ok((status, _)) => tracing::warn!(%peer, status, "a node refused a cluster call"),
+                Ok(Answer { status, .. }) => {
+                    tracing::warn!(%peer, status, "a node refused a cluster call")
+                }
                 Err(e) => tracing::warn!(error = %e, "a node did not answer a cluster call"),
             }
         }
@@ -242,15 +236,17 @@ impl Node {
         let mut changes = Vec::new();
         for peer in &peers {
             match self.call(peer, &Op::Presence).await {
-                Ok((200, body)) => {
-                    match serde_json::from_slice::<Vec<(RoomName, UserRef)>>(&body) {
-                        Ok(present) => changes.extend(self.view.reset_node(peer.id, &present)),
-                        Err(e) => {
-                            tracing::warn!(peer = %peer.id, error = %e, "bad presence answer")
-                        }
+                Ok(Answer {
+                    status: 200, body, ..
+                }) => match serde_json::from_slice::<Vec<(RoomName, UserRef)>>(&body) {
+                    Ok(present) => changes.extend(self.view.reset_node(peer.id, &present)),
+                    Err(e) => {
+                        tracing::warn!(peer = %peer.id, error = %e, "bad presence answer")
                     }
+                },
+                Ok(Answer { status, .. }) => {
+                    tracing::warn!(peer = %peer.id, status, "presence refused")
                 }
-                Ok((status, _)) => tracing::warn!(peer = %peer.id, status, "presence refused"),
                 Err(e) => tracing::warn!(error = %e, "presence not read"),
             }
         }

@@ -122,14 +122,14 @@ impl PresenceView {
             .collect()
     }
 
-    /// Users with a connection in `room` on any node, sorted by name.
-    pub fn users(&self, room: &RoomName) -> Vec<UserRef> {
+    /// Users with a connection in `room` on any node, with those nodes, sorted by name.
+    pub fn users(&self, room: &RoomName) -> Vec<(UserRef, HashSet<Uuid>)> {
         let rooms = self.rooms.lock();
-        let mut users: Vec<UserRef> = rooms
+        let mut users: Vec<(UserRef, HashSet<Uuid>)> = rooms
             .get(room)
-            .map(|u| u.values().map(|(user, _)| user.clone()).collect())
+            .map(|u| u.values().cloned().collect())
             .unwrap_or_default();
-        users.sort_by(|a, b| a.username.cmp(&b.username));
+        users.sort_by(|a, b| a.0.username.cmp(&b.0.username));
         users
     }
 
@@ -155,6 +155,10 @@ mod tests {
         }
     }
 
+    fn names(view: &PresenceView, room: &RoomName) -> Vec<UserRef> {
+        view.users(room).into_iter().map(|(u, _)| u).collect()
+    }
+
     #[test]
     fn a_user_on_two_nodes_joins_once_and_leaves_once() {
         let view = PresenceView::default();
@@ -173,7 +177,7 @@ mod tests {
             !view.apply(a, &room, &ann, PresenceAction::Leave),
             "one node left"
         );
-        assert_eq!(view.users(&room), vec![ann.clone()], "still present on b");
+        assert_eq!(names(&view, &room), vec![ann.clone()], "still present on b");
         assert!(
             view.apply(b, &room, &ann, PresenceAction::Leave),
             "last leave"
@@ -192,7 +196,7 @@ mod tests {
         view.apply(a, &s, &bob, PresenceAction::Join);
         let left = view.remove_node(a);
         assert_eq!(left, vec![(s.clone(), bob, PresenceAction::Leave)]);
-        assert_eq!(view.users(&r), vec![ann], "ann is still on b");
+        assert_eq!(names(&view, &r), vec![ann], "ann is still on b");
         assert!(!view.has_room(&s));
     }
 
@@ -211,6 +215,6 @@ mod tests {
                 (r.clone(), bob.clone(), PresenceAction::Join)
             ]
         );
-        assert_eq!(view.users(&r), vec![bob]);
+        assert_eq!(names(&view, &r), vec![bob]);
     }
 }

@@ -124,6 +124,10 @@ pub enum BusMessage {
         /// The node.
         node: Uuid,
     },
+    /// An account was banned, unbanned or re-roled (by any node, or the command line, in
+    /// the change's transaction: [`crate::db::ACCOUNTS_CHANGED`]); every node reads the
+    /// account change log.
+    Accounts,
 }
 
 impl BusMessage {

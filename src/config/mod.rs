@@ -176,6 +176,9 @@ pub struct DatabaseSettings {
     pub sqlite_synchronous: SqliteSync,
     /// Milliseconds a cached session, user or room read is trusted (SQLite only; 0: off).
     pub read_cache_ms: u64,
+    /// Milliseconds between two reads of the account change log (bans, role changes made
+    /// outside this server).
+    pub account_poll_ms: u64,
 }
 
 /// The SQLite `synchronous` levels roomcast allows.
@@ -245,6 +248,8 @@ pub struct SseSettings {
     pub write_timeout_secs: u64,
     /// Milliseconds a stream collects live frames before writing them (0: write at once).
     pub write_delay_ms: u64,
+    /// How long a `leave` waits, cancelled by a `join` of the same user in the same room.
+    pub presence_coalesce_ms: u64,
 }
 
 /// `[metrics]`
@@ -287,6 +292,8 @@ pub struct ClusterSettings {
     pub tail_every_ms: u64,
     /// How long a request relayed to another node may take.
     pub relay_timeout_ms: u64,
+    /// Milliseconds the other nodes' room lists are reused for (0: asked anew each time).
+    pub fanout_cache_ms: u64,
 }
 
 /// `[history]`
@@ -329,14 +336,27 @@ pub struct RateLimitSettings {
     pub messages_per_sec: u32,
     /// Per user, burst allowance.
     pub messages_burst: u32,
+    /// Per user, sustained subscribes and unsubscribes per second.
+    pub subscribes_per_sec: u32,
+    /// Per user, burst allowance of subscribes and unsubscribes.
+    pub subscribes_burst: u32,
+    /// Per user, sustained removals of members from private rooms per second.
+    pub removals_per_sec: u32,
+    /// Per user, burst allowance of removals.
+    pub removals_burst: u32,
     /// Per client IP, logins and registrations per minute.
     pub auth_per_min: u32,
-    /// Per username, login attempts in a row without success before backoff.
+    /// Per (username, client address), login attempts in a row without success before
+    /// backoff.
     pub login_free_failures: u32,
     /// The first backoff wait, seconds; it doubles per further attempt.
     pub login_backoff_secs: u64,
     /// The longest backoff wait, seconds; also the quiet time that resets the count.
     pub login_backoff_max_secs: u64,
+    /// Failed logins of one username, over every address, past which its logins are slowed.
+    pub login_name_failures: u32,
+    /// Milliseconds a login for a username past its ceiling waits before it is judged.
+    pub login_name_delay_ms: u64,
 }
 
 /// `[log]`

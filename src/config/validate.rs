@@ -91,7 +91,12 @@ impl DatabaseSettings {
             "database.url",
             "must be a sqlite:// or postgres:// URL",
         )?;
-        at_most("database.read_cache_ms", self.read_cache_ms, 60_000)
+        at_most("database.read_cache_ms", self.read_cache_ms, 60_000)?;
+        rule(
+            (50..=10_000).contains(&self.account_poll_ms),
+            "database.account_poll_ms",
+            "must be 50 to 10000",
+        )
     }
 }
 
@@ -127,7 +132,12 @@ impl SseSettings {
         at_least("sse.heartbeat_secs", self.heartbeat_secs, 1)?;
         at_least("sse.queue_capacity", self.queue_capacity, 1)?;
         at_least("sse.write_timeout_secs", self.write_timeout_secs, 1)?;
-        at_most("sse.write_delay_ms", self.write_delay_ms, 1000)
+        at_most("sse.write_delay_ms", self.write_delay_ms, 1000)?;
+        at_most(
+            "sse.presence_coalesce_ms",
+            self.presence_coalesce_ms,
+            60_000,
+        )
     }
 }
 
@@ -181,6 +191,20 @@ impl RateLimitSettings {
         at_least("rate_limit.messages_burst", self.messages_burst, 1)?;
         at_least("rate_limit.auth_per_min", self.auth_per_min, 1)?;
         at_least("rate_limit.login_backoff_secs", self.login_backoff_secs, 1)?;
+        at_least("rate_limit.subscribes_per_sec", self.subscribes_per_sec, 1)?;
+        at_least("rate_limit.subscribes_burst", self.subscribes_burst, 1)?;
+        at_least("rate_limit.removals_per_sec", self.removals_per_sec, 1)?;
+        at_least("rate_limit.removals_burst", self.removals_burst, 1)?;
+        at_least(
+            "rate_limit.login_name_failures",
+            self.login_name_failures,
+            1,
+        )?;
+        at_most(
+            "rate_limit.login_name_delay_ms",
+            self.login_name_delay_ms,
+            10_000,
+        )?;
         rule(
             self.login_backoff_max_secs >= self.login_backoff_secs,
             "rate_limit.login_backoff_max_secs",
@@ -204,6 +228,7 @@ impl ClusterSettings {
         )?;
         at_least("cluster.tail_every_ms", self.tail_every_ms, 10)?;
         at_least("cluster.relay_timeout_ms", self.relay_timeout_ms, 100)?;
+        at_most("cluster.fanout_cache_ms", self.fanout_cache_ms, 10_000)?;
         long_enough("cluster.token", self.token.as_ref().map(|t| t.expose()), 32)
     }
 }

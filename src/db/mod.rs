@@ -55,7 +55,7 @@ pub use log::{Appended, MessageLog, NewPost};
 pub use messages::Page;
 pub use rooms::{CreateRoomError, Member, MyRoom};
 pub use sessions::SqlSessionStore;
-pub use users::CreateUserError;
+pub use users::{ACCOUNTS_CHANGED, AppliedBy, CreateUserError};
 
 use crate::config::{DatabaseSettings, SqliteSync};
 

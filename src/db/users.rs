@@ -1,5 +1,39 @@
 //! Accounts.
 
+/// `record_change!(tx, user_id, channel)`: inserts an account change row in `tx` and, on
+/// PostgreSQL (`channel` is `Some`), queues [`ACCOUNTS_CHANGED`] on the cluster's channel,
+/// sent when `tx` commits. A macro so one text serves both backends' transactions.
+macro_rules! record_change {
+    ($tx:ident, $user:expr, $channel:expr) => {
+        sqlx::query("INSERT INTO account_changes (user_id, at) VALUES ($1, $2)")
+            .bind($user)
+            .bind(chrono::Utc::now().timestamp())
+            .execute(&mut *$tx)
+            .await?;
+        if let Some(channel) = $channel {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(ACCOUNTS_CHANGED)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+
+/// Who brings an account change to the open streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppliedBy {
+    /// The caller, on every node, at once (the admin API, which answers how many streams it
+    /// closed): nothing is recorded.
+    Caller,
+    /// Every running server, from the account change log (the command line, beside them).
+    Servers,
+}
+
+/// The notification an account change sends on the cluster's channel (the bus decodes it
+/// as its `accounts` message): every node then reads the changes.
+pub const ACCOUNTS_CHANGED: &str = r#"{"k":"accounts"}"#;
+
 use uuid::Uuid;
 
 use super::{Db, now_rfc3339};
@@ -128,8 +162,14 @@ impl Db {
     }
 
     /// Bans or unbans an account; a ban also deletes its sessions. `None` when there is no
-    /// such user.
-    pub async fn set_banned(&self, username: &str, banned: bool) -> sqlx::Result<Option<User>> {
+    /// such user. Recorded as an account change (see [`Db::account_changes`]) when the
+    /// running servers are to apply it.
+    pub async fn set_banned(
+        &self,
+        username: &str,
+        banned: bool,
+        by: AppliedBy,
+    ) -> sqlx::Result<Option<User>> {
         let Some((user, _)) = self.user_for_login(username).await? else {
             return Ok(None);
         };
@@ -142,6 +182,7 @@ impl Db {
         } else {
             "DELETE FROM sessions WHERE json_extract(state, '$.user_id') = $1"
         };
+        let channel = self.notify_channel();
         on_backend!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE users SET banned = $1 WHERE id = $2")
@@ -155,38 +196,111 @@ impl Db {
                     .execute(&mut *tx)
                     .await?;
             }
+            if by == AppliedBy::Servers {
+                record_change!(tx, user.id, channel);
+            }
             tx.commit().await?;
         });
-        if let Some(cache) = &self.cache {
-            cache.users.forget(&user.id);
-            // The sessions the DELETE above matched, by the same JSON-encoded id.
-            let id = format!("\"{}\"", user.id);
-            cache
-                .sessions
-                .forget_where(|_, (state, _)| state.get("user_id") == Some(&id));
-        }
+        self.forget_account(user.id);
         Ok(Some(user))
     }
 
-    /// Sets a user's role; `None` when there is no such user.
-    pub async fn set_role(&self, username: &str, role: Role) -> sqlx::Result<Option<User>> {
-        if !username.is_ascii() {
-            // As in `user_for_login`: no non-ASCII name matches.
+    /// Sets a user's role; `None` when there is no such user. Recorded as an account change
+    /// (see [`Db::account_changes`]) when the running servers are to apply it.
+    pub async fn set_role(
+        &self,
+        username: &str,
+        role: Role,
+        by: AppliedBy,
+    ) -> sqlx::Result<Option<User>> {
+        let Some((user, _)) = self.user_for_login(username).await? else {
             return Ok(None);
-        }
+        };
+        let channel = self.notify_channel();
         on_backend!(self, |pool| {
-            sqlx::query("UPDATE users SET role = $1 WHERE lower(username) = lower($2)")
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
                 .bind(role.as_str())
-                .bind(username)
+                .bind(user.id)
+                .execute(&mut *tx)
+                .await?;
+            if by == AppliedBy::Servers {
+                record_change!(tx, user.id, channel);
+            }
+            tx.commit().await?;
+        });
+        self.forget_account(user.id);
+        Ok(Some(User { role, ..user }))
+    }
+
+    /// Forgets what the read cache holds of `user`: its row, its sessions, and the rooms as
+    /// it saw them (its role decides what it may see).
+    pub fn forget_account(&self, user: Uuid) {
+        if let Some(cache) = &self.cache {
+            cache.users.forget(&user);
+            // Sessions keep the id JSON-encoded, as the ban's DELETE matches it.
+            let id = format!("\"{user}\"");
+            cache
+                .sessions
+                .forget_where(|_, (state, _)| state.get("user_id") == Some(&id));
+            cache
+                .rooms
+                .forget_where(|(_, viewer), _| *viewer == Some(user));
+        }
+    }
+
+    /// The account as it stands in the database now (never from the cache): whether it is
+    /// banned, and its role. `None` when there is no such user.
+    pub async fn account_standing(&self, user: Uuid) -> sqlx::Result<Option<(bool, Role)>> {
+        let row: Option<(bool, String)> = on_backend!(self, |pool| {
+            sqlx::query_as("SELECT banned, role FROM users WHERE id = $1")
+                .bind(user)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|(banned, role)| (banned, Role::parse(&role).unwrap_or(Role::User))))
+    }
+
+    /// The accounts banned, unbanned or re-roled after change `after` (by anyone: this
+    /// server, another node, the command line), and the id to pass next time.
+    pub async fn account_changes(&self, after: i64) -> sqlx::Result<(Vec<Uuid>, i64)> {
+        let rows: Vec<(i64, Uuid)> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, user_id FROM account_changes WHERE id > $1 ORDER BY id LIMIT 1000",
+            )
+            .bind(after)
+            .fetch_all(pool)
+            .await
+        })?;
+        let next = rows.last().map_or(after, |(id, _)| *id);
+        let mut users: Vec<Uuid> = rows.into_iter().map(|(_, user)| user).collect();
+        users.sort_unstable();
+        users.dedup();
+        Ok((users, next))
+    }
+
+    /// The last account change recorded (0 when none): a server starting now has no stream
+    /// that an earlier one could concern.
+    pub async fn last_account_change(&self) -> sqlx::Result<i64> {
+        let (id,): (Option<i64>,) = on_backend!(self, |pool| {
+            sqlx::query_as("SELECT MAX(id) FROM account_changes")
+                .fetch_one(pool)
+                .await
+        })?;
+        Ok(id.unwrap_or(0))
+    }
+
+    /// Deletes account changes older than `secs` seconds; every server has long read them.
+    pub async fn prune_account_changes(&self, secs: i64) -> sqlx::Result<()> {
+        let before = chrono::Utc::now().timestamp() - secs;
+        on_backend!(self, |pool| {
+            sqlx::query("DELETE FROM account_changes WHERE at < $1")
+                .bind(before)
                 .execute(pool)
                 .await
                 .map(drop)
         })?;
-        if let Some(cache) = &self.cache {
-            // Role changes are rare: forgetting every user is simpler than finding one.
-            cache.users.forget_where(|_, _| true);
-        }
-        Ok(self.user_for_login(username).await?.map(|(u, _)| u))
+        Ok(())
     }
 
     /// Every account, by name.

@@ -351,6 +351,7 @@ mod tests {
             streams_per_session: 10,
             max_streams: 10,
             rooms_per_user: 10,
+            presence_coalesce: Duration::ZERO,
         }))
     }
 

@@ -185,6 +185,22 @@ impl Hub {
         self.close_where(|c| c.user.id == user_id)
     }
 
+    /// The rooms `user`'s streams hold now, each once.
+    pub fn rooms_of_user(&self, user_id: Uuid) -> Vec<RoomName> {
+        let conns: Vec<Arc<Connection>> = self
+            .connections
+            .iter()
+            .filter(|e| e.conn.user.id == user_id)
+            .map(|e| e.conn.clone())
+            .collect();
+        let mut rooms = BTreeSet::new();
+        // Each state lock alone, no shard held (the lock order).
+        for conn in conns {
+            rooms.extend(conn.state.lock().rooms.iter().cloned());
+        }
+        rooms.into_iter().collect()
+    }
+
     /// Closes every stream, now and from now on (shutdown). Returns how many.
     pub fn close_all(&self) -> usize {
         self.closing.store(true, Ordering::Release);
@@ -208,6 +224,11 @@ impl Hub {
             self.remove(*id);
         }
         ids.len()
+    }
+
+    /// Whether stream `id` is open here and belongs to `owner`.
+    pub fn is_owned_by(&self, id: ConnectionId, owner: Uuid) -> bool {
+        self.owned(id, owner).is_ok()
     }
 
     /// The connection `id` with its queue, when it belongs to `owner`.

@@ -55,10 +55,12 @@ pub(super) struct Read {
 }
 
 /// Reads newest first through `page(up_to, limit)` (each call the next older page, ids up
-/// to `up_to`, newest first) until `cap` events (`None`: all there are) or a bound is
-/// reached. `cut` when the bounds, not `cap` or the log's end, stopped it.
+/// to `up_to`, newest first) until `cap` events (`None`: all there are), an id at or below
+/// `floor` (older than what a replay already holds in full), or a bound is reached. `cut`
+/// when the bounds or the floor, not `cap` or the log's end, stopped it.
 pub(super) async fn read_newest<F, Fut>(
     up_to: i64,
+    floor: i64,
     cap: Option<usize>,
     bounds: ReplayBounds,
     mut page: F,
@@ -83,6 +85,9 @@ where
         let got = events.len();
         let oldest = events.last().map(|e| e.id);
         for e in &events {
+            if e.id <= floor {
+                return Ok(Read { frames, cut: true });
+            }
             let encoded = frame::stored(e);
             if frames.len() == limit || bytes + encoded.len() > bounds.bytes {
                 return Ok(Read { frames, cut: true });
@@ -102,14 +107,15 @@ where
 }
 
 /// Merges `more` (newest first) into `kept` (newest first) and keeps the newest that fit
-/// in `bounds`; true when something was left out.
+/// in `bounds`; true when something was left out (then `kept` is full: nothing older than
+/// its oldest can join it).
 pub(super) fn merge_newest(
     kept: &mut Vec<ReplayFrame>,
     more: Vec<ReplayFrame>,
     bounds: ReplayBounds,
 ) -> bool {
     kept.extend(more);
-    kept.sort_unstable_by_key(|b| std::cmp::Reverse(b.id));
+    kept.sort_unstable_by_key(|f| std::cmp::Reverse(f.id));
     let mut bytes = 0;
     let fit = kept
         .iter()

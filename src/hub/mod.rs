@@ -13,6 +13,8 @@
 //! * [`fanout`]: an event is encoded once and the same `Bytes` is pushed with `try_send`
 //!   into each subscriber's queue. A full queue disconnects that subscriber only.
 //! * [`wake`]: a fan-out wakes each worker thread once; that thread wakes its streams.
+//! * [`departing`]: a leave waits a moment; a join of the same user in the same room
+//!   cancels it, and neither is sent.
 //! * [`subscribe`]: the join, then the replay up to the join's watermark, then live.
 //!   Persisted events are fanned out under `publish_gate`, which also records the last id
 //!   fanned out. Joins take the same gate, so a join knows exactly which ids it will get
@@ -37,6 +39,7 @@
 //! its thread's [`WakeGroup`], whose list lock is a leaf too.
 
 mod connection;
+mod departing;
 mod fanout;
 mod filter;
 pub mod frame;
@@ -49,7 +52,7 @@ mod stream;
 mod subscribe;
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{
         OnceLock,
         atomic::{AtomicBool, Ordering},
@@ -99,6 +102,9 @@ pub struct HubSettings {
     pub max_streams: usize,
     /// Distinct rooms one user may be subscribed to, over all its streams.
     pub rooms_per_user: usize,
+    /// How long a `leave` waits to be cancelled by a `join` of the same user in the same
+    /// room (then neither is sent); zero announces leaves at once.
+    pub presence_coalesce: Duration,
 }
 
 /// A snapshot of the hub for `/api/admin/stats` and `/metrics`.
@@ -170,6 +176,10 @@ pub struct Hub {
     closing: AtomicBool,
     /// Set when this node is one of several ([`Hub::link`]).
     link: OnceLock<NodeLink>,
+    /// Leaves not announced yet, by (room, user) ([`departing`]); a leaf lock.
+    departing: Mutex<HashMap<(RoomName, Uuid), departing::Departure>>,
+    /// Wakes [`Hub::announce_departures`] when a leave is deferred.
+    departures: tokio::sync::Notify,
 }
 
 impl Hub {
@@ -186,6 +196,8 @@ impl Hub {
             counters: Counters::default(),
             closing: AtomicBool::new(false),
             link: OnceLock::new(),
+            departing: Mutex::new(HashMap::new()),
+            departures: tokio::sync::Notify::new(),
         }
     }
 
@@ -219,7 +231,6 @@ impl Hub {
     /// counts match what is open.
     #[cfg(test)]
     fn check_invariants(&self) -> Result<(), String> {
-        use std::collections::HashMap;
         let mut users: HashMap<Uuid, usize> = HashMap::new();
         let mut sessions: HashMap<Uuid, usize> = HashMap::new();
         for e in self.connections.iter() {

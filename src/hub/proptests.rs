@@ -227,6 +227,7 @@ impl World {
                 streams_per_session: usize::MAX,
                 max_streams: usize::MAX,
                 rooms_per_user: usize::MAX,
+                presence_coalesce: Duration::ZERO,
             })),
             log: Log::default(),
             users: (0..USERS)

@@ -88,12 +88,13 @@ impl Room {
             .1;
         *count += 1;
         let first = *count == 1;
-        if first {
-            // Sent under the room's lock, so a racing leave of the same user cannot
-            // overtake it.
-            if hub.presence_changed(room, user, PresenceAction::Join) {
-                self.deliver_presence(room, user, PresenceAction::Join, out);
-            }
+        // A leave not announced yet and this join cancel out: neither is sent. Otherwise
+        // sent under the room's lock, so a racing leave of the same user cannot overtake it.
+        if first
+            && !hub.cancel_leave(room, user.id)
+            && hub.presence_changed(room, user, PresenceAction::Join)
+        {
+            self.deliver_presence(room, user, PresenceAction::Join, out);
         }
         first
     }
@@ -103,7 +104,7 @@ impl Room {
         self.presence.contains_key(&user)
     }
 
-    fn deliver_presence(
+    pub(super) fn deliver_presence(
         &self,
         room: &RoomName,
         user: &UserRef,
@@ -137,7 +138,9 @@ impl Hub {
             *count -= 1;
             if *count == 0 {
                 r.presence.remove(&user.id);
-                if self.presence_changed(room, user, PresenceAction::Leave) {
+                if !self.defer_leave(room, user)
+                    && self.presence_changed(room, user, PresenceAction::Leave)
+                {
                     r.deliver_presence(room, user, PresenceAction::Leave, out);
                 }
                 super::connection::release(&self.rooms_per_user, user.id);
@@ -242,9 +245,11 @@ impl Hub {
         self.settle(out);
     }
 
-    /// Every (room, user) present on this node now.
+    /// Every (room, user) present on this node now, as the other nodes of a cluster know
+    /// it: with the users whose leave is not announced yet.
     pub fn local_presence(&self) -> Vec<(RoomName, UserRef)> {
-        self.rooms
+        let mut all: Vec<(RoomName, UserRef)> = self
+            .rooms
             .iter()
             .flat_map(|r| {
                 let room = r.key().clone();
@@ -253,7 +258,19 @@ impl Hub {
                     .map(move |(u, _)| (room.clone(), u.clone()))
                     .collect::<Vec<_>>()
             })
-            .collect()
+            .collect();
+        all.extend(
+            self.departing
+                .lock()
+                .iter()
+                .map(|((room, _), d)| (room.clone(), d.user.clone())),
+        );
+        all
+    }
+
+    /// Whether `user` has a connection in `room` on this node now.
+    pub fn is_present(&self, room: &RoomName, user: Uuid) -> bool {
+        self.rooms.get(room).is_some_and(|r| r.has_user(user))
     }
 
     /// The users with an open stream on this node.

@@ -328,22 +328,29 @@ impl Hub {
         let (mut frames, complete) = match pending.from {
             ReplayFrom::After(after) => {
                 let skip = &pending.broadcasts_sent;
-                let read = read_newest(pending.watermark, None, bounds, |up_to, limit| {
+                let read = read_newest(pending.watermark, 0, None, bounds, |up_to, limit| {
                     history.since(rooms, after, up_to, skip.clone(), limit)
                 })
                 .await?;
                 (read.frames, !read.cut)
             }
             ReplayFrom::Recent(n) => {
-                // Each room's last `n`, then the newest of them all within the bounds.
-                let mut kept = Vec::new();
+                // Each room's last `n`, then the newest of them all within the bounds. Once
+                // those are full, a room is read only down to the oldest they hold.
+                let mut kept: Vec<ReplayFrame> = Vec::new();
                 let mut cut = false;
                 for room in rooms {
+                    let floor = if cut {
+                        kept.last().map_or(0, |f| f.id)
+                    } else {
+                        0
+                    };
                     let cap = Some(n as usize);
-                    let read = read_newest(pending.watermark, cap, bounds, |up_to, limit| {
-                        history.recent(room, up_to, limit)
-                    })
-                    .await?;
+                    let read =
+                        read_newest(pending.watermark, floor, cap, bounds, |up_to, limit| {
+                            history.recent(room, up_to, limit)
+                        })
+                        .await?;
                     cut |= read.cut;
                     cut |= merge_newest(&mut kept, read.frames, bounds);
                 }

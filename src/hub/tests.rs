@@ -21,6 +21,7 @@ fn settings(queue_capacity: usize) -> HubSettings {
         streams_per_session: 1000,
         max_streams: 100_000,
         rooms_per_user: 1000,
+        presence_coalesce: Duration::ZERO,
     }
 }
 

@@ -26,7 +26,11 @@ fn bearer(app: &TestApp, method: Method, path: &str, token: &str) -> reqwest::Re
 async fn admin_user(app: &TestApp, name: &str) -> Client {
     let c = app.user(name).await;
     app.db
-        .set_role(name, roomcast::domain::Role::Admin)
+        .set_role(
+            name,
+            roomcast::domain::Role::Admin,
+            roomcast::db::AppliedBy::Servers,
+        )
         .await
         .expect("making the user an admin");
     c

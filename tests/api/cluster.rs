@@ -3,7 +3,14 @@
 //! to each node directly. Without that variable the tests say so and pass nothing: they
 //! need a PostgreSQL server.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use roomcast::config::Settings;
 use serde_json::{Value, json};
@@ -13,6 +20,7 @@ use crate::{
         ADMIN_TOKEN, Client, Node, WAIT, assert_error, eventually, init_test_log,
         postgres_schema_url,
     },
+    process::operator,
     sse::Sse,
 };
 
@@ -24,6 +32,8 @@ const DEAD_WITHIN: Duration = Duration::from_secs(6);
 /// Nodes on one database schema.
 struct TestCluster {
     nodes: Vec<TestNode>,
+    /// The database URL every node uses.
+    url: String,
 }
 
 struct TestNode {
@@ -35,6 +45,11 @@ struct TestNode {
 impl TestCluster {
     /// Starts `n` nodes, or `None` when no PostgreSQL is configured.
     async fn start(n: usize) -> Option<Self> {
+        Self::start_with(n, |_, _| {}).await
+    }
+
+    /// Starts `n` nodes, `tweak(i, settings)` adjusting node `i`'s settings.
+    async fn start_with(n: usize, tweak: impl Fn(usize, &mut Settings)) -> Option<Self> {
         init_test_log();
         let Some(url) = postgres_schema_url().await else {
             eprintln!("ROOMCAST_TEST_POSTGRES is not set: skipping a cluster test");
@@ -53,9 +68,14 @@ impl TestCluster {
             s.rate_limit.auth_per_min = 100_000;
             s.rate_limit.messages_per_sec = 100_000;
             s.rate_limit.messages_burst = 100_000;
+            s.rate_limit.subscribes_per_sec = 100_000;
+            s.rate_limit.subscribes_burst = 100_000;
+            s.rate_limit.removals_per_sec = 100_000;
+            s.rate_limit.removals_burst = 100_000;
             s.cluster.heartbeat_ms = 200;
             s.cluster.crashed_after_secs = 1;
             s.cluster.hung_after_secs = 3;
+            tweak(nodes.len(), &mut s);
             let node = Node::start(s).await;
             nodes.push(TestNode {
                 base: format!("http://127.0.0.1:{}", node.port),
@@ -63,7 +83,7 @@ impl TestCluster {
                 _dir: dir,
             });
         }
-        Some(Self { nodes })
+        Some(Self { nodes, url })
     }
 
     fn base(&self, node: usize) -> &str {
@@ -282,50 +302,187 @@ async fn a_ban_and_a_member_removal_reach_streams_on_another_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn member_changes_reach_streams_on_another_node() {
+async fn a_command_line_ban_closes_the_users_streams_on_every_node_within_2_s() {
     let Some(c) = TestCluster::start(2).await else {
         return;
     };
-    let owner = c.user(1, "owner").await;
-    let res = owner
-        .post(
-            "/api/rooms",
-            json!({ "name": "club", "visibility": "private" }),
-        )
-        .await;
-    assert_eq!(res.status(), 201, "private room created on node B");
-    let carol = c.user(0, "carol").await;
-    let dave = c.user(0, "dave").await;
-    let put = |who: &str, role: &str| {
-        owner
-            .http
-            .put(format!("{}/api/rooms/club/members/{who}", c.base(1)))
-            .json(&json!({ "role": role }))
-            .send()
-    };
-    assert_eq!(
-        put("carol", "member").await.expect("add carol").status(),
-        200
+    let ann = c.user(0, "ann").await;
+    let mut on_a = ann.listen(&["r"], Some(&["message"])).await;
+    let mut on_b = at(&ann, c.base(1)).listen(&["r"], Some(&["message"])).await;
+    operator(c.nodes[0]._dir.path(), &c.url, &["user", "ban", "ann"]).await;
+    let banned = tokio::time::Instant::now();
+    for (node, sse) in [("A", &mut on_a), ("B", &mut on_b)] {
+        let left = Duration::from_secs(2).saturating_sub(banned.elapsed());
+        assert!(
+            sse.ends_within(left).await,
+            "ann's stream on node {node} was open {:?} after the command-line ban",
+            banned.elapsed()
+        );
+    }
+    eprintln!(
+        "a command-line ban closed the streams on both nodes within {:?}",
+        banned.elapsed()
     );
-    // On node A: carol holds the room and asks for `member`; dave holds another room only.
-    let mut carol_stream = carol.listen(&["club"], Some(&["member"])).await;
-    let mut dave_stream = dave.listen(&["r"], Some(&["message"])).await;
+}
 
-    assert_eq!(
-        put("dave", "moderator").await.expect("add dave").status(),
-        200
+/// A TCP forwarder that counts the connections it accepts and the cluster calls sent through
+/// them, started before the address it forwards to is known (a node's port is chosen when it
+/// starts).
+struct CountingForwarder {
+    addr: std::net::SocketAddr,
+    target: Arc<tokio::sync::OnceCell<std::net::SocketAddr>>,
+    accepted: Arc<AtomicUsize>,
+    calls: Arc<AtomicUsize>,
+}
+
+/// Copies `from` to `to`, counting in `calls` each request line of a cluster call.
+async fn copy_counting(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    calls: Arc<AtomicUsize>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LINE: &[u8] = b"POST /internal/cluster ";
+    let mut buf = vec![0u8; 64 * 1024];
+    // The end of the last read, so a line split across two reads is still seen.
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut seen = std::mem::take(&mut tail);
+        let skip = seen.len();
+        seen.extend_from_slice(&buf[..n]);
+        let found = seen
+            .windows(LINE.len())
+            .enumerate()
+            .filter(|(at, w)| *w == LINE && at + LINE.len() > skip)
+            .count();
+        calls.fetch_add(found, Ordering::SeqCst);
+        tail = seen[seen.len().saturating_sub(LINE.len() - 1)..].to_vec();
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl CountingForwarder {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the forwarder");
+        let addr = listener.local_addr().expect("its address");
+        let target: Arc<tokio::sync::OnceCell<std::net::SocketAddr>> = Arc::default();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (t, n, k) = (target.clone(), accepted.clone(), calls.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                n.fetch_add(1, Ordering::SeqCst);
+                let (t, k) = (t.clone(), k.clone());
+                tokio::spawn(async move {
+                    // Calls made before the node's port is known wait for it.
+                    while t.get().is_none() {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    let to = *t.get().expect("a target");
+                    let Ok(upstream) = tokio::net::TcpStream::connect(to).await else {
+                        return;
+                    };
+                    let (client_in, mut client_out) = client.into_split();
+                    let (mut upstream_in, upstream_out) = upstream.into_split();
+                    let requests = copy_counting(client_in, upstream_out, k);
+                    let answers = tokio::io::copy(&mut upstream_in, &mut client_out);
+                    let _ = tokio::join!(requests, answers);
+                });
+            }
+        });
+        Self {
+            addr,
+            target,
+            accepted,
+            calls,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_between_nodes_reuse_connections_and_room_lists_ask_other_nodes_rarely() {
+    // Node B is reached by the others through a forwarder that counts connections.
+    let forwarder = CountingForwarder::start().await;
+    let advertised = format!("http://{}", forwarder.addr);
+    let Some(c) = TestCluster::start_with(2, |i, s| {
+        if i == 1 {
+            s.cluster.advertise_url = Some(advertised.clone());
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    forwarder
+        .target
+        .set(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            c.nodes[1].node.port,
+        )))
+        .expect("the target is set once");
+    let ann = c.user(0, "ann").await;
+    // Ann's stream is held by node B; she subscribes and unsubscribes through node A,
+    // which relays each call to B, and lists rooms through A, which asks B for its rooms.
+    let on_b = at(&ann, c.base(1)).events().await;
+    eventually("node A knows node B", || async {
+        ann.try_subscribe(&on_b, json!({ "rooms": ["warm"] }))
+            .await
+            .status()
+            == 200
+    })
+    .await;
+    let (before, calls_before) = (forwarder.accepted(), forwarder.calls());
+    for i in 0..30 {
+        let room = format!("r{i}");
+        let res = ann.try_subscribe(&on_b, json!({ "rooms": [room] })).await;
+        assert_eq!(res.status(), 200, "a subscribe relayed to node B");
+        let res = ann.try_unsubscribe(&on_b, &[room.as_str()]).await;
+        assert_eq!(res.status(), 200, "an unsubscribe relayed to node B");
+    }
+    let relayed = forwarder.calls() - calls_before;
+    assert!(
+        relayed >= 60,
+        "{relayed} calls reached node B for 60 relays"
     );
-    let (d, o) = (dave.user_ref().await, owner.user_ref().await);
-    let expected = json!({ "room": "club", "user": d, "role": "moderator", "by": o });
-    assert_eq!(
-        dave_stream.expect("member").await.json(),
-        expected,
-        "the added user's stream on node A, whatever its filter"
+    // One user listing rooms as fast as it can: node A asks B at most once per
+    // cluster.fanout_cache_ms (500), whatever the rate.
+    let calls_before = forwarder.calls();
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        assert_eq!(ann.get("/api/rooms").await.status(), 200, "the room list");
+    }
+    let listed = forwarder.calls() - calls_before;
+    let allowed = 1 + (started.elapsed().as_millis() / 500) as usize;
+    let opened = forwarder.accepted() - before;
+    eprintln!(
+        "60 relayed calls and 50 room lists from node A opened {opened} connections to node B; \
+         the room lists asked B {listed} times in {:?}",
+        started.elapsed()
     );
-    assert_eq!(
-        carol_stream.expect("member").await.json(),
-        expected,
-        "a stream holding the room on node A"
+    assert!(
+        opened <= 3,
+        "calls relayed from node A to node B opened {opened} connections"
+    );
+    assert!(
+        listed <= allowed,
+        "50 room lists made node A ask node B {listed} times in {:?}",
+        started.elapsed()
     );
 }
 
@@ -540,6 +697,54 @@ async fn a_replay_on_another_node_holds_what_was_just_committed() {
         );
         last = id;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_changes_reach_streams_on_another_node() {
+    let Some(c) = TestCluster::start(2).await else {
+        return;
+    };
+    let owner = c.user(1, "owner").await;
+    let res = owner
+        .post(
+            "/api/rooms",
+            json!({ "name": "club", "visibility": "private" }),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "private room created on node B");
+    let carol = c.user(0, "carol").await;
+    let dave = c.user(0, "dave").await;
+    let put = |who: &str, role: &str| {
+        owner
+            .http
+            .put(format!("{}/api/rooms/club/members/{who}", c.base(1)))
+            .json(&json!({ "role": role }))
+            .send()
+    };
+    assert_eq!(
+        put("carol", "member").await.expect("add carol").status(),
+        200
+    );
+    // On node A: carol holds the room and asks for `member`; dave holds another room only.
+    let mut carol_stream = carol.listen(&["club"], Some(&["member"])).await;
+    let mut dave_stream = dave.listen(&["r"], Some(&["message"])).await;
+
+    assert_eq!(
+        put("dave", "moderator").await.expect("add dave").status(),
+        200
+    );
+    let (d, o) = (dave.user_ref().await, owner.user_ref().await);
+    let expected = json!({ "room": "club", "user": d, "role": "moderator", "by": o });
+    assert_eq!(
+        dave_stream.expect("member").await.json(),
+        expected,
+        "the added user's stream on node A, whatever its filter"
+    );
+    assert_eq!(
+        carol_stream.expect("member").await.json(),
+        expected,
+        "a stream holding the room on node A"
+    );
 }
 
 /// Edits and reactions made on node A reach a stream on node B live, in id order with the

@@ -186,6 +186,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     s.rate_limit.auth_per_min = 100_000;
     s.rate_limit.messages_per_sec = 100_000;
     s.rate_limit.messages_burst = 100_000;
+    s.rate_limit.subscribes_per_sec = 100_000;
+    s.rate_limit.subscribes_burst = 100_000;
+    s.rate_limit.removals_per_sec = 100_000;
+    s.rate_limit.removals_burst = 100_000;
     tweak(&mut s);
     let first = Node::start(s.clone()).await;
     let mut base = format!("http://127.0.0.1:{}", first.port);

@@ -1,14 +1,15 @@
 //! Moderation: deleting messages (who may, `message_deleted` live and on resume, history
 //! without the deleted message), bans and unbans, and the newly reserved event names.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{TestApp, assert_error, spawn_app, spawn_app_with_admin},
+    helpers::{TestApp, assert_error, eventually, spawn_app, spawn_app_with_admin},
     private::{add, admin_user, assert_forbidden, create, delete_message, send, until_sentinel},
+    process::operator,
 };
 
 /// Ids of `GET /api/rooms/{room}/messages`, as `c` reads them.
@@ -605,4 +606,80 @@ async fn removed_message_deleted_and_member_are_reserved_custom_event_names() {
         assert_eq!(status, 400, "custom event `{name}` was accepted");
         assert_error(res, 400, "reserved_event").await;
     }
+}
+
+// ---- the command line beside a running server ----
+
+/// Within what a ban or role change made with `roomcast user …` reaches open streams.
+const CLI_WITHIN: Duration = Duration::from_secs(2);
+
+/// Runs `roomcast ARGS` against `app`'s database.
+async fn cli_beside(app: &TestApp, args: &[&str]) {
+    operator(app.dir.path(), &app.settings.database.url, args).await;
+}
+
+#[tokio::test]
+async fn a_cli_ban_closes_the_users_open_streams_within_2_s() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let mut first = alice.listen(&["r"], Some(&["message"])).await;
+    let mut second = alice.listen(&["s"], Some(&["message"])).await;
+    let bob = app.user("bob").await;
+    let mut b = bob.listen(&["r"], Some(&["message"])).await;
+    cli_beside(&app, &["user", "ban", "alice"]).await;
+    let banned = Instant::now();
+    for (which, sse) in [("first", &mut first), ("second", &mut second)] {
+        assert!(
+            sse.ends_within(CLI_WITHIN.saturating_sub(banned.elapsed()))
+                .await,
+            "alice's {which} stream was still open {:?} after the command-line ban",
+            banned.elapsed()
+        );
+    }
+    eprintln!(
+        "a command-line ban closed both streams within {:?}",
+        banned.elapsed()
+    );
+    assert_error(alice.get("/api/me").await, 401, "unauthorized").await;
+    // Others' streams go on.
+    bob.say("r", "still here").await;
+    assert_eq!(b.expect("message").await.json()["body"], "still here");
+}
+
+#[tokio::test]
+async fn a_cli_demotion_stops_a_private_rooms_messages_on_an_open_stream_within_2_s() {
+    let app = spawn_app_with_admin().await;
+    let owner = app.user("owner").await;
+    create(&owner, "club", "private").await;
+    let alice = admin_user(&app, "alice").await;
+    eventually("alice is an admin", || async {
+        alice.me().await["role"] == "admin"
+    })
+    .await;
+    // As an admin alice sees the private room, though she is not a member.
+    let mut a = alice.listen(&["club", "lobby"], Some(&["message"])).await;
+    owner.say("club", "before").await;
+    assert_eq!(a.expect("message").await.json()["body"], "before");
+
+    cli_beside(&app, &["user", "set-role", "alice", "user"]).await;
+    let demoted = Instant::now();
+    let removed = tokio::time::timeout(CLI_WITHIN, a.expect("removed"))
+        .await
+        .unwrap_or_else(|_| {
+            panic!("no `removed` within {CLI_WITHIN:?} of the command-line demotion")
+        });
+    eprintln!(
+        "a command-line demotion took effect within {:?}",
+        demoted.elapsed()
+    );
+    assert_eq!(removed.json(), json!({ "room": "club", "by": null }));
+    owner.say("club", "after").await;
+    owner.say("lobby", "sentinel").await;
+    assert_eq!(
+        a.expect("message").await.json()["body"],
+        "sentinel",
+        "a private room's message reached a demoted admin's stream"
+    );
+    let res = alice.try_subscribe(&a, json!({ "rooms": ["club"] })).await;
+    assert_error(res, 404, "unknown_room").await;
 }

@@ -7,7 +7,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Client, TestApp, assert_error, spawn_app, spawn_app_with_admin},
+    helpers::{
+        Client, TestApp, assert_error, single_node_only, spawn_app, spawn_app_with,
+        spawn_app_with_admin,
+    },
     sse::Sse,
 };
 
@@ -17,7 +20,11 @@ use crate::{
 pub async fn admin_user(app: &TestApp, name: &str) -> Client {
     let c = app.user(name).await;
     app.db
-        .set_role(name, roomcast::domain::Role::Admin)
+        .set_role(
+            name,
+            roomcast::domain::Role::Admin,
+            roomcast::db::AppliedBy::Servers,
+        )
         .await
         .expect("making the user an admin");
     c
@@ -917,6 +924,74 @@ async fn messages_of_the_room_stop_reaching_a_removed_connection() {
     owner.say("club", "after you left").await;
     let seen = until_sentinel(&app, &mut sse).await;
     assert!(seen.is_empty(), "a removed connection still gets: {seen:?}");
+}
+
+#[tokio::test]
+async fn removing_private_members_too_fast_is_429_and_removes_nothing() {
+    if single_node_only("each node limits the removals it is asked") {
+        return;
+    }
+    let app = spawn_app_with(|s| {
+        s.rate_limit.removals_per_sec = 2;
+        s.rate_limit.removals_burst = 10;
+    })
+    .await;
+    let owner = app.user("owner").await;
+    app.user("bob").await;
+    create(&owner, "club", "private").await;
+    let mut removed = 0;
+    let refused = loop {
+        add(&owner, "club", "bob", "member").await;
+        let res = remove(&owner, "club", "bob").await;
+        if res.status() == 429 {
+            break res;
+        }
+        assert_eq!(res.status(), 204, "a removal within the limit");
+        removed += 1;
+        assert!(
+            removed <= 12,
+            "{removed} removals in a row were all accepted"
+        );
+    };
+    assert!(
+        refused.headers().contains_key("retry-after"),
+        "a 429 carries Retry-After"
+    );
+    assert_error(refused, 429, "rate_limited").await;
+    assert!(
+        members(&owner, "club")
+            .await
+            .iter()
+            .any(|(name, _)| name == "bob"),
+        "the refused removal removed bob"
+    );
+}
+
+#[tokio::test]
+async fn a_subscribe_on_a_stream_not_the_callers_says_nothing_of_a_private_room() {
+    let app = spawn_app().await;
+    let owner = app.user("owner").await;
+    create(&owner, "club", "private").await;
+    let mallory = app.user("mallory").await;
+    let owners_stream = owner.events().await;
+    let made_up = uuid::Uuid::new_v4().to_string();
+    for (what, id) in [
+        (
+            "another user's stream",
+            owners_stream.connection_id.as_str(),
+        ),
+        ("a made-up id", made_up.as_str()),
+    ] {
+        let mut answers = Vec::new();
+        for room in ["club", "nosuchroom"] {
+            let res = mallory.try_subscribe(id, json!({ "rooms": [room] })).await;
+            answers.push(assert_error(res, 404, "unknown_connection").await);
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "{what}: a private room answered unlike a room that does not exist"
+        );
+    }
 }
 
 // ---- member changes are pushed ----

@@ -62,6 +62,10 @@ impl Server {
             .env("ROOMCAST__RATE_LIMIT__AUTH_PER_MIN", "100000")
             .env("ROOMCAST__RATE_LIMIT__MESSAGES_PER_SEC", "100000")
             .env("ROOMCAST__RATE_LIMIT__MESSAGES_BURST", "100000")
+            .env("ROOMCAST__RATE_LIMIT__SUBSCRIBES_PER_SEC", "100000")
+            .env("ROOMCAST__RATE_LIMIT__SUBSCRIBES_BURST", "100000")
+            .env("ROOMCAST__RATE_LIMIT__REMOVALS_PER_SEC", "100000")
+            .env("ROOMCAST__RATE_LIMIT__REMOVALS_BURST", "100000")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -144,12 +148,17 @@ impl Drop for Server {
 
 /// Runs `roomcast ARGS` against the database in `dir`, feeding `stdin`.
 pub fn cli(dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    cli_at(dir, &database_url(dir), args, stdin)
+}
+
+/// Runs `roomcast ARGS` against the database at `url` (data directory `dir`), feeding `stdin`.
+pub fn cli_at(dir: &Path, url: &str, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
         .args(args)
         .current_dir(dir)
         .env("ROOMCAST__SERVER__DATA_DIR", dir)
-        .env("ROOMCAST__DATABASE__URL", database_url(dir))
+        .env("ROOMCAST__DATABASE__URL", url)
         .env("ROOMCAST__DATABASE__MAX_CONNECTIONS", "4")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
@@ -164,4 +173,22 @@ pub fn cli(dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
         .write_all(stdin.as_bytes())
         .expect("writing stdin");
     child.wait_with_output().expect("cli output")
+}
+
+/// Runs `roomcast ARGS` against a running test app's database, as an operator would beside
+/// it, off the async runtime; panics unless it succeeds.
+pub async fn operator(dir: &Path, url: &str, args: &[&str]) {
+    let (dir, url) = (dir.to_owned(), url.to_owned());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli_at(&dir, &url, &args, "")
+    })
+    .await
+    .expect("the command ran");
+    assert!(
+        out.status.success(),
+        "roomcast failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

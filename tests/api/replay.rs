@@ -11,11 +11,10 @@ use std::{
     time::Duration,
 };
 
-use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Client, assert_error, spawn_app_with},
+    helpers::{assert_error, single_node_only, spawn_app_with},
     process::Server,
     sse::{Sse, StalledStream},
 };
@@ -120,6 +119,10 @@ fn body_16k(i: usize) -> String {
 
 #[tokio::test]
 async fn a_replay_that_does_not_fit_in_the_streams_queue_is_429_replay_backlog_and_joins_nothing() {
+    if single_node_only("the balancer between reads the stream and holds what its client does not")
+    {
+        return;
+    }
     let app = spawn_app_with(big_messages).await;
     let (alice, bob) = (app.user("alice").await, app.user("bob").await);
     let rooms: Vec<String> = (0..8).map(|i| format!("big{i}")).collect();
@@ -242,6 +245,45 @@ impl PeakPss {
     }
 }
 
+/// Stores `per_room` messages of ~16 KB in each of `rooms`, in the database a server with
+/// its data in `dir` will use, before that server starts: the log as posting would leave it,
+/// without thousands of posts' time.
+async fn fill_rooms(dir: &std::path::Path, rooms: &[String], per_room: usize) {
+    let mut settings = roomcast::config::Settings::defaults();
+    settings.database.url = crate::process::database_url(dir);
+    let db = roomcast::db::Db::connect(&settings.database)
+        .await
+        .expect("the test database");
+    let username = roomcast::domain::Username::parse("poster").expect("a username");
+    // Nobody logs in as the poster: any hash will do.
+    let poster = db
+        .create_user(
+            &username,
+            "not-a-password-hash",
+            roomcast::domain::Role::User,
+        )
+        .await
+        .expect("the poster");
+    let author = roomcast::domain::UserRef::from(&poster);
+    let mut log = db.message_log().await.expect("the message log");
+    for i in 0..per_room {
+        let posts: Vec<roomcast::db::NewPost> = rooms
+            .iter()
+            .map(|room| roomcast::db::NewPost::Message {
+                room: Some(roomcast::domain::RoomName::parse(room).expect("a room")),
+                user: Some(author.clone()),
+                body: roomcast::domain::MessageBody::parse(&body_16k(i), 16_000).expect("a body"),
+                reply_to: None,
+                mentions: Vec::new(),
+            })
+            .collect();
+        let batch: Vec<&roomcast::db::NewPost> = posts.iter().collect();
+        log.append(&batch).await.expect("appending to the log");
+    }
+    log.close().await;
+    db.close().await;
+}
+
 /// The attack on the real binary: 20 rooms of 200 messages of ~16 KB; one stream that never
 /// reads, unsubscribed and subscribed again with `history: 200` 30 times; then one user's 32
 /// streams with one such subscribe each. Before the replay bounds this took the server from
@@ -249,53 +291,18 @@ impl PeakPss {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replay_attack_leaves_the_servers_memory_under_300_mb() {
     let dir = tempfile::tempdir().expect("temp dir");
+    let rooms: Vec<String> = (0..20).map(|i| format!("room{i:02}")).collect();
+    fill_rooms(dir.path(), &rooms, 200).await;
     let server = Server::start(
         dir.path(),
         &[
             ("ROOMCAST__LIMITS__MESSAGE_CHARS", "16000"),
             ("ROOMCAST__LIMITS__BODY_BYTES", "32768"),
-            ("ROOMCAST__DATABASE__SQLITE_SYNCHRONOUS", "normal"),
             ("ROOMCAST__SERVER__WORKERS", "2"),
-            // Only the replay bounds are under test: subscribes are not rate limited here.
-            //("ROOMCAST__RATE_LIMIT__SUBSCRIBES_PER_SEC", "100000"),
-            //("ROOMCAST__RATE_LIMIT__SUBSCRIBES_BURST", "100000"),
         ],
     );
     let pid = server.child.id();
-    let rooms: Vec<String> = (0..20).map(|i| format!("room{i:02}")).collect();
-    let posters: Vec<Client> = {
-        let mut v = Vec::new();
-        for i in 0..4 {
-            let c = server.client();
-            assert_eq!(
-                c.register(&format!("poster{i}"), "password123")
-                    .await
-                    .status(),
-                201
-            );
-            v.push(c);
-        }
-        v
-    };
-    // 4,000 messages of ~16 KB, four posters at once, each its five rooms.
-    join_all(posters.iter().enumerate().map(|(p, c)| {
-        let rooms = &rooms[p * 5..p * 5 + 5];
-        async move {
-            for i in 0..200 {
-                for room in rooms {
-                    let res = c
-                        .post(
-                            &format!("/api/rooms/{room}/messages"),
-                            json!({ "body": body_16k(i) }),
-                        )
-                        .await;
-                    assert_eq!(res.status(), 201, "posting to {room}");
-                }
-            }
-        }
-    }))
-    .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let before = pss(pid);
 
     let mallory = server.client();

@@ -1,5 +1,5 @@
-//! Holding up on the open internet (issue 11): bounded password hashing, login throttling per
-//! username, trusted proxies, the cross-site check's idea of "us", idle sessions whose streams
+//! Holding up on the open internet: bounded password hashing, login throttling per
+//! username and client address under a per-username ceiling, trusted proxies, the cross-site check's idea of "us", idle sessions whose streams
 //! close when they expire, and refusing a zero rate at start-up.
 
 use std::{
@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::{
-    helpers::{TestApp, assert_error, single_node_only, spawn_app_with},
+    helpers::{Client, TestApp, assert_error, single_node_only, spawn_app_with},
     process::Server,
 };
 
@@ -99,6 +99,123 @@ async fn after_failed_logins_a_username_waits_even_with_the_right_password() {
         "another username is not throttled"
     );
     drop(alice);
+}
+
+/// A client without cookies whose connections leave from `local` (every 127.x.y.z address
+/// is loopback, so 127.0.0.2 reaches a server on 127.0.0.1 as another client address).
+fn client_from(base: &str, local: &str) -> Client {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let http = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .local_address(Some(local.parse().expect("an IP")))
+        .build()
+        .expect("http client");
+    Client {
+        http,
+        base: base.to_owned(),
+        jar,
+    }
+}
+
+#[tokio::test]
+async fn an_attacker_failing_from_one_address_cannot_lock_the_owner_out_from_another() {
+    if single_node_only("login backoff is per node, and the balancer hides client addresses") {
+        return;
+    }
+    let app = spawn_app_with(|s| {
+        s.rate_limit.login_free_failures = 3;
+        s.rate_limit.login_backoff_secs = 30;
+    })
+    .await;
+    app.user("alice").await;
+    // The attacker, on 127.0.0.1, uses up its free failures: from there even the right
+    // password now waits.
+    let attacker = app.client();
+    for _ in 0..3 {
+        assert_eq!(
+            attacker.login("alice", "wrong-password").await.status(),
+            401
+        );
+    }
+    let res = attacker.login("alice", "password123").await;
+    assert_error(res, 429, "rate_limited").await;
+    // The owner logs in from 127.0.0.2 while the attacker keeps trying.
+    let owner = client_from(&app.base, "127.0.0.2");
+    let attacks = async {
+        let mut refused = 0;
+        for _ in 0..10 {
+            if attacker.login("alice", "wrong-password").await.status() == 429 {
+                refused += 1;
+            }
+        }
+        refused
+    };
+    let started = std::time::Instant::now();
+    let (res, refused) = tokio::join!(owner.login("alice", "password123"), attacks);
+    let took = started.elapsed();
+    assert_eq!(res.status(), 200, "the owner's login from another address");
+    assert_eq!(refused, 10, "the attacker's address stays throttled");
+    assert!(
+        took < Duration::from_secs(5),
+        "the owner's login took {took:?}"
+    );
+    assert_eq!(
+        owner.me().await["username"],
+        "alice",
+        "the owner is logged in"
+    );
+}
+
+#[tokio::test]
+async fn past_its_ceiling_a_username_is_slowed_but_the_right_password_gets_in() {
+    if single_node_only("login backoff is per node") {
+        return;
+    }
+    let app = spawn_app_with(|s| {
+        s.server.trusted_proxies = vec!["127.0.0.1".parse().expect("a CIDR")];
+        s.rate_limit.login_free_failures = 2;
+        s.rate_limit.login_backoff_secs = 30;
+        s.rate_limit.login_name_failures = 6;
+        s.rate_limit.login_name_delay_ms = 1000;
+    })
+    .await;
+    app.user("alice").await;
+    // A guesser spread over three addresses: two failures each, the name's ceiling.
+    for n in 1..=3 {
+        let from = format!("203.0.113.{n}");
+        for _ in 0..2 {
+            let res = login_as(&app.base, "alice", &[("x-forwarded-for", &from)]).await;
+            assert_eq!(res.status(), 401, "a guess from {from}");
+        }
+        let res = login_as(&app.base, "alice", &[("x-forwarded-for", &from)]).await;
+        assert_error(res, 429, "rate_limited").await;
+    }
+    // The owner, from an address that has not been failing: slowed, never refused.
+    let owner = app.client();
+    let started = std::time::Instant::now();
+    let res = owner
+        .http
+        .post(format!("{}/api/login", app.base))
+        .header("x-forwarded-for", "198.51.100.7")
+        .json(&json!({ "username": "alice", "password": "password123" }))
+        .send()
+        .await
+        .expect("POST /api/login");
+    let took = started.elapsed();
+    assert_eq!(res.status(), 200, "the right password from a clean address");
+    assert!(
+        took >= Duration::from_millis(950),
+        "a login for a name under attack waits login_name_delay_ms; it took {took:?}"
+    );
+    // Another name is not slowed.
+    app.user("bob").await;
+    let started = std::time::Instant::now();
+    assert_eq!(app.client().login("bob", "password123").await.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "bob's login was slowed: {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

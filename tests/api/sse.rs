@@ -297,6 +297,11 @@ impl StalledStream {
         }
     }
 
+    /// Closes the client's sending side (`SHUT_WR`), keeping its reading side open.
+    pub async fn half_close(&mut self) {
+        self.socket.shutdown().await.expect("SHUT_WR");
+    }
+
     /// Reads what is there within `wait`; 0 at end of stream (panics on timeout).
     async fn read_some(&mut self, wait: Duration) -> usize {
         let mut buf = vec![0u8; 64 * 1024];

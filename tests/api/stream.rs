@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{
-        ADMIN_TOKEN, Client, TestApp, WAIT, assert_error, eventually, spawn_app, spawn_app_with,
-        spawn_app_with_admin,
+        ADMIN_TOKEN, Client, TestApp, WAIT, assert_error, eventually, single_node_only, spawn_app,
+        spawn_app_with, spawn_app_with_admin,
     },
     sse::{Event, StalledStream, complete_frames},
 };
@@ -385,6 +385,30 @@ async fn a_stream_closed_by_the_client_is_noticed_promptly() {
 }
 
 #[tokio::test]
+async fn a_half_closed_stream_is_noticed_at_once() {
+    if single_node_only("the balancer between holds both directions of the connection") {
+        return;
+    }
+    // A heartbeat far beyond the wait proves the close is not noticed by a ping write.
+    let app = spawn_app_with(|s| s.sse.heartbeat_secs = 60).await;
+    let alice = app.user("alice").await;
+    let mut half = StalledStream::open(&app.base, &alice.cookie()).await;
+    alice.subscribe(&half, &["r"]).await;
+    assert_eq!(alice.presence_names("r").await, ["alice"]);
+    half.half_close().await;
+    let closed = std::time::Instant::now();
+    eventually("the half-closed stream leaves its room", || async {
+        alice.presence_names("r").await.is_empty()
+    })
+    .await;
+    assert!(
+        closed.elapsed() < Duration::from_secs(2),
+        "noticed {:?} after SHUT_WR",
+        closed.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_room_whose_last_stream_closes_is_removed_from_the_list() {
     let app = spawn_app_with(|s| s.sse.heartbeat_secs = 60).await;
     let alice = app.user("alice").await;
@@ -693,7 +717,16 @@ async fn a_reader_that_stops_reading_is_cut_off_while_others_get_everything() {
         }
     }
     assert_eq!(got, posted, "the fast reader got every message, in order");
-    assert!(saw_leave, "the slow reader's leave reached the room");
+    // The leave waits `sse.presence_coalesce_ms`: it may come after the last message.
+    while !saw_leave {
+        let e = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("the slow reader's leave reached the room")
+            .expect("the fast reader's stream ended");
+        let d = e.json();
+        saw_leave =
+            e.event == "presence" && d["user"]["username"] == "slow" && d["action"] == "leave";
+    }
     reader.abort();
 
     let stats = app.stats().await;

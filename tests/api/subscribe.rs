@@ -1,9 +1,13 @@
 //! `POST /api/subscribe` and `POST /api/unsubscribe`: ownership, limits, the event filter,
 //! the answer's shape.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, eventually, spawn_app, spawn_app_with_admin};
+use crate::helpers::{
+    assert_error, eventually, single_node_only, spawn_app, spawn_app_with, spawn_app_with_admin,
+};
 
 /// `n` distinct valid room names with a prefix.
 fn room_names(prefix: &str, n: usize) -> Vec<String> {
@@ -464,4 +468,120 @@ async fn unsubscribing_the_last_subscriber_removes_the_room_at_once() {
         .collect();
     assert_eq!(names, [json!("keep")], "the emptied room is still listed");
     assert!(alice.presence_names("r").await.is_empty());
+}
+
+// ---- join/leave floods ----
+
+/// The configured defaults for subscribes (the test apps lift them): 5 a second, 30 at once.
+fn default_subscribe_rate(s: &mut roomcast::config::Settings) {
+    s.rate_limit.subscribes_per_sec = 5;
+    s.rate_limit.subscribes_burst = 30;
+}
+
+#[tokio::test]
+async fn a_join_leave_flood_is_answered_429_with_retry_after() {
+    if single_node_only("each node limits the subscribes it is asked") {
+        return;
+    }
+    let app = spawn_app_with(default_subscribe_rate).await;
+    let alice = app.user("alice").await;
+    let sse = alice.events().await;
+    let started = Instant::now();
+    let (mut accepted, mut refused) = (0, None);
+    for _ in 0..100 {
+        let res = alice.try_subscribe(&sse, json!({ "rooms": ["r"] })).await;
+        if res.status() == 429 {
+            refused = Some(res);
+            break;
+        }
+        assert_eq!(res.status(), 200, "subscribe");
+        accepted += 1;
+        let res = alice.try_unsubscribe(&sse, &["r"]).await;
+        if res.status() == 429 {
+            refused = Some(res);
+            break;
+        }
+        assert_eq!(res.status(), 200, "unsubscribe");
+        accepted += 1;
+    }
+    let res = refused.expect("100 join/leave pairs were all accepted");
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert_error(res, 429, "rate_limited").await;
+    assert!(retry.is_some_and(|s| s >= 1), "Retry-After: {retry:?}");
+    let allowed = 30.0 + 5.0 * started.elapsed().as_secs_f64();
+    assert!(
+        f64::from(accepted) <= allowed + 1.0,
+        "{accepted} accepted in {:?}",
+        started.elapsed()
+    );
+    // Other users are not held back by alice's flood.
+    let bob = app.user("bob").await;
+    let b = bob.events().await;
+    bob.subscribe(&b, &["r"]).await;
+}
+
+#[tokio::test]
+async fn a_leave_and_a_join_within_the_window_send_no_presence() {
+    let app = spawn_app().await;
+    let bob = app.user("bob").await;
+    let mut watcher = bob.listen(&["r"], Some(&["presence"])).await;
+    let alice = app.user("alice").await;
+    let a = alice.events().await;
+    alice.subscribe(&a, &["r"]).await;
+    assert_eq!(
+        watcher.expect_next("presence").await.json()["action"],
+        "join"
+    );
+
+    // A flood of leaves and joins, ending joined: the room hears nothing of it.
+    for _ in 0..20 {
+        alice.unsubscribe(&a, &["r"]).await;
+        alice.subscribe(&a, &["r"]).await;
+    }
+    // A reload: the stream goes, a new one joins.
+    drop(a);
+    let a = alice.events().await;
+    alice.subscribe(&a, &["r"]).await;
+    watcher.expect_silence(Duration::from_millis(2500)).await;
+    assert_eq!(bob.presence_names("r").await, ["alice", "bob"]);
+
+    // A leave that is not followed by a join is sent once the window has passed.
+    let left = Instant::now();
+    alice.unsubscribe(&a, &["r"]).await;
+    let e = watcher.expect_next("presence").await.json();
+    assert_eq!(
+        e,
+        json!({ "room": "r", "user": alice.user_ref().await, "action": "leave" }),
+        "the leave after the window"
+    );
+    assert!(
+        left.elapsed() >= Duration::from_millis(900),
+        "the leave came {:?} after the unsubscribe, before the 1 s window",
+        left.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn with_no_window_every_leave_and_join_is_sent() {
+    let app = spawn_app_with(|s| s.sse.presence_coalesce_ms = 0).await;
+    let bob = app.user("bob").await;
+    let mut watcher = bob.listen(&["r"], Some(&["presence"])).await;
+    let alice = app.user("alice").await;
+    let a = alice.events().await;
+    alice.subscribe(&a, &["r"]).await;
+    alice.unsubscribe(&a, &["r"]).await;
+    alice.subscribe(&a, &["r"]).await;
+    let actions: Vec<Value> = [
+        watcher.expect_next("presence").await,
+        watcher.expect_next("presence").await,
+        watcher.expect_next("presence").await,
+    ]
+    .iter()
+    .map(|e| e.json()["action"].clone())
+    .collect();
+    assert_eq!(actions, [json!("join"), json!("leave"), json!("join")]);
 }

@@ -1,7 +1,12 @@
 //! Accounts and sessions: register, log in, log out, and the extractors that tell a handler
 //! who is asking ([`CurrentUser`], [`Admin`]).
 
-use std::{collections::HashMap, future::Future, pin::Pin};
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::{IpAddr, Ipv6Addr},
+    pin::Pin,
+};
 
 use actix_session::{Session, SessionExt};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
@@ -56,8 +61,9 @@ pub async fn create_user(
     }
 }
 
-/// Logs a request in: the per-IP limit, the per-username backoff, then one verification on
-/// the password pool. Unknown names and wrong passwords fail alike.
+/// Logs a request in: the per-IP limit, the backoff for this username from this address
+/// (and the name's ceiling, which may make it wait), then one verification on the password
+/// pool. Unknown names and wrong passwords fail alike.
 pub async fn login(
     state: &AppState,
     req: &HttpRequest,
@@ -65,11 +71,17 @@ pub async fn login(
     password: String,
 ) -> Result<User, ApiError> {
     limit_by_ip(state, req)?;
+    // Not over TCP (tests, a Unix socket): one address for all such clients.
+    let client = client_ip(req, &state.settings.server.trusted_proxies)
+        .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     // Every name that could be an account is throttled, existing or not, so a 429 does not
     // tell which names exist; names that cannot be accounts are not kept.
     let throttled = Username::parse(username).is_ok();
     if throttled {
-        state.limits.login_attempt(username)?;
+        let wait = state.limits.login_attempt(username, client)?;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
     }
     let mut outcome = authenticate(&state.db, &state.passwords, username, password).await;
     // Only a right password learns that the account is banned.
@@ -80,8 +92,8 @@ pub async fn login(
     }
     if throttled {
         match &outcome {
-            Ok(_) => state.limits.login_succeeded(username),
-            Err(ApiError::Busy { .. }) => state.limits.login_not_judged(username),
+            Ok(_) => state.limits.login_succeeded(username, client),
+            Err(ApiError::Busy { .. }) => state.limits.login_not_judged(username, client),
             Err(_) => {}
         }
     }

@@ -111,6 +111,10 @@ pub async fn subscribe(
     user: &User,
     request: SubscribeRequest,
 ) -> Result<Subscription, ApiError> {
+    // The connection first: a made-up id learns nothing of the rooms it names.
+    if !state.hub.is_owned_by(request.connection(), user.id) {
+        return Err(ApiError::unknown_connection());
+    }
     if !hidden_rooms(state, user, request.rooms()).await?.is_empty() {
         return Err(ApiError::unknown_room());
     }

@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::{
+    db::AppliedBy,
     domain::{MessageBody, UserRef},
     http::auth::Admin,
     http::error::{ApiError, ErrorCode},
@@ -82,7 +83,11 @@ pub async fn ban(
     _: Admin,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(user) = state.db.set_banned(&username, true).await? else {
+    let Some(user) = state
+        .db
+        .set_banned(&username, true, AppliedBy::Caller)
+        .await?
+    else {
         return Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user"));
     };
     let closed = state.cluster.close_user(user.id).await;
@@ -104,7 +109,11 @@ pub async fn unban(
     _: Admin,
     username: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    match state.db.set_banned(&username, false).await? {
+    match state
+        .db
+        .set_banned(&username, false, AppliedBy::Caller)
+        .await?
+    {
         Some(_) => Ok(HttpResponse::NoContent().finish()),
         None => Err(ApiError::not_found(ErrorCode::UnknownUser, "no such user")),
     }

@@ -68,6 +68,9 @@ pub async fn open(
     responses(
         (status = 200, body = crate::hub::Subscription, description = "Rooms held now, the filter, what was replayed"),
         (status = 404, description = "`unknown_connection`: no such stream, or not the caller's"),
+        (status = 429, description = "`rate_limited`: too many subscribes and unsubscribes by this user; \
+                       `replay_backlog`: the replay would not fit beside the stream's unwritten replays \
+                       (nothing joined); see `Retry-After`"),
         (status = 503, description = "`unavailable`: the history could not be read"),
     )
 )]
@@ -78,6 +81,7 @@ pub async fn subscribe(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = SubscribeRequest::try_from(body.clone())?;
+    state.limits.subscribe(current.user.id)?;
     let id = request.connection();
     let user = current.user;
     let relay = || Op::Subscribe {
@@ -106,6 +110,7 @@ pub(super) async fn subscribe_here(
     responses(
         (status = 200, body = crate::hub::Unsubscription, description = "Rooms still held and the filter"),
         (status = 404, description = "`unknown_connection`: no such stream, or not the caller's"),
+        (status = 429, description = "`rate_limited`: too many subscribes and unsubscribes by this user; see `Retry-After`"),
     )
 )]
 pub async fn unsubscribe(
@@ -115,6 +120,7 @@ pub async fn unsubscribe(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let request = UnsubscribeRequest::try_from(body.clone())?;
+    state.limits.subscribe(current.user.id)?;
     let id = request.connection();
     let user = current.user;
     let relay = || Op::Unsubscribe {

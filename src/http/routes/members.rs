@@ -214,6 +214,7 @@ pub async fn set(
         (status = 204, description = "Removed; in a private room its streams left the room and got `removed`; `member` pushed to the room"),
         (status = 403, description = "`forbidden`: not allowed to remove that member"),
         (status = 404, description = "`unknown_room`, `unknown_user`"),
+        (status = 429, description = "`rate_limited`: too many removals by this user; see `Retry-After`"),
     )
 )]
 pub async fn remove(
@@ -224,6 +225,10 @@ pub async fn remove(
     let Some(record) = &room.view.record else {
         return Err(not_created());
     };
+    if record.visibility == Visibility::Private {
+        // Each such removal reaches every node of a cluster.
+        state.limits.removal(room.caller.user.id)?;
+    }
     let user = target(&state, &path.1).await?;
     let Some(current) = state.db.member_role(room.name(), user.id).await? else {
         return Err(ApiError::not_found(

@@ -1,10 +1,13 @@
 //! Requests about one stream go to the node that holds it: answered here when this node
 //! does, relayed over [`crate::cluster`] to the one that does otherwise (no sticky sessions).
 
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{
+    HttpResponse,
+    http::{StatusCode, header},
+};
 
 use crate::{
-    cluster::{Holder, Op, RelayError},
+    cluster::{Answer, Holder, Op, RelayError},
     domain::ConnectionId,
     http::error::ApiError,
     http::state::AppState,
@@ -26,14 +29,18 @@ pub async fn at_holder(
     }
 }
 
-/// The answer of the node a request was relayed to, passed on as it came.
-fn relayed(answer: Result<(u16, web::Bytes), RelayError>) -> Result<HttpResponse, ApiError> {
-    let (status, body) = answer.map_err(|e| {
+/// The answer of the node a request was relayed to, passed on as it came (with its
+/// `Retry-After`, which every `429` carries).
+fn relayed(answer: Result<Answer, RelayError>) -> Result<HttpResponse, ApiError> {
+    let answer = answer.map_err(|e| {
         tracing::warn!(error = %e, "relaying to the node holding the stream failed");
         ApiError::Unavailable("the node holding this stream is not answering; try again".into())
     })?;
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    Ok(HttpResponse::build(status)
-        .content_type("application/json")
-        .body(body))
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut res = HttpResponse::build(status);
+    res.content_type("application/json");
+    if let Some(retry_after) = answer.retry_after {
+        res.insert_header((header::RETRY_AFTER, retry_after));
+    }
+    Ok(res.body(answer.body))
 }
