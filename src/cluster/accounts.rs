@@ -44,7 +44,7 @@ pub(super) async fn watch(db: Db, hub: Arc<Hub>, wake: Arc<Notify>, every: Durat
             Err(e) => tracing::warn!(error = %e, "reading account changes failed"),
         }
         polls = polls.wrapping_add(1);
-        if polls % PRUNE_EVERY_POLLS == 0
+        if polls.is_multiple_of(PRUNE_EVERY_POLLS)
             && let Err(e) = db.prune_account_changes(KEEP_CHANGES_SECS).await
         {
             tracing::warn!(error = %e, "deleting old account changes failed");
