@@ -355,6 +355,46 @@ mod tests {
         );
     }
 
+    fn marker() -> Outbound {
+        let (_, rx) = oneshot::channel();
+        Outbound::Replay(rx)
+    }
+
+    fn room(frames: usize, bytes: usize) -> Reserved {
+        Reserved { frames, bytes }
+    }
+
+    #[test]
+    fn a_replay_takes_its_room_until_it_is_shrunk_or_dropped() {
+        let (tx, _rx) = Queue::new(8, 1000);
+        let mut first = tx
+            .try_send_replay(marker(), room(6, 600))
+            .expect("a marker and 6 frames fit in 8");
+        assert_eq!(
+            tx.try_send_replay(marker(), room(1, 100)).err(),
+            Some(PushError::NoRoom),
+            "1 + 6 held + 1 + 1 > 8"
+        );
+        tx.try_send(frame("live"))
+            .expect("live frames are not held back by a replay's room");
+        first.shrink_to(room(2, 200));
+        let second = tx
+            .try_send_replay(marker(), room(2, 700))
+            .expect("room again once the first replay shrank");
+        assert_eq!(
+            tx.try_send_replay(marker(), room(0, 200)).err(),
+            Some(PushError::NoRoom),
+            "200 + 700 held, and 200 more is past 1000 bytes"
+        );
+        drop(second);
+        drop(first);
+        assert_eq!(
+            tx.state.lock().reserved,
+            Reserved::default(),
+            "all released"
+        );
+    }
+
     #[test]
     fn a_closed_queue_refuses_pushes_and_ends_its_stream() {
         let (tx, mut rx) = Queue::new(8, 1 << 20);
