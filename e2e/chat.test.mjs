@@ -528,6 +528,17 @@ step("a <script> body shows as text and does not run", async (t) => {
   assert.equal(await bob.page.locator("#messages script, #messages img, #messages b").count(), 0);
   assert.equal(await bob.page.evaluate(() => window.__pwned), undefined);
   assert.equal(await alice.page.evaluate(() => window.__pwned), undefined);
+
+  // Quoted in a reply, and mentioning someone: text still.
+  await bob.page.locator("#messages li.msg", { hasText: "window.__pwned = 1" }).getByRole("button", { name: /^Reply to/ }).click();
+  await say(bob.page, `<img src=x onerror="window.__pwned = 3"> @${alice.name}`);
+  const quote = alice.page.locator("#messages .msg-quote .quote-text").last();
+  await quote.waitFor();
+  assert.equal(await quote.textContent(), [...evil].slice(0, 100).join(""));
+  for (const p of [alice.page, bob.page]) {
+    assert.equal(await p.locator("#messages script, #messages img, #messages b").count(), 0);
+    assert.equal(await p.evaluate(() => window.__pwned), undefined);
+  }
 });
 
 step("offline and back: every missed message shows exactly once, in order", async (t) => {
@@ -2075,6 +2086,7 @@ step("two users edit, react, reply and mention each other live", async (t) => {
   // Any emoji: text is refused before it is sent, a flag is taken.
   await onAlice.getByRole("button", { name: "Add a reaction" }).click();
   await alice.page.locator("#picker[open]").waitFor();
+  await axeCheck(alice.page, "the reaction picker");
   const any = alice.page.getByLabel("Any emoji");
   await any.fill(":)");
   await any.press("Enter");
@@ -2111,6 +2123,7 @@ step("two users edit, react, reply and mention each other live", async (t) => {
   const editBox = alice.page.getByRole("textbox", { name: "Editing your message" });
   assert.equal(await editBox.evaluate((el) => el === document.activeElement), true, "the edit box has the focus");
   assert.equal(await editBox.inputValue(), "lunch at noon?");
+  await axeCheck(alice.page, "a message being edited");
   await editBox.fill("lunch at 12:30?");
   await editBox.press("Enter");
   const edited = message(bob.page, "lunch at 12:30?");
@@ -2323,7 +2336,13 @@ step("keyboard only: react, reply with a mention, edit and cancel, without the m
   assert.equal(await page.locator("#mention-list").isHidden(), true, "Escape closes the list");
   assert.equal(await page.locator("#reply-bar").isHidden(), false, "and keeps the reply");
   assert.equal(await options.count(), 0);
-  await page.keyboard.type("b");
+  for (let i = 0; i < 4; i++) await page.keyboard.press("Backspace");
+  await page.keyboard.type("@kim");
+  await page.waitForFunction(() => document.querySelectorAll("#mention-list [role=option]").length === 2);
+  await page.screenshot({ path: join(SHOTS, "mention-desktop-1280x800.png") });
+  await axeCheck(page, "the @ completion list");
+  await page.keyboard.press("Backspace");
+  await page.keyboard.type("mb");
   await page.locator("#mention-list [role=option]", { hasText: kimb.name }).waitFor();
   await page.keyboard.press("Enter");
   assert.equal(await page.locator("#composer-input").inputValue(), `@${kimb.name} `);
@@ -2366,15 +2385,15 @@ step("keyboard only: react, reply with a mention, edit and cancel, without the m
   assert.match((await active()).label, /^Delete message/);
   await page.keyboard.press("Home");
   assert.match((await active()).label, /^React to /);
-  await page.keyboard.press("Shift+Tab"); // the quote
-  assert.match((await active()).cls, /msg-quote/);
-  await page.keyboard.press("Shift+Tab"); // "edited"
+  await page.keyboard.press("Shift+Tab"); // "edited", after the text
   const tip = await page.evaluate(() => {
     const el = document.activeElement;
     return { cls: el.className, after: getComputedStyle(el, "::after").content };
   });
   assert.equal(tip.cls, "msg-edited");
   assert.match(tip.after, /Edited /, "the edit time shows on focus");
+  await page.keyboard.press("Shift+Tab"); // the quote
+  assert.match((await active()).cls, /msg-quote/);
   assert.equal(await mine.locator("time.msg-edited").count(), 1);
 
   // A chip toggles with the keyboard too; when it goes, the focus stays in the message.
@@ -2490,9 +2509,22 @@ step("screenshots of the main states, desktop and phone", async (t) => {
   await joinRoom(alice.page, room);
   await joinRoom(bob.page, room);
   await sayRaw(bob.page, "Morning! Anyone up for lunch at **noon**?", "lunch at noon?");
+  const lunch = message(alice.page, "Morning! Anyone up for lunch at noon?");
+  await lunch.getByRole("button", { name: `Reply to ${bob.name}` }).click();
   await say(alice.page, "Yes, the usual place: https://example.com/menu");
-  await sayRaw(alice.page, "I'll bring the `slides` for _later_.", "the slides for later.");
+  await reactWith(alice.page, lunch, "thumbs up");
+  await reactWith(bob.page, message(bob.page, "Yes, the usual place: https://example.com/menu"), "party popper");
+  await reactWith(bob.page, message(bob.page, "Yes, the usual place: https://example.com/menu"), "red heart");
+  await sayRaw(alice.page, `I'll bring the \`slides\` for _later_, @${bob.name}.`, "the slides for later");
   await sayRaw(bob.page, "```\ncargo test --test api\n```\nall green here", "all green here");
+  await bob.page.locator("#messages li.msg[data-id]", { hasText: "all green here" }).getByRole("button", { name: "Edit your message" }).click();
+  const fix = bob.page.getByRole("textbox", { name: "Editing your message" });
+  await fix.fill("```\ncargo test --test api\n```\nall green here, 212 tests");
+  await fix.press("Enter");
+  await alice.page.locator("#messages li.msg[data-id]", { hasText: "all green here, 212 tests" }).locator("time.msg-edited").waitFor();
+  await waitChip(message(bob.page, "Yes, the usual place: https://example.com/menu"), "❤️", 1, true);
+  await waitChip(message(alice.page, "Yes, the usual place: https://example.com/menu"), "❤️", 1, false);
+  await alice.page.locator("#composer-input").focus();
   await alice.page.locator("#composer-input").pressSequentially("see you", { delay: 20 });
   await bob.page.locator("#typing", { hasText: `${alice.name} is typing…` }).waitFor();
   await alice.page.screenshot({ path: join(SHOTS, "chat-desktop-1280x800.png") });

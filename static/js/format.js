@@ -144,3 +144,11 @@ function count(s, ch) {
   for (const c of s) if (c === ch) n++;
   return n;
 }
+
+/** `body` as its formatting reads, markers taken out (for one-line quotes). */
+export function plainText(body) {
+  if (!MAYBE.test(body)) return body;
+  const el = document.createElement("div");
+  renderBody(el, body);
+  return el.textContent;
+}

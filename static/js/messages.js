@@ -5,7 +5,7 @@
 // grouped under one name, and a separator starts each day.
 
 import { editorFor } from "./edit.js";
-import { renderBody } from "./format.js";
+import { plainText, renderBody } from "./format.js";
 import { keepFocus } from "./render.js";
 import {
   GROUP_MS,
@@ -73,13 +73,14 @@ function messageEl(msg) {
   const isEditing = !!editing && editing.room === msg.room && editing.id === msg.id;
   li.classList.toggle("editing", isEditing);
   parts.push(isEditing ? editorFor(msg) : bodyEl(msg));
+  if (msg.edited_at) parts.push(editedEl(msg.edited_at));
   if (msg.reactions.length) parts.push(reactionsEl(msg));
   parts.push(actionsEl(msg));
   li.append(...parts);
   return li;
 }
 
-/** Name, time, "edited" (its time on hover and focus) and "mentions you". */
+/** Name, time and "mentions you". */
 function headEl(msg) {
   const head = document.createElement("div");
   head.className = "msg-head";
@@ -95,7 +96,6 @@ function headEl(msg) {
     when.title = sent.toLocaleString();
   }
   head.append(who, when);
-  if (msg.edited_at) head.append(editedEl(msg.edited_at));
   if (mentionsMe(msg)) {
     const badge = document.createElement("span");
     badge.className = "msg-mention";
@@ -105,8 +105,8 @@ function headEl(msg) {
   return head;
 }
 
-/** "edited": focusable, so that its time shows to the keyboard as it does on hover; a screen
- * reader reads the time with it. */
+/** "edited", after the text: focusable, so that its time shows to the keyboard as it does on
+ * hover; a screen reader reads the time with it. */
 function editedEl(iso) {
   const t = document.createElement("time");
   t.className = "msg-edited";
@@ -146,7 +146,7 @@ function quoteEl(reply) {
   who.textContent = reply.user.username || "someone";
   const text = document.createElement("span");
   text.className = "quote-text";
-  text.textContent = reply.excerpt;
+  text.textContent = plainText(reply.excerpt);
   const tail = document.createElement("span");
   tail.className = "visually-hidden";
   tail.textContent = ". Show the original.";
@@ -258,6 +258,9 @@ export function messageChanged(id) {
     if (quote) quote.replaceWith(msg.reply_to ? quoteEl(msg.reply_to) : "");
     const body = li.querySelector(":scope > .msg-body");
     if (body) body.replaceWith(bodyEl(msg));
+    const mark = li.querySelector(":scope > .msg-edited");
+    if (mark) mark.remove();
+    if (msg.edited_at) li.querySelector(":scope > .msg-body, :scope > .msg-editor").after(editedEl(msg.edited_at));
     const bar = li.querySelector(":scope > .msg-reactions");
     const fresh = msg.reactions.length ? reactionsEl(msg) : null;
     if (bar && fresh) bar.replaceWith(fresh);
@@ -667,7 +670,7 @@ export function pendingEl(p) {
     user.textContent = p.replyTo.user ? p.replyTo.user.username : "";
     const text = document.createElement("span");
     text.className = "quote-text";
-    text.textContent = p.replyTo.excerpt || "";
+    text.textContent = plainText(p.replyTo.excerpt || "");
     quote.append(user, " ", text);
     li.append(quote);
   }

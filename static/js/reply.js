@@ -2,6 +2,7 @@
 // and goes with the next post as `reply_to`; a reply's quote leads to its original, read
 // from older history page by page when it is not loaded yet.
 
+import { plainText } from "./format.js";
 import { $ } from "./render.js";
 import { excerpt, state } from "./state.js";
 
@@ -38,7 +39,7 @@ export function renderReplyBar() {
     return;
   }
   $("reply-user").textContent = reply.user.username;
-  $("reply-excerpt").textContent = reply.excerpt;
+  $("reply-excerpt").textContent = plainText(reply.excerpt);
 }
 
 /** The message replied to in `room` was edited (new `body`) or deleted (`body` null). */
