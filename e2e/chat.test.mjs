@@ -2124,7 +2124,17 @@ step("two users edit, react, reply and mention each other live", async (t) => {
   assert.equal(await editBox.evaluate((el) => el === document.activeElement), true, "the edit box has the focus");
   assert.equal(await editBox.inputValue(), "lunch at noon?");
   await axeCheck(alice.page, "a message being edited");
+  // The same limit and counter as the message box: too long is refused and kept.
+  await editBox.fill("x".repeat(4001));
+  const beingEdited = alice.page.locator("#messages li.msg.editing");
+  const count = beingEdited.locator(".edit-count");
+  await count.filter({ hasText: "4,001 / 4,000: 1 too many" }).waitFor();
+  await editBox.press("Enter");
+  await beingEdited.locator(".edit-error", { hasText: "the limit is 4,000" }).waitFor();
+  assert.equal(await editBox.getAttribute("aria-invalid"), "true");
+  assert.equal(await message(bob.page, "lunch at noon?").count(), 1, "nothing was saved");
   await editBox.fill("lunch at 12:30?");
+  assert.equal(await count.isHidden(), true, "the counter goes under the limit");
   await editBox.press("Enter");
   const edited = message(bob.page, "lunch at 12:30?");
   await edited.waitFor();
@@ -2136,8 +2146,19 @@ step("two users edit, react, reply and mention each other live", async (t) => {
   await waitChip(edited, "👍", 1, false);
   await waitChip(edited, "🇫🇷", 1, false);
 
-  // Bob replies, mentioning Alice through the completion list.
-  await edited.getByRole("button", { name: `Reply to ${alice.name}` }).click();
+  // A reply is dropped with Escape or ×; then Bob replies, mentioning Alice through the
+  // completion list.
+  const replyTo = edited.getByRole("button", { name: `Reply to ${alice.name}` });
+  await replyTo.click();
+  await bob.page.locator("#reply-bar").waitFor();
+  await bob.page.keyboard.press("Escape");
+  await bob.page.locator("#reply-bar").waitFor({ state: "hidden" });
+  await replyTo.click();
+  await bob.page.getByRole("button", { name: "Cancel reply" }).click();
+  await bob.page.locator("#reply-bar").waitFor({ state: "hidden" });
+  // Bob is on a phone: the room gets the focus, so that no keyboard pops up unasked.
+  assert.equal(await focused(bob.page), "MAIN#main", "after dropping a reply");
+  await replyTo.click();
   await bob.page.locator("#reply-bar", { hasText: "lunch at 12:30?" }).waitFor();
   assert.equal(await focused(bob.page), "TEXTAREA#composer-input", "replying puts the focus in the box");
   const box = bob.page.locator("#composer-input");

@@ -351,7 +351,7 @@ $("messages").addEventListener("click", async (e) => {
   const chip = el.closest("button.reaction");
   if (chip) {
     const why = await toggleReaction(id, chip.dataset.emoji);
-    composerError(why ? `Could not change the reaction: ${why}` : "");
+    if (why) composerError(`Could not change the reaction: ${why}`);
   } else if (el.closest("button.msg-react, button.reaction-add")) {
     openPicker(id, el.closest("button"));
   } else if (el.closest("button.msg-reply") && msg) {

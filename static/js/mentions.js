@@ -1,7 +1,8 @@
 // `@` completion in the message box and the edit box: the usernames of the room's members,
-// of who is in it now and of who wrote what is loaded, in a listbox under the text (the
+// of who is in it now and of who wrote what is loaded, in a listbox by the box (the
 // combobox pattern on a textarea: the box keeps the focus and names the chosen option with
-// `aria-activedescendant`; arrow keys choose, Enter or Tab picks, Escape closes).
+// `aria-activedescendant`; arrow keys choose, Enter or Tab picks, Escape closes; Enter after
+// a name typed out in full sends, as it would without the list).
 
 import { $ } from "./render.js";
 import { me, state } from "./state.js";
@@ -158,6 +159,12 @@ export class Autocomplete {
     this.onChange();
   }
 
+  /** Whether the name being typed is the chosen one in full. */
+  complete() {
+    const chosen = this.shown[this.active];
+    return !!chosen && chosen.name.toLowerCase() === this.prefix.toLowerCase();
+  }
+
   /** Handles the list's keys while it is open; true when the key was its. */
   onKey(e) {
     if (!this.isOpen() || e.isComposing) return false;
@@ -165,6 +172,10 @@ export class Autocomplete {
     if (e.key === "ArrowDown" || e.key === "ArrowUp") {
       this.active = (this.active + (e.key === "ArrowDown" ? 1 : n - 1)) % n;
       this.render();
+    } else if (e.key === "Enter" && !e.shiftKey && this.complete()) {
+      // The name is typed out already: Enter does what it does without the list.
+      this.close();
+      return false;
     } else if ((e.key === "Enter" && !e.shiftKey) || (e.key === "Tab" && !e.shiftKey)) {
       this.pick(this.shown[this.active].name);
     } else if (e.key === "Escape") {

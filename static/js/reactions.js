@@ -79,6 +79,9 @@ function reactionError(err) {
   return err.message;
 }
 
+/** Chips whose request is on its way (`room id emoji`): a second click waits for the first. */
+const toggling = new Set();
+
 /**
  * A chip was chosen: the reader's reaction goes when held, else is added. Resolves to the
  * error's sentence, or null.
@@ -86,9 +89,15 @@ function reactionError(err) {
 export async function toggleReaction(id, emoji) {
   const roomName = state.current;
   const msg = roomName && state.rooms.get(roomName).messages.get(id);
-  if (!msg) return null;
-  const err = await setReaction(roomName, id, emoji, !holds(msg, emoji));
-  return err ? reactionError(err) : null;
+  const key = `${roomName} ${id} ${emoji}`;
+  if (!msg || toggling.has(key)) return null;
+  toggling.add(key);
+  try {
+    const err = await setReaction(roomName, id, emoji, !holds(msg, emoji));
+    return err ? reactionError(err) : null;
+  } finally {
+    toggling.delete(key);
+  }
 }
 
 // ---- the picker ----
