@@ -121,9 +121,9 @@ export function startEdit(id, fromComposer = false) {
     return true;
   }
   if (open) cancelEdit(false);
-  state.editing = { room: room.name, id, text: msg.body, fromComposer };
   const body = li.querySelector(":scope > .msg-body");
   if (!body) return false;
+  state.editing = { room: room.name, id, text: msg.body, fromComposer };
   body.replaceWith(editorFor(msg));
   li.classList.add("editing");
   const input = li.querySelector(".edit-input");
@@ -149,8 +149,8 @@ export function cancelEdit(refocus = true) {
 }
 
 /**
- * Message `id` of `room` went (deleted): an edit box open on it goes too, and says so in the
- * message box's error line.
+ * Message `id` of `room` went (deleted): an edit box open on it goes with it. True when there
+ * was one (the caller says so).
  */
 export function editGone(room, id) {
   const e = state.editing;
@@ -217,5 +217,7 @@ async function saveEdit(form) {
     }
     return;
   }
-  if (state.editing === e) cancelEdit(form.contains(document.activeElement) || !document.activeElement || document.activeElement === document.body);
+  // The focus goes back unless the reader moved it elsewhere meanwhile.
+  const now = document.activeElement;
+  if (state.editing === e) cancelEdit(!now || now === document.body || form.contains(now));
 }

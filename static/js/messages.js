@@ -231,7 +231,8 @@ function actionsEl(msg) {
     bar.append(b);
     return b;
   };
-  button("msg-react", "React", `React to ${msg.user.username}'s message`).setAttribute("aria-haspopup", "dialog");
+  const react = button("msg-react", "React", `React to ${msg.user.username}'s message`);
+  react.setAttribute("aria-haspopup", "dialog");
   button("msg-reply", "Reply", `Reply to ${msg.user.username}`);
   if (msg.user.id === me.id) button("msg-edit", "Edit", "Edit your message");
   // Clicks are handled once on the list (see app.js).
@@ -260,7 +261,8 @@ export function messageChanged(id) {
     if (body) body.replaceWith(bodyEl(msg));
     const mark = li.querySelector(":scope > .msg-edited");
     if (mark) mark.remove();
-    if (msg.edited_at) li.querySelector(":scope > .msg-body, :scope > .msg-editor").after(editedEl(msg.edited_at));
+    const text = li.querySelector(":scope > .msg-body, :scope > .msg-editor");
+    if (msg.edited_at) text.after(editedEl(msg.edited_at));
     const bar = li.querySelector(":scope > .msg-reactions");
     const fresh = msg.reactions.length ? reactionsEl(msg) : null;
     if (bar && fresh) bar.replaceWith(fresh);

@@ -182,7 +182,8 @@ function closePicker() {
   }
   // The opener was drawn again (its message changed): the same control of the new drawing.
   const li = document.querySelector(`#messages li.msg[data-id="${t.id}"]`);
-  const same = li && (t.opener.classList.contains("reaction-add") ? li.querySelector(".reaction-add") : li.querySelector(".msg-react"));
+  const cls = t.opener.classList.contains("reaction-add") ? ".reaction-add" : ".msg-react";
+  const same = li && li.querySelector(cls);
   if (same) same.focus();
   else if (li) li.focus();
 }
