@@ -2305,6 +2305,49 @@ step("offline while the other edits, reacts and deletes: all of it shows after r
   t.diagnostic(`resumed by ${await bob.page.evaluate(() => window.roomcast.resumedBy)} in #${room}`);
 });
 
+step("a capped replay: messages in memory are read again, so an edit the replay skipped shows", async (t) => {
+  // A server of its own that replays at most 3 events on a resume.
+  const url = await extraServer(t, { ROOMCAST__HISTORY__REPLAY_LIMIT: "3" });
+  const room = unique("capped-");
+  const alice = await newUser(t, "alice", DESKTOP, { baseURL: url });
+  const bob = await newUser(t, "bob", DESKTOP, { baseURL: url });
+  await joinRoom(alice.page, room);
+  await joinRoom(bob.page, room);
+  await say(alice.page, "an old line");
+  await say(alice.page, "liked before");
+  await message(bob.page, "liked before").waitFor();
+  await bob.context.setOffline(true);
+  const res = await fetch(`${url}/api/admin/users/${bob.name}/disconnect`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  assert.equal(res.status, 200);
+  await bob.page.waitForFunction(() => document.getElementById("conn").dataset.state === "reconnecting");
+  // The edit and the reaction come first; the 6 posts after them fill the replay.
+  await message(alice.page, "an old line").getByRole("button", { name: "Edit your message" }).click();
+  const box = alice.page.getByRole("textbox", { name: "Editing your message" });
+  await box.fill("an old line, corrected");
+  await box.press("Enter");
+  await message(alice.page, "an old line, corrected").waitFor();
+  await reactWith(alice.page, message(alice.page, "liked before"), "eyes");
+  await postMany(alice.page, room, 1, 6, 0);
+  await bob.context.setOffline(false);
+  await waitLive(bob.page, 20_000);
+  await message(bob.page, "b6").waitFor({ timeout: 20_000 });
+  await message(bob.page, "an old line, corrected").waitFor();
+  await waitChip(message(bob.page, "liked before"), "👀", 1, false);
+  assert.deepEqual(await shownBodies(bob.page), [
+    "an old line, corrected",
+    "liked before",
+    "b1",
+    "b2",
+    "b3",
+    "b4",
+    "b5",
+    "b6",
+  ]);
+});
+
 step("keyboard only: react, reply with a mention, edit and cancel, without the mouse", async (t) => {
   const room = unique("keytalk-");
   const kima = await newUser(t, "kima");
