@@ -387,7 +387,7 @@ $("messages").addEventListener("click", async (e) => {
   const button = e.target instanceof Element ? e.target.closest("button.msg-delete") : null;
   if (!button) return;
   const room = state.current;
-  const id = Number(button.dataset.id);
+  const id = Number(button.closest("li.msg").dataset.id);
   const ok = await confirmAction({
     title: "Delete this message?",
     text: "It is removed for everyone in the room. This cannot be undone.",

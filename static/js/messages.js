@@ -213,31 +213,46 @@ function reactionsEl(msg) {
   return bar;
 }
 
+/** The buttons of a message's actions, made once and cloned for each message (cheaper than
+ * building them one by one, for pages of many messages). */
+const ACTIONS = (() => {
+  const make = (cls, text) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = `${cls} msg-action quiet`;
+    b.textContent = text;
+    b.tabIndex = -1;
+    return b;
+  };
+  const react = make("msg-react", "React");
+  react.setAttribute("aria-haspopup", "dialog");
+  return {
+    react,
+    reply: make("msg-reply", "Reply"),
+    edit: make("msg-edit", "Edit"),
+    del: make("msg-delete", "Delete"),
+  };
+})();
+
 /** The message's actions, one Tab stop (arrow keys move between them): react, reply, and for
- * its author edit; delete for whoever may (see `mayDelete`). */
+ * its author edit; delete for whoever may (see `mayDelete`). Clicks are handled once on the
+ * list (see app.js). */
 function actionsEl(msg) {
   const bar = document.createElement("div");
   bar.className = "msg-actions";
   bar.setAttribute("role", "toolbar");
-  bar.setAttribute("aria-label", `Actions: message from ${msg.user.username}`);
-  const button = (cls, text, label) => {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = `${cls} msg-action quiet`;
-    b.dataset.id = String(msg.id);
-    b.textContent = text;
+  const name = msg.user.username;
+  bar.setAttribute("aria-label", `Actions: message from ${name}`);
+  const add = (proto, label) => {
+    const b = proto.cloneNode(true);
     b.setAttribute("aria-label", label);
-    b.tabIndex = -1;
     bar.append(b);
     return b;
   };
-  const react = button("msg-react", "React", `React to ${msg.user.username}'s message`);
-  react.setAttribute("aria-haspopup", "dialog");
-  button("msg-reply", "Reply", `Reply to ${msg.user.username}`);
-  if (msg.user.id === me.id) button("msg-edit", "Edit", "Edit your message");
-  // Clicks are handled once on the list (see app.js).
-  if (mayDelete(msg)) button("msg-delete", "Delete", `Delete message from ${msg.user.username}`);
-  bar.firstElementChild.tabIndex = 0;
+  add(ACTIONS.react, `React to ${name}'s message`).tabIndex = 0;
+  add(ACTIONS.reply, `Reply to ${name}`);
+  if (msg.user.id === me.id) add(ACTIONS.edit, "Edit your message");
+  if (mayDelete(msg)) add(ACTIONS.del, `Delete message from ${name}`);
   return bar;
 }
 
