@@ -3,10 +3,13 @@
 // object), api.js (fetch), stream.js (EventSource, subscribe queue, resume), rooms.js
 // (events and history), messages.js (the message list), format.js (message formatting),
 // render.js (the rest of the DOM), composer.js (the message box), outbox.js (the send
-// queue) and panels.js (dialogs, overlays, the undo toast).
+// queue), edit.js (editing in place), reactions.js (reactions and their picker), reply.js
+// (replies), mentions.js (`@` completion) and panels.js (dialogs, overlays, the undo toast).
 
 import { api, whenSessionEnds } from "./js/api.js";
 import { autosize, composerError, loadDraft, onInput, renderCounter, send } from "./js/composer.js";
+import { startEdit } from "./js/edit.js";
+import { Autocomplete } from "./js/mentions.js";
 import {
   jumpToNewest,
   keepBottom,
@@ -16,6 +19,8 @@ import {
   showEarlier,
   viewInfo,
 } from "./js/messages.js";
+import { openPicker, toggleReaction } from "./js/reactions.js";
+import { cancelReply, renderReplyBar, startReply } from "./js/reply.js";
 import {
   clearOutbox,
   giveBack,
@@ -44,6 +49,7 @@ import {
   loadMyRooms,
   onBroadcast,
   onMessageDeleted,
+  showOriginal,
   switchRoom,
 } from "./js/rooms.js";
 import {
@@ -296,33 +302,92 @@ $("composer").addEventListener("submit", (e) => {
   e.preventDefault();
   send();
 });
+const composerMentions = new Autocomplete($("composer-input"), $("mention-list"), onInput);
 $("composer-input").addEventListener("keydown", (e) => {
+  if (composerMentions.onKey(e)) return;
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
     e.preventDefault();
     send();
+  } else if (e.key === "Escape" && cancelReply()) {
+    e.preventDefault();
+  } else if (e.key === "ArrowUp" && !e.target.value && !e.altKey && !e.ctrlKey && !e.metaKey && !e.shiftKey) {
+    // An empty box: Arrow Up edits the last message of one's own in sight.
+    const mine = [...$("messages").querySelectorAll("li.msg.mine[data-id]")].at(-1);
+    if (mine && startEdit(Number(mine.dataset.id), true)) e.preventDefault();
   }
 });
 $("composer-input").addEventListener("input", onInput);
+$("reply-cancel").addEventListener("click", () => {
+  cancelReply();
+  focusHome();
+});
 
 // A post the server refuses for good goes back into its room's box, with the reason.
 whenRefused((p, err) => {
   const onScreen = state.current === p.room;
   giveBack(p.room, p.body, onScreen ? $("composer-input") : null);
+  const why =
+    p.replyTo && err.code === "unknown_message"
+      ? "the message it replied to was deleted."
+      : err.message;
   if (onScreen) {
     autosize();
     renderCounter();
-    composerError(`Not sent: ${err.message} Your message is back in the box.`, true);
+    composerError(`Not sent: ${why} Your message is back in the box.`, true);
   } else {
-    showNotice(`A message to #${p.room} was not sent (${err.message}); it is back in that room's message box.`);
+    showNotice(`A message to #${p.room} was not sent (${why}); it is back in that room's message box.`);
   }
 });
 
-// Delete buttons on messages: one listener for the list (messages.js draws the buttons).
+// A message's actions, reactions and quote: one listener for the list (messages.js draws
+// them).
+$("messages").addEventListener("click", async (e) => {
+  const el = e.target instanceof Element ? e.target : null;
+  const li = el && el.closest("li.msg[data-id]");
+  if (!li) return;
+  const id = Number(li.dataset.id);
+  const room = state.current && state.rooms.get(state.current);
+  const msg = room && room.messages.get(id);
+  const chip = el.closest("button.reaction");
+  if (chip) {
+    const why = await toggleReaction(id, chip.dataset.emoji);
+    if (why) composerError(`Could not change the reaction: ${why}`);
+  } else if (el.closest("button.msg-react, button.reaction-add")) {
+    openPicker(id, el.closest("button"));
+  } else if (el.closest("button.msg-reply") && msg) {
+    startReply(msg);
+  } else if (el.closest("button.msg-edit")) {
+    startEdit(id);
+  } else if (el.closest("button.msg-quote")) {
+    showOriginal(Number(el.closest("button.msg-quote").dataset.replyTo));
+  }
+});
+
+// A message's actions are one Tab stop: the arrow keys move between them (the toolbar
+// pattern), and the last one used is where Tab comes back to.
+$("messages").addEventListener("keydown", (e) => {
+  const bar = e.target instanceof Element ? e.target.closest(".msg-actions") : null;
+  if (!bar) return;
+  const buttons = [...bar.querySelectorAll("button")];
+  const at = buttons.indexOf(e.target);
+  const n = buttons.length;
+  const moves = { ArrowRight: at + 1, ArrowLeft: at - 1 + n, Home: 0, End: n - 1 };
+  if (!(e.key in moves) || at < 0) return;
+  buttons[moves[e.key] % n].focus();
+  e.preventDefault();
+});
+$("messages").addEventListener("focusin", (e) => {
+  const bar = e.target instanceof Element ? e.target.closest(".msg-actions") : null;
+  if (!bar) return;
+  for (const b of bar.querySelectorAll("button")) b.tabIndex = b === e.target ? 0 : -1;
+});
+
+// Delete buttons on messages.
 $("messages").addEventListener("click", async (e) => {
   const button = e.target instanceof Element ? e.target.closest("button.msg-delete") : null;
   if (!button) return;
   const room = state.current;
-  const id = Number(button.dataset.id);
+  const id = Number(button.closest("li.msg").dataset.id);
   const ok = await confirmAction({
     title: "Delete this message?",
     text: "It is removed for everyone in the room. This cannot be undone.",
@@ -564,6 +629,7 @@ state.current = saved && state.rooms.has(saved) ? saved : state.rooms.keys().nex
 saveJoined(true);
 renderRoom();
 loadDraft();
+renderReplyBar();
 renderJump();
 connect();
 loadMyRooms();
@@ -605,5 +671,8 @@ window.roomcast = {
   },
   get stick() {
     return state.stick;
+  },
+  get editing() {
+    return state.editing ? { room: state.editing.room, id: state.editing.id } : null;
   },
 };

@@ -1,9 +1,10 @@
-// The message box: sending (through the outbox), the character counter, the room's draft,
-// the `typing` event, growing with its text.
+// The message box: sending (through the outbox, with the reply being written), the character
+// counter, the room's draft, the `typing` event, growing with its text.
 
 import { api } from "./api.js";
 import { enqueue, limited, quiet } from "./outbox.js";
 import { $ } from "./render.js";
+import { renderReplyBar } from "./reply.js";
 import {
   COUNTER_FROM,
   MESSAGE_CHARS,
@@ -28,9 +29,17 @@ export function composerError(text, invalid = false) {
   else input.removeAttribute("aria-invalid");
 }
 
+/** "This message is 4,100 characters long; the limit is 4,000. Shorten it by 100 (…)". */
+export function tooLong(n) {
+  return (
+    `This message is ${numberFmt.format(n)} characters long; the limit is ${numberFmt.format(MESSAGE_CHARS)}. ` +
+    `Shorten it by ${numberFmt.format(n - MESSAGE_CHARS)} (or send it in parts)`
+  );
+}
+
 /**
- * Queues the box's text for the current room and empties the box; a text over the limit is
- * refused, with the reason, and stays in the box.
+ * Queues the box's text for the current room (answering the message replied to, if any) and
+ * empties the box; a text over the limit is refused, with the reason, and stays in the box.
  */
 export function send() {
   const input = $("composer-input");
@@ -39,11 +48,7 @@ export function send() {
   if (!room || !body.trim()) return;
   const n = charCount(body);
   if (n > MESSAGE_CHARS) {
-    composerError(
-      `This message is ${numberFmt.format(n)} characters long; the limit is ${numberFmt.format(MESSAGE_CHARS)}. ` +
-        `Shorten it by ${numberFmt.format(n - MESSAGE_CHARS)} (or send it in parts): nothing was sent.`,
-      true,
-    );
+    composerError(`${tooLong(n)}: nothing was sent.`, true);
     input.focus();
     return;
   }
@@ -53,26 +58,37 @@ export function send() {
   state.lastTypingSent = 0; // the next keystroke is news again
   autosize();
   renderCounter();
-  enqueue(room, body);
+  const replyTo = state.replyTo.get(room) || null;
+  state.replyTo.delete(room);
+  renderReplyBar();
+  enqueue(room, body, replyTo);
 }
 
-/** "1,234 / 4,000" once the text nears the limit; over it, how much too long. */
-export function renderCounter() {
-  const el = $("composer-count");
-  const n = charCount($("composer-input").value);
+/**
+ * The counter `el` for `text`: "1,234 / 4,000" once the text nears the limit; over it, how
+ * much too long. True when it is over.
+ */
+export function counterText(el, text) {
+  const n = charCount(text);
   const show = n >= MESSAGE_CHARS - COUNTER_FROM;
   el.hidden = !show;
   el.classList.toggle("over", n > MESSAGE_CHARS);
   if (!show) {
     el.textContent = "";
-    return;
+    return false;
   }
   el.textContent =
     n > MESSAGE_CHARS
       ? `${numberFmt.format(n)} / ${numberFmt.format(MESSAGE_CHARS)}: ${numberFmt.format(n - MESSAGE_CHARS)} too many`
       : `${numberFmt.format(n)} / ${numberFmt.format(MESSAGE_CHARS)}`;
+  return n > MESSAGE_CHARS;
+}
+
+/** The message box's counter (see `counterText`). */
+export function renderCounter() {
+  const over = counterText($("composer-count"), $("composer-input").value);
   // Back under the limit: the refusal no longer holds.
-  if (n <= MESSAGE_CHARS && $("composer-input").getAttribute("aria-invalid") === "true") {
+  if (!over && $("composer-input").getAttribute("aria-invalid") === "true") {
     composerError("");
   }
 }

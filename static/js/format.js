@@ -1,6 +1,7 @@
 // Light formatting of message bodies, from a whitelist, straight into DOM nodes: fenced code
-// blocks, `code`, **bold**, _italic_ and http(s) links. User text only ever becomes text
-// nodes (textContent); no HTML is parsed, so nothing typed can make an element of its own.
+// blocks, `code`, **bold**, _italic_, http(s) links and the @mentions the server found. User
+// text only ever becomes text nodes (textContent); no HTML is parsed, so nothing typed can
+// make an element of its own.
 
 /** Inline pieces, leftmost first: `code`, a link, **bold**, _italic_ (not inside words). */
 const INLINE =
@@ -11,19 +12,27 @@ const FENCE = /^```[\w+#.-]*\s*$/;
 const MAYBE = /[`*_]|https?:\/\//i;
 /** Nesting depth for bold and italic inside each other. */
 const MAX_DEPTH = 3;
+/**
+ * `@name` as the server reads a mention: the `@` at the start or after a character that is
+ * not an ASCII letter, digit or `_`, and the longest run of those after it.
+ */
+const MENTION = /(?<![A-Za-z0-9_])@([A-Za-z0-9_]+)/g;
 
 /**
  * Appends `body`, formatted, to `parent`. Plain text (most messages) becomes one text node.
+ * `mentions` maps the lower-case names the server found mentioned to whether the name is
+ * the reader's own: those `@name`s are marked (`.mention`, `.mention-me`).
  */
-export function renderBody(parent, body) {
-  if (!MAYBE.test(body)) {
+export function renderBody(parent, body, mentions = null) {
+  const marks = mentions && mentions.size && body.includes("@") ? mentions : null;
+  if (!marks && !MAYBE.test(body)) {
     parent.textContent = body;
     return;
   }
   const lines = body.split("\n");
   let text = [];
   const flushText = () => {
-    if (text.length) inline(parent, text.join("\n"), 0);
+    if (text.length) inline(parent, text.join("\n"), 0, marks);
     text = [];
   };
   for (let i = 0; i < lines.length; i++) {
@@ -50,15 +59,15 @@ function findClose(lines, from) {
 }
 
 /** Appends `text` with its inline formatting to `parent`. */
-function inline(parent, text, depth) {
+function inline(parent, text, depth, marks) {
   let rest = text;
   for (;;) {
     const m = depth < MAX_DEPTH ? INLINE.exec(rest) : null;
     if (!m) {
-      if (rest) parent.append(rest);
+      if (rest) plain(parent, rest, marks);
       return;
     }
-    if (m.index > 0) parent.append(rest.slice(0, m.index));
+    if (m.index > 0) plain(parent, rest.slice(0, m.index), marks);
     let used = m[0].length;
     if (m[1]) {
       const code = document.createElement("code");
@@ -80,11 +89,31 @@ function inline(parent, text, depth) {
     } else {
       const el = document.createElement(m[3] ? "strong" : "em");
       const inner = m[3] ? m[3].slice(2, -2) : m[4].slice(1, -1);
-      inline(el, inner, depth + 1);
+      inline(el, inner, depth + 1, marks);
       parent.append(el);
     }
     rest = rest.slice(m.index + used);
   }
+}
+
+/** Appends plain `text`, each mention in it (see `renderBody`) in a <span> of its own. */
+function plain(parent, text, marks) {
+  if (!marks || !text.includes("@")) {
+    parent.append(text);
+    return;
+  }
+  let last = 0;
+  for (const m of text.matchAll(MENTION)) {
+    const mine = marks.get(m[1].toLowerCase());
+    if (mine === undefined) continue;
+    if (m.index > last) parent.append(text.slice(last, m.index));
+    const span = document.createElement("span");
+    span.className = mine ? "mention mention-me" : "mention";
+    span.textContent = m[0];
+    parent.append(span);
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) parent.append(text.slice(last));
 }
 
 /**
@@ -114,4 +143,12 @@ function count(s, ch) {
   let n = 0;
   for (const c of s) if (c === ch) n++;
   return n;
+}
+
+/** `body` as its formatting reads, markers taken out (for one-line quotes). */
+export function plainText(body) {
+  if (!MAYBE.test(body)) return body;
+  const el = document.createElement("div");
+  renderBody(el, body);
+  return el.textContent;
 }

@@ -4,8 +4,19 @@
 // memory and are drawn again when scrolled back to. Consecutive messages of one author are
 // grouped under one name, and a separator starts each day.
 
-import { renderBody } from "./format.js";
-import { GROUP_MS, MAX_RENDERED, RENDER_STEP, mayDelete, me, state } from "./state.js";
+import { editorFor } from "./edit.js";
+import { plainText, renderBody } from "./format.js";
+import { keepFocus } from "./render.js";
+import {
+  GROUP_MS,
+  MAX_RENDERED,
+  RENDER_STEP,
+  mayDelete,
+  me,
+  mentionsMe,
+  reactedByMe,
+  state,
+} from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -43,16 +54,34 @@ function currentRoom() {
 }
 
 /** The <li> of one message. Its author's name is always there (read out by screen readers);
- * a continuation of a group only hides it from the eye (see `decorate`). */
+ * a continuation of a group only hides it from the eye (see `decorate`). It takes the focus
+ * when tapped or jumped to (which shows its actions on a touch screen). */
 function messageEl(msg) {
   const li = document.createElement("li");
   li.className = "msg";
-  if (msg.user.id === me.id) li.classList.add("mine");
+  li.tabIndex = -1;
   const sent = new Date(msg.sent_at);
   li.dataset.id = String(msg.id);
   li.dataset.user = msg.user.id;
   li.dataset.ts = String(sent.getTime() || 0);
   li.dataset.day = Number.isNaN(sent.getTime()) ? "" : sent.toDateString();
+  li.classList.toggle("mine", msg.user.id === me.id);
+  li.classList.toggle("mentions-me", mentionsMe(msg));
+  const parts = [headEl(msg)];
+  if (msg.reply_to) parts.push(quoteEl(msg.reply_to));
+  const editing = state.editing;
+  const isEditing = !!editing && editing.room === msg.room && editing.id === msg.id;
+  li.classList.toggle("editing", isEditing);
+  parts.push(isEditing ? editorFor(msg) : bodyEl(msg));
+  if (msg.edited_at) parts.push(editedEl(msg.edited_at));
+  if (msg.reactions.length) parts.push(reactionsEl(msg));
+  parts.push(actionsEl(msg));
+  li.append(...parts);
+  return li;
+}
+
+/** Name, time and "mentions you". */
+function headEl(msg) {
   const head = document.createElement("div");
   head.className = "msg-head";
   const who = document.createElement("span");
@@ -61,28 +90,213 @@ function messageEl(msg) {
   const when = document.createElement("time");
   when.className = "msg-time";
   when.dateTime = msg.sent_at;
+  const sent = new Date(msg.sent_at);
   if (!Number.isNaN(sent.getTime())) {
     when.textContent = timeFmt.format(sent);
     when.title = sent.toLocaleString();
   }
   head.append(who, when);
-  if (mayDelete(msg)) head.append(deleteButton(msg));
-  const body = document.createElement("div");
-  body.className = "msg-body";
-  renderBody(body, msg.body);
-  li.append(head, body);
-  return li;
+  if (mentionsMe(msg)) {
+    const badge = document.createElement("span");
+    badge.className = "msg-mention";
+    badge.textContent = "mentions you";
+    head.append(badge);
+  }
+  return head;
 }
 
-function deleteButton(msg) {
-  // Clicks are handled once on the list (see app.js).
-  const del = document.createElement("button");
-  del.type = "button";
-  del.className = "msg-delete quiet";
-  del.dataset.id = String(msg.id);
-  del.textContent = "Delete";
-  del.setAttribute("aria-label", `Delete message from ${msg.user.username}`);
-  return del;
+/** "edited", after the text: focusable, so that its time shows to the keyboard as it does on
+ * hover; a screen reader reads the time with it. */
+function editedEl(iso) {
+  const t = document.createElement("time");
+  t.className = "msg-edited";
+  t.dateTime = iso;
+  t.tabIndex = 0;
+  t.textContent = "edited";
+  const d = new Date(iso);
+  if (!Number.isNaN(d.getTime())) {
+    const text = `Edited ${d.toLocaleString()}`;
+    t.title = text;
+    t.dataset.tip = text;
+    const hidden = document.createElement("span");
+    hidden.className = "visually-hidden";
+    hidden.textContent = ` ${d.toLocaleString()}`;
+    t.append(hidden);
+  }
+  return t;
+}
+
+/** The quoted original of a reply: a button to it, or a line saying it was deleted. */
+function quoteEl(reply) {
+  if (reply.user === null || reply.excerpt === null) {
+    const gone = document.createElement("p");
+    gone.className = "msg-quote gone";
+    gone.textContent = "Original message deleted";
+    return gone;
+  }
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "msg-quote";
+  b.dataset.replyTo = String(reply.id);
+  const lead = document.createElement("span");
+  lead.className = "visually-hidden";
+  lead.textContent = "In reply to ";
+  const who = document.createElement("span");
+  who.className = "quote-user";
+  who.textContent = reply.user.username || "someone";
+  const text = document.createElement("span");
+  text.className = "quote-text";
+  text.textContent = plainText(reply.excerpt);
+  const tail = document.createElement("span");
+  tail.className = "visually-hidden";
+  tail.textContent = ". Show the original.";
+  const colon = document.createElement("span");
+  colon.className = "visually-hidden";
+  colon.textContent = ": ";
+  b.append(lead, who, colon, text, tail);
+  b.title = "Show the original message";
+  return b;
+}
+
+/** The message's text, formatted, its mentions marked. */
+function bodyEl(msg) {
+  const body = document.createElement("div");
+  body.className = "msg-body";
+  const marks = new Map(msg.mentions.map((u) => [u.username.toLowerCase(), u.id === me.id]));
+  renderBody(body, msg.body, marks);
+  return body;
+}
+
+const listFmt = new Intl.ListFormat(undefined, { style: "long", type: "conjunction" });
+
+/** Who holds reaction `r`, for its chip's label: "you, alice and 3 others". */
+export function reactionNames(r) {
+  const names = r.users.map((u) => (u.id === me.id ? "you" : u.username));
+  const others = r.count - names.length;
+  if (others > 0) names.push(`${others} other${others === 1 ? "" : "s"}`);
+  return listFmt.format(names);
+}
+
+/** The reaction bar: a toggle per emoji with its count, and "add a reaction". */
+function reactionsEl(msg) {
+  const bar = document.createElement("div");
+  bar.className = "msg-reactions";
+  bar.setAttribute("role", "group");
+  bar.setAttribute("aria-label", `Reactions to ${msg.user.username}'s message`);
+  for (const r of msg.reactions) {
+    const chip = document.createElement("button");
+    chip.type = "button";
+    chip.className = "reaction";
+    chip.dataset.emoji = r.emoji;
+    const mine = reactedByMe(r);
+    chip.setAttribute("aria-pressed", String(mine));
+    const names = reactionNames(r);
+    chip.setAttribute("aria-label", `${r.emoji} ${r.count}: ${names}`);
+    chip.title = `${names} reacted with ${r.emoji}${mine ? ". Click to take yours back." : ""}`;
+    const emoji = document.createElement("span");
+    emoji.className = "reaction-emoji";
+    emoji.textContent = r.emoji;
+    const count = document.createElement("span");
+    count.className = "reaction-count";
+    count.textContent = String(r.count);
+    chip.append(emoji, count);
+    bar.append(chip);
+  }
+  const add = document.createElement("button");
+  add.type = "button";
+  add.className = "reaction-add";
+  add.setAttribute("aria-label", "Add a reaction");
+  add.title = "Add a reaction";
+  add.setAttribute("aria-haspopup", "dialog");
+  add.textContent = "+";
+  bar.append(add);
+  return bar;
+}
+
+/** The buttons of a message's actions, made once and cloned for each message (cheaper than
+ * building them one by one, for pages of many messages). */
+const ACTIONS = (() => {
+  const make = (cls, text) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = `${cls} msg-action quiet`;
+    b.textContent = text;
+    b.tabIndex = -1;
+    return b;
+  };
+  const react = make("msg-react", "React");
+  react.setAttribute("aria-haspopup", "dialog");
+  return {
+    react,
+    reply: make("msg-reply", "Reply"),
+    edit: make("msg-edit", "Edit"),
+    del: make("msg-delete", "Delete"),
+  };
+})();
+
+/** The message's actions, one Tab stop (arrow keys move between them): react, reply, and for
+ * its author edit; delete for whoever may (see `mayDelete`). Clicks are handled once on the
+ * list (see app.js). */
+function actionsEl(msg) {
+  const bar = document.createElement("div");
+  bar.className = "msg-actions";
+  bar.setAttribute("role", "toolbar");
+  const name = msg.user.username;
+  bar.setAttribute("aria-label", `Actions: message from ${name}`);
+  const add = (proto, label) => {
+    const b = proto.cloneNode(true);
+    b.setAttribute("aria-label", label);
+    bar.append(b);
+    return b;
+  };
+  add(ACTIONS.react, `React to ${name}'s message`).tabIndex = 0;
+  add(ACTIONS.reply, `Reply to ${name}`);
+  if (msg.user.id === me.id) add(ACTIONS.edit, "Edit your message");
+  if (mayDelete(msg)) add(ACTIONS.del, `Delete message from ${name}`);
+  return bar;
+}
+
+/**
+ * Message `id` of the room on screen changed (an edit, a reaction, its original edited or
+ * deleted): its drawn <li>, if any, follows. A control inside it that had the focus has it
+ * again (the same chip, the same action); a chip that went leaves it on "add a reaction".
+ */
+export function messageChanged(id) {
+  const li = view.els.get(id);
+  const room = currentRoom();
+  const msg = room && room.messages.get(id);
+  if (!li || !msg) return;
+  const had = li.contains(document.activeElement) && document.activeElement !== li;
+  keepFocus(li, () => {
+    li.classList.toggle("mentions-me", mentionsMe(msg));
+    li.querySelector(":scope > .msg-head").replaceWith(headEl(msg));
+    const quote = li.querySelector(":scope > .msg-quote");
+    if (quote) quote.replaceWith(msg.reply_to ? quoteEl(msg.reply_to) : "");
+    const body = li.querySelector(":scope > .msg-body");
+    if (body) body.replaceWith(bodyEl(msg));
+    const mark = li.querySelector(":scope > .msg-edited");
+    if (mark) mark.remove();
+    const text = li.querySelector(":scope > .msg-body, :scope > .msg-editor");
+    if (msg.edited_at) text.after(editedEl(msg.edited_at));
+    const bar = li.querySelector(":scope > .msg-reactions");
+    const fresh = msg.reactions.length ? reactionsEl(msg) : null;
+    if (bar && fresh) bar.replaceWith(fresh);
+    else if (bar) bar.remove();
+    else if (fresh) li.querySelector(":scope > .msg-actions").before(fresh);
+  });
+  if (had && !li.contains(document.activeElement)) {
+    const back = li.querySelector(".reaction-add") || li.querySelector(".msg-react");
+    if (back) back.focus();
+  }
+}
+
+/** Puts the body of drawn message `id` back in place of its editor (see edit.js). */
+export function bodyBack(id) {
+  const li = view.els.get(id);
+  const room = currentRoom();
+  const msg = room && room.messages.get(id);
+  const editor = li && li.querySelector(":scope > .msg-editor");
+  if (editor && msg) editor.replaceWith(bodyEl(msg));
 }
 
 /** The drawn message before `li` (skipping separators and pending posts), or null. */
@@ -407,9 +621,40 @@ export function refreshDeleteButtons() {
     const msg = room.messages.get(id);
     const btn = li.querySelector(".msg-delete");
     const may = msg && mayDelete(msg);
-    if (may && !btn) li.querySelector(".msg-head").append(deleteButton(msg));
-    else if (!may && btn) btn.remove();
+    if (may === !!btn) continue;
+    keepFocus(li, () => li.querySelector(":scope > .msg-actions").replaceWith(actionsEl(msg)));
   }
+}
+
+/**
+ * Brings message `id` of the room on screen (in memory) into sight: the window moves to it
+ * when it is not drawn, the view stops following the newest, and the message is marked for
+ * a moment and takes the focus. False when it is not in memory.
+ */
+export function showMessage(id) {
+  const room = currentRoom();
+  if (!room || !room.messages.has(id)) return false;
+  state.stick = false;
+  if (!view.els.has(id)) {
+    const at = lowerBound(room.ids, id);
+    const from = Math.max(0, at - RENDER_STEP / 2);
+    const to = Math.min(room.ids.length, from + RENDER_STEP);
+    view.fromId = room.ids[from];
+    view.toId = to >= room.ids.length ? null : room.ids[to - 1];
+    reconcile();
+    state.stick = false;
+  }
+  const li = view.els.get(id);
+  if (!li) return false;
+  li.scrollIntoView({ block: "center" });
+  li.classList.remove("flash");
+  // Restarts the animation when the same message is shown again.
+  void li.offsetWidth;
+  li.classList.add("flash");
+  setTimeout(() => li.classList.remove("flash"), 2500);
+  li.focus({ preventScroll: true });
+  renderJump();
+  return true;
 }
 
 /** The drawn <li> of message `id`, or undefined. */
@@ -433,11 +678,24 @@ export function pendingEl(p) {
   status.className = "msg-status";
   status.textContent = p.note || "Sending…";
   head.append(who, status);
+  li.append(head);
+  if (p.replyTo) {
+    const quote = document.createElement("p");
+    quote.className = "msg-quote pending-quote";
+    const user = document.createElement("span");
+    user.className = "quote-user";
+    user.textContent = p.replyTo.user ? p.replyTo.user.username : "";
+    const text = document.createElement("span");
+    text.className = "quote-text";
+    text.textContent = plainText(p.replyTo.excerpt || "");
+    quote.append(user, " ", text);
+    li.append(quote);
+  }
   // Not "msg-body": that is a sent message's (what the tests and readers wait for).
   const body = document.createElement("div");
   body.className = "pending-body";
   body.textContent = p.body;
-  li.append(head, body);
+  li.append(body);
   return li;
 }
 

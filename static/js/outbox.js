@@ -42,7 +42,7 @@ function save() {
   try {
     sessionStorage.setItem(
       STORE_KEY,
-      JSON.stringify(state.outbox.map(({ room, body }) => ({ room, body }))),
+      JSON.stringify(state.outbox.map(({ room, body, replyTo }) => ({ room, body, replyTo }))),
     );
   } catch (err) {
     console.warn("keeping the outbox failed", err);
@@ -56,7 +56,8 @@ export function restoreOutbox() {
     if (!Array.isArray(saved)) return;
     for (const p of saved) {
       if (p && typeof p.room === "string" && typeof p.body === "string") {
-        state.outbox.push({ key: `p${++seq}`, room: p.room, body: p.body, note: "" });
+        const replyTo = p.replyTo && Number.isInteger(p.replyTo.id) ? p.replyTo : null;
+        state.outbox.push({ key: `p${++seq}`, room: p.room, body: p.body, replyTo, note: "" });
       }
     }
   } catch {
@@ -70,9 +71,9 @@ export function clearOutbox() {
   sessionStorage.removeItem(STORE_KEY);
 }
 
-/** Queues a post to `room` and starts sending. */
-export function enqueue(room, body) {
-  const p = { key: `p${++seq}`, room, body, note: "" };
+/** Queues a post to `room` (answering `replyTo`, `{id, user, excerpt}`) and starts sending. */
+export function enqueue(room, body, replyTo = null) {
+  const p = { key: `p${++seq}`, room, body, replyTo, note: "" };
   state.outbox.push(p);
   save();
   pendingAdded(p);
@@ -109,7 +110,8 @@ export async function pump() {
       note(p, "Sending…");
       let data;
       try {
-        data = await api("POST", `/api/rooms/${p.room}/messages`, { body: p.body });
+        const post = p.replyTo ? { body: p.body, reply_to: p.replyTo.id } : { body: p.body };
+        data = await api("POST", `/api/rooms/${p.room}/messages`, post);
       } catch (err) {
         if (err.status === 429) {
           limited(err);

@@ -96,6 +96,19 @@ export function renderRooms() {
       badge.setAttribute("aria-label", `${room.unread} unread`);
       open.append(badge);
     }
+    if (room.unread > 0 && room.mentioned) {
+      const at = document.createElement("span");
+      at.className = "unread-mention";
+      at.title = "An unread message mentions you";
+      const sign = document.createElement("span");
+      sign.setAttribute("aria-hidden", "true");
+      sign.textContent = "@";
+      const hidden = document.createElement("span");
+      hidden.className = "visually-hidden";
+      hidden.textContent = " (mentions you)";
+      at.append(sign, hidden);
+      open.append(at);
+    }
     const leave = document.createElement("button");
     leave.type = "button";
     leave.className = "room-leave quiet";
@@ -278,7 +291,10 @@ export function renderRoom() {
   $("composer-label").textContent = room ? `Message #${room.name}` : "Message";
   $("composer-input").disabled = !room;
   $("send").disabled = !room;
-  if (room) room.unread = 0;
+  if (room) {
+    room.unread = 0;
+    room.mentioned = false;
+  }
   renderRooms();
   renderMessages();
   renderPresence();

@@ -1,10 +1,20 @@
-// The joined rooms: what the stream's events do to them, their history pages and presence,
-// switching between them and dropping one.
+// The joined rooms: what the stream's events do to them (messages, their edits, reactions
+// and deletions), their history pages and presence, switching between them and dropping one.
 
 import { api } from "./api.js";
-import { loadDraft } from "./composer.js";
-import { messageRemoved, messagesAdded, pageAbove, refreshDeleteButtons } from "./messages.js";
+import { composerError, loadDraft } from "./composer.js";
+import { editGone } from "./edit.js";
 import {
+  messageChanged,
+  messageRemoved,
+  messagesAdded,
+  pageAbove,
+  refreshDeleteButtons,
+  showMessage,
+} from "./messages.js";
+import { originalChanged, renderReplyBar } from "./reply.js";
+import {
+  $,
   renderHistoryControls,
   renderMembers,
   renderMyRooms,
@@ -15,7 +25,16 @@ import {
   showBanner,
   showNotice,
 } from "./render.js";
-import { HISTORY, RECONNECT_MS, TYPING_SHOW_MS, me, roleIn, saveJoined, state } from "./state.js";
+import {
+  HISTORY,
+  RECONNECT_MS,
+  TYPING_SHOW_MS,
+  me,
+  mentionsMe,
+  roleIn,
+  saveJoined,
+  state,
+} from "./state.js";
 
 /**
  * The rooms the user created or was added to (`GET /api/me/rooms`): "My rooms", the private
@@ -65,8 +84,40 @@ export async function loadMembers(name = state.current) {
  */
 export function onMessageDeleted(ev) {
   const room = state.rooms.get(ev.room);
-  if (!room || !room.remove(ev.message_id)) return;
-  if (ev.room === state.current) messageRemoved();
+  if (!room) return;
+  const current = ev.room === state.current;
+  // Replies quoting it say so, also when it is older than what is in memory.
+  for (const id of room.orphanReplies(ev.message_id)) if (current) messageChanged(id);
+  if (originalChanged(ev.room, ev.message_id, null) && current) {
+    composerError("The message you were replying to was deleted; this one will go out as a plain message.");
+  }
+  const editing = editGone(ev.room, ev.message_id);
+  if (!room.remove(ev.message_id)) return;
+  if (!current) return;
+  const li = document.querySelector(`#messages li.msg[data-id="${ev.message_id}"]`);
+  const hadFocus = !!li && li.contains(document.activeElement);
+  messageRemoved();
+  if (editing) composerError("The message you were editing was deleted.");
+  if (hadFocus && editing) $("composer-input").focus();
+}
+
+/**
+ * A `message_edited` event (live or replayed): the message's new body, wherever it is drawn,
+ * and the quotes of the replies to it.
+ */
+export function onMessageEdited(ev) {
+  const room = state.rooms.get(ev.room);
+  if (!room) return;
+  const changed = room.applyEdit(ev);
+  originalChanged(ev.room, ev.message_id, ev.body);
+  if (ev.room === state.current) for (const id of changed) messageChanged(id);
+}
+
+/** A `reaction` event (live or replayed): the message's reaction bar follows. */
+export function onReaction(ev) {
+  const room = state.rooms.get(ev.room);
+  if (!room || !room.applyReaction(ev)) return;
+  if (ev.room === state.current) messageChanged(ev.message_id);
 }
 
 /**
@@ -134,6 +185,7 @@ export function onMessage(msg, live) {
     messagesAdded([msg]);
   } else if (live && state.countUnread) {
     room.unread++;
+    if (mentionsMe(msg) && msg.user.id !== me.id) room.mentioned = true;
     renderRooms();
   }
 }
@@ -184,6 +236,7 @@ export function switchRoom(name) {
   state.current = name;
   saveJoined();
   renderRoom();
+  renderReplyBar();
   if (changed) loadDraft();
   loadMembers(name);
   const room = state.rooms.get(name);
@@ -202,8 +255,10 @@ export function forgetRoom(name) {
     state.members = null;
     loadMembers();
   }
+  state.replyTo.delete(name);
   saveJoined();
   renderRoom();
+  renderReplyBar();
   if (wasCurrent) loadDraft();
   return true;
 }
@@ -252,31 +307,72 @@ export async function loadLatest(room, conn) {
   }
 }
 
-/** Loads a page of earlier messages of `name` (the current room by default) with `before=`. */
-export async function loadEarlier(name = state.current) {
+/**
+ * Loads a page of earlier messages of `name` (the current room by default) with `before=`;
+ * resolves to true once a page is in (false when there is none to read, or it failed). A
+ * call while a page is being read waits for that one.
+ */
+export function loadEarlier(name = state.current) {
   const room = name && state.rooms.get(name);
-  if (!room || !room.loaded || room.loadingEarlier || !room.hasMore) return;
-  room.loadingEarlier = true;
+  if (!room || !room.loaded || !room.hasMore) return Promise.resolve(false);
+  if (room.loadingEarlier) return room.loadingEarlier;
   const before = room.oldest();
   const q = before ? `before=${before}&limit=${HISTORY}` : `limit=${HISTORY}`;
-  try {
-    const data = await api("GET", `/api/rooms/${name}/messages?${q}`);
-    if (state.rooms.get(name) !== room) return;
-    room.hasMore = data.messages.length === HISTORY;
-    addPage(room, data.messages, before !== null);
-  } catch (err) {
-    console.warn("history failed", err);
-  } finally {
-    room.loadingEarlier = false;
-  }
+  room.loadingEarlier = (async () => {
+    try {
+      const data = await api("GET", `/api/rooms/${name}/messages?${q}`);
+      if (state.rooms.get(name) !== room) return false;
+      room.hasMore = data.messages.length === HISTORY;
+      addPage(room, data.messages, before !== null);
+      return true;
+    } catch (err) {
+      console.warn("history failed", err);
+      return false;
+    } finally {
+      room.loadingEarlier = null;
+    }
+  })();
+  return room.loadingEarlier;
 }
 
-/** Loads what a capped replay skipped, with `after=`. */
+/**
+ * Shows the original of a reply in the room on screen: from memory, or read page by page
+ * from older history until it is in (or the start of the room is reached). The reader is
+ * told while it loads, and when it is gone.
+ */
+export async function showOriginal(id) {
+  const name = state.current;
+  const room = name && state.rooms.get(name);
+  if (!room) return;
+  if (!room.messages.has(id)) {
+    const status = $("history-status");
+    status.textContent = "Loading earlier messages to find the original…";
+    while (!room.messages.has(id) && room.hasMore && (room.oldest() === null || room.oldest() > id)) {
+      const ok = await loadEarlier(name);
+      if (state.current !== name || state.rooms.get(name) !== room) return;
+      if (!ok && room.hasMore) break;
+    }
+    status.textContent = room.messages.has(id) ? "" : "The original message is no longer there.";
+  }
+  showMessage(id);
+}
+
+/**
+ * Loads what a capped replay skipped, with `after=`; messages in memory read on the way
+ * take the state they were read with (their change events may have been skipped too).
+ */
 export async function pageAfter(name, after) {
-  let from = after;
+  const room = state.rooms.get(name);
+  const oldest = room ? room.oldest() : null;
+  let from = oldest !== null ? Math.min(after, oldest - 1) : after;
   for (;;) {
     const data = await api("GET", `/api/rooms/${name}/messages?after=${from}&limit=200`);
-    for (const m of data.messages) onMessage(m, false);
+    for (const m of data.messages) {
+      const r = state.rooms.get(name);
+      if (r && r.refresh(m)) {
+        if (name === state.current) messageChanged(m.id);
+      } else onMessage(m, false);
+    }
     if (data.messages.length < 200) return;
     from = data.messages[data.messages.length - 1].id;
   }

@@ -29,6 +29,8 @@ export const RENDER_STEP = 50;
 export const GROUP_MS = 5 * 60 * 1000;
 /** The counter under the box shows from this many characters before the limit. */
 export const COUNTER_FROM = 500;
+/** How many characters of a replied-to body a reply quotes (the server's excerpt). */
+export const EXCERPT_CHARS = 100;
 
 const meEl = document.getElementById("me");
 
@@ -42,19 +44,44 @@ export const me = {
   role: meEl.dataset.role,
 };
 
-/** One joined room: its messages (by id, ascending), presence, typing and unread count. */
+/** The first `EXCERPT_CHARS` characters of `body`, as the server quotes a reply's original. */
+export function excerpt(body) {
+  const chars = [...body];
+  return chars.length > EXCERPT_CHARS ? chars.slice(0, EXCERPT_CHARS).join("") : body;
+}
+
+/** Whether `msg` mentions the signed-in user. */
+export function mentionsMe(msg) {
+  return Array.isArray(msg.mentions) && msg.mentions.some((u) => u.id === me.id);
+}
+
+/** Whether the signed-in user holds reaction `r` (as far as its `users` tell). */
+export function reactedByMe(r) {
+  return r.users.some((u) => u.id === me.id);
+}
+
+/**
+ * One joined room: its messages (by id, ascending), presence, typing and unread count.
+ *
+ * A message is kept as the server sent it and then changed in place by the change events
+ * (`message_edited`, `reaction`, `message_deleted` of what it quotes); `changes` counts the
+ * events applied to it, so an answer to our own request, read before an event that came
+ * first, never overwrites what the stream said since.
+ */
 export class RoomState {
   constructor(name) {
     this.name = name;
     this.messages = new Map(); // id -> Message
     this.ids = []; // ascending
+    this.replies = new Map(); // replied-to id -> Set of ids of the messages quoting it
     this.loaded = false; // the latest page is in (read after the room's subscribe answered)
     this.loadingLatest = false;
     this.hasMore = true; // earlier history may exist
-    this.loadingEarlier = false;
+    this.loadingEarlier = null; // the page being read, a Promise
     this.presence = new Map(); // user id -> username
     this.typing = new Map(); // user id -> {username, timer}
     this.unread = 0;
+    this.mentioned = false; // an unread message mentions the user
   }
 
   /** The id of the oldest message in, or null. */
@@ -65,17 +92,119 @@ export class RoomState {
   /** Adds a message; false when it is already there. Keeps ids ascending. */
   add(msg) {
     if (this.messages.has(msg.id)) return false;
+    if (!Array.isArray(msg.reactions)) msg.reactions = [];
+    if (!Array.isArray(msg.mentions)) msg.mentions = [];
+    msg.changes = 0;
     this.messages.set(msg.id, msg);
     let i = this.ids.length;
     while (i > 0 && this.ids[i - 1] > msg.id) i--;
     this.ids.splice(i, 0, msg.id);
+    if (msg.reply_to) {
+      const quoting = this.replies.get(msg.reply_to.id) || new Set();
+      quoting.add(msg.id);
+      this.replies.set(msg.reply_to.id, quoting);
+    }
     return true;
   }
 
   /** Takes a message out; false when it was not there. */
   remove(id) {
-    if (!this.messages.delete(id)) return false;
+    const msg = this.messages.get(id);
+    if (!msg) return false;
+    this.messages.delete(id);
     this.ids.splice(this.ids.indexOf(id), 1);
+    if (msg.reply_to) {
+      const quoting = this.replies.get(msg.reply_to.id);
+      if (quoting) quoting.delete(id);
+      if (quoting && !quoting.size) this.replies.delete(msg.reply_to.id);
+    }
+    return true;
+  }
+
+  /**
+   * A message read again (a page read after a replay that skipped events): the state it was
+   * read with, newer than any change the stream brought before, replaces ours. False when
+   * it is not in memory.
+   */
+  refresh(fresh) {
+    const msg = this.messages.get(fresh.id);
+    if (!msg) return false;
+    msg.body = fresh.body;
+    msg.edited_at = fresh.edited_at;
+    msg.mentions = Array.isArray(fresh.mentions) ? fresh.mentions : [];
+    msg.reactions = Array.isArray(fresh.reactions) ? fresh.reactions : [];
+    if (msg.reply_to && fresh.reply_to) msg.reply_to = fresh.reply_to;
+    msg.changes++;
+    return true;
+  }
+
+  /** The messages in memory that quote message `id`. */
+  quoting(id) {
+    const ids = this.replies.get(id);
+    return ids ? [...ids].map((q) => this.messages.get(q)).filter(Boolean) : [];
+  }
+
+  /**
+   * Message `id` was deleted: the replies quoting it say so (`user` and `excerpt` null, as
+   * the server shows them from now on). The ids of the replies changed.
+   */
+  orphanReplies(id) {
+    const changed = [];
+    for (const m of this.quoting(id)) {
+      if (m.reply_to.user === null && m.reply_to.excerpt === null) continue;
+      m.reply_to = { id, user: null, excerpt: null };
+      changed.push(m.id);
+    }
+    return changed;
+  }
+
+  /**
+   * A `message_edited` event (or the answer to our own edit): the message's new body, edit
+   * time and mentions, and the excerpt of every reply quoting it (also when the original is
+   * not in memory). The ids of the messages whose drawing changed.
+   */
+  applyEdit(ev, counted = true) {
+    const changed = [];
+    const msg = this.messages.get(ev.message_id);
+    if (msg) {
+      msg.body = ev.body;
+      msg.edited_at = ev.edited_at;
+      msg.mentions = Array.isArray(ev.mentions) ? ev.mentions : [];
+      if (counted) msg.changes++;
+      changed.push(msg.id);
+    }
+    const quoted = excerpt(ev.body);
+    for (const m of this.quoting(ev.message_id)) {
+      if (m.reply_to.excerpt === null || m.reply_to.excerpt === quoted) continue;
+      m.reply_to = { ...m.reply_to, excerpt: quoted };
+      changed.push(m.id);
+    }
+    return changed;
+  }
+
+  /**
+   * A `reaction` event: the emoji's count is the event's (exact, after the change), and its
+   * user joins or leaves the emoji's users; at 0 the emoji leaves the list, and one that
+   * comes back goes to its end, as the server orders them. Applying an event again, or one
+   * already contained in a message read later, changes nothing. False when the message is
+   * not in memory.
+   */
+  applyReaction(ev) {
+    const msg = this.messages.get(ev.message_id);
+    if (!msg) return false;
+    const list = msg.reactions;
+    const at = list.findIndex((r) => r.emoji === ev.emoji);
+    if (ev.count <= 0) {
+      if (at >= 0) list.splice(at, 1);
+    } else {
+      const r = at >= 0 ? list[at] : { emoji: ev.emoji, count: 0, users: [] };
+      if (at < 0) list.push(r);
+      r.count = ev.count;
+      const held = r.users.findIndex((u) => u.id === ev.user.id);
+      if (ev.action === "add" && held < 0) r.users.push({ id: ev.user.id, username: ev.user.username });
+      else if (ev.action === "remove" && held >= 0) r.users.splice(held, 1);
+    }
+    msg.changes++;
     return true;
   }
 }
@@ -110,12 +239,17 @@ export const state = {
   /** Members of the room on screen (`{room, members}`), or null when it has none to show. */
   members: null,
   /**
-   * Posts waiting to go out, oldest first (see outbox.js): `{key, room, body, note}`.
+   * Posts waiting to go out, oldest first (see outbox.js): `{key, room, body, replyTo, note}`
+   * (`replyTo` as in `replyTo` below, or null).
    * Kept in this tab's sessionStorage, so a reload or a session that ended loses none.
    */
   outbox: [],
   /** The room on screen is scrolled to its newest message (and follows new ones). */
   stick: true,
+  /** Per room, the message the next post answers: `{id, user, excerpt}` (see reply.js). */
+  replyTo: new Map(),
+  /** The message being edited in place, `{room, id, text, fromComposer}`, or null (edit.js). */
+  editing: null,
 };
 
 /** The user's role in `name` ("owner", "moderator", "member"), or null for none. */

@@ -11,7 +11,9 @@ import {
   onMessage,
   onMember,
   onMessageDeleted,
+  onMessageEdited,
   onPresence,
+  onReaction,
   onRemoved,
   onTyping,
   pageAfter,
@@ -52,6 +54,15 @@ export function connect() {
   mine.addEventListener("message_deleted", (e) => {
     noteId(e);
     onMessageDeleted(JSON.parse(e.data));
+  });
+  // Edits and reactions pass the `message` filter, live and replayed on a resume.
+  mine.addEventListener("message_edited", (e) => {
+    noteId(e);
+    onMessageEdited(JSON.parse(e.data));
+  });
+  mine.addEventListener("reaction", (e) => {
+    noteId(e);
+    onReaction(JSON.parse(e.data));
   });
   mine.addEventListener("removed", (e) => {
     const ev = JSON.parse(e.data);
