@@ -40,6 +40,35 @@ const dayFmt = new Intl.DateTimeFormat(undefined, {
   day: "numeric",
 });
 
+/** A time in full, as `Date.toLocaleString` writes it (one formatter for all: a call of
+ * `toLocaleString` makes a new one each time, which adds up over a page of messages). */
+const fullFmt = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "numeric",
+  day: "numeric",
+  hour: "numeric",
+  minute: "2-digit",
+  second: "2-digit",
+});
+
+/** The parts of a message drawn the same way every time, cloned for each (cheaper than
+ * making them element by element, for pages of many messages). */
+const PROTO = (() => {
+  const li = document.createElement("li");
+  li.className = "msg";
+  li.tabIndex = -1;
+  const head = document.createElement("div");
+  head.className = "msg-head";
+  const who = document.createElement("span");
+  who.className = "msg-user";
+  const when = document.createElement("time");
+  when.className = "msg-time";
+  head.append(who, when);
+  const body = document.createElement("div");
+  body.className = "msg-body";
+  return { li, head, body };
+})();
+
 /** "Today", "Yesterday" or the date, for a day separator. */
 function dayLabel(d) {
   const today = new Date();
@@ -57,21 +86,19 @@ function currentRoom() {
  * a continuation of a group only hides it from the eye (see `decorate`). It takes the focus
  * when tapped or jumped to (which shows its actions on a touch screen). */
 function messageEl(msg) {
-  const li = document.createElement("li");
-  li.className = "msg";
-  li.tabIndex = -1;
+  const li = PROTO.li.cloneNode(false);
   const sent = new Date(msg.sent_at);
   li.dataset.id = String(msg.id);
   li.dataset.user = msg.user.id;
   li.dataset.ts = String(sent.getTime() || 0);
   li.dataset.day = Number.isNaN(sent.getTime()) ? "" : sent.toDateString();
-  li.classList.toggle("mine", msg.user.id === me.id);
-  li.classList.toggle("mentions-me", mentionsMe(msg));
-  const parts = [headEl(msg)];
+  if (msg.user.id === me.id) li.classList.add("mine");
+  if (mentionsMe(msg)) li.classList.add("mentions-me");
+  const parts = [headEl(msg, sent)];
   if (msg.reply_to) parts.push(quoteEl(msg.reply_to));
   const editing = state.editing;
   const isEditing = !!editing && editing.room === msg.room && editing.id === msg.id;
-  li.classList.toggle("editing", isEditing);
+  if (isEditing) li.classList.add("editing");
   parts.push(isEditing ? editorFor(msg) : bodyEl(msg));
   if (msg.edited_at) parts.push(editedEl(msg.edited_at));
   if (msg.reactions.length) parts.push(reactionsEl(msg));
@@ -81,21 +108,15 @@ function messageEl(msg) {
 }
 
 /** Name, time and "mentions you". */
-function headEl(msg) {
-  const head = document.createElement("div");
-  head.className = "msg-head";
-  const who = document.createElement("span");
-  who.className = "msg-user";
+function headEl(msg, sent = new Date(msg.sent_at)) {
+  const head = PROTO.head.cloneNode(true);
+  const [who, when] = head.children;
   who.textContent = msg.user.username;
-  const when = document.createElement("time");
-  when.className = "msg-time";
   when.dateTime = msg.sent_at;
-  const sent = new Date(msg.sent_at);
   if (!Number.isNaN(sent.getTime())) {
     when.textContent = timeFmt.format(sent);
-    when.title = sent.toLocaleString();
+    when.title = fullFmt.format(sent);
   }
-  head.append(who, when);
   if (mentionsMe(msg)) {
     const badge = document.createElement("span");
     badge.className = "msg-mention";
@@ -115,12 +136,12 @@ function editedEl(iso) {
   t.textContent = "edited";
   const d = new Date(iso);
   if (!Number.isNaN(d.getTime())) {
-    const text = `Edited ${d.toLocaleString()}`;
+    const text = `Edited ${fullFmt.format(d)}`;
     t.title = text;
     t.dataset.tip = text;
     const hidden = document.createElement("span");
     hidden.className = "visually-hidden";
-    hidden.textContent = ` ${d.toLocaleString()}`;
+    hidden.textContent = ` ${fullFmt.format(d)}`;
     t.append(hidden);
   }
   return t;
@@ -160,9 +181,10 @@ function quoteEl(reply) {
 
 /** The message's text, formatted, its mentions marked. */
 function bodyEl(msg) {
-  const body = document.createElement("div");
-  body.className = "msg-body";
-  const marks = new Map(msg.mentions.map((u) => [u.username.toLowerCase(), u.id === me.id]));
+  const body = PROTO.body.cloneNode(false);
+  const marks = msg.mentions.length
+    ? new Map(msg.mentions.map((u) => [u.username.toLowerCase(), u.id === me.id]))
+    : null;
   renderBody(body, msg.body, marks);
   return body;
 }
