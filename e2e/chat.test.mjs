@@ -2435,6 +2435,9 @@ step("keyboard only: react, reply with a mention, edit and cancel, without the m
   await page.keyboard.type("ask there");
   await page.keyboard.press("Enter");
   await message(kimb.page, "kimb has them,\nask there").waitFor();
+  // The other reader can see the edit before the author's own answer arrives; the box
+  // closes on that answer.
+  await editBox.waitFor({ state: "detached" });
   assert.equal(await focused(page), "TEXTAREA#composer-input", "back in the box after saving");
 
   // Escape cancels an edit: nothing changes.
