@@ -4,6 +4,8 @@
 //! ```sh
 //! cargo bench --bench sidebyside -- --side-by-side        # both servers, alternating, 3 rounds each
 //! cargo bench --bench sidebyside -- --server nchan        # one server, one round
+//! cargo bench --bench sidebyside -- --side-by-side --scenario storm --streams 1000
+//!                                     # fan-out alone, then beside 1,000 reactions/s
 //! cargo bench --bench sidebyside -- --quick               # roomcast only, tiny (CI)
 //! cargo bench --bench sidebyside -- --hold 60 --streams 19000   # streams held, heartbeats counted
 //! cargo bench --bench sidebyside -- --soak 10 --streams 5000    # paced traffic, PSS each minute
@@ -11,7 +13,9 @@
 //!
 //! Options: `--streams N` (5,000), `--messages K` (200), `--interval-ms D` (2; paced
 //! publishing over `--pub-conns` keep-alive connections), `--rounds R` (3),
-//! `--scenario fanout|publish|both`, and for the publish scenario `--subscribers` (10),
+//! `--scenario fanout|storm|publish|both|all` (`both`: fan-out and publish; `storm`: fan-out
+//! alone and beside a storm of `--storm-rate` (1,000) requests/s, see [`Storm`]), and for the
+//! publish scenario `--subscribers` (10),
 //! `--posters P` (64, each with one request in flight) and `--secs` (10).
 //!
 //! How it is built:
@@ -67,6 +71,8 @@ const HIST_US: u64 = 10;
 const HIST_BUCKETS: usize = 2_000_000;
 /// How long a child waits for the last deliveries after the parent's `EXPECT`.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How a storm message to Nchan begins (roomcast's storm is `reaction` events).
+const STORM_BODY: &str = "storm";
 
 /// Wall-clock microseconds: comparable across the load tool's processes on one machine.
 fn now_us() -> u64 {
@@ -339,6 +345,8 @@ struct Tally {
     closed: AtomicU64,
     /// Comment frames (heartbeats) seen in all.
     pings: AtomicU64,
+    /// Storm frames seen: `reaction` events (roomcast), `storm…` messages (Nchan).
+    storm: AtomicU64,
     /// Streams that saw at least one heartbeat.
     streams_pinged: AtomicU64,
     first_rx: AtomicU64,
@@ -357,6 +365,7 @@ impl Tally {
             id_errors: AtomicU64::new(0),
             closed: AtomicU64::new(0),
             pings: AtomicU64::new(0),
+            storm: AtomicU64::new(0),
             streams_pinged: AtomicU64::new(0),
             first_rx: AtomicU64::new(u64::MAX),
             last_rx: AtomicU64::new(0),
@@ -399,14 +408,21 @@ impl Reader {
         }
         let mut id = None;
         let mut data = None;
+        let mut reaction = false;
         for line in frame.split(|&b| b == b'\n') {
             if let Some(v) = line.strip_prefix(b"id: ") {
                 id = Some(v);
             } else if let Some(v) = line.strip_prefix(b"data: ") {
                 data = Some(v);
+            } else if line == b"event: reaction" {
+                reaction = true;
             }
         }
         let Some(data) = data else { return };
+        if reaction || data.starts_with(STORM_BODY.as_bytes()) {
+            tally.storm.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let (Some(p), Some(s), Some(t)) = (
             marker(data, b"~p"),
             marker(data, b"~s"),
@@ -657,7 +673,7 @@ async fn child_main(args: ChildArgs) -> Result<()> {
     let t = &tally;
     let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
     println!(
-        "RESULT {} {} {} {} {} {} {} {} {} {} {}",
+        "RESULT {} {} {} {} {} {} {} {} {} {} {} {}",
         r(&t.in_order),
         total.saturating_sub(r(&t.in_order)),
         r(&t.disorder),
@@ -669,6 +685,7 @@ async fn child_main(args: ChildArgs) -> Result<()> {
         r(&t.first_rx),
         r(&t.last_rx),
         r(&t.max_latency),
+        r(&t.storm),
     );
     let hist: Vec<String> = t
         .hist
@@ -856,6 +873,153 @@ impl Publisher {
     }
 }
 
+/// Connections (and on roomcast, users) a storm is sent over.
+const STORM_CONNS: usize = 4;
+
+/// Traffic beside the published messages: on roomcast, reactions to one message of the
+/// room, each request adding or taking back one (so each is stored and sent as a `reaction`
+/// event); on Nchan, which has no reactions, small messages of the same size to the channel.
+struct Storm {
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(u64, u64)>>,
+}
+
+/// A storm ready to blow: its users registered, its message posted.
+struct StormPlan {
+    kind: Kind,
+    dst: SocketAddr,
+    cookies: Vec<String>,
+    target: u64,
+}
+
+impl StormPlan {
+    /// Does what costs the server before the storm, so that none of it is measured.
+    async fn prepare(kind: Kind, port: u16) -> Result<Self> {
+        let dst = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let mut cookies = Vec::new();
+        for i in 0..STORM_CONNS {
+            cookies.push(match kind {
+                Kind::Roomcast => register(port, &format!("bench_react{i}")).await?,
+                Kind::Nchan => String::new(),
+            });
+        }
+        let target = match kind {
+            Kind::Roomcast => storm_target(dst, &cookies[0]).await?,
+            Kind::Nchan => 0,
+        };
+        Ok(Self {
+            kind,
+            dst,
+            cookies,
+            target,
+        })
+    }
+
+    /// Starts `per_sec` requests a second, paced, spread over [`STORM_CONNS`] connections.
+    fn start(self, per_sec: u32) -> Storm {
+        let Self {
+            kind,
+            dst,
+            cookies,
+            target,
+        } = self;
+        let stop = Arc::new(AtomicBool::new(false));
+        let every = Duration::from_secs_f64(STORM_CONNS as f64 / f64::from(per_sec.max(1)));
+        let t0 = tokio::time::Instant::now();
+        let tasks = cookies
+            .into_iter()
+            .enumerate()
+            .map(|(i, cookie)| {
+                let stop = stop.clone();
+                let headers = format!("Cookie: {cookie}\r\n");
+                tokio::spawn(async move {
+                    let mut conn = HttpConn::new(dst);
+                    // Offsets spread the connections' requests evenly over each period.
+                    let start = t0 + every.mul_f64(i as f64 / STORM_CONNS as f64);
+                    let (mut sent, mut failed) = (0u64, 0u64);
+                    while !stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep_until(start + every * sent as u32).await;
+                        let answer = match kind {
+                            Kind::Roomcast => {
+                                // 👍, added then taken back: every request is a change.
+                                let method = if sent % 2 == 0 { "PUT" } else { "DELETE" };
+                                let path = format!(
+                                    "/api/rooms/{ROOM}/messages/{target}/reactions/%F0%9F%91%8D"
+                                );
+                                conn.request(method, &path, &headers, b"").await
+                            }
+                            Kind::Nchan => {
+                                // About a `reaction` event's size.
+                                let body = format!("{STORM_BODY}{i}~{sent}");
+                                let body = format!("{body:x<160}");
+                                conn.request("POST", &format!("/pub/{ROOM}"), "", body.as_bytes())
+                                    .await
+                            }
+                        };
+                        sent += 1;
+                        if !matches!(answer, Ok((200..=299, _))) {
+                            failed += 1;
+                        }
+                    }
+                    (sent, failed)
+                })
+            })
+            .collect();
+        Storm {
+            started: Instant::now(),
+            stop,
+            tasks,
+        }
+    }
+}
+
+impl Storm {
+    /// Stops the storm: what it did.
+    async fn stop(self) -> Result<StormDone> {
+        self.stop.store(true, Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64();
+        let (mut sent, mut failed) = (0, 0);
+        for t in self.tasks {
+            let (s, f) = t.await?;
+            sent += s;
+            failed += f;
+        }
+        Ok(StormDone { sent, failed, secs })
+    }
+}
+
+/// What a [`Storm`] did.
+#[derive(Default)]
+struct StormDone {
+    sent: u64,
+    failed: u64,
+    /// How long it ran.
+    secs: f64,
+}
+
+/// Posts the message a roomcast storm reacts to (its body carries no markers, so readers
+/// skip it) and returns its id.
+async fn storm_target(dst: SocketAddr, cookie: &str) -> Result<u64> {
+    let headers = format!("Cookie: {cookie}\r\nContent-Type: application/json\r\n");
+    let body = serde_json::json!({ "body": "the message the storm reacts to" }).to_string();
+    let (status, answer) = HttpConn::new(dst)
+        .request(
+            "POST",
+            &format!("/api/rooms/{ROOM}/messages"),
+            &headers,
+            body.as_bytes(),
+        )
+        .await?;
+    if status != 201 {
+        bail!("posting the storm's message: {status}");
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+    answer["message"]["id"]
+        .as_u64()
+        .context("the storm's message has no id")
+}
+
 /// Waits for every publisher: the messages each one numbered (what readers must see from
 /// it), and the failures of all of them.
 async fn join_publishers(
@@ -949,6 +1113,7 @@ struct Received {
     open_errors: u64,
     pings: u64,
     streams_pinged: u64,
+    storm: u64,
     first_rx: u64,
     last_rx: u64,
     max_latency: u64,
@@ -1011,6 +1176,7 @@ async fn collect(children: &mut [Child], expect: &[u64]) -> Result<Received> {
             first,
             last,
             max,
+            storm,
         ] = f[..]
         else {
             bail!("a RESULT line with {} fields", f.len());
@@ -1023,6 +1189,7 @@ async fn collect(children: &mut [Child], expect: &[u64]) -> Result<Received> {
         all.open_errors += open_errors;
         all.pings += pings;
         all.streams_pinged += pinged;
+        all.storm += storm;
         all.first_rx = all.first_rx.min(first);
         all.last_rx = all.last_rx.max(last);
         all.max_latency = all.max_latency.max(max);
@@ -1061,6 +1228,8 @@ struct Fanout {
     hold: Option<Duration>,
     /// Print the server's PSS this often while publishing (the soak).
     sample_every: Option<Duration>,
+    /// Storm requests per second beside the published messages (0: none); see [`Storm`].
+    storm: u32,
 }
 
 /// Starts the server, opens the streams, publishes and measures.
@@ -1159,8 +1328,22 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
             }
         })
     });
+    let storm_plan = match f.storm {
+        0 => None,
+        _ => Some(StormPlan::prepare(kind, port).await?),
+    };
     let perf = Perf::start(&pids).await?;
     let cpu_before = common::cpu_secs_sum(&pids);
+    // Counted from here: the CPU the storm costs is in the figures.
+    let storm = match storm_plan {
+        None => None,
+        Some(plan) => {
+            let storm = plan.start(f.storm);
+            // The messages go out into a storm already blowing.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some(storm)
+        }
+    };
     let first_tx = now_us();
     let t0 = tokio::time::Instant::now();
     // Message i leaves at t0 + i·D on publisher i mod C; a busy publisher delays it.
@@ -1179,6 +1362,10 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
         })
         .collect();
     let (expect, publish_errors) = join_publishers(queues).await?;
+    let storm = match storm {
+        Some(storm) => Some(storm.stop().await?),
+        None => None,
+    };
     let got = collect(&mut children, &expect).await?;
     let cpu = common::cpu_secs_sum(&pids) - cpu_before;
     if let Some(s) = sampler {
@@ -1190,18 +1377,33 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     let window = got.last_rx.saturating_sub(first_tx) as f64 / 1e6;
     let delivered = got.in_order as f64;
     figures.put("deliveries per second", delivered / window);
-    figures.put("server CPU per delivery, µs", cpu * 1e6 / delivered);
+    let storm = storm.unwrap_or_default();
+    if f.storm > 0 {
+        figures.put("storm requests per second", storm.sent as f64 / storm.secs);
+        figures.put(
+            "storm events delivered per second",
+            got.storm as f64 / storm.secs,
+        );
+    }
+    // Every event written counts, the storm's too: it is the server's work.
+    figures.put(
+        "server CPU per delivery, µs",
+        cpu * 1e6 / (delivered + got.storm as f64),
+    );
     figures.put("publish → receive p50, ms", got.quantile(0.50) / 1e3);
     figures.put("publish → receive p90, ms", got.quantile(0.90) / 1e3);
     figures.put("publish → receive p99, ms", got.quantile(0.99) / 1e3);
     figures.put("publish → receive max, ms", got.max_latency as f64 / 1e3);
-    figures.errors = got.errors() + publish_errors;
+    figures.errors = got.errors() + publish_errors + storm.failed;
     figures.put("errors", figures.errors as f64);
     eprintln!(
-        "  {}: {} deliveries in {window:.2} s, server CPU {cpu:.2} s; missing {}, out of \
-         order {}, id errors {}, closed {}, failed to open {}, publish errors {publish_errors}",
+        "  {}: {} deliveries (and {} storm events from {} requests, {} failed) in {window:.2} s, server CPU {cpu:.2} s; missing {}, out of order {}, id \
+         errors {}, closed {}, failed to open {}, publish errors {publish_errors}",
         kind.name(),
         got.in_order,
+        got.storm,
+        storm.sent,
+        storm.failed,
         got.missing,
         got.disorder,
         got.id_errors,
@@ -1289,6 +1491,26 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
     }
     let posts: u64 = expect.iter().sum::<u64>() - errors;
     let got = collect(&mut children, &expect).await?;
+    if got.errors() > 0 {
+        // Where the deliveries went: a stream cut as a slow reader shows in the server's
+        // count; a gap on a stream that stayed open would not.
+        let cut = match kind {
+            Kind::Roomcast => slow_disconnects(port)
+                .await
+                .map_or_else(|e| format!("unknown ({e:#})"), |n| n.to_string()),
+            Kind::Nchan => "not counted".to_owned(),
+        };
+        eprintln!(
+            "  {}: missing {}, out of order {}, id errors {}, closed {}, failed to open {}, \
+             publish errors {errors}; streams the server cut as slow readers: {cut}",
+            kind.name(),
+            got.missing,
+            got.disorder,
+            got.id_errors,
+            got.closed,
+            got.open_errors
+        );
+    }
     let mut figures = Figures::default();
     figures.put("posts per second", posts as f64 / elapsed);
     figures.put("server CPU per post, µs", cpu * 1e6 / posts as f64);
@@ -1304,6 +1526,20 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
     );
     drop(server);
     Ok(figures)
+}
+
+/// roomcast's count of streams it closed because their reader fell behind (`/metrics`).
+async fn slow_disconnects(port: u16) -> Result<u64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("roomcast_slow_disconnects_total "))
+        .context("no roomcast_slow_disconnects_total in /metrics")?
+        .trim()
+        .parse()
+        .context("roomcast_slow_disconnects_total")
 }
 
 /// Before each round: the previous round's files written out (`sync`) and a second's
@@ -1482,7 +1718,16 @@ async fn parent_main() -> Result<()> {
         bail!("--quick runs roomcast only (CI has no nginx)");
     }
     let rounds = common::arg("--rounds", if side_by_side { 3usize } else { 1 });
-    let scenario = common::arg("--scenario", "both".to_owned());
+    // CI's quick run takes every scenario, so none of them rots unseen.
+    let scenario = common::arg("--scenario", if quick { "all" } else { "both" }.to_owned());
+    let (with_fanout, with_storm, with_publish) = match scenario.as_str() {
+        "fanout" => (true, false, false),
+        "storm" => (true, true, false),
+        "publish" => (false, false, true),
+        "both" => (true, false, true),
+        "all" => (true, true, true),
+        other => bail!("--scenario {other}: one of fanout, storm, publish, both, all"),
+    };
     let hold = common::arg("--hold", 0u64);
     let soak = common::arg("--soak", 0u64);
     let interval = Duration::from_millis(common::arg(
@@ -1497,6 +1742,7 @@ async fn parent_main() -> Result<()> {
         heartbeat_secs: common::arg("--heartbeat", if hold > 0 { 5u64 } else { 15 }),
         hold: (hold > 0).then(|| Duration::from_secs(hold)),
         sample_every: None,
+        storm: 0,
     };
     if soak > 0 {
         fanout.messages =
@@ -1520,25 +1766,44 @@ async fn parent_main() -> Result<()> {
             }
         }
     } else {
-        if scenario == "fanout" || scenario == "both" {
+        let title = format!(
+            "fan-out: {} subscribers in one room, {} messages {} ms apart over {} publishing \
+             connections, 2 workers each",
+            fanout.streams,
+            fanout.messages,
+            interval.as_millis(),
+            fanout.pub_conns
+        );
+        if with_fanout {
             let (runs, lost) = clean_rounds(&kinds, rounds, "fan-out", &mut failed, |k| {
                 run_fanout(k, &fanout)
             })
             .await?;
+            table(&title, &runs);
+            lost_table(&lost);
+        }
+        if with_storm {
+            let storm = Fanout {
+                storm: common::arg("--storm-rate", 1000u32),
+                ..fanout
+            };
+            let (runs, lost) =
+                clean_rounds(&kinds, rounds, "fan-out in a storm", &mut failed, |k| {
+                    run_fanout(k, &storm)
+                })
+                .await?;
             table(
                 &format!(
-                    "fan-out: {} subscribers in one room, {} messages {} ms apart over {} \
-                     publishing connections, 2 workers each",
-                    fanout.streams,
-                    fanout.messages,
-                    interval.as_millis(),
-                    fanout.pub_conns
+                    "{title}, beside a storm of {} requests/s (roomcast: reactions to one \
+                     message, each an event to every subscriber; Nchan: messages of the same \
+                     size)",
+                    storm.storm
                 ),
                 &runs,
             );
             lost_table(&lost);
         }
-        if scenario == "publish" || scenario == "both" {
+        if with_publish {
             let subscribers = common::arg("--subscribers", 10usize);
             let posters = common::arg("--posters", if quick { 8usize } else { 64 });
             let secs = common::arg("--secs", if quick { 1.0f64 } else { 10.0 });
