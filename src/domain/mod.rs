@@ -21,7 +21,7 @@ pub use names::{
 };
 pub use origin::Origin;
 pub use reaction::{Emoji, MAX_REACTION_USERS, MAX_REACTIONS, Reaction, ReactionAction, Reactions};
-pub use requests::{HistoryQuery, SubscribeBody, UnsubscribeBody};
+pub use requests::{HistoryQuery, StreamQuery, SubscribeBody, UnsubscribeBody};
 pub use room::{MemberRole, RoomRecord, RoomView, Visibility};
 pub use user::{Role, User, UserRef};
 

@@ -46,3 +46,118 @@ pub struct HistoryQuery {
     /// Most messages (1..=200, default 50).
     pub limit: Option<u32>,
 }
+
+/// The one-step subscribe: `GET /api/events?rooms=a,b&events=…&history=…&last_event_id=…`
+/// asks for the subscribe `POST /api/subscribe` would make, on the stream it opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamQuery {
+    rooms: Vec<String>,
+    events: Option<Vec<String>>,
+    history: Option<u32>,
+    last_event_id: Option<i64>,
+}
+
+impl StreamQuery {
+    /// Reads a stream's query string: `None` when it asks for no subscribe. Parameters other
+    /// than these four are ignored (a cache-buster, say). Names stay raw; the subscribe
+    /// parses them as it parses a body's.
+    pub fn parse(query: &str) -> Result<Option<Self>, super::ParseError> {
+        use super::ParseError;
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query).map_err(|_| ParseError::NoRooms)?;
+        let get = |key: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        let list = |v: &str| v.split(',').map(str::to_owned).collect::<Vec<_>>();
+        let (rooms, events, history, last_event_id) = (
+            get("rooms"),
+            get("events"),
+            get("history"),
+            get("last_event_id"),
+        );
+        let Some(rooms) = rooms else {
+            return match (events, history, last_event_id) {
+                (None, None, None) => Ok(None),
+                // The other parameters only qualify a subscribe, which names its rooms.
+                _ => Err(ParseError::NoRooms),
+            };
+        };
+        if rooms.is_empty() {
+            return Err(ParseError::NoRooms);
+        }
+        Ok(Some(Self {
+            rooms: list(rooms),
+            events: events.map(|v| if v.is_empty() { Vec::new() } else { list(v) }),
+            history: history
+                .map(|v| v.parse().map_err(|_| ParseError::History))
+                .transpose()?,
+            last_event_id: last_event_id
+                .map(|v| v.parse().map_err(|_| ParseError::LastEventId))
+                .transpose()?,
+        }))
+    }
+
+    /// The subscribe as `POST /api/subscribe` would carry it, for the stream `connection_id`.
+    pub fn into_body(self, connection_id: String) -> SubscribeBody {
+        SubscribeBody {
+            connection_id,
+            rooms: self.rooms,
+            events: self.events,
+            last_event_id: self.last_event_id,
+            history: self.history,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ParseError;
+
+    #[test]
+    fn a_stream_query_without_parameters_asks_for_no_subscribe() {
+        assert_eq!(StreamQuery::parse(""), Ok(None));
+        assert_eq!(
+            StreamQuery::parse("_=17"),
+            Ok(None),
+            "unknown keys are ignored"
+        );
+    }
+
+    #[test]
+    fn a_stream_query_lists_rooms_and_events_with_commas() {
+        let q = StreamQuery::parse("rooms=a,b%2Dc&events=message,presence&history=20")
+            .expect("valid")
+            .expect("a subscribe");
+        let body = q.into_body("id".into());
+        assert_eq!(body.rooms, ["a", "b-c"]);
+        assert_eq!(
+            body.events.as_deref(),
+            Some(&["message".to_owned(), "presence".to_owned()][..])
+        );
+        assert_eq!(body.history, Some(20));
+        assert_eq!(body.last_event_id, None);
+    }
+
+    #[test]
+    fn a_stream_query_without_rooms_is_refused() {
+        for q in ["rooms=", "events=message", "history=5", "last_event_id=3"] {
+            assert_eq!(StreamQuery::parse(q), Err(ParseError::NoRooms), "{q}");
+        }
+    }
+
+    #[test]
+    fn a_stream_query_with_bad_numbers_names_them() {
+        assert_eq!(
+            StreamQuery::parse("rooms=a&history=x"),
+            Err(ParseError::History)
+        );
+        assert_eq!(
+            StreamQuery::parse("rooms=a&last_event_id=-"),
+            Err(ParseError::LastEventId)
+        );
+    }
+}

@@ -44,19 +44,39 @@ pub fn removed(room: &crate::domain::RoomName, by: Option<&crate::domain::UserRe
     encode("removed", None, &Removed { room, by })
 }
 
-/// The first frame of every stream: the reconnect delay and the connection id.
-pub fn connected(connection_id: &impl Serialize, heartbeat_secs: u64) -> Bytes {
+/// The first frame of every stream: the reconnect delay and the connection id, and for a
+/// stream subscribed as it opened (the one-step form), what that subscribe did.
+pub fn connected(
+    connection_id: &impl Serialize,
+    heartbeat_secs: u64,
+    subscribed: Option<&super::Subscription>,
+) -> Bytes {
+    /// The subscribe answer's fields, but the connection id said beside them.
+    #[derive(Serialize)]
+    struct Subscribed<'a> {
+        rooms: &'a [crate::domain::RoomName],
+        events: &'a Option<Vec<crate::domain::EventName>>,
+        replay: &'a super::ReplayOutcome,
+    }
     #[derive(Serialize)]
     struct Connected<'a, T> {
         connection_id: &'a T,
         heartbeat_secs: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        subscribed: Option<Subscribed<'a>>,
     }
+    let subscribed = subscribed.map(|s| Subscribed {
+        rooms: &s.rooms,
+        events: &s.events,
+        replay: &s.replay,
+    });
     let event = encode(
         "connected",
         None,
         &Connected {
             connection_id,
             heartbeat_secs,
+            subscribed,
         },
     );
     let mut buf = BytesMut::with_capacity(event.len() + 12);
@@ -84,7 +104,7 @@ mod tests {
 
     #[test]
     fn connected_frame_matches_the_contract() {
-        let frame = connected(&"abc", 15);
+        let frame = connected(&"abc", 15, None);
         assert_eq!(
             &frame[..],
             b"retry: 3000\nevent: connected\ndata: {\"connection_id\":\"abc\",\"heartbeat_secs\":15}\n\n"

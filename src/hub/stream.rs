@@ -70,7 +70,7 @@ impl ConnectionStream {
         let heartbeat = settings.heartbeat;
         // A stream holds at most as many broadcasts as it may queue.
         let hold_cap = settings.queue_capacity;
-        let first = frame::connected(&conn.id, heartbeat.as_secs());
+        let first = frame::connected(&conn.id, heartbeat.as_secs(), None);
         let now = Instant::now();
         Self {
             hub,
@@ -104,6 +104,18 @@ impl ConnectionStream {
                 self.rx.poll_recv(&mut Context::from_waker(waker))
             }
             None => self.rx.poll_recv(cx),
+        }
+    }
+
+    /// Says in the `connected` frame what the subscribe made as the stream opened did (the
+    /// one-step form). Its replay is already queued, so it follows `connected` at once.
+    pub fn subscribed(&mut self, subscription: &super::Subscription) {
+        if self.first.is_some() {
+            self.first = Some(frame::connected(
+                &self.conn.id,
+                self.heartbeat.as_secs(),
+                Some(subscription),
+            ));
         }
     }
 

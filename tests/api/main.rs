@@ -15,6 +15,7 @@ mod errors;
 mod faults;
 mod limits;
 mod moderation;
+mod one_step;
 mod pages;
 mod private;
 mod replay;

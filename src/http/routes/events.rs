@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use super::{access, json::Json, relay};
 use crate::{
     cluster::Op,
-    domain::{SubscribeBody, UnsubscribeBody, User, UserRef, parse_last_event_id},
+    domain::{StreamQuery, SubscribeBody, UnsubscribeBody, User, UserRef, parse_last_event_id},
     http::auth::CurrentUser,
     http::error::ApiError,
     http::state::AppState,
@@ -16,15 +16,28 @@ use crate::{
     wake::WakeGroup,
 };
 
-/// `GET /api/events`: opens the stream; its first event carries the connection id.
+/// `GET /api/events`: opens the stream; its first event carries the connection id. With
+/// `rooms=` it also subscribes it (the one-step form), refusing the whole request if the
+/// subscribe fails.
 #[utoipa::path(
     get, path = "/api/events", tag = "stream", security(("session" = [])),
-    params(("Last-Event-ID" = Option<i64>, Header, description = "Resume point for the next subscribe")),
+    params(
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume point for the next subscribe"),
+        ("rooms" = Option<String>, Query, description = "One step: subscribe these rooms (comma-separated) as the stream opens"),
+        ("events" = Option<String>, Query, description = "One step: event names (comma-separated); omitted means all"),
+        ("history" = Option<u32>, Query, description = "One step: the last N messages of each room (0..=200)"),
+        ("last_event_id" = Option<i64>, Query, description = "One step: resume after this id (wins over the header)"),
+    ),
     responses(
         (status = 200, body = String, content_type = "text/event-stream",
-        description = "Never ends. First `event: connected` with `{\"connection_id\",\"heartbeat_secs\"}`, then \
-                       `message`, `presence`, custom, `broadcast` events and `: ping` heartbeats"),
-        (status = 429, description = "`too_many_streams`: the user or session holds its most streams"),
+        description = "Never ends. First `event: connected` with `{\"connection_id\",\"heartbeat_secs\"}` (and \
+                       `subscribed` in the one-step form), then `message`, `presence`, custom, `broadcast` \
+                       events and `: ping` heartbeats"),
+        (status = 400, description = "One step: the subscribe's parameters, as `POST /api/subscribe` answers them \
+                       (`invalid_rooms` also for `events`, `history` or `last_event_id` without `rooms`)"),
+        (status = 404, description = "One step: `unknown_room`, a private room the caller may not see"),
+        (status = 429, description = "`too_many_streams`: the user or session holds its most streams; \
+                       one step: `rate_limited`, as for subscribes"),
         (status = 503, description = "`unavailable`: the server holds its most streams"),
     )
 )]
@@ -33,13 +46,17 @@ pub async fn open(
     current: CurrentUser,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    let one_step = StreamQuery::parse(req.query_string())?;
+    if one_step.is_some() {
+        state.limits.subscribe(current.user.id)?;
+    }
     // A malformed Last-Event-ID is ignored, as a browser's would only ever be one we sent.
     let last_event_id = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_last_event_id);
-    let stream = state.hub.connect(
+    let mut stream = state.hub.connect(
         UserRef::from(&current.user),
         current.session_id,
         last_event_id,
@@ -48,6 +65,15 @@ pub async fn open(
     // this one existed; dropping it here closes it too.
     if state.db.is_banned(current.user.id).await? {
         return Err(ApiError::Unauthorized);
+    }
+    if let Some(query) = one_step {
+        // Parsed as a body would be: the same rules, the same errors. Dropping the stream on
+        // an error closes the connection it made.
+        let body = query.into_body(stream.connection().id.to_string());
+        let request = SubscribeRequest::try_from(body)?;
+        state.cluster.catch_up().await;
+        let subscription = access::subscribe(&state, &current.user, request).await?;
+        stream.subscribed(&subscription);
     }
     tracing::debug!(connection = %stream.connection().id, "stream opened");
     let write_delay = Duration::from_millis(state.settings.sse.write_delay_ms);
