@@ -71,6 +71,8 @@ const HIST_US: u64 = 10;
 const HIST_BUCKETS: usize = 2_000_000;
 /// How long a child waits for the last deliveries after the parent's `EXPECT`.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+/// roomcast's `sse.queue_capacity` in the publish scenario (see [`run_publish`]).
+const PUBLISH_QUEUE: usize = 16_384;
 /// How a storm message to Nchan begins (roomcast's storm is `reaction` events).
 const STORM_BODY: &str = "storm";
 
@@ -341,8 +343,12 @@ struct Tally {
     disorder: AtomicU64,
     /// roomcast `id:` lines that did not ascend.
     id_errors: AtomicU64,
-    /// Streams that ended or failed while they were still expected to deliver.
+    /// Streams that ended or failed while they were still expected to deliver (and, on
+    /// roomcast, could not be opened again).
     closed: AtomicU64,
+    /// roomcast streams the server closed that were opened again with `Last-Event-ID`, as
+    /// `EventSource` does (the server cuts a reader that falls a queue behind).
+    resumed: AtomicU64,
     /// Comment frames (heartbeats) seen in all.
     pings: AtomicU64,
     /// Storm frames seen: `reaction` events (roomcast), `storm…` messages (Nchan).
@@ -364,6 +370,7 @@ impl Tally {
             disorder: AtomicU64::new(0),
             id_errors: AtomicU64::new(0),
             closed: AtomicU64::new(0),
+            resumed: AtomicU64::new(0),
             pings: AtomicU64::new(0),
             storm: AtomicU64::new(0),
             streams_pinged: AtomicU64::new(0),
@@ -469,12 +476,12 @@ impl Reader {
 /// what was read past the response head (raw, before de-chunking).
 async fn read_stream(
     mut stream: TcpStream,
-    chunked: bool,
+    mut decoder: Option<Dechunk>,
     mut payload: Vec<u8>,
     mut reader: Reader,
     tally: Arc<Tally>,
+    reopen: Reopen,
 ) {
-    let mut decoder = Dechunk::default();
     let mut raw = vec![0u8; 4096];
     let mut start = 0;
     loop {
@@ -485,23 +492,51 @@ async fn read_stream(
         }
         payload.drain(..start);
         start = 0;
-        let n = match stream.read(&mut raw).await {
-            Ok(0) | Err(_) => {
-                if !tally.stopping.load(Ordering::Relaxed) {
-                    tally.closed.fetch_add(1, Ordering::Relaxed);
+        let ended = match stream.read(&mut raw).await {
+            Ok(0) | Err(_) => true,
+            Ok(n) => match &mut decoder {
+                Some(d) => d.feed(&raw[..n], &mut payload).is_err() || d.done,
+                None => {
+                    payload.extend_from_slice(&raw[..n]);
+                    false
                 }
-                return;
-            }
-            Ok(n) => n,
+            },
         };
-        if chunked {
-            if decoder.feed(&raw[..n], &mut payload).is_err() || decoder.done {
-                tally.closed.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        } else {
-            payload.extend_from_slice(&raw[..n]);
+        if !ended {
+            continue;
         }
+        if tally.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        // roomcast closed it (a slow reader): resume after the last id seen, as a browser
+        // would. What the reader checks carries on across the new connection.
+        let again = match reader.kind {
+            Kind::Roomcast => reopen.open(Some(reader.last_id)).await.ok(),
+            Kind::Nchan => None,
+        };
+        let Some((s, d, p)) = again else {
+            tally.closed.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        tally.resumed.fetch_add(1, Ordering::Relaxed);
+        (stream, decoder, payload) = (s, d, p);
+    }
+}
+
+/// An open stream: its socket, its decoder (a chunked body's, mid-chunk perhaps) and what
+/// was read past the head, decoded.
+type Opened = (TcpStream, Option<Dechunk>, Vec<u8>);
+
+/// What a reader needs to open its stream again.
+struct Reopen {
+    args: Arc<ChildArgs>,
+    src: Ipv4Addr,
+    pool: Pool,
+}
+
+impl Reopen {
+    async fn open(&self, last_event_id: Option<u64>) -> Result<Opened> {
+        open_stream(&self.args, self.src, &self.pool, last_event_id).await
     }
 }
 
@@ -512,24 +547,35 @@ struct ChildArgs {
     cookie: String,
     streams: usize,
     first_addr: usize,
+    /// roomcast: subscribe while connecting (`GET /api/events?rooms=`), not in two steps.
+    one_step: bool,
 }
 
 /// Pool of keep-alive connections for the subscribe calls.
 type Pool = Arc<Mutex<Vec<HttpConn>>>;
 
-/// Opens one stream and subscribes it; returns the socket, whether it is chunked and what
-/// was read past the head, de-chunked.
+/// Opens one stream and subscribes it (on roomcast resuming after `last_event_id`, which
+/// is always in one step).
 async fn open_stream(
     args: &ChildArgs,
     src: Ipv4Addr,
     pool: &Pool,
-) -> Result<(TcpStream, bool, Vec<u8>)> {
+    last_event_id: Option<u64>,
+) -> Result<Opened> {
     let dst = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let mut stream = connect_from(src, dst).await?;
+    let one_step = args.one_step || last_event_id.is_some();
     let req = match args.kind {
         Kind::Roomcast => format!(
-            "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {}\r\n\r\n",
-            args.cookie
+            "GET /api/events{} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\
+             Cookie: {}\r\n{}\r\n",
+            if one_step {
+                format!("?rooms={ROOM}&events=message")
+            } else {
+                String::new()
+            },
+            args.cookie,
+            last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n")),
         ),
         Kind::Nchan => format!(
             "GET /sub/{ROOM} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
@@ -559,7 +605,7 @@ async fn open_stream(
         } else {
             payload = raw;
         }
-        return Ok((stream, chunked, payload));
+        return Ok((stream, chunked.then_some(decoder), payload));
     }
     // roomcast: the first event carries the connection id; then the second step.
     loop {
@@ -575,6 +621,9 @@ async fn open_stream(
         if stream.read_buf(&mut raw).await? == 0 {
             bail!("stream closed before its connected event");
         }
+    }
+    if one_step {
+        return Ok((stream, chunked.then_some(decoder), payload));
     }
     let text = String::from_utf8_lossy(&payload);
     let id = common::connection_id_in(&text)
@@ -605,7 +654,7 @@ async fn open_stream(
             String::from_utf8_lossy(&answer)
         );
     }
-    Ok((stream, chunked, payload))
+    Ok((stream, chunked.then_some(decoder), payload))
 }
 
 async fn child_main(args: ChildArgs) -> Result<()> {
@@ -620,21 +669,21 @@ async fn child_main(args: ChildArgs) -> Result<()> {
             async move {
                 let addr = args.first_addr + i / STREAMS_PER_ADDR;
                 let src = Ipv4Addr::new(127, 0, (addr / 250) as u8, (2 + addr % 250) as u8);
-                let (stream, chunked, payload) = open_stream(&args, src, &pool).await?;
+                let (stream, decoder, payload) = open_stream(&args, src, &pool, None).await?;
                 let reader = Reader {
                     kind: args.kind,
                     last_id: 0,
                     next_seq: Vec::new(),
                     pinged: false,
                 };
-                tokio::spawn(read_stream(stream, chunked, payload, reader, tally));
+                let reopen = Reopen { args, src, pool };
+                tokio::spawn(read_stream(stream, decoder, payload, reader, tally, reopen));
                 Ok(())
             }
         })
         .buffer_unordered(OPENING_AT_ONCE)
         .collect()
         .await;
-    drop(pool); // the subscribe connections are no longer needed
     let errors: Vec<&anyhow::Error> = opened.iter().filter_map(|r| r.as_ref().err()).collect();
     if let Some(e) = errors.first() {
         eprintln!(
@@ -673,7 +722,7 @@ async fn child_main(args: ChildArgs) -> Result<()> {
     let t = &tally;
     let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
     println!(
-        "RESULT {} {} {} {} {} {} {} {} {} {} {} {}",
+        "RESULT {} {} {} {} {} {} {} {} {} {} {} {} {}",
         r(&t.in_order),
         total.saturating_sub(r(&t.in_order)),
         r(&t.disorder),
@@ -686,6 +735,7 @@ async fn child_main(args: ChildArgs) -> Result<()> {
         r(&t.last_rx),
         r(&t.max_latency),
         r(&t.storm),
+        r(&t.resumed),
     );
     let hist: Vec<String> = t
         .hist
@@ -714,11 +764,16 @@ enum Running {
 }
 
 impl Running {
-    fn start(kind: Kind, heartbeat_secs: u64) -> Result<Self> {
+    /// Starts a server of `kind`; `queue` sets roomcast's `sse.queue_capacity`.
+    fn start(kind: Kind, heartbeat_secs: u64, queue: Option<usize>) -> Result<Self> {
         match kind {
             Kind::Roomcast => Ok(Running::Roomcast(common::Server::start(
                 "127.0.0.1",
                 &[
+                    (
+                        "ROOMCAST__SSE__QUEUE_CAPACITY",
+                        queue.unwrap_or(1024).to_string(),
+                    ),
                     ("ROOMCAST__SSE__HEARTBEAT_SECS", heartbeat_secs.to_string()),
                     // Same as Nchan's worker_processes.
                     ("ROOMCAST__SERVER__WORKERS", "2".to_owned()),
@@ -873,8 +928,20 @@ impl Publisher {
     }
 }
 
-/// Connections (and on roomcast, users) a storm is sent over.
-const STORM_CONNS: usize = 4;
+/// Connections a storm is sent over, each with one request in flight: at 1,000 requests a
+/// second each has 50 ms for its answer.
+const STORM_CONNS: usize = 50;
+/// roomcast users reacting; connection `i` is user `i % STORM_USERS` with emoji
+/// `i / STORM_USERS`, so no two connections toggle the same reaction.
+const STORM_USERS: usize = 10;
+/// The reactions, percent-encoded: 👍 ❤ 😂 🎉 🚀.
+const STORM_EMOJI: [&str; STORM_CONNS / STORM_USERS] = [
+    "%F0%9F%91%8D",
+    "%E2%9D%A4",
+    "%F0%9F%98%82",
+    "%F0%9F%8E%89",
+    "%F0%9F%9A%80",
+];
 
 /// Traffic beside the published messages: on roomcast, reactions to one message of the
 /// room, each request adding or taking back one (so each is stored and sent as a `reaction`
@@ -897,13 +964,16 @@ impl StormPlan {
     /// Does what costs the server before the storm, so that none of it is measured.
     async fn prepare(kind: Kind, port: u16) -> Result<Self> {
         let dst = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let mut cookies = Vec::new();
-        for i in 0..STORM_CONNS {
-            cookies.push(match kind {
+        let mut users = Vec::new();
+        for i in 0..STORM_USERS {
+            users.push(match kind {
                 Kind::Roomcast => register(port, &format!("bench_react{i}")).await?,
                 Kind::Nchan => String::new(),
             });
         }
+        let cookies: Vec<String> = (0..STORM_CONNS)
+            .map(|i| users[i % STORM_USERS].clone())
+            .collect();
         let target = match kind {
             Kind::Roomcast => storm_target(dst, &cookies[0]).await?,
             Kind::Nchan => 0,
@@ -942,10 +1012,11 @@ impl StormPlan {
                         tokio::time::sleep_until(start + every * sent as u32).await;
                         let answer = match kind {
                             Kind::Roomcast => {
-                                // 👍, added then taken back: every request is a change.
+                                // Added, then taken back: every request is a change.
                                 let method = if sent % 2 == 0 { "PUT" } else { "DELETE" };
+                                let emoji = STORM_EMOJI[i / STORM_USERS];
                                 let path = format!(
-                                    "/api/rooms/{ROOM}/messages/{target}/reactions/%F0%9F%91%8D"
+                                    "/api/rooms/{ROOM}/messages/{target}/reactions/{emoji}"
                                 );
                                 conn.request(method, &path, &headers, b"").await
                             }
@@ -1088,6 +1159,7 @@ fn spawn_children(kind: Kind, port: u16, cookie: &str, streams: usize) -> Result
                 "--first-addr",
                 &first_addr.to_string(),
             ])
+            .args(common::flag("--one-step").then_some("--one-step"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1114,6 +1186,7 @@ struct Received {
     pings: u64,
     streams_pinged: u64,
     storm: u64,
+    resumed: u64,
     first_rx: u64,
     last_rx: u64,
     max_latency: u64,
@@ -1177,6 +1250,7 @@ async fn collect(children: &mut [Child], expect: &[u64]) -> Result<Received> {
             last,
             max,
             storm,
+            resumed,
         ] = f[..]
         else {
             bail!("a RESULT line with {} fields", f.len());
@@ -1190,6 +1264,7 @@ async fn collect(children: &mut [Child], expect: &[u64]) -> Result<Received> {
         all.pings += pings;
         all.streams_pinged += pinged;
         all.storm += storm;
+        all.resumed += resumed;
         all.first_rx = all.first_rx.min(first);
         all.last_rx = all.last_rx.max(last);
         all.max_latency = all.max_latency.max(max);
@@ -1234,7 +1309,7 @@ struct Fanout {
 
 /// Starts the server, opens the streams, publishes and measures.
 async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
-    let server = Running::start(kind, f.heartbeat_secs)?;
+    let server = Running::start(kind, f.heartbeat_secs, None)?;
     let port = server.port();
     let (cookie, pub_cookie) = match kind {
         Kind::Roomcast => (
@@ -1398,7 +1473,7 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     figures.put("errors", figures.errors as f64);
     eprintln!(
         "  {}: {} deliveries (and {} storm events from {} requests, {} failed) in {window:.2} s, server CPU {cpu:.2} s; missing {}, out of order {}, id \
-         errors {}, closed {}, failed to open {}, publish errors {publish_errors}",
+         errors {}, closed {}, failed to open {}, publish errors {publish_errors}, resumed {}",
         kind.name(),
         got.in_order,
         got.storm,
@@ -1408,7 +1483,8 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
         got.disorder,
         got.id_errors,
         got.closed,
-        got.open_errors
+        got.open_errors,
+        got.resumed
     );
     drop(server);
     Ok(figures)
@@ -1452,7 +1528,13 @@ impl Perf {
 /// Publishing as fast as `posters` can (one request in flight each) for `secs`, with
 /// `subscribers` streams checking every post.
 async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) -> Result<Figures> {
-    let server = Running::start(kind, 15)?;
+    // Ten readers of one room taking 20,000+ posts a second: a reader of the load tool that
+    // stalls for 40 ms on these shared cores is 1,024 frames behind, and roomcast cuts it
+    // (it would resume, but a resume replays at most `history.replay_limit` events, and the
+    // rest is paged by the client, which this tool does not do). nginx buffers what a slow
+    // Nchan subscriber has not read without such a bound; a deeper queue is the closest
+    // setting. What this scenario measures is publishing.
+    let server = Running::start(kind, 15, Some(PUBLISH_QUEUE))?;
     let port = server.port();
     let (cookie, pub_cookie) = match kind {
         Kind::Roomcast => (
@@ -1516,13 +1598,19 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
     figures.put("server CPU per post, µs", cpu * 1e6 / posts as f64);
     figures.put("load tool CPU per post, µs", load_cpu * 1e6 / posts as f64);
     figures.put("publish → receive p99, ms", got.quantile(0.99) / 1e3);
+    figures.put(
+        "streams cut as slow readers and resumed",
+        got.resumed as f64,
+    );
     figures.errors = got.errors() + errors;
     figures.put("errors", figures.errors as f64);
     eprintln!(
-        "  {}: {posts} posts by {posters} posters in {elapsed:.2} s, {} deliveries, errors {}",
+        "  {}: {posts} posts by {posters} posters in {elapsed:.2} s, {} deliveries, errors {}, \
+         streams resumed {}",
         kind.name(),
         got.in_order,
-        figures.errors
+        figures.errors,
+        got.resumed
     );
     drop(server);
     Ok(figures)
@@ -1838,6 +1926,7 @@ fn main() {
                 cookie: common::arg("--cookie", String::new()),
                 streams: common::arg("--streams", 0usize),
                 first_addr: common::arg("--first-addr", 0usize),
+                one_step: common::flag("--one-step"),
             })
         })();
         tokio::runtime::Builder::new_multi_thread()

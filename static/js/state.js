@@ -221,8 +221,12 @@ export const state = {
   link: null,
   /** Highest persisted event id read off the stream: where a new stream resumes. */
   lastSeenId: 0,
-  /** How the last resume was asked for: "header" or "body". */
+  /** How the last resume was asked for: "query" (one step) or "body" (two steps). */
   resumedBy: null,
+  /** The last one-step open failed before `connected`: the next stream opens in two steps. */
+  oneStepFailed: false,
+  /** Replayed events of the first subscribe still to come (see `countUnread`). */
+  replayLeft: 0,
   /** EventSource objects made (the browser's own reconnects not counted). */
   streamsOpened: 0,
   /** Off while the first subscribe replays each room's history. */

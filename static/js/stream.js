@@ -21,26 +21,52 @@ import {
 } from "./rooms.js";
 import { EVENTS, HISTORY, RECONNECT_MS, state } from "./state.js";
 
-/** Opens a new EventSource (closing the old one); its `connected` event subscribes. */
+/**
+ * The first subscribe, made as the stream opens (the one-step form): every joined room,
+ * resuming after the last event seen, or on first load each room's latest page. Null when
+ * no room is joined, or when the last one-step open failed before its `connected` (its
+ * error body is out of an EventSource's reach): the two-step form then says what is wrong.
+ */
+function firstSubscribe() {
+  const rooms = [...state.rooms.keys()];
+  if (!rooms.length || state.oneStepFailed) return null;
+  const resumeFrom = state.lastSeenId;
+  const query = new URLSearchParams({ rooms: rooms.join(","), events: EVENTS.join(",") });
+  if (resumeFrom > 0) query.set("last_event_id", String(resumeFrom));
+  else query.set("history", String(HISTORY));
+  return { query, resumeFrom, history: resumeFrom > 0 ? 0 : HISTORY };
+}
+
+/** Opens a new EventSource (closing the old one), subscribed as it opens when it can. */
 export function connect() {
   if (state.es) state.es.close();
   state.streamsOpened++;
   state.link = null;
-  const mine = new EventSource("/api/events");
+  const first = firstSubscribe();
+  const mine = new EventSource(first ? `/api/events?${first.query}` : "/api/events");
   state.es = mine;
+  let opened = false;
   mine.addEventListener("connected", (e) => {
     if (state.es !== mine) return;
+    opened = true;
     const data = JSON.parse(e.data);
     // A new connection: whatever was queued for the old one is dropped (see `enqueue`).
-    state.link = {
+    const conn = {
       id: data.connection_id,
-      // Every event carries the EventSource's last event id: on the browser's own reconnect
-      // it is the `Last-Event-ID` this stream was opened with, and the server resumes from it.
-      headerId: Number(e.lastEventId) || 0,
       queue: Promise.resolve(),
-      started: false, // the first subscribe (the one that resumes) has been sent
+      started: false, // the first subscribe (the one that resumes) has been made
       held: new Set(), // rooms the server holds for this connection
     };
+    state.link = conn;
+    // Whichever form opened it, the next stream tries one step again.
+    state.oneStepFailed = false;
+    if (data.subscribed) {
+      state.resumedBy = first.resumeFrom > 0 ? "query" : null;
+      conn.started = true;
+      const joined = first.query.get("rooms").split(",").map((name) => state.rooms.get(name));
+      subscribed(conn, data.subscribed, joined.filter(Boolean), { ...first, replayFollows: true });
+    }
+    // Rooms joined or left since the URL was made.
     syncRooms();
   });
   mine.addEventListener("message", (e) => {
@@ -77,19 +103,22 @@ export function connect() {
     if (state.es !== mine) return;
     state.link = null;
     setConn("reconnecting");
-    if (mine.readyState === EventSource.CLOSED) {
-      // The browser gave up (e.g. a non-200 answer): check the session, then start over;
-      // the subscribe resumes from `lastSeenId` explicitly.
-      setTimeout(async () => {
-        if (state.es !== mine) return;
-        try {
-          await api("GET", "/api/me");
-          connect();
-        } catch (err) {
-          if (err.status !== 401) setTimeout(() => state.es === mine && connect(), RECONNECT_MS);
-        }
-      }, RECONNECT_MS);
-    }
+    // The page reconnects, not the browser: the browser would open the same URL again,
+    // naming the rooms joined back then. A one-step open refused before `connected` is
+    // tried once in two steps, which can tell why.
+    if (first && !opened) state.oneStepFailed = true;
+    mine.close();
+    // Spread over a second, so a restarted server is not met by every tab at once.
+    const delay = RECONNECT_MS + Math.random() * 1000;
+    setTimeout(async () => {
+      if (state.es !== mine) return;
+      try {
+        await api("GET", "/api/me");
+        connect();
+      } catch (err) {
+        if (err.status !== 401) setTimeout(() => state.es === mine && connect(), RECONNECT_MS);
+      }
+    }, delay);
   });
 }
 
@@ -104,6 +133,8 @@ export function closeStream() {
 }
 
 function noteId(e) {
+  // After this event's own handler: the last replayed message is not unread either.
+  if (state.replayLeft > 0 && --state.replayLeft === 0) queueMicrotask(() => (state.countUnread = true));
   const id = Number(e.lastEventId);
   if (Number.isFinite(id) && id > state.lastSeenId) state.lastSeenId = id;
 }
@@ -167,14 +198,11 @@ async function syncTask(conn) {
 }
 
 /**
- * The two-step subscribe's first request on a connection, for every joined room; the
- * server resumes only on this one. What it asks to replay:
- * - the browser reconnected its EventSource: the stream was opened with `Last-Event-ID`
- *   (`headerId`), so nothing in the body; the server replays everything after it;
- * - the page opened a new EventSource after having seen events: `last_event_id` explicitly;
- * - first load: the last `HISTORY` messages of each room.
- * Whatever arrives twice (history pages, replays, our own posts) is dropped by id.
- * With no room joined it waits: the next join sends it.
+ * The first subscribe in two steps, for every joined room, when the stream opened without
+ * one (no room was joined, or the one-step open failed). It resumes as the one-step form
+ * would: after `lastSeenId`, or on first load with each room's latest page. Whatever
+ * arrives twice (history pages, replays, our own posts) is dropped by id. With no room
+ * joined it waits: the next join sends it.
  */
 async function subscribeFirst(conn) {
   const joined = [...state.rooms.values()];
@@ -187,11 +215,8 @@ async function subscribeFirst(conn) {
   const body = { connection_id: conn.id, rooms: names, events: EVENTS };
   const resumeFrom = state.lastSeenId;
   if (resumeFrom > 0) {
-    if (conn.headerId > 0) state.resumedBy = "header";
-    else {
-      body.last_event_id = resumeFrom;
-      state.resumedBy = "body";
-    }
+    body.last_event_id = resumeFrom;
+    state.resumedBy = "body";
   } else {
     body.history = HISTORY;
   }
@@ -205,13 +230,23 @@ async function subscribeFirst(conn) {
     }
     return;
   }
+  subscribed(conn, res, joined, { resumeFrom, history: body.history || 0 });
+}
+
+/**
+ * What follows a connection's first subscribe, in either form: `res` is its answer (or the
+ * `connected` event's `subscribed`), `joined` the rooms it named.
+ */
+function subscribed(conn, res, joined, { resumeFrom, history, replayFollows = false }) {
+  const names = joined.map((room) => room.name);
   conn.held = new Set(res.rooms);
   setConn("live");
-  // Unread counting starts after the replay this subscribe asked for has been dispatched.
-  setTimeout(() => {
-    state.countUnread = true;
-  }, 0);
-  if (body.history) {
+  // Unread counting starts once the replay this subscribe asked for is in. Two steps: it
+  // came before the answer. One step: it follows `connected`, so after its
+  // `replay.count` events (or a second, whichever is first).
+  state.replayLeft = replayFollows && res.replay ? res.replay.count : 0;
+  setTimeout(() => (state.countUnread = true), state.replayLeft ? 1000 : 0);
+  if (history) {
     // The replay on the stream is each room's latest page. Its messages may all be in by
     // now, drawn while the room was not marked loaded: draw "Load earlier" again.
     for (const room of joined) room.loaded = true;
