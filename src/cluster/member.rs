@@ -306,6 +306,7 @@ async fn start(
         tokio::spawn(tailer::tail(node.clone(), cursor, every)),
         tokio::spawn(node::membership(node.clone())),
         tokio::spawn(node::resync(node.clone())),
+        tokio::spawn(announce_settled_leaves(node.clone())),
     ];
     // Whoever is present elsewhere already; and the others learn of this node at once.
     node.request_resync();
@@ -313,6 +314,28 @@ async fn start(
         .await
         .context("announcing this node to the cluster")?;
     Ok(tasks)
+}
+
+/// Announces the cluster-wide leaves the presence view held, as they fall due (see
+/// [`super::presence`]).
+async fn announce_settled_leaves(node: Arc<Node>) {
+    loop {
+        // Registered before the look, so a leave held meanwhile is not missed.
+        let held = node.view.leave_held();
+        let (due, next) = node.view.settled_leaves(tokio::time::Instant::now());
+        for (room, user, action) in due {
+            node.hub.announce_presence(&room, &user, action);
+        }
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = held => {}
+                }
+            }
+            None => held.await,
+        }
+    }
 }
 
 /// The other nodes' answers to one [`Op`], reused for a while: however many requests ask, a

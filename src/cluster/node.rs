@@ -106,7 +106,7 @@ impl Node {
             pool,
             channel,
             hub,
-            view: PresenceView::default(),
+            view: PresenceView::new(Duration::from_millis(settings.presence_settle_ms)),
             wake: Notify::new(),
             tailed: Notify::new(),
             accounts: Arc::new(Notify::new()),

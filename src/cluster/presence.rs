@@ -2,10 +2,20 @@
 //! presence changes all nodes publish on the bus, and announces to its own subscribers only
 //! the changes that alter the cluster-wide answer (a user's first connection in a room on
 //! any node is the `join`, its last on every node the `leave`).
+//!
+//! A leave that empties a user's nodes in a room is held for `cluster.presence_settle_ms`
+//! before anyone is told: the bus carries each node's changes in the order it sent them, but
+//! not one node's against another's. A user whose second stream opened on node B just
+//! before its first closed on node A may be heard leaving A before joining B; the join that
+//! arrives within the window cancels the leave, and neither is announced.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use parking_lot::Mutex;
+use tokio::{sync::Notify, time::Instant};
 use uuid::Uuid;
 
 use crate::{
@@ -20,13 +30,27 @@ type Rooms = HashMap<RoomName, HashMap<Uuid, (UserRef, HashSet<Uuid>)>>;
 pub type Announcement = (RoomName, UserRef, PresenceAction);
 
 /// The cluster-wide presence view. One mutex: presence changes are per subscribe, not per
-/// message, and no caller holds it while taking another lock.
+/// message, and no caller holds it while taking another lock (but `leaving`, a leaf).
 #[derive(Default)]
 pub struct PresenceView {
     rooms: Mutex<Rooms>,
+    /// How long a cluster-wide leave is held (zero: announced at once).
+    settle: Duration,
+    /// Held leaves: (room, user) → the user as shown, when it is due.
+    leaving: Mutex<HashMap<(RoomName, Uuid), (UserRef, Instant)>>,
+    /// Woken when a leave is held, for [`PresenceView::settled_leaves`]'s caller.
+    held: Notify,
 }
 
 impl PresenceView {
+    /// A view that holds cluster-wide leaves for `settle`.
+    pub fn new(settle: Duration) -> Self {
+        Self {
+            settle,
+            ..Self::default()
+        }
+    }
+
     /// Applies `node`'s change; answers whether it changes the cluster-wide presence.
     pub fn apply(
         &self,
@@ -44,7 +68,14 @@ impl PresenceView {
                     .or_insert_with(|| (user.clone(), HashSet::new()));
                 let first = nodes.is_empty();
                 nodes.insert(node);
+                // A held leave of the same user is cancelled: as far as anyone was told, it
+                // never left.
                 first
+                    && self
+                        .leaving
+                        .lock()
+                        .remove(&(room.clone(), user.id))
+                        .is_none()
             }
             PresenceAction::Leave => {
                 let Some(users) = rooms.get_mut(room) else {
@@ -60,9 +91,36 @@ impl PresenceView {
                 if users.is_empty() {
                     rooms.remove(room);
                 }
-                true
+                if self.settle.is_zero() {
+                    return true;
+                }
+                let due = Instant::now() + self.settle;
+                self.leaving
+                    .lock()
+                    .insert((room.clone(), user.id), (user.clone(), due));
+                self.held.notify_one();
+                false
             }
         }
+    }
+
+    /// Takes the held leaves due at `now`: announce them. Also when the next one is due.
+    pub fn settled_leaves(&self, now: Instant) -> (Vec<Announcement>, Option<Instant>) {
+        let mut leaving = self.leaving.lock();
+        let mut due = Vec::new();
+        leaving.retain(|(room, _), (user, at)| {
+            let keep = *at > now;
+            if !keep {
+                due.push((room.clone(), user.clone(), PresenceAction::Leave));
+            }
+            keep
+        });
+        (due, leaving.values().map(|(_, at)| *at).min())
+    }
+
+    /// Waits until a leave is held (one held since the last call counts).
+    pub async fn leave_held(&self) {
+        self.held.notified().await;
     }
 
     /// Forgets a node (declared dead, or this node rejoining): the leaves everybody sees.
@@ -183,6 +241,50 @@ mod tests {
             "last leave"
         );
         assert!(!view.has_room(&room), "an empty room is forgotten");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leave_heard_before_the_same_users_join_elsewhere_is_never_announced() {
+        let view = PresenceView::new(Duration::from_millis(500));
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let room = RoomName::parse("r").unwrap();
+        let ann = user("ann");
+        assert!(
+            view.apply(a, &room, &ann, PresenceAction::Join),
+            "first join"
+        );
+        // Ann's stream on b opened before her stream on a closed, but a's leave is heard
+        // first.
+        assert!(
+            !view.apply(a, &room, &ann, PresenceAction::Leave),
+            "the leave is held, not announced"
+        );
+        assert!(
+            !view.apply(b, &room, &ann, PresenceAction::Join),
+            "the join cancels the held leave: nothing to announce"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (due, next) = view.settled_leaves(Instant::now());
+        assert!(due.is_empty(), "no leave announced later either: {due:?}");
+        assert_eq!(next, None);
+        assert_eq!(names(&view, &room), vec![ann], "ann is present on b");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_leave_is_announced_once_the_window_passes() {
+        let view = PresenceView::new(Duration::from_millis(500));
+        let a = Uuid::new_v4();
+        let room = RoomName::parse("r").unwrap();
+        let ann = user("ann");
+        view.apply(a, &room, &ann, PresenceAction::Join);
+        assert!(!view.apply(a, &room, &ann, PresenceAction::Leave));
+        let (due, next) = view.settled_leaves(Instant::now());
+        assert!(due.is_empty(), "not yet due");
+        assert!(next.is_some(), "due later");
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let (due, _) = view.settled_leaves(Instant::now());
+        assert_eq!(due, vec![(room.clone(), ann, PresenceAction::Leave)]);
+        assert!(!view.has_room(&room));
     }
 
     #[test]

@@ -294,6 +294,9 @@ pub struct ClusterSettings {
     pub relay_timeout_ms: u64,
     /// Milliseconds the other nodes' room lists are reused for (0: asked anew each time).
     pub fanout_cache_ms: u64,
+    /// Milliseconds a cluster-wide presence `leave` is held, so that the same user's join
+    /// on another node, sent before it but heard after it, cancels it (0: at once).
+    pub presence_settle_ms: u64,
 }
 
 /// `[history]`

@@ -229,6 +229,11 @@ impl ClusterSettings {
         at_least("cluster.tail_every_ms", self.tail_every_ms, 10)?;
         at_least("cluster.relay_timeout_ms", self.relay_timeout_ms, 100)?;
         at_most("cluster.fanout_cache_ms", self.fanout_cache_ms, 10_000)?;
+        at_most(
+            "cluster.presence_settle_ms",
+            self.presence_settle_ms,
+            10_000,
+        )?;
         long_enough("cluster.token", self.token.as_ref().map(|t| t.expose()), 32)
     }
 }

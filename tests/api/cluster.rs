@@ -234,6 +234,41 @@ async fn presence_rooms_and_stats_span_the_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_moving_its_stream_to_another_node_is_not_seen_leaving() {
+    // Leaves unheld by the hub, so only the cluster's settling stands between the leave
+    // heard from A and the join from B that the bus may bring after it.
+    let Some(c) = TestCluster::start_with(2, |_, s| s.sse.presence_coalesce_ms = 0).await else {
+        return;
+    };
+    let ann = c.user(0, "ann").await;
+    let bob = c.user(0, "bob").await;
+    let mut watcher = bob.listen(&["r"], Some(&["presence"])).await;
+    for round in 0..3 {
+        let on_a = ann.listen(&["r"], Some(&["message"])).await;
+        let joined = watcher.expect("presence").await.json();
+        assert_eq!(
+            joined["action"], "join",
+            "round {round}: ann's join: {joined}"
+        );
+        // Her second stream opens on B; the one on A closes right after.
+        let on_b = at(&ann, c.base(1)).listen(&["r"], Some(&["message"])).await;
+        drop(on_a);
+        if let Some(e) = watcher.next_within(Duration::from_millis(1500)).await {
+            panic!(
+                "round {round}: ann never left, yet bob saw {:?} {}",
+                e.event, e.data
+            );
+        }
+        drop(on_b);
+        let left = watcher.expect("presence").await.json();
+        assert_eq!(
+            left["action"], "leave",
+            "round {round}: ann's last stream closed: {left}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_custom_event_reaches_subscribers_on_every_node() {
     let Some(c) = TestCluster::start(2).await else {
         return;
