@@ -104,9 +104,7 @@ export function connect() {
     state.link = null;
     setConn("reconnecting");
     // The page reconnects, not the browser: the browser would open the same URL again,
-    // naming the rooms joined back then. A one-step open refused before `connected` is
-    // tried once in two steps, which can tell why.
-    if (first && !opened) state.oneStepFailed = true;
+    // naming the rooms joined back then.
     mine.close();
     // Spread over a second, so a restarted server is not met by every tab at once.
     const delay = RECONNECT_MS + Math.random() * 1000;
@@ -114,6 +112,9 @@ export function connect() {
       if (state.es !== mine) return;
       try {
         await api("GET", "/api/me");
+        // The server answers, yet the one-step open failed before `connected`: it was
+        // refused (a room gone private, a limit), and only the two-step form can say why.
+        if (first && !opened) state.oneStepFailed = true;
         connect();
       } catch (err) {
         if (err.status !== 401) setTimeout(() => state.es === mine && connect(), RECONNECT_MS);
