@@ -218,6 +218,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 /// With `TEST_LOG` set (not `0`), the apps' logs go to the test output; `RUST_LOG` filters
 /// (default `info`). Installed once per test process.
 pub fn init_test_log() {
+    // Every reqwest client builds its TLS setup, which needs the process's rustls provider.
+    roomcast::tls::install_provider();
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let on = std::env::var("TEST_LOG").is_ok_and(|v| !v.is_empty() && v != "0");
@@ -300,6 +302,7 @@ pub struct Client {
 impl Client {
     /// A client for the server at `base`, with an empty cookie jar.
     pub fn new(base: &str) -> Self {
+        roomcast::tls::install_provider();
         let jar = Arc::new(Jar::default());
         let mut http = reqwest::Client::builder().cookie_provider(jar.clone());
         if cluster_size() > 1 {

@@ -23,4 +23,5 @@ mod rooms;
 mod security;
 mod stream;
 mod subscribe;
+mod tokens;
 mod transport;
