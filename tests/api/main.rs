@@ -4,6 +4,7 @@
 mod helpers;
 mod process;
 mod proxy;
+mod receiver;
 mod sse;
 
 mod accounts;
@@ -25,3 +26,4 @@ mod stream;
 mod subscribe;
 mod tokens;
 mod transport;
+mod webhooks;
