@@ -389,6 +389,8 @@ pub struct WebhookSettings {
     pub response_bytes: usize,
     /// Events read per query.
     pub batch: u32,
+    /// Least milliseconds between two stores of a cursor while deliveries succeed.
+    pub save_every_ms: u64,
     /// Milliseconds between looks at the log without a wake-up.
     pub poll_ms: u64,
     /// Seconds a delivery lease lasts unrenewed (clusters).

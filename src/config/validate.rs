@@ -238,6 +238,7 @@ impl WebhookSettings {
         at_least("webhooks.batch", self.batch, 1)?;
         at_most("webhooks.batch", self.batch, 10_000)?;
         at_least("webhooks.poll_ms", self.poll_ms, 10)?;
+        at_most("webhooks.save_every_ms", self.save_every_ms, 60_000)?;
         at_least("webhooks.lease_secs", self.lease_secs, 2)
     }
 }

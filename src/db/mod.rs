@@ -59,7 +59,7 @@ pub use rooms::{CreateRoomError, Member, MyRoom};
 pub use sessions::SqlSessionStore;
 pub use tokens::{CreateTokenError, TokenOwner, TokenRecord};
 pub use users::{ACCOUNTS_CHANGED, AppliedBy, CreateUserError};
-pub use webhooks::{Advance, CreateWebhookError, WebhookRecord};
+pub use webhooks::{CreateWebhookError, WebhookRecord};
 
 use crate::config::{DatabaseSettings, SqliteSync};
 

@@ -80,15 +80,6 @@ impl TryFrom<Row> for WebhookRecord {
 const COLUMNS: &str = "SELECT id, url, events, rooms, secret, created_at, delivered_id, failures, last_error \
      FROM webhooks";
 
-/// How a delivery moved a webhook's cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Advance {
-    /// An event was delivered: failures are forgotten.
-    Delivered,
-    /// Events it does not take were passed over.
-    Passed,
-}
-
 impl Db {
     /// Stores a webhook starting at the newest event, unless `max` exist already.
     pub async fn create_webhook(
@@ -223,35 +214,28 @@ impl Db {
         Ok(n)
     }
 
-    /// Moves webhook `id`'s cursor up to `to` (never back), as `holder` (on PostgreSQL, the
-    /// node whose lease it must be; `None` on SQLite). False when the webhook is gone or
-    /// no longer this holder's: its delivery must stop.
+    /// Moves webhook `id`'s cursor up to `to` (never back) after deliveries that
+    /// succeeded, as `holder` (on PostgreSQL, the node whose lease it must be; `None` on
+    /// SQLite): its failures are forgotten. False when the webhook is gone or no longer
+    /// this holder's: its delivery must stop.
     pub async fn advance_webhook(
         &self,
         id: Uuid,
         to: i64,
-        how: Advance,
         holder: Option<Uuid>,
     ) -> sqlx::Result<bool> {
-        let sql = match how {
-            Advance::Delivered => {
+        let done = on_backend!(self, |pool| {
+            sqlx::query(
                 "UPDATE webhooks SET delivered_id = CASE WHEN delivered_id < $2 THEN $2 \
                  ELSE delivered_id END, failures = 0, last_error = NULL \
-                 WHERE id = $1 AND ($3 IS NULL OR lease_holder = $3)"
-            }
-            Advance::Passed => {
-                "UPDATE webhooks SET delivered_id = CASE WHEN delivered_id < $2 THEN $2 \
-                 ELSE delivered_id END WHERE id = $1 AND ($3 IS NULL OR lease_holder = $3)"
-            }
-        };
-        let done = on_backend!(self, |pool| {
-            sqlx::query(sql)
-                .bind(id)
-                .bind(to)
-                .bind(holder)
-                .execute(pool)
-                .await
-                .map(|d| d.rows_affected())
+                 WHERE id = $1 AND ($3 IS NULL OR lease_holder = $3)",
+            )
+            .bind(id)
+            .bind(to)
+            .bind(holder)
+            .execute(pool)
+            .await
+            .map(|d| d.rows_affected())
         })?;
         Ok(done > 0)
     }

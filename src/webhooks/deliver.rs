@@ -2,7 +2,10 @@
 //! the cursor past it on a `2xx`, and on anything else retry the same event with a growing
 //! wait while the later ones wait behind it.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use reqwest::{StatusCode, header};
 use serde::Serialize;
@@ -10,7 +13,7 @@ use uuid::Uuid;
 
 use super::{Shared, sign};
 use crate::{
-    db::{Advance, WebhookRecord},
+    db::WebhookRecord,
     domain::{EventData, StoredMessage},
 };
 
@@ -48,9 +51,12 @@ pub(super) async fn run(shared: Arc<Shared>, id: Uuid) {
         oldest: metrics::gauge!("roomcast_webhook_oldest_pending_seconds", &labels),
     };
     let mut task = Task {
+        saved_to: hook.delivered_id,
         shared,
         hook,
         metrics,
+        saved_at: Instant::now(),
+        unsaved: None,
     };
     let Stop::NotOurs = task.deliver_forever().await;
     task.metrics.oldest.set(0.0);
@@ -66,6 +72,14 @@ struct Task {
     shared: Arc<Shared>,
     hook: WebhookRecord,
     metrics: Metrics,
+    /// The cursor as stored.
+    saved_to: i64,
+    /// When the cursor was last stored.
+    saved_at: Instant,
+    /// Where the cursor is, when that is past what is stored. The cursor is stored at most
+    /// every `webhooks.save_every_ms` while deliveries go well (at once after a failure,
+    /// and before waiting idle): a restart resends at most that much, twice, never less.
+    unsaved: Option<i64>,
 }
 
 impl Task {
@@ -90,25 +104,36 @@ impl Task {
                     continue;
                 }
             };
-            let mut delivered = cursor;
             for event in events.iter().filter(|e| filter.matches(e)) {
                 if let Err(stop) = self.deliver(event).await {
                     return stop;
                 }
-                delivered = event.id;
-            }
-            if next > delivered && !self.advance(next, Advance::Passed).await {
-                return Stop::NotOurs;
             }
             cursor = next;
+            if cursor > self.saved_to {
+                self.unsaved = Some(cursor);
+            }
+            if !self.save(false).await {
+                return Stop::NotOurs;
+            }
             if events.len() < batch as usize {
                 self.metrics.oldest.set(0.0);
+                let save_in = self.save_every().saturating_sub(self.saved_at.elapsed());
                 tokio::select! {
                     () = &mut woken => {}
                     () = tokio::time::sleep(poll) => {}
+                    () = tokio::time::sleep(save_in), if self.unsaved.is_some() => {
+                        if !self.save(true).await {
+                            return Stop::NotOurs;
+                        }
+                    }
                 }
             }
         }
+    }
+
+    fn save_every(&self) -> Duration {
+        Duration::from_millis(self.shared.settings.save_every_ms)
     }
 
     /// Posts `event` until it is answered `2xx`, then moves the cursor past it.
@@ -121,19 +146,27 @@ impl Task {
         .unwrap_or_default();
         let mut wait = Duration::from_millis(self.shared.settings.backoff_first_ms);
         let most = Duration::from_secs(self.shared.settings.backoff_max_secs);
+        let mut failed = false;
         loop {
             self.metrics.oldest.set(age_secs(&event.sent_at));
             match self.post(event.id, &body).await {
                 Ok(()) => {
                     self.metrics.deliveries.increment(1);
-                    return match self.advance(event.id, Advance::Delivered).await {
+                    self.unsaved = Some(event.id);
+                    // After failures, at once: `failures` and `last_error` are cleared.
+                    return match self.save(failed).await {
                         true => Ok(()),
                         false => Err(Stop::NotOurs),
                     };
                 }
                 Err(error) => {
+                    failed = true;
                     self.metrics.failures.increment(1);
                     tracing::info!(webhook = %self.hook.id, event = event.id, %error, retry_in = ?wait, "webhook delivery failed");
+                    // What was delivered before this is stored first.
+                    if !self.save(true).await {
+                        return Err(Stop::NotOurs);
+                    }
                     match self
                         .shared
                         .db
@@ -181,22 +214,31 @@ impl Task {
         }
     }
 
-    /// Moves the cursor to `to`; false when the webhook is gone or another node's now.
-    async fn advance(&mut self, to: i64, how: Advance) -> bool {
+    /// Stores the cursor when it moved and `now` is set or the last store is
+    /// `webhooks.save_every_ms` old; false when the webhook is gone or another node's now.
+    async fn save(&mut self, now: bool) -> bool {
+        let Some(to) = self.unsaved else {
+            return true;
+        };
+        if !now && self.saved_at.elapsed() < self.save_every() {
+            return true;
+        }
         loop {
             match self
                 .shared
                 .db
-                .advance_webhook(self.hook.id, to, how, self.shared.holder)
+                .advance_webhook(self.hook.id, to, self.shared.holder)
                 .await
             {
                 Ok(ours) => {
-                    self.hook.delivered_id = to;
+                    self.saved_to = to;
+                    self.saved_at = Instant::now();
+                    self.unsaved = None;
                     return ours;
                 }
                 Err(e) => {
-                    // Not moving it only means the event may be sent again after a restart.
-                    tracing::warn!(webhook = %self.hook.id, error = %e, "recording a delivery failed; retrying");
+                    // Not storing it only means the events may be sent again after a restart.
+                    tracing::warn!(webhook = %self.hook.id, error = %e, "storing a webhook's cursor failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
