@@ -605,3 +605,44 @@ async fn on_a_cluster_another_node_takes_over_when_the_delivering_one_dies() {
     );
     assert_all_once_in_order("node killed", &sent, &rx.accepted_ids());
 }
+
+#[tokio::test]
+async fn metrics_count_deliveries_and_failures_per_webhook() {
+    if crate::helpers::single_node_only("each node shows its own deliveries on /metrics") {
+        return;
+    }
+    let app = app().await;
+    let rx = Receiver::start().await;
+    rx.plan([Answer::Status(500)]);
+    let (hook, _) = create(&app, &rx.url, &["message"], None).await;
+    let id = hook["id"].as_str().expect("id");
+    let alice = app.user("alice").await;
+    alice.say("general", "counted").await;
+    rx.wait_accepted(1, DELIVERED_WITHIN).await;
+    let text = app
+        .client()
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains(id))
+            .map(str::to_owned)
+    };
+    let deliveries = line("roomcast_webhook_deliveries_total").unwrap_or_default();
+    assert!(
+        deliveries.ends_with(" 1"),
+        "one delivery counted: {deliveries:?}"
+    );
+    let failures = line("roomcast_webhook_failures_total").unwrap_or_default();
+    assert!(
+        failures.ends_with(" 1"),
+        "one failure counted: {failures:?}"
+    );
+    assert!(
+        line("roomcast_webhook_oldest_pending_seconds").is_some(),
+        "the oldest pending age is shown"
+    );
+}
