@@ -646,3 +646,16 @@ async fn metrics_count_deliveries_and_failures_per_webhook() {
         "the oldest pending age is shown"
     );
 }
+
+#[tokio::test]
+async fn past_webhooks_max_a_new_webhook_is_409() {
+    let app = spawn_app_with(|s| {
+        fast(s);
+        s.webhooks.max = 1;
+    })
+    .await;
+    let rx = Receiver::start().await;
+    create(&app, &rx.url, &["message"], None).await;
+    let res = try_create(&app, json!({ "url": rx.url, "events": ["message"] })).await;
+    assert_error(res, 409, "too_many_webhooks").await;
+}
