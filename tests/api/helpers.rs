@@ -383,16 +383,7 @@ impl Client {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
-        let res = req.send().await.expect("GET /api/events");
-        assert_eq!(res.status(), 200, "opening the stream");
-        let mut sse = Sse::new(res);
-        let first = sse.next().await.expect("a first event");
-        assert_eq!(first.event, "connected", "the first event is `connected`");
-        sse.connection_id = first.json()["connection_id"]
-            .as_str()
-            .expect("connection_id")
-            .to_owned();
-        sse
+        open_stream(req).await
     }
 
     /// Opens a stream and subscribes it to `rooms` for `events` (`None`: every event),
@@ -528,6 +519,21 @@ impl Client {
         let res = self.custom(room, event, data).await;
         assert_eq!(res.status(), 202, "custom `{event}` to {room}");
     }
+}
+
+/// Sends `req` (a `GET /api/events`), which must open a stream, and reads its `connected`
+/// event.
+pub async fn open_stream(req: reqwest::RequestBuilder) -> Sse {
+    let res = req.send().await.expect("GET /api/events");
+    assert_eq!(res.status(), 200, "opening the stream");
+    let mut sse = Sse::new(res);
+    let first = sse.next().await.expect("a first event");
+    assert_eq!(first.event, "connected", "the first event is `connected`");
+    sse.connection_id = first.json()["connection_id"]
+        .as_str()
+        .expect("connection_id")
+        .to_owned();
+    sse
 }
 
 /// Asserts the contract's error: `status`, a JSON body that is exactly

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::{
-    helpers::{Client, TestApp, WAIT, assert_error, spawn_app, spawn_app_with_admin},
+    helpers::{Client, TestApp, WAIT, assert_error, open_stream, spawn_app, spawn_app_with_admin},
     sse::Sse,
 };
 
@@ -34,19 +34,7 @@ pub fn with_token(
 
 /// Opens the stream with a token and reads its `connected` event.
 pub async fn token_stream(app: &TestApp, secret: &str) -> Sse {
-    let res = with_token(app, Method::GET, "/api/events", secret)
-        .send()
-        .await
-        .expect("GET /api/events");
-    assert_eq!(res.status(), 200, "opening a stream with a token");
-    let mut sse = Sse::new(res);
-    let first = sse.next().await.expect("a first event");
-    assert_eq!(first.event, "connected", "the first event is `connected`");
-    sse.connection_id = first.json()["connection_id"]
-        .as_str()
-        .expect("connection_id")
-        .to_owned();
-    sse
+    open_stream(with_token(app, Method::GET, "/api/events", secret)).await
 }
 
 async fn tokens_of(c: &Client) -> Vec<Value> {
