@@ -177,3 +177,39 @@ impl Db {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing;
+    use crate::domain::Username;
+
+    /// A token means nothing without its user: deleting the user deletes its tokens.
+    #[tokio::test]
+    async fn deleting_a_user_deletes_its_tokens() {
+        for t in testing::all().await {
+            let name = Username::parse("alice").expect("name");
+            let user =
+                t.db.create_user(&name, "x", Role::User)
+                    .await
+                    .expect("user");
+            let token = TokenName::parse("bot").expect("name");
+            t.db.create_token(user.id, &token, "abc", 20)
+                .await
+                .expect("token");
+            t.db.execute_for_tests("DELETE FROM users")
+                .await
+                .expect("delete");
+            assert!(
+                t.db.token_owner("abc").await.expect("read").is_none(),
+                "{}",
+                t.backend
+            );
+            let left =
+                t.db.execute_for_tests("DELETE FROM access_tokens")
+                    .await
+                    .expect("count");
+            assert_eq!(left, 0, "{}: tokens outlived their user", t.backend);
+        }
+    }
+}

@@ -304,3 +304,83 @@ impl Db {
 fn anyhow_db(e: serde_json::Error) -> sqlx::Error {
     sqlx::Error::Encode(Box::new(e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::testing;
+
+    async fn hook(db: &Db) -> WebhookRecord {
+        let url = WebhookUrl::parse("http://127.0.0.1:9/").expect("url");
+        let filter = HookFilter::parse(&["message".to_owned()], None).expect("filter");
+        db.create_webhook(&url, &filter, "whsec_x", 10)
+            .await
+            .expect("webhook")
+    }
+
+    /// One holder at a time: a second node gets nothing while the first renews, and takes
+    /// the webhook once the lease has run out unrenewed.
+    #[tokio::test]
+    async fn a_lease_has_one_holder_until_it_runs_out() {
+        let Some(t) = testing::postgres().await else {
+            return;
+        };
+        let h = hook(&t.db).await;
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(t.db.lease_webhooks(a, 1).await.expect("lease"), [h.id]);
+        assert!(
+            t.db.lease_webhooks(b, 1).await.expect("lease").is_empty(),
+            "held by a"
+        );
+        assert!(
+            !t.db
+                .advance_webhook(h.id, 5, Some(b))
+                .await
+                .expect("advance"),
+            "b may not move a's cursor"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_eq!(
+            t.db.lease_webhooks(b, 1).await.expect("lease"),
+            [h.id],
+            "taken over"
+        );
+        assert!(
+            !t.db
+                .advance_webhook(h.id, 5, Some(a))
+                .await
+                .expect("advance"),
+            "a lost it"
+        );
+        t.db.release_webhooks(b).await.expect("release");
+        assert_eq!(
+            t.db.lease_webhooks(a, 1).await.expect("lease"),
+            [h.id],
+            "let go"
+        );
+    }
+
+    /// The cursor only moves forward; a success clears failures.
+    #[tokio::test]
+    async fn the_cursor_moves_forward_only_and_a_success_clears_failures() {
+        for t in testing::all().await {
+            let h = hook(&t.db).await;
+            assert!(
+                t.db.webhook_failed(h.id, "answered 500", None)
+                    .await
+                    .expect("failed")
+            );
+            let failing = t.db.webhook(h.id).await.expect("read").expect("there");
+            assert_eq!(failing.failures, 1, "{}", t.backend);
+            assert!(t.db.advance_webhook(h.id, 7, None).await.expect("advance"));
+            assert!(t.db.advance_webhook(h.id, 3, None).await.expect("advance"));
+            let now = t.db.webhook(h.id).await.expect("read").expect("there");
+            assert_eq!(
+                (now.delivered_id, now.failures, now.last_error),
+                (7, 0, None),
+                "{}",
+                t.backend
+            );
+        }
+    }
+}
