@@ -125,10 +125,14 @@ status=0
 # and logout last, each with a fresh session.
 session_changing='^POST /((api/)?(login|register)|api/admin/users/\{username\}/disconnect)$'
 logout='^POST /api/logout$'
+# Making webhooks is left out too: a generated URL that passes the checks names some host,
+# and the server would post the generated messages there. Only loopback is ever a target
+# here; the API tests make webhooks to receivers of their own.
+webhooks='^POST /api/admin/webhooks$'
 cookie="$(login register)"
 open_stream "$cookie"
 SCHEMATHESIS_HOOKS="$root/.ci/schemathesis_hooks.py" ROOMCAST_CONNECTION_ID="$connection_id" \
-    run "$cookie" --exclude-name-regex "^GET /api/events$|$session_changing|$logout" || status=$?
+    run "$cookie" --exclude-name-regex "^GET /api/events$|$session_changing|$logout|$webhooks" || status=$?
 run "$(login login)" --include-name-regex "$session_changing" || status=$?
 run "$(login login)" --include-name-regex "$logout" || status=$?
 if [ "$status" -ne 0 ]; then

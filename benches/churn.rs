@@ -515,6 +515,8 @@ async fn churn(netns: Option<&str>) {
 }
 
 fn main() {
+    // reqwest builds its TLS setup with every client: it needs the rustls provider.
+    roomcast::tls::install_provider();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     if common::flag(VANISH_CLIENT) {
         rt.block_on(vanish_client());

@@ -202,6 +202,8 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 
 #[tokio::main]
 async fn main() {
+    // reqwest builds its TLS setup with every client: it needs the rustls provider.
+    roomcast::tls::install_provider();
     let quick = common::quick();
     let streams = common::arg("--streams", if quick { 50usize } else { 2000 });
     let messages = common::arg("--messages", if quick { 10usize } else { 200 });

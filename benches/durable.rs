@@ -189,6 +189,8 @@ async fn durable_rate(
 
 #[tokio::main]
 async fn main() {
+    // reqwest builds its TLS setup with every client: it needs the rustls provider.
+    roomcast::tls::install_provider();
     let counters = WriterCounters::default();
     metrics::set_global_recorder(counters.clone()).expect("installing the metrics recorder");
     let secs: f64 = common::arg("--secs", if common::quick() { 0.3 } else { 3.0 });

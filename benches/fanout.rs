@@ -156,6 +156,8 @@ async fn idle_memory(connections: usize) {
 }
 
 fn main() {
+    // reqwest builds its TLS setup with every client: it needs the rustls provider.
+    roomcast::tls::install_provider();
     let quick = common::quick();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()

@@ -67,6 +67,8 @@ struct Figures {
 }
 
 fn main() {
+    // reqwest builds its TLS setup with every client: it needs the rustls provider.
+    roomcast::tls::install_provider();
     let quick = common::quick();
     let messages: usize = common::arg("--messages", if quick { 60 } else { 400 });
     let pages: usize = common::arg("--pages", if quick { 40 } else { 400 });

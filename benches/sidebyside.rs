@@ -1918,6 +1918,8 @@ async fn parent_main() -> Result<()> {
 }
 
 fn main() {
+    // reqwest builds its TLS setup with every client: it needs the rustls provider.
+    roomcast::tls::install_provider();
     let result = if common::flag("--child") {
         let args = (|| -> Result<ChildArgs> {
             Ok(ChildArgs {

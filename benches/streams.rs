@@ -39,6 +39,8 @@ async fn open(http: &reqwest::Client, base: &str) -> Stream {
 
 #[tokio::main]
 async fn main() {
+    // reqwest builds its TLS setup with every client: it needs the rustls provider.
+    roomcast::tls::install_provider();
     let quick = common::quick();
     let streams = common::arg("--streams", if quick { 200usize } else { 5000 });
     let messages = common::arg("--messages", if quick { 10usize } else { 100 });

@@ -2628,6 +2628,97 @@ step("screenshots of the main states, desktop and phone", async (t) => {
   await axeCheck(bob.page, "the chat, phone");
 });
 
+step("access tokens: made with a name, the secret shown once with Copy, listed, revoked after asking", async (t) => {
+  const { page, context } = await newUser(t, "tok");
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]).catch(() => {});
+  const opener = page.getByRole("button", { name: "Tokens" });
+  await opener.click();
+  const dialog = page.getByRole("dialog", { name: "Access tokens" });
+  await dialog.waitFor();
+  assert.equal(await focused(page), "INPUT#token-name", "the focus starts in the name field");
+  await dialog.locator("#tokens-status", { hasText: "No tokens yet." }).waitFor();
+
+  // An empty name is refused next to the field, which says why.
+  await page.keyboard.press("Enter");
+  await dialog.locator("#token-name-error", { hasText: "1–64 characters" }).waitFor();
+  assert.equal(await dialog.locator("#token-name").getAttribute("aria-invalid"), "true");
+
+  // Made: the secret shows once, with Copy (focused) and the warning.
+  await page.keyboard.type("deploy bot");
+  await page.keyboard.press("Enter");
+  await dialog.locator("#token-created").waitFor();
+  await dialog.getByText("You will not see it again.").waitFor();
+  const secret = (await dialog.locator("#token-secret").textContent()).trim();
+  assert.match(secret, /^rc_[0-9a-f]{64}$/, "the secret is shown");
+  assert.equal(await focused(page), "BUTTON#token-copy", "the focus is on Copy");
+  assert.equal(await dialog.locator("#token-name-error").textContent(), "", "the error went away");
+  await page.keyboard.press("Enter");
+  await dialog.locator("#token-copy-status", { hasText: /Copied|Selected/ }).waitFor();
+  const item = dialog.locator(".token-item", { hasText: "deploy bot" });
+  await item.waitFor();
+  await item.locator(".token-meta", { hasText: "Never used" }).waitFor();
+  const created = await item.locator(".token-meta").textContent();
+  assert.match(created, /^Created \S/, `the list says when it was made: ${created}`);
+  await axeCheck(page, "the access tokens dialog with a new secret");
+  await page.screenshot({ path: join(SHOTS, "tokens-desktop-1280x800.png") });
+
+  // The secret works as a bearer, and is in no listing.
+  const withToken = (path) =>
+    page.evaluate(
+      async ({ path, secret }) =>
+        (await fetch(path, { headers: { Authorization: `Bearer ${secret}` }, credentials: "omit" })).status,
+      { path, secret },
+    );
+  assert.equal(await withToken("/api/me"), 200, "the new token works");
+  const listed = await pageApi(page, "GET", "/api/me/tokens");
+  assert.ok(!JSON.stringify(listed.body).includes(secret), "the list never carries the secret");
+
+  // Past the cap, the error shows next to the field.
+  for (let i = 0; i < 19; i++) {
+    const r = await pageApi(page, "POST", "/api/me/tokens", { name: `script ${i}` });
+    assert.equal(r.status, 201, `token ${i}`);
+  }
+  await dialog.locator("#token-name").fill("one too many");
+  await dialog.getByRole("button", { name: "Create token" }).click();
+  await dialog.locator("#token-name-error", { hasText: "Revoke one first" }).waitFor();
+  assert.equal(await focused(page), "INPUT#token-name", "the focus stays in the field");
+
+  // Revoke, asked first: the row goes and the token stops working.
+  await item.getByRole("button", { name: "Revoke token deploy bot" }).click();
+  await confirm(page, "Revoke");
+  await item.waitFor({ state: "detached" });
+  await dialog.locator("#tokens-status", { hasText: "is revoked" }).waitFor();
+  assert.equal(await withToken("/api/me"), 401, "a revoked token is refused");
+  const after = await focused(page);
+  assert.ok(/token-revoke|INPUT#token-name/.test(after) || after.startsWith("BUTTON"), `focus after revoking: ${after}`);
+
+  // Escape closes it and forgets the secret; the focus goes back to Tokens.
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "hidden" });
+  assert.equal(await focused(page), "BUTTON#tokens-open", "focus back on the Tokens button");
+  assert.equal(await page.locator("#token-secret").textContent(), "", "the secret is not kept on the page");
+});
+
+step("access tokens on a phone 390x844: the dialog fits, nothing is wider than the screen", async (t) => {
+  const { page } = await newUser(t, "ptok", TALL_PHONE);
+  await page.getByRole("button", { name: "Tokens" }).click();
+  const dialog = page.getByRole("dialog", { name: "Access tokens" });
+  await dialog.waitFor();
+  await page.keyboard.type("phone script");
+  await page.keyboard.press("Enter");
+  await dialog.locator("#token-created").waitFor();
+  await dialog.locator(".token-item", { hasText: "phone script" }).waitFor();
+  const widths = await page.evaluate(() => ({
+    page: document.documentElement.scrollWidth,
+    screen: innerWidth,
+    dialog: document.getElementById("tokens").getBoundingClientRect().right,
+  }));
+  assert.ok(widths.page <= widths.screen, `the page is no wider than the screen: ${JSON.stringify(widths)}`);
+  assert.ok(widths.dialog <= widths.screen, `the dialog fits: ${JSON.stringify(widths)}`);
+  await axeCheck(page, "the access tokens dialog on a phone");
+  await page.screenshot({ path: join(SHOTS, "tokens-phone-390x844.png") });
+});
+
 step("no script errors and no CSP violations on any page", () => {
   assert.deepEqual(problems, []);
 });

@@ -35,6 +35,27 @@ impl Broker for LocalBroker {
     }
 }
 
+/// A broker that hands events on to another and then notifies `also` (idle webhook
+/// deliveries look at the log at once instead of at their next poll).
+pub struct Waking {
+    inner: Arc<dyn Broker>,
+    also: Arc<tokio::sync::Notify>,
+}
+
+impl Waking {
+    /// Publishes through `inner`, then wakes whoever waits on `also`.
+    pub fn new(inner: Arc<dyn Broker>, also: Arc<tokio::sync::Notify>) -> Self {
+        Self { inner, also }
+    }
+}
+
+impl Broker for Waking {
+    fn publish(&self, event: &StoredMessage) {
+        self.inner.publish(event);
+        self.also.notify_waiters();
+    }
+}
+
 impl History for Db {
     async fn since(
         &self,

@@ -21,8 +21,12 @@
 //!    SSE stream's socket once the response head is sent.
 //! 5. [`startup`] wires it all from [`config::Settings`]; `main.rs` is just the CLI.
 //!
+//! Beside the writer, [`webhooks`] reads the stored log after each webhook's cursor and
+//! posts the events it takes, signed; one node of a cluster delivers each webhook.
+//!
 //! Plumbing any layer may use, which uses none of them: [`config`], [`wake`] (wake-ups
-//! batched per worker thread) and [`password`] (the bounded argon2id pool).
+//! batched per worker thread), [`password`] (the bounded argon2id pool) and [`tls`] (the
+//! rustls provider for outgoing HTTPS).
 //!
 //! How a message travels: `POST /api/rooms/{room}/messages` → [`writer::Writer::post`] →
 //! one transaction for everything queued → [`broker::Broker::publish`] in id order →
@@ -42,7 +46,9 @@ pub mod http;
 pub mod hub;
 pub mod password;
 pub mod startup;
+pub mod tls;
 pub mod wake;
+pub mod webhooks;
 pub mod writer;
 
 pub use http::state::AppState;

@@ -17,6 +17,7 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 
 use crate::{
+    broker::Waking,
     cluster::{self, Cluster},
     config::Settings,
     db::{Db, SqlSessionStore},
@@ -30,6 +31,7 @@ use crate::{
     http::transport,
     hub::{Hub, HubSettings},
     password::PasswordPool,
+    webhooks::Webhooks,
     writer::Writer,
 };
 
@@ -40,6 +42,7 @@ pub struct Application {
     server: Server,
     hub: Arc<Hub>,
     cluster: Arc<Cluster>,
+    webhooks: Arc<Webhooks>,
     db: Db,
     writer_task: JoinHandle<()>,
     /// Announces the leaves held back for coalescing.
@@ -53,6 +56,7 @@ impl Application {
     /// Opens the database (migrating it), starts the writer, binds the listener.
     /// `server.port = 0` binds a free port; see [`Application::port`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        crate::tls::install_provider();
         let settings = Arc::new(settings);
         let db = Db::connect(&settings.database).await?;
         let hub = Arc::new(Hub::new(hub_settings(&settings)));
@@ -72,7 +76,10 @@ impl Application {
                 Duration::from_millis(settings.database.account_poll_ms),
             )
             .await?;
-        let (writer, writer_task) = Writer::start(&db, cluster.broker()).await?;
+        let webhooks = Webhooks::new(db.clone(), &settings.webhooks)?;
+        let broker = Arc::new(Waking::new(cluster.broker(), webhooks.wake()));
+        let (writer, writer_task) = Writer::start(&db, broker).await?;
+        webhooks.start();
         let key = session_key(&settings, &db).await?;
         let limits = Arc::new(Limits::new(&settings.rate_limit)?);
         let housekeeping = Housekeeping::start(
@@ -92,6 +99,10 @@ impl Application {
             limits,
             passwords: PasswordPool::new(&settings.password)?,
             writers: stream_writers.clone(),
+            webhooks: webhooks.clone(),
+            token_uses: Arc::new(auth::TokenUses::new(Duration::from_secs(
+                settings.tokens.last_used_every_secs,
+            ))),
         });
         let (port, metrics_port) = (listeners.port, listeners.metrics_port());
         Ok(Self {
@@ -100,6 +111,7 @@ impl Application {
             server: http_server(state, key, listeners)?,
             hub,
             cluster,
+            webhooks,
             db,
             writer_task,
             departures,
@@ -130,6 +142,7 @@ impl Application {
         KillSwitch {
             server: self.server.handle(),
             cluster: self.cluster.clone(),
+            webhooks: self.webhooks.clone(),
             writer: self.writer_task.abort_handle(),
             housekeeping: self.housekeeping.task.abort_handle(),
             departures: self.departures.abort_handle(),
@@ -154,6 +167,8 @@ impl Application {
         }
         tracing::info!("shutting down");
         self.housekeeping.stop().await;
+        // Another node takes the webhooks over at once (a delivery cut short is sent again).
+        self.webhooks.stop().await;
         // The streams are about to close: their leaves need no announcing.
         self.departures.abort();
         let hub = self.hub.clone();
@@ -199,6 +214,7 @@ impl Application {
 pub struct KillSwitch {
     server: actix_web::dev::ServerHandle,
     cluster: Arc<Cluster>,
+    webhooks: Arc<Webhooks>,
     writer: tokio::task::AbortHandle,
     housekeeping: tokio::task::AbortHandle,
     departures: tokio::task::AbortHandle,
@@ -209,6 +225,7 @@ impl KillSwitch {
     /// Kills the node.
     pub async fn kill(self) {
         self.cluster.stop_tasks();
+        self.webhooks.halt();
         self.writer.abort();
         self.housekeeping.abort();
         self.departures.abort();

@@ -40,6 +40,10 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Abuse protection.
     pub rate_limit: RateLimitSettings,
+    /// Personal access tokens.
+    pub tokens: TokenSettings,
+    /// Webhook deliveries.
+    pub webhooks: WebhookSettings,
     /// Logging.
     pub log: LogSettings,
     /// Several nodes on one PostgreSQL database.
@@ -360,6 +364,40 @@ pub struct RateLimitSettings {
     pub login_name_failures: u32,
     /// Milliseconds a login for a username past its ceiling waits before it is judged.
     pub login_name_delay_ms: u64,
+}
+
+/// `[tokens]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Access tokens one user may hold.
+    pub per_user: usize,
+    /// Least seconds between two writes of a token's `last_used_at`.
+    pub last_used_every_secs: u64,
+}
+
+/// `[webhooks]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Webhooks that may exist.
+    pub max: usize,
+    /// Seconds one delivery may take.
+    pub timeout_secs: u64,
+    /// The first retry's wait, milliseconds; it doubles per failure.
+    pub backoff_first_ms: u64,
+    /// The longest wait between retries, seconds.
+    pub backoff_max_secs: u64,
+    /// Bytes of an answer body read at most.
+    pub response_bytes: usize,
+    /// Events read per query.
+    pub batch: u32,
+    /// Least milliseconds between two stores of a cursor while deliveries succeed.
+    pub save_every_ms: u64,
+    /// Milliseconds between looks at the log without a wake-up.
+    pub poll_ms: u64,
+    /// Seconds a delivery lease lasts unrenewed (clusters).
+    pub lease_secs: u64,
 }
 
 /// `[log]`

@@ -6,7 +6,7 @@ use std::fmt::Display;
 use super::{
     ClusterSettings, DatabaseSettings, HistorySettings, LimitSettings, MAX_CLUSTER_EVENT_DATA,
     MetricsSettings, PasswordSettings, RateLimitSettings, ServerSettings, SessionSettings,
-    Settings, SseSettings,
+    Settings, SseSettings, TokenSettings, WebhookSettings,
 };
 
 type Checked = anyhow::Result<()>;
@@ -56,6 +56,8 @@ impl Settings {
         self.history.validate()?;
         self.limits.validate()?;
         self.rate_limit.validate()?;
+        self.tokens.validate()?;
+        self.webhooks.validate()?;
         self.cluster.validate()
     }
 }
@@ -210,6 +212,34 @@ impl RateLimitSettings {
             "rate_limit.login_backoff_max_secs",
             "must be at least rate_limit.login_backoff_secs",
         )
+    }
+}
+
+impl TokenSettings {
+    fn validate(&self) -> Checked {
+        at_least("tokens.per_user", self.per_user, 1)?;
+        at_most("tokens.per_user", self.per_user, 1000)?;
+        at_least("tokens.last_used_every_secs", self.last_used_every_secs, 1)
+    }
+}
+
+impl WebhookSettings {
+    fn validate(&self) -> Checked {
+        at_most("webhooks.max", self.max, 1000)?;
+        at_least("webhooks.timeout_secs", self.timeout_secs, 1)?;
+        at_most("webhooks.timeout_secs", self.timeout_secs, 300)?;
+        at_least("webhooks.backoff_first_ms", self.backoff_first_ms, 10)?;
+        rule(
+            self.backoff_max_secs * 1000 >= self.backoff_first_ms,
+            "webhooks.backoff_max_secs",
+            "must be at least webhooks.backoff_first_ms",
+        )?;
+        at_least("webhooks.response_bytes", self.response_bytes, 1)?;
+        at_least("webhooks.batch", self.batch, 1)?;
+        at_most("webhooks.batch", self.batch, 10_000)?;
+        at_least("webhooks.poll_ms", self.poll_ms, 10)?;
+        at_most("webhooks.save_every_ms", self.save_every_ms, 60_000)?;
+        at_least("webhooks.lease_secs", self.lease_secs, 2)
     }
 }
 

@@ -39,7 +39,9 @@ pub mod nodes;
 mod rooms;
 mod sessions;
 mod sqlite;
+mod tokens;
 mod users;
+mod webhooks;
 
 use std::{fmt::Write, str::FromStr, sync::Arc, time::Duration};
 
@@ -55,7 +57,9 @@ pub use log::{Appended, MessageLog, NewPost};
 pub use messages::Page;
 pub use rooms::{CreateRoomError, Member, MyRoom};
 pub use sessions::SqlSessionStore;
+pub use tokens::{CreateTokenError, TokenOwner, TokenRecord};
 pub use users::{ACCOUNTS_CHANGED, AppliedBy, CreateUserError};
+pub use webhooks::{CreateWebhookError, WebhookRecord};
 
 use crate::config::{DatabaseSettings, SqliteSync};
 

@@ -9,7 +9,9 @@ mod origin;
 mod reaction;
 mod requests;
 mod room;
+mod token;
 mod user;
+mod webhook;
 
 pub use message::{
     BroadcastJson, DeletedJson, EXCERPT_CHARS, EditedJson, EventData, EventKind, MessageJson,
@@ -23,7 +25,12 @@ pub use origin::Origin;
 pub use reaction::{Emoji, MAX_REACTION_USERS, MAX_REACTIONS, Reaction, ReactionAction, Reactions};
 pub use requests::{HistoryQuery, StreamQuery, SubscribeBody, UnsubscribeBody};
 pub use room::{MemberRole, RoomRecord, RoomView, Visibility};
+pub use token::{
+    MAX_TOKEN_NAME_CHARS, Secret, TOKEN_PREFIX, TokenName, WEBHOOK_SECRET_PREFIX, hash_secret, hex,
+    looks_like_token,
+};
 pub use user::{Role, User, UserRef};
+pub use webhook::{HookEvent, HookFilter, MAX_WEBHOOK_URL, WebhookUrl};
 
 /// Most rooms one connection may hold (and name in one request).
 pub const MAX_ROOMS_PER_CONNECTION: usize = 100;
@@ -77,4 +84,18 @@ pub enum ParseError {
          emoji or a regional indicator"
     )]
     Reaction,
+    /// Not a token name.
+    #[error("token names are 1-64 characters")]
+    TokenName,
+    /// Not a webhook URL.
+    #[error("a webhook URL is http:// or https:// with a host, at most 2,048 characters")]
+    WebhookUrl,
+    /// A webhook's events are not a non-empty list of known names.
+    #[error(
+        "events is a non-empty list of message, message_edited, message_deleted, reaction, broadcast"
+    )]
+    WebhookEvents,
+    /// A webhook's rooms are not null or 1-100 room names.
+    #[error("rooms is null (every room) or 1-100 room names")]
+    WebhookRooms,
 }

@@ -77,6 +77,10 @@ error_codes! {
     InvalidBody = "invalid_body" => BAD_REQUEST,
     /// not a reaction: 1-8 characters, none ASCII, whitespace or control, one an emoji
     InvalidReaction = "invalid_reaction" => BAD_REQUEST,
+    /// a token name that is not 1-64 characters
+    InvalidName = "invalid_name" => BAD_REQUEST,
+    /// a webhook URL that is not http(s) or is over 2,048 characters
+    InvalidUrl = "invalid_url" => BAD_REQUEST,
     /// `history` out of range
     InvalidHistory = "invalid_history" => BAD_REQUEST,
     /// a negative `last_event_id`
@@ -103,6 +107,10 @@ error_codes! {
     UnknownRoom = "unknown_room" => NOT_FOUND,
     /// no such message in that room (or it was deleted)
     UnknownMessage = "unknown_message" => NOT_FOUND,
+    /// no such access token of the caller's
+    UnknownToken = "unknown_token" => NOT_FOUND,
+    /// no such webhook
+    UnknownWebhook = "unknown_webhook" => NOT_FOUND,
     /// the path exists, the method does not
     MethodNotAllowed = "method_not_allowed" => METHOD_NOT_ALLOWED,
     /// the request took too long to arrive
@@ -113,6 +121,10 @@ error_codes! {
     RoomTaken = "room_taken" => CONFLICT,
     /// a new reaction for a message that holds as many distinct ones as it may
     TooManyReactions = "too_many_reactions" => CONFLICT,
+    /// the user holds as many access tokens as it may
+    TooManyTokens = "too_many_tokens" => CONFLICT,
+    /// as many webhooks exist as may
+    TooManyWebhooks = "too_many_webhooks" => CONFLICT,
     /// the request body is over the cap
     PayloadTooLarge = "payload_too_large" => PAYLOAD_TOO_LARGE,
     /// a custom event's `data` is over its cap
@@ -358,6 +370,10 @@ impl From<ParseError> for ApiError {
             ParseError::History => ErrorCode::InvalidHistory,
             ParseError::LastEventId => ErrorCode::InvalidLastEventId,
             ParseError::Reaction => ErrorCode::InvalidReaction,
+            ParseError::TokenName => ErrorCode::InvalidName,
+            ParseError::WebhookUrl => ErrorCode::InvalidUrl,
+            ParseError::WebhookEvents => ErrorCode::InvalidEvent,
+            ParseError::WebhookRooms => ErrorCode::InvalidRooms,
         };
         Self::validation(code, e.to_string())
     }

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use crate::{
-    cluster::Cluster, config::Settings, db::Db, http::ratelimit::Limits,
-    http::stream_writer::LiveWriters, hub::Hub, password::PasswordPool, writer::Writer,
+    cluster::Cluster, config::Settings, db::Db, http::auth::TokenUses, http::ratelimit::Limits,
+    http::stream_writer::LiveWriters, hub::Hub, password::PasswordPool, webhooks::Webhooks,
+    writer::Writer,
 };
 
 /// The application's shared state, registered once as `web::Data<AppState>`.
@@ -23,6 +24,10 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// The bounded password hashing pool.
     pub passwords: PasswordPool,
+    /// This node's webhook deliveries.
+    pub webhooks: Arc<Webhooks>,
+    /// When each access token's use was last recorded.
+    pub token_uses: Arc<TokenUses>,
     /// The SSE stream writers running (shutdown waits for them).
     pub writers: LiveWriters,
 }

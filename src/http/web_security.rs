@@ -9,7 +9,10 @@
 //!   host[:port]. Never `X-Forwarded-Host` or `Forwarded`: any client can send those.
 //!   Requests with neither header (curl, scripts) pass: the session cookie is
 //!   `SameSite=Lax`, so a cross-site browser request carries no session anyway; this check
-//!   is a second layer behind it.
+//!   is a second layer behind it. Requests with an access token (`Authorization: Bearer
+//!   rc_…`) skip the check: a browser does not add that header to a cross-site request on its
+//!   own (it would need a CORS preflight we never grant), so such a request is a script's,
+//!   and a bad token fails on its own (every route reads a token before any cookie).
 
 use actix_web::{
     Error, HttpResponse, ResponseError,
@@ -23,7 +26,11 @@ use actix_web::{
     web,
 };
 
-use crate::{domain::Origin, http::error::ApiError, http::state::AppState};
+use crate::{
+    domain::{Origin, looks_like_token},
+    http::error::ApiError,
+    http::state::AppState,
+};
 
 /// The policy sent with every response.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
@@ -35,7 +42,7 @@ pub async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    if is_state_changing(req.method()) && is_cross_site(&req) {
+    if is_state_changing(req.method()) && !carries_token(&req) && is_cross_site(&req) {
         tracing::warn!(
             origin = ?req.headers().get(header::ORIGIN),
             referer = ?req.headers().get(header::REFERER),
@@ -55,6 +62,15 @@ fn is_state_changing(method: &Method) -> bool {
         *method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     )
+}
+
+/// Whether the request authenticates with an access token.
+fn carries_token(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(looks_like_token)
 }
 
 /// True when the request says it comes from a page on another origin than ours.

@@ -29,7 +29,7 @@ const dateFmt = new Intl.DateTimeFormat(undefined, {
 });
 
 /** A timestamp as the reader's clock shows it; the date too when it is not today. */
-function formatTime(iso) {
+export function formatTime(iso) {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return "";
   const today = new Date().toDateString() === d.toDateString();

@@ -218,6 +218,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
 /// With `TEST_LOG` set (not `0`), the apps' logs go to the test output; `RUST_LOG` filters
 /// (default `info`). Installed once per test process.
 pub fn init_test_log() {
+    // Every reqwest client builds its TLS setup, which needs the process's rustls provider.
+    roomcast::tls::install_provider();
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let on = std::env::var("TEST_LOG").is_ok_and(|v| !v.is_empty() && v != "0");
@@ -300,6 +302,7 @@ pub struct Client {
 impl Client {
     /// A client for the server at `base`, with an empty cookie jar.
     pub fn new(base: &str) -> Self {
+        roomcast::tls::install_provider();
         let jar = Arc::new(Jar::default());
         let mut http = reqwest::Client::builder().cookie_provider(jar.clone());
         if cluster_size() > 1 {
@@ -380,16 +383,7 @@ impl Client {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
-        let res = req.send().await.expect("GET /api/events");
-        assert_eq!(res.status(), 200, "opening the stream");
-        let mut sse = Sse::new(res);
-        let first = sse.next().await.expect("a first event");
-        assert_eq!(first.event, "connected", "the first event is `connected`");
-        sse.connection_id = first.json()["connection_id"]
-            .as_str()
-            .expect("connection_id")
-            .to_owned();
-        sse
+        open_stream(req).await
     }
 
     /// Opens a stream and subscribes it to `rooms` for `events` (`None`: every event),
@@ -525,6 +519,21 @@ impl Client {
         let res = self.custom(room, event, data).await;
         assert_eq!(res.status(), 202, "custom `{event}` to {room}");
     }
+}
+
+/// Sends `req` (a `GET /api/events`), which must open a stream, and reads its `connected`
+/// event.
+pub async fn open_stream(req: reqwest::RequestBuilder) -> Sse {
+    let res = req.send().await.expect("GET /api/events");
+    assert_eq!(res.status(), 200, "opening the stream");
+    let mut sse = Sse::new(res);
+    let first = sse.next().await.expect("a first event");
+    assert_eq!(first.event, "connected", "the first event is `connected`");
+    sse.connection_id = first.json()["connection_id"]
+        .as_str()
+        .expect("connection_id")
+        .to_owned();
+    sse
 }
 
 /// Asserts the contract's error: `status`, a JSON body that is exactly

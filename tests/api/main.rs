@@ -4,6 +4,7 @@
 mod helpers;
 mod process;
 mod proxy;
+mod receiver;
 mod sse;
 
 mod accounts;
@@ -24,4 +25,6 @@ mod rooms;
 mod security;
 mod stream;
 mod subscribe;
+mod tokens;
 mod transport;
+mod webhooks;

@@ -53,6 +53,7 @@ pub struct Server {
 impl Server {
     /// Starts the binary on a free port with its data in `dir`, plus extra env vars.
     pub fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        crate::helpers::init_test_log();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
         cmd.current_dir(dir)
             .env("ROOMCAST__SERVER__PORT", "0")

@@ -1,5 +1,11 @@
 //! Accounts and sessions: register, log in, log out, and the extractors that tell a handler
-//! who is asking ([`CurrentUser`], [`Admin`]).
+//! who is asking ([`CurrentUser`], [`SessionUser`], [`Admin`]). A request is a user's by its
+//! session cookie or by one of its personal access tokens (`Authorization: Bearer rc_…`,
+//! [`token`]); handlers see the same [`CurrentUser`] either way.
+
+mod token;
+
+pub use token::{TokenUses, create as create_token, revoke as revoke_token};
 
 use std::{
     collections::HashMap,
@@ -15,7 +21,7 @@ use uuid::Uuid;
 
 use crate::{
     db::{CreateUserError, Db},
-    domain::{Password, Role, User, Username},
+    domain::{Password, Role, User, Username, looks_like_token},
     http::error::{ApiError, ErrorCode},
     http::ratelimit::client_ip,
     http::state::AppState,
@@ -151,13 +157,17 @@ pub fn end_session(session: &Session) -> Option<Uuid> {
     sid
 }
 
-/// The logged-in user of this request, from the session cookie. Rejects with 401.
+/// The user of this request, from an access token or else the session cookie. Rejects
+/// with 401 (a banned user's token: 403).
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     /// The account, fresh from the database (role changes apply at once).
     pub user: User,
-    /// This login's id.
+    /// This login's id; for a token, the token's id (so the streams it opened are closed
+    /// with it, as a logout closes a session's).
     pub session_id: Uuid,
+    /// The access token the request came with, if it did.
+    pub token: Option<Uuid>,
 }
 
 impl CurrentUser {
@@ -178,7 +188,24 @@ impl CurrentUser {
             return Ok(None);
         };
         touch(session, state.settings.session.touch_interval_secs)?;
-        Ok(Some(Self { user, session_id }))
+        Ok(Some(Self {
+            user,
+            session_id,
+            token: None,
+        }))
+    }
+
+    /// Whether what let this request in still does: the account is not banned and, for a
+    /// token, the token is not deleted. For a stream, asked once it is registered, so a ban
+    /// or a deletion that ran while it opened (and found nothing to close) still ends it.
+    pub async fn still_allowed(&self, state: &AppState) -> Result<bool, ApiError> {
+        if state.db.is_banned(self.user.id).await? {
+            return Ok(false);
+        }
+        match self.token {
+            Some(id) => Ok(state.db.token_exists(id).await?),
+            None => Ok(true),
+        }
     }
 }
 
@@ -210,14 +237,32 @@ fn app_state(req: &HttpRequest) -> web::Data<AppState> {
         .expect("AppState is registered by Application::build")
 }
 
+/// The bearer of `Authorization: Bearer …`, if any.
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// The access token secret the request carries, if it carries one (`Bearer rc_…`).
+pub fn access_token(req: &HttpRequest) -> Option<&str> {
+    bearer(req).filter(|b| looks_like_token(b))
+}
+
 impl FromRequest for CurrentUser {
     type Error = ApiError;
     type Future = Extracted<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = app_state(req);
+        // A token, when given, decides alone: a bad one is 401 whatever cookie comes along.
+        let secret = access_token(req).map(str::to_owned);
         let session = req.get_session();
         Box::pin(async move {
+            if let Some(secret) = secret {
+                return token::authenticate(&state, &secret).await;
+            }
             CurrentUser::from_session(&state, &session)
                 .await?
                 .ok_or(ApiError::Unauthorized)
@@ -225,7 +270,33 @@ impl FromRequest for CurrentUser {
     }
 }
 
-/// Admin access: an admin's session, or `Authorization: Bearer <admin.api_token>`.
+/// The logged-in user of a session, for the routes a token may not use (making and
+/// revoking tokens: a leaked token cannot mint more). A request carrying a token is 401.
+#[derive(Debug, Clone)]
+pub struct SessionUser(pub CurrentUser);
+
+impl FromRequest for SessionUser {
+    type Error = ApiError;
+    type Future = Extracted<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = app_state(req);
+        let with_token = access_token(req).is_some();
+        let session = req.get_session();
+        Box::pin(async move {
+            if with_token {
+                return Err(ApiError::Unauthorized);
+            }
+            CurrentUser::from_session(&state, &session)
+                .await?
+                .map(SessionUser)
+                .ok_or(ApiError::Unauthorized)
+        })
+    }
+}
+
+/// Admin access: an admin's session or access token, or `Authorization: Bearer
+/// <admin.api_token>`.
 /// Logged in but not admin is 403; neither is 401.
 #[derive(Debug, Clone)]
 pub struct Admin {
@@ -236,12 +307,7 @@ pub struct Admin {
 /// Whether the request carries `Authorization: Bearer <admin.api_token>` (compared in
 /// constant time; false when no token is configured).
 pub fn bearer_is_admin_token(req: &HttpRequest, state: &AppState) -> bool {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (given, &state.settings.admin.api_token) {
+    match (bearer(req), &state.settings.admin.api_token) {
         (Some(given), Some(token)) => bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())),
         _ => false,
     }
@@ -255,11 +321,16 @@ impl FromRequest for Admin {
         let state = app_state(req);
         let session = req.get_session();
         let token = bearer_is_admin_token(req, &state);
+        let secret = access_token(req).map(str::to_owned);
         Box::pin(async move {
             if token {
                 return Ok(Admin { user: None });
             }
-            match CurrentUser::from_session(&state, &session).await? {
+            let current = match secret {
+                Some(secret) => Some(token::authenticate(&state, &secret).await?),
+                None => CurrentUser::from_session(&state, &session).await?,
+            };
+            match current {
                 Some(c) if c.user.role == Role::Admin => Ok(Admin { user: Some(c.user) }),
                 Some(_) => Err(ApiError::Forbidden("admins only")),
                 None => Err(ApiError::Unauthorized),

@@ -61,9 +61,9 @@ pub async fn open(
         current.session_id,
         last_event_id,
     )?;
-    // A ban committed while this stream was being opened closed the user's streams before
-    // this one existed; dropping it here closes it too.
-    if state.db.is_banned(current.user.id).await? {
+    // A ban (or the token's deletion) committed while this stream was being opened closed
+    // the streams before this one existed; dropping it here closes it too.
+    if !current.still_allowed(&state).await? {
         return Err(ApiError::Unauthorized);
     }
     if let Some(query) = one_step {

@@ -14,6 +14,8 @@ mod pages;
 mod relay;
 mod replies;
 mod rooms;
+mod tokens;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -47,6 +49,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/logout").post(accounts::logout))
                 .service(web::resource("/me").get(accounts::me))
                 .service(web::resource("/me/rooms").get(members::mine))
+                .service(
+                    web::resource("/me/tokens")
+                        .get(tokens::list)
+                        .post(tokens::create),
+                )
+                .service(web::resource("/me/tokens/{id}").delete(tokens::revoke))
                 .service(
                     web::resource("/me/joined")
                         .get(members::joined)
@@ -87,6 +95,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/rooms/{room}/presence").get(rooms::presence))
                 .service(web::resource("/admin/broadcast").post(admin::broadcast))
                 .service(web::resource("/admin/stats").get(admin::stats))
+                .service(
+                    web::resource("/admin/webhooks")
+                        .get(webhooks::list)
+                        .post(webhooks::create),
+                )
+                .service(
+                    web::resource("/admin/webhooks/{id}")
+                        .get(webhooks::get)
+                        .delete(webhooks::delete),
+                )
                 .service(
                     web::resource("/admin/users/{username}/ban")
                         .post(admin::ban)

@@ -7,10 +7,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    db::{Member, MyRoom},
+    db::{Member, MyRoom, TokenRecord, WebhookRecord},
     domain::{
-        BroadcastJson, MemberRole, MessageJson, Reaction, RoomName, RoomRecord, User, UserRef,
-        Visibility,
+        BroadcastJson, HookEvent, MemberRole, MessageJson, Reaction, RoomName, RoomRecord, User,
+        UserRef, Visibility,
     },
     hub::RoomInfo,
 };
@@ -151,4 +151,109 @@ pub struct MemberJson<'a> {
 pub struct JoinedReply<'a> {
     /// Room names.
     pub rooms: &'a [RoomName],
+}
+
+/// The contract's `Token`: never its secret.
+#[derive(Serialize, ToSchema)]
+pub struct TokenJson<'a> {
+    /// Its id.
+    pub id: Uuid,
+    /// What its owner called it.
+    pub name: &'a str,
+    /// When it was made.
+    pub created_at: &'a str,
+    /// When it was last used (at most a minute stale); `null` when never.
+    pub last_used_at: Option<&'a str>,
+}
+
+impl<'a> From<&'a TokenRecord> for TokenJson<'a> {
+    fn from(t: &'a TokenRecord) -> Self {
+        Self {
+            id: t.id,
+            name: &t.name,
+            created_at: &t.created_at,
+            last_used_at: t.last_used_at.as_deref(),
+        }
+    }
+}
+
+/// `{"token": Token, "secret": "rc_…"}`: the one time the secret is shown.
+#[derive(Serialize, ToSchema)]
+pub struct NewTokenReply<'a> {
+    /// The token.
+    pub token: TokenJson<'a>,
+    /// Its secret, for `Authorization: Bearer`.
+    pub secret: &'a str,
+}
+
+/// `{"tokens": [Token]}`, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct TokensReply<'a> {
+    /// The caller's tokens.
+    pub tokens: Vec<TokenJson<'a>>,
+}
+
+/// The contract's `Webhook`: never its secret.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookJson<'a> {
+    /// Its id.
+    pub id: Uuid,
+    /// Where events are posted.
+    pub url: &'a str,
+    /// The events it takes.
+    #[schema(value_type = Vec<String>)]
+    pub events: &'a [HookEvent],
+    /// The rooms it is about; `null` for every room.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub rooms: Option<&'a [RoomName]>,
+    /// When it was made.
+    pub created_at: &'a str,
+    /// Every event up to this id has been delivered (or is not one it takes).
+    pub delivered_id: i64,
+    /// Stored events it takes that it has not had yet.
+    pub pending: i64,
+    /// Failed tries since the last success.
+    pub failures: i64,
+    /// What the last failure was; `null` after a success.
+    pub last_error: Option<&'a str>,
+}
+
+impl<'a> WebhookJson<'a> {
+    /// `hook` with `pending` events not yet delivered.
+    pub fn new(hook: &'a WebhookRecord, pending: i64) -> Self {
+        Self {
+            id: hook.id,
+            url: &hook.url,
+            events: hook.filter.events(),
+            rooms: hook.filter.rooms(),
+            created_at: &hook.created_at,
+            delivered_id: hook.delivered_id,
+            pending,
+            failures: hook.failures,
+            last_error: hook.last_error.as_deref(),
+        }
+    }
+}
+
+/// `{"webhook": Webhook, "secret": "whsec_…"}`: the one time the secret is shown.
+#[derive(Serialize, ToSchema)]
+pub struct NewWebhookReply<'a> {
+    /// The webhook.
+    pub webhook: WebhookJson<'a>,
+    /// Its signing secret.
+    pub secret: &'a str,
+}
+
+/// `{"webhook": Webhook}`.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookReply<'a> {
+    /// The webhook.
+    pub webhook: WebhookJson<'a>,
+}
+
+/// `{"webhooks": [Webhook]}`.
+#[derive(Serialize, ToSchema)]
+pub struct WebhooksReply<'a> {
+    /// Every webhook, oldest first.
+    pub webhooks: Vec<WebhookJson<'a>>,
 }
