@@ -929,18 +929,23 @@ impl Publisher {
 }
 
 /// Connections a storm is sent over, each with one request in flight: at 1,000 requests a
-/// second each has 50 ms for its answer.
-const STORM_CONNS: usize = 50;
+/// second each has 100 ms for its answer (a reaction is committed before it is answered).
+const STORM_CONNS: usize = 100;
 /// roomcast users reacting; connection `i` is user `i % STORM_USERS` with emoji
 /// `i / STORM_USERS`, so no two connections toggle the same reaction.
 const STORM_USERS: usize = 10;
-/// The reactions, percent-encoded: 👍 ❤ 😂 🎉 🚀.
+/// The reactions, percent-encoded: 👍 ❤ 😂 🎉 🚀 👀 🔥 ✅ 🙏 💯.
 const STORM_EMOJI: [&str; STORM_CONNS / STORM_USERS] = [
     "%F0%9F%91%8D",
     "%E2%9D%A4",
     "%F0%9F%98%82",
     "%F0%9F%8E%89",
     "%F0%9F%9A%80",
+    "%F0%9F%91%80",
+    "%F0%9F%94%A5",
+    "%E2%9C%85",
+    "%F0%9F%99%8F",
+    "%F0%9F%92%AF",
 ];
 
 /// Traffic beside the published messages: on roomcast, reactions to one message of the

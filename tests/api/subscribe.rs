@@ -567,7 +567,13 @@ async fn a_leave_and_a_join_within_the_window_send_no_presence() {
 
 #[tokio::test]
 async fn with_no_window_every_leave_and_join_is_sent() {
-    let app = spawn_app_with(|s| s.sse.presence_coalesce_ms = 0).await;
+    // No coalescing window on the node, and (when the suite runs as a cluster) no settling
+    // window for a cluster-wide leave either.
+    let app = spawn_app_with(|s| {
+        s.sse.presence_coalesce_ms = 0;
+        s.cluster.presence_settle_ms = 0;
+    })
+    .await;
     let bob = app.user("bob").await;
     let mut watcher = bob.listen(&["r"], Some(&["presence"])).await;
     let alice = app.user("alice").await;
