@@ -28,6 +28,7 @@ use crate::{
     http::state::AppState,
     http::stream_writer::LiveWriters,
     http::telemetry,
+    http::token_uses::TokenUses,
     http::transport,
     hub::{Hub, HubSettings},
     password::PasswordPool,
@@ -100,7 +101,7 @@ impl Application {
             passwords: PasswordPool::new(&settings.password)?,
             writers: stream_writers.clone(),
             webhooks: webhooks.clone(),
-            token_uses: Arc::new(auth::TokenUses::new(Duration::from_secs(
+            token_uses: Arc::new(TokenUses::new(Duration::from_secs(
                 settings.tokens.last_used_every_secs,
             ))),
         });

@@ -3,7 +3,8 @@
 //!
 //! * [`state`] — what every handler can reach.
 //! * [`error`] — [`error::ApiError`] and the closed list of error codes.
-//! * [`auth`] — register, login, sessions, the `CurrentUser` / `Admin` extractors.
+//! * [`auth`] — register, login, sessions, access tokens, the `CurrentUser` / `Admin`
+//!   extractors; [`token_uses`] — how often a token's use is recorded.
 //! * `routes` — the handlers, and the OpenAPI document built from their typed replies.
 //! * [`ratelimit`], `web_security`, [`transport`] — rate limits, browser-facing safety,
 //!   socket timeouts and caps.
@@ -17,5 +18,6 @@ pub(crate) mod routes;
 pub mod state;
 pub mod stream_writer;
 pub mod telemetry;
+pub mod token_uses;
 pub mod transport;
 pub(crate) mod web_security;

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::{
-    cluster::Cluster, config::Settings, db::Db, http::auth::TokenUses, http::ratelimit::Limits,
-    http::stream_writer::LiveWriters, hub::Hub, password::PasswordPool, webhooks::Webhooks,
-    writer::Writer,
+    cluster::Cluster, config::Settings, db::Db, http::ratelimit::Limits,
+    http::stream_writer::LiveWriters, http::token_uses::TokenUses, hub::Hub,
+    password::PasswordPool, webhooks::Webhooks, writer::Writer,
 };
 
 /// The application's shared state, registered once as `web::Data<AppState>`.

@@ -5,7 +5,7 @@
 
 mod token;
 
-pub use token::{TokenUses, create as create_token, revoke as revoke_token};
+pub use token::{create as create_token, revoke as revoke_token};
 
 use std::{
     collections::HashMap,

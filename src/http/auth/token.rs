@@ -1,10 +1,7 @@
 //! Requests made with a personal access token: the secret is hashed, the hash looked up and
 //! compared in constant time, and the token's `last_used_at` written at most once per
-//! `tokens.last_used_every_secs` ([`TokenUses`]).
+//! `tokens.last_used_every_secs` ([`TokenUses`](crate::http::token_uses::TokenUses)).
 
-use std::time::{Duration, Instant};
-
-use dashmap::DashMap;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -15,46 +12,6 @@ use crate::{
     http::error::{ApiError, ErrorCode},
     http::state::AppState,
 };
-
-/// When each token's use was last written, so a script making many requests writes its
-/// `last_used_at` once per interval, not once per request.
-pub struct TokenUses {
-    every: Duration,
-    written: DashMap<Uuid, Instant>,
-}
-
-/// Past this many tokens remembered, the ones not used within the interval are forgotten.
-const REMEMBERED: usize = 10_000;
-
-impl TokenUses {
-    /// Writes at most once per `every` per token.
-    pub fn new(every: Duration) -> Self {
-        Self {
-            every,
-            written: DashMap::new(),
-        }
-    }
-
-    /// Whether token `id`'s use is to be written now (then it counts as written).
-    pub fn due(&self, id: Uuid) -> bool {
-        let now = Instant::now();
-        if self.written.len() > REMEMBERED {
-            self.written
-                .retain(|_, at| now.duration_since(*at) < self.every);
-        }
-        let mut at = self.written.entry(id).or_insert(now - self.every);
-        if now.duration_since(*at) < self.every {
-            return false;
-        }
-        *at = now;
-        true
-    }
-
-    /// Forgets a deleted token.
-    pub fn forget(&self, id: Uuid) {
-        self.written.remove(&id);
-    }
-}
 
 /// The user whose token `secret` is: 401 for a secret that names no token, 403
 /// `account_banned` for a banned user's.
