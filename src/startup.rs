@@ -1,6 +1,11 @@
 //! Wiring: build every part from the settings, bind, serve, and shut down cleanly.
 
-use std::{net::TcpListener, path::Path, sync::Arc, time::Duration};
+use std::{
+    net::{TcpListener, ToSocketAddrs},
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
 
 use actix_session::{
     SessionMiddleware,
@@ -14,6 +19,7 @@ use actix_web::{
     web,
 };
 use anyhow::Context;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::task::JoinHandle;
 
 use crate::{
@@ -385,6 +391,30 @@ fn hub_settings(settings: &Settings) -> HubSettings {
     }
 }
 
+/// Binds the first address `addr` resolves to that can be bound, as `TcpListener::bind`
+/// does, but with a listen queue of `backlog` (std's is fixed at 128).
+fn listen(addr: impl ToSocketAddrs, backlog: u32) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in addr.to_socket_addrs()? {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        // As std does on Unix: a restart can bind while the old sockets sit in TIME_WAIT.
+        socket.set_reuse_address(true)?;
+        let bound = socket
+            .bind(&addr.into())
+            .and_then(|()| socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX)));
+        match bound {
+            Ok(()) => return Ok(socket.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
+    }))
+}
+
 /// The sockets bound before anything serves: the API's, and `metrics.listen`'s when set.
 struct Listeners {
     main: TcpListener,
@@ -394,14 +424,15 @@ struct Listeners {
 
 impl Listeners {
     fn bind(settings: &Settings) -> anyhow::Result<Self> {
+        let backlog = settings.server.listen_backlog;
         let addr = (settings.server.host.as_str(), settings.server.port);
         let main =
-            TcpListener::bind(addr).with_context(|| format!("binding {}:{}", addr.0, addr.1))?;
+            listen(addr, backlog).with_context(|| format!("binding {}:{}", addr.0, addr.1))?;
         let port = main.local_addr()?.port();
         let metrics = match &settings.metrics.listen {
-            Some(listen) => Some(
-                TcpListener::bind(listen)
-                    .with_context(|| format!("binding metrics.listen {listen}"))?,
+            Some(l) => Some(
+                listen(l.as_str(), backlog)
+                    .with_context(|| format!("binding metrics.listen {l}"))?,
             ),
             None => None,
         };
@@ -496,4 +527,36 @@ fn session_middleware(state: &web::Data<AppState>, key: Key) -> SessionMiddlewar
                 .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
         )
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The listen queue's length as the kernel reports it (`ss`: a listening socket's
+    /// Send-Q is its backlog).
+    fn backlog_of(port: u16) -> Option<u32> {
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{port}")])
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        text.split_whitespace().nth(2)?.parse().ok()
+    }
+
+    #[test]
+    fn the_listener_queues_as_many_connections_as_configured() {
+        let listener = listen(("127.0.0.1", 0), 777).expect("binds a free port");
+        let port = listener.local_addr().expect("bound").port();
+        let backlog = backlog_of(port).expect("`ss` (iproute2) reads the listening socket back");
+        assert_eq!(backlog, 777, "the kernel's listen queue for :{port}");
+    }
+
+    #[test]
+    fn a_taken_port_is_an_error_not_a_panic() {
+        let first = listen(("127.0.0.1", 0), 16).expect("binds a free port");
+        let port = first.local_addr().expect("bound").port();
+        let err = listen(("127.0.0.1", port), 16).expect_err("the port is taken");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    }
 }

@@ -140,6 +140,9 @@ pub struct ServerSettings {
     /// Open HTTP connections the whole server accepts at once; more wait in the listen
     /// backlog. A stream leaves this count once handed off (see `limits.max_streams`).
     pub max_connections: usize,
+    /// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`), so a
+    /// reconnect storm after a restart waits there instead of being refused and retried.
+    pub listen_backlog: u32,
     /// Seconds a client has to send a whole request body once its head arrived.
     pub body_timeout_secs: u64,
     /// Seconds a client has to send the head of its first request.

@@ -73,6 +73,8 @@ impl ServerSettings {
             )?;
         }
         at_least("server.max_connections", self.max_connections, 1)?;
+        at_least("server.listen_backlog", self.listen_backlog, 1)?;
+        at_most("server.listen_backlog", self.listen_backlog, 65_535)?;
         at_least("server.body_timeout_secs", self.body_timeout_secs, 1)?;
         at_least("server.head_timeout_secs", self.head_timeout_secs, 1)?;
         at_least(
