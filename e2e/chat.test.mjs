@@ -2780,7 +2780,7 @@ step("a mention in a room not on screen shows a mention badge; opening it shows 
   const line = alice.page.locator("#messages li.msg .new-divider");
   await line.waitFor();
   assert.equal(await line.count(), 1, "one new-messages line");
-  const first = alice.page.locator("#messages li.msg", { has: line });
+  const first = alice.page.locator("#messages li.msg", { has: alice.page.locator(".new-divider") });
   assert.match(await first.locator(".msg-body").textContent(), /just chatting/, "above the first unread message");
   await axeCheck(alice.page, "a room with the new-messages line");
   await button.locator(".unread-mention").waitFor({ state: "detached" });

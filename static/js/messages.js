@@ -357,7 +357,8 @@ function decorate(li) {
     !newDay &&
     prev.dataset.user === li.dataset.user &&
     Number(li.dataset.ts) - Number(prev.dataset.ts) < GROUP_MS;
-  li.classList.toggle("cont", cont && !newDivider(li, prev));
+  const divided = newDivider(li, prev);
+  li.classList.toggle("cont", cont && !divided);
 }
 
 /**
