@@ -7,6 +7,9 @@ CREATE TABLE read_markers (
     PRIMARY KEY (user_id, room)
 );
 
+-- The messages that mention someone, per room: a mention count reads only these.
+CREATE INDEX messages_room_mentions ON messages (room, id) WHERE kind = 0 AND mentions IS NOT NULL;
+
 -- Every room a user is a member of is in its list, marker at the room's newest message.
 INSERT INTO read_markers (user_id, room, last_read_id)
 SELECT mb.user_id, mb.room,

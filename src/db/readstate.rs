@@ -40,8 +40,9 @@ pub struct MyRoom {
 type ListRow = (String, Option<String>, Option<String>, i64, i64, i64, i64);
 
 /// The list's rows for user `$1` (`$2` the `LIKE` pattern of its id in a message's
-/// mentions), optionally narrowed to one room by the caller. Each count reads at most
-/// [`MAX_COUNT`] + 1 rows through the `(room, id) WHERE kind = 0` index. A private room
+/// mentions), optionally narrowed to one room by the caller. The unread count reads at most
+/// [`MAX_COUNT`] + 1 rows through the `(room, id) WHERE kind = 0` index, the mention count
+/// only messages that mention someone (their own partial index). A private room
 /// the user is no member of any more is left out (its row goes with the membership).
 const LIST: &str = "SELECT k.room, r.visibility, mb.role, k.last_read_id, \
      COALESCE((SELECT MAX(m.id) FROM messages m WHERE m.room = k.room AND m.kind = 0), 0), \
@@ -49,8 +50,8 @@ const LIST: &str = "SELECT k.room, r.visibility, mb.role, k.last_read_id, \
         AND m.id > k.last_read_id AND (m.user_id IS NULL OR m.user_id <> $1) \
         LIMIT 1001) AS u), \
      (SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.room = k.room AND m.kind = 0 \
-        AND m.id > k.last_read_id AND (m.user_id IS NULL OR m.user_id <> $1) \
-        AND m.mentions LIKE $2 LIMIT 1001) AS n) \
+        AND m.mentions IS NOT NULL AND m.id > k.last_read_id \
+        AND (m.user_id IS NULL OR m.user_id <> $1) AND m.mentions LIKE $2 LIMIT 1001) AS n) \
      FROM read_markers k LEFT JOIN rooms r ON r.name = k.room \
      LEFT JOIN room_members mb ON mb.room = k.room AND mb.user_id = $1 \
      WHERE k.user_id = $1 AND (r.visibility IS NULL OR r.visibility = 'public' \
@@ -311,5 +312,104 @@ impl Db {
             }
             tx.commit().await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{PgPool, SqlitePool};
+
+    use super::*;
+    use crate::config::Settings;
+    use crate::db::{MIGRATOR, PG_MIGRATOR, testing::PG_ENV};
+
+    /// The last migration before the room list.
+    const BEFORE: i64 = 20261208000002;
+
+    /// Writes, on a database migrated up to [`BEFORE`]: users `u` (kept `joined` rooms
+    /// `lobby`, `secret`, `open`) and `o` (owner of the private room `secret`), and message
+    /// 5 of `lobby`.
+    const SEED: [&str; 6] = [
+        "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, 'u', 'x', '')",
+        "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, 'o', 'x', '')",
+        "INSERT INTO rooms (name, visibility, owner_id, created_at) VALUES ('secret', 'private', $1, '')",
+        "INSERT INTO room_members (room, user_id, role, added_at) VALUES ('secret', $1, 'owner', '')",
+        "INSERT INTO joined_rooms (user_id, rooms) VALUES ($1, '[\"lobby\",\"secret\",\"open\"]')",
+        "INSERT INTO messages (id, room, user_id, body, sent_at, kind) VALUES (5, 'lobby', $1, $2, '', 0)",
+    ];
+
+    async fn check(url: &str, u: Uuid, o: Uuid, backend: &str) {
+        let mut s = Settings::defaults().database;
+        s.url = url.to_owned();
+        let db = Db::connect(&s).await.expect("migrated the rest");
+        let names = |rooms: Vec<MyRoom>| -> Vec<(String, i64)> {
+            rooms
+                .into_iter()
+                .map(|r| (r.name.as_str().to_owned(), r.last_read_id))
+                .collect()
+        };
+        assert_eq!(
+            names(db.room_list(u).await.expect("u's list")),
+            [("lobby".to_owned(), 5), ("open".to_owned(), 0)],
+            "{backend}: the kept rooms became follows, but the private room of another"
+        );
+        assert_eq!(
+            names(db.room_list(o).await.expect("o's list")),
+            [("secret".to_owned(), 0)],
+            "{backend}: a member's room is listed"
+        );
+        let q = SearchQuery::parse("stored befo").expect("query");
+        let found = db.search(u, &q, None, None, 10).await.expect("search");
+        let ids: Vec<i64> = found.iter().map(|m| m.id).collect();
+        assert_eq!(
+            ids,
+            [5],
+            "{backend}: a message stored before the index is found"
+        );
+        db.close().await;
+    }
+
+    #[tokio::test]
+    async fn the_migration_turns_kept_rooms_into_follows_and_indexes_old_messages() {
+        let (u, o) = (Uuid::new_v4(), Uuid::new_v4());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let pool = SqlitePool::connect(&url).await.expect("sqlite");
+        MIGRATOR
+            .run_to(BEFORE, &pool)
+            .await
+            .expect("older migrations");
+        for (sql, id) in SEED.iter().zip([u, o, o, o, u, o]) {
+            let q = sqlx::query(*sql).bind(id);
+            let q = if sql.contains("$2") {
+                q.bind("Stored before the index".as_bytes())
+            } else {
+                q
+            };
+            q.execute(&pool).await.expect("seed");
+        }
+        pool.close().await;
+        check(&url, u, o, "sqlite").await;
+
+        let Ok(base) = std::env::var(PG_ENV) else {
+            return;
+        };
+        let url = Db::create_test_schema(&base).await.expect("schema");
+        let pool = PgPool::connect(&url).await.expect("postgres");
+        PG_MIGRATOR
+            .run_to(BEFORE, &pool)
+            .await
+            .expect("older migrations");
+        for (sql, id) in SEED.iter().zip([u, o, o, o, u, o]) {
+            let q = sqlx::query(*sql).bind(id);
+            let q = if sql.contains("$2") {
+                q.bind("Stored before the index".as_bytes())
+            } else {
+                q
+            };
+            q.execute(&pool).await.expect("seed");
+        }
+        pool.close().await;
+        check(&url, u, o, "postgres").await;
     }
 }
