@@ -687,12 +687,12 @@ step("a reload right after a join keeps the room, before the server heard of it"
   const { page } = await newUser(t, "fay");
   // The server has a list of fay's rooms (with `first`)…
   const saved = page.waitForResponse(
-    (r) => r.url().endsWith("/api/me/joined") && r.request().method() === "PUT" && r.ok(),
+    (r) => r.url().endsWith(`/api/me/rooms/${first}`) && r.request().method() === "PUT" && r.ok(),
   );
   await joinRoom(page, first);
   await saved;
   // …and the save after the next join is held back, so the reload certainly comes first.
-  await page.route("**/api/me/joined", (route) =>
+  await page.route("**/api/me/rooms/*", (route) =>
     route.request().method() === "PUT" ? route.abort() : route.continue(),
   );
   await joinRoom(page, quick);
@@ -797,9 +797,12 @@ step("at most 100 rooms: a longer saved list is cut, the 101st join is refused",
   const prefix = unique("many");
   const names = Array.from({ length: 150 }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
   // The saved list comes from the server; this one is longer than any server keeps.
-  await carol.page.route("**/api/me/joined", (route) =>
+  const listed = names.map((name) => ({
+    name, visibility: "public", role: null, last_read_id: 0, last_message_id: 0, unread: 0, mentions: 0,
+  }));
+  await carol.page.route("**/api/me/rooms", (route) =>
     route.request().method() === "GET"
-      ? route.fulfill({ contentType: "application/json", body: JSON.stringify({ rooms: names }) })
+      ? route.fulfill({ contentType: "application/json", body: JSON.stringify({ rooms: listed }) })
       : route.continue(),
   );
   await carol.page.reload();
@@ -1152,7 +1155,7 @@ step("joined rooms follow the user to a new device", async (t) => {
   const room = unique("roam-");
   const { page, name } = await newUser(t, "olga");
   await joinRoom(page, room);
-  await page.waitForResponse((r) => r.url().endsWith("/api/me/joined") && r.request().method() === "PUT");
+  await page.waitForResponse((r) => r.url().endsWith(`/api/me/rooms/${room}`) && r.request().method() === "PUT");
   const other = await newUserPage(t, PHONE);
   await loginViaForm(other.page, name);
   await other.page.locator("#room-list button.room-open", { hasText: `#${room}` }).waitFor({ state: "attached" });
@@ -2720,6 +2723,105 @@ step("access tokens on a phone 390x844: the dialog fits, nothing is wider than t
   assert.ok(widths.dialog <= widths.screen, `the dialog fits: ${JSON.stringify(widths)}`);
   await axeCheck(page, "the access tokens dialog on a phone");
   await page.screenshot({ path: join(SHOTS, "tokens-phone-390x844.png") });
+});
+
+// ---- read state: unread and mention badges across tabs, the divider, search ----
+
+/** The room list's button of `room`. */
+function roomButton(page, room) {
+  return page.locator(`#room-list button.room-open[data-room="${room}"]`);
+}
+
+/** Posts `body` to `room` as the user of `page` (through the API): the message's id. */
+async function postAs(page, room, body) {
+  const res = await pageApi(page, "POST", `/api/rooms/${room}/messages`, { body });
+  assert.equal(res.status, 201, `posting to ${room}`);
+  return res.body.message.id;
+}
+
+step("two tabs of one user: reading a room in one clears its badge in the other", async (t) => {
+  const [quiet, busy] = [unique("quiet-"), unique("busy-")];
+  const alice = await newUser(t, "rsa");
+  const bob = await newUser(t, "rsb");
+  await joinRoom(alice.page, busy);
+  await joinRoom(alice.page, quiet);
+  const tabB = await alice.context.newPage();
+  tabB.setDefaultTimeout(WAIT);
+  await tabB.goto("/");
+  await waitLive(tabB);
+  await roomButton(tabB, busy).waitFor();
+  await postAs(bob.page, busy, "first news");
+  await postAs(bob.page, busy, "second news");
+  for (const page of [alice.page, tabB]) {
+    await roomButton(page, busy).locator(".unread", { hasText: "2" }).waitFor();
+    await page.waitForFunction(() => document.title === "(2) roomcast");
+  }
+  await axeCheck(tabB, "the room list with an unread badge");
+  // Tab A reads the room: tab B's badge and title follow.
+  await roomButton(alice.page, busy).click();
+  await alice.page.locator("#messages .msg-body", { hasText: "second news" }).waitFor();
+  await roomButton(tabB, busy).locator(".unread").waitFor({ state: "detached" });
+  await tabB.waitForFunction(() => document.title === "roomcast");
+  const list = await pageApi(tabB, "GET", "/api/me/rooms");
+  const entry = list.body.rooms.find((r) => r.name === busy);
+  assert.equal(entry.unread, 0, "the server's marker moved");
+});
+
+step("a mention in a room not on screen shows a mention badge; opening it shows the new-messages line", async (t) => {
+  const [here, there] = [unique("here-"), unique("there-")];
+  const alice = await newUser(t, "rma");
+  const bob = await newUser(t, "rmb");
+  await joinRoom(alice.page, there);
+  await postAs(alice.page, there, "already read");
+  await joinRoom(alice.page, here);
+  await postAs(bob.page, there, "just chatting");
+  await postAs(bob.page, there, `@${alice.name} look at this`);
+  const button = roomButton(alice.page, there);
+  await button.locator(".unread-mention").waitFor();
+  await button.locator(".unread", { hasText: "2" }).waitFor();
+  await button.click();
+  const line = alice.page.locator("#messages li.msg .new-divider");
+  await line.waitFor();
+  assert.equal(await line.count(), 1, "one new-messages line");
+  const first = alice.page.locator("#messages li.msg", { has: alice.page.locator(".new-divider") });
+  assert.match(await first.locator(".msg-body").textContent(), /just chatting/, "above the first unread message");
+  await axeCheck(alice.page, "a room with the new-messages line");
+  await button.locator(".unread-mention").waitFor({ state: "detached" });
+});
+
+step("search, keyboard only: `/`, type, Enter, Tab to a result, Enter opens it in its room", async (t) => {
+  const [old, now] = [unique("archive-"), unique("now-")];
+  const alice = await newUser(t, "rsearch");
+  await joinRoom(alice.page, old);
+  const word = `zebra${unique("w")}`;
+  const id = await postAs(alice.page, old, `the ${word}-crossing plan`);
+  // Newer messages push it out of the room's latest page.
+  await postMany(alice.page, old, 1, 70, 0);
+  await joinRoom(alice.page, now);
+  await alice.page.locator("#main").focus();
+  await alice.page.keyboard.press("/");
+  assert.equal(await focused(alice.page), "INPUT#search-q", "`/` goes to the search box");
+  await alice.page.keyboard.type(word.slice(0, -2));
+  await alice.page.keyboard.press("Enter");
+  const hit = alice.page.locator("#search-list button.search-hit");
+  await hit.first().waitFor();
+  assert.equal(await hit.count(), 1, "one result");
+  assert.match(await hit.locator(".hit-meta").textContent(), new RegExp(`#${old} · ${alice.name} · `));
+  assert.equal(await hit.locator("mark").textContent(), word, "the matched word, whole, marked");
+  await axeCheck(alice.page, "search results");
+  const stops = [];
+  while ((await focused(alice.page)) !== "BUTTON.search-hit") {
+    assert.ok(stops.length < 10, `the result is reached with Tab: ${stops.join(" → ")}`);
+    await alice.page.keyboard.press("Tab");
+    stops.push(await focused(alice.page));
+  }
+  await alice.page.keyboard.press("Enter");
+  await alice.page.waitForFunction((room) => window.roomcast.current === room, old);
+  const li = alice.page.locator(`#messages li.msg[data-id="${id}"]`);
+  await li.waitFor();
+  await alice.page.waitForFunction((id) => document.activeElement?.dataset?.id === String(id), id);
+  assert.ok(await li.isVisible(), "the message is in sight");
+  await alice.page.screenshot({ path: join(SHOTS, "search-opened.png") });
 });
 
 step("no script errors and no CSP violations on any page", () => {

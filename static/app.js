@@ -65,6 +65,8 @@ import {
   saveJoined,
   state,
 } from "./js/state.js";
+import { askToNotify, markSeen, renderNotifyButton } from "./js/readstate.js";
+import { closeSearch, runSearch } from "./js/search.js";
 import { closeStream, connect, streamClosed, syncRooms } from "./js/stream.js";
 import "./js/tokens.js";
 
@@ -490,7 +492,60 @@ document.addEventListener("keydown", (e) => {
 // again whenever the page comes back into view.
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") loadMyRooms();
+  // Back in view at the newest message: it has been seen now.
+  markSeen();
 });
+
+// ---------------------------------------------------------------------------------------
+// Search and notifications
+
+$("search-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  runSearch();
+});
+$("search-close").addEventListener("click", () => {
+  closeSearch();
+  $("search-q").focus();
+});
+$("search-results").addEventListener("keydown", (e) => {
+  if (e.key !== "Escape") return;
+  e.preventDefault();
+  closeSearch();
+  $("search-q").focus();
+});
+$("search-list").addEventListener("click", (e) => {
+  const hit = e.target.closest("button.search-hit");
+  if (hit) openResult(hit.dataset.room, Number(hit.dataset.id));
+});
+// `/` anywhere but in a text field goes to the search box.
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+  const t = e.target;
+  if (t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+  e.preventDefault();
+  $("search-q").focus();
+  $("search-q").select();
+});
+
+/**
+ * Opens search result `id` in its room (joined first when it is not), with the history
+ * around it loaded, and brings it into sight.
+ */
+async function openResult(name, id) {
+  if (!joinRoom(name)) return;
+  closeSearch();
+  closePanels(false);
+  const room = state.rooms.get(name);
+  // The room's latest page comes after its subscribe; the message is found from there.
+  for (let i = 0; i < 100 && !room.loaded; i++) await new Promise((r) => setTimeout(r, 50));
+  if (state.current === name) await showOriginal(id);
+}
+
+$("notify").addEventListener("click", async () => {
+  await askToNotify();
+  focusHome();
+});
+renderNotifyButton();
 
 $("logout").addEventListener("click", async () => {
   // Logging out on purpose: what this browser kept for the user goes.
@@ -624,9 +679,20 @@ setConn("connecting");
 // The members panel starts open where there is room for it.
 $("members-panel").open = !phone.matches;
 restoreOutbox();
-for (const name of await loadJoined()) state.rooms.set(name, new RoomState(name));
+for (const r of await loadJoined()) {
+  const room = new RoomState(r.name);
+  room.lastReadId = r.last_read_id;
+  room.unread = r.unread;
+  room.mentioned = r.mentions > 0;
+  state.rooms.set(r.name, room);
+}
 const saved = loadCurrent();
 state.current = saved && state.rooms.has(saved) ? saved : state.rooms.keys().next().value || null;
+if (state.current) {
+  // "New messages" below the marker the room had.
+  const first = state.rooms.get(state.current);
+  first.dividerAt = first.unread > 0 ? first.lastReadId : null;
+}
 saveJoined(true);
 renderRoom();
 loadDraft();

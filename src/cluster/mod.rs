@@ -43,7 +43,7 @@ use crate::{
     config::ClusterSettings,
     db::Db,
     domain::{ConnectionId, EventName, RoomName, UserRef},
-    hub::{Hub, HubStats, MemberChange, RoomInfo},
+    hub::{Hub, HubStats, MemberChange, ReadMarker, RoomInfo},
 };
 
 /// Where a stream is held.
@@ -221,6 +221,17 @@ impl Cluster {
         let op = Op::Member {
             change: change.clone(),
             to_user,
+        };
+        here + self.closed_elsewhere(&op).await
+    }
+
+    /// Sends a `read` event for `marker` to every stream of `user` on every node; how many
+    /// streams it reached.
+    pub async fn announce_read(&self, user: Uuid, marker: &ReadMarker) -> usize {
+        let here = self.hub().announce_read(user, marker);
+        let op = Op::Read {
+            user,
+            marker: marker.clone(),
         };
         here + self.closed_elsewhere(&op).await
     }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{EventName, RoomName, SubscribeBody, UnsubscribeBody, User, UserRef},
-    hub::{HubStats, MemberChange, PresenceAction},
+    hub::{HubStats, MemberChange, PresenceAction, ReadMarker},
 };
 
 /// What one node asks of another (`POST /internal/cluster`).
@@ -54,6 +54,14 @@ pub enum Op {
         change: MemberChange,
         /// Whether every stream of the changed user gets it too.
         to_user: bool,
+    },
+    /// Send a `read` event to the callee's streams of `user` (`Hub::announce_read`) →
+    /// [`Closed`], counting the streams it reached.
+    Read {
+        /// Whose marker moved.
+        user: Uuid,
+        /// Where it is now.
+        marker: ReadMarker,
     },
     /// The callee's live figures → [`NodeStats`].
     Stats,

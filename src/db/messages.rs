@@ -27,7 +27,7 @@ pub(super) mod kind {
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(super) struct Row {
     id: i64,
     room: Option<String>,
     user_id: Option<Uuid>,
@@ -152,7 +152,7 @@ pub(super) fn excerpt_of(bytes: Vec<u8>) -> String {
     excerpt(&text)
 }
 
-fn decode(rows: Vec<Row>) -> sqlx::Result<Vec<StoredMessage>> {
+pub(super) fn decode(rows: Vec<Row>) -> sqlx::Result<Vec<StoredMessage>> {
     rows.into_iter().map(StoredMessage::try_from).collect()
 }
 
@@ -174,8 +174,8 @@ macro_rules! select_with_excerpt {
     };
 }
 
-const SELECT_SQLITE: &str = select_with_excerpt!("substr(r.body, 1, 100)");
-const SELECT_POSTGRES: &str = select_with_excerpt!("substring(r.body FROM 1 FOR 400)");
+pub(super) const SELECT_SQLITE: &str = select_with_excerpt!("substr(r.body, 1, 100)");
+pub(super) const SELECT_POSTGRES: &str = select_with_excerpt!("substring(r.body FROM 1 FOR 400)");
 
 /// [`SELECT_SQLITE`] or [`SELECT_POSTGRES`], for the query builder's database.
 fn select<DB: Database>() -> &'static str {

@@ -36,6 +36,7 @@ mod cache;
 mod log;
 mod messages;
 pub mod nodes;
+mod readstate;
 mod rooms;
 mod sessions;
 mod sqlite;
@@ -55,7 +56,8 @@ use sqlx::{
 
 pub use log::{Appended, MessageLog, NewPost};
 pub use messages::Page;
-pub use rooms::{CreateRoomError, Member, MyRoom};
+pub use readstate::{MAX_COUNT, MarkerMove, MyRoom};
+pub use rooms::{CreateRoomError, Member};
 pub use sessions::SqlSessionStore;
 pub use tokens::{CreateTokenError, TokenOwner, TokenRecord};
 pub use users::{ACCOUNTS_CHANGED, AppliedBy, CreateUserError};
@@ -207,7 +209,10 @@ impl Db {
             Backend::Sqlite { pool, .. } => MIGRATOR.run(pool).await,
             Backend::Postgres { pool, .. } => PG_MIGRATOR.run(pool).await,
         }
-        .context("applying database migrations")
+        .context("applying database migrations")?;
+        self.backfill_search()
+            .await
+            .context("indexing stored messages for search")
     }
 
     /// Whether this is a PostgreSQL database (several nodes may share it).

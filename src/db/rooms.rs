@@ -1,4 +1,5 @@
-//! Created rooms and their members, and the rooms a user's browser has joined.
+//! Created rooms and their members. A member's room list entry (`read_markers`) is written
+//! and removed with its membership.
 
 use std::collections::HashMap;
 
@@ -26,17 +27,6 @@ pub struct Member {
     /// The user's name.
     pub username: String,
     /// Its role in the room.
-    pub role: MemberRole,
-}
-
-/// A room the caller created or was added to.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct MyRoom {
-    /// The room.
-    pub name: RoomName,
-    /// Public or private.
-    pub visibility: Visibility,
-    /// The caller's role.
     pub role: MemberRole,
 }
 
@@ -211,6 +201,11 @@ impl Db {
             .bind(&now)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(super::readstate::ENTER)
+                .bind(owner.id)
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         });
         forget_room(self, name);
@@ -219,28 +214,6 @@ impl Db {
             visibility,
             owner: UserRef::from(owner),
         })
-    }
-
-    /// Rooms `user` created or was added to, by name.
-    pub async fn my_rooms(&self, user: Uuid) -> sqlx::Result<Vec<MyRoom>> {
-        let rows: Vec<(String, String, String)> = on_backend!(self, |pool| {
-            sqlx::query_as(
-                "SELECT r.name, r.visibility, m.role FROM room_members m \
-                 JOIN rooms r ON r.name = m.room WHERE m.user_id = $1 ORDER BY r.name",
-            )
-            .bind(user)
-            .fetch_all(pool)
-            .await
-        })?;
-        rows.into_iter()
-            .map(|(name, visibility, role)| {
-                Ok(MyRoom {
-                    name: stored("room", RoomName::parse(&name).ok())?,
-                    visibility: stored("visibility", Visibility::parse(&visibility))?,
-                    role: stored("member role", MemberRole::parse(&role))?,
-                })
-            })
-            .collect()
     }
 
     /// A room's members, ordered by username.
@@ -295,8 +268,10 @@ impl Db {
         role: MemberRole,
     ) -> sqlx::Result<bool> {
         let changed = match was {
+            // The membership and the room's entry in the user's list, together.
             None => on_backend!(self, |pool| {
-                sqlx::query(
+                let mut tx = pool.begin().await?;
+                let added = sqlx::query(
                     "INSERT INTO room_members (room, user_id, role, added_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (room, user_id) DO NOTHING",
                 )
@@ -304,10 +279,17 @@ impl Db {
                 .bind(user)
                 .bind(role.as_str())
                 .bind(now_rfc3339())
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-            })?,
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(super::readstate::ENTER)
+                    .bind(user)
+                    .bind(room.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                added
+            }),
             Some(was) => on_backend!(self, |pool| {
                 sqlx::query(
                     "UPDATE room_members SET role = $1 \
@@ -326,16 +308,25 @@ impl Db {
         Ok(changed == 1)
     }
 
-    /// Takes `user` out of `room`; false when it was not a member.
+    /// Takes `user` out of `room`, with the room's entry (and read marker) in its list;
+    /// false when it was not a member.
     pub async fn remove_member(&self, room: &RoomName, user: Uuid) -> sqlx::Result<bool> {
         let n = on_backend!(self, |pool| {
-            sqlx::query("DELETE FROM room_members WHERE room = $1 AND user_id = $2")
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("DELETE FROM room_members WHERE room = $1 AND user_id = $2")
                 .bind(room.as_str())
                 .bind(user)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM read_markers WHERE room = $1 AND user_id = $2")
+                .bind(room.as_str())
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            n
+        });
         forget_room(self, room);
         Ok(n > 0)
     }
@@ -355,42 +346,5 @@ impl Db {
                 .await
         })?;
         Ok(row.map(|(u,)| u))
-    }
-
-    /// The rooms `user`'s browser keeps joined.
-    pub async fn joined_rooms(&self, user: Uuid) -> sqlx::Result<Vec<RoomName>> {
-        let row: Option<(String,)> = on_backend!(self, |pool| {
-            sqlx::query_as("SELECT rooms FROM joined_rooms WHERE user_id = $1")
-                .bind(user)
-                .fetch_optional(pool)
-                .await
-        })?;
-        let names: Vec<String> = match row {
-            Some((json,)) => serde_json::from_str(&json)
-                .map_err(|e| sqlx::Error::Decode(format!("joined rooms: {e}").into()))?,
-            None => Vec::new(),
-        };
-        // Names stored before a rule changed are dropped rather than failing the page.
-        Ok(names
-            .iter()
-            .filter_map(|n| RoomName::parse(n).ok())
-            .collect())
-    }
-
-    /// Replaces the rooms `user`'s browser keeps joined.
-    pub async fn set_joined_rooms(&self, user: Uuid, rooms: &[RoomName]) -> sqlx::Result<()> {
-        let json = serde_json::to_string(rooms).map_err(|e| sqlx::Error::Encode(e.into()))?;
-        on_backend!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO joined_rooms (user_id, rooms) VALUES ($1, $2) \
-                 ON CONFLICT (user_id) DO UPDATE SET rooms = excluded.rooms",
-            )
-            .bind(user)
-            .bind(json)
-            .execute(pool)
-            .await
-            .map(drop)
-        })?;
-        Ok(())
     }
 }

@@ -9,6 +9,7 @@ mod origin;
 mod reaction;
 mod requests;
 mod room;
+mod search;
 mod token;
 mod user;
 mod webhook;
@@ -23,8 +24,9 @@ pub use names::{
 };
 pub use origin::Origin;
 pub use reaction::{Emoji, MAX_REACTION_USERS, MAX_REACTIONS, Reaction, ReactionAction, Reactions};
-pub use requests::{HistoryQuery, StreamQuery, SubscribeBody, UnsubscribeBody};
+pub use requests::{HistoryQuery, SearchParams, StreamQuery, SubscribeBody, UnsubscribeBody};
 pub use room::{MemberRole, RoomRecord, RoomView, Visibility};
+pub use search::{MAX_QUERY_CHARS, SearchQuery, index_words};
 pub use token::{
     MAX_TOKEN_NAME_CHARS, Secret, TOKEN_PREFIX, TokenName, WEBHOOK_SECRET_PREFIX, hash_secret, hex,
     looks_like_token,
@@ -95,6 +97,9 @@ pub enum ParseError {
         "events is a non-empty list of message, message_edited, message_deleted, reaction, broadcast"
     )]
     WebhookEvents,
+    /// A search query that is not 1-200 characters holding a word.
+    #[error("q is 1-{MAX_QUERY_CHARS} characters holding at least one word (letters or digits)")]
+    SearchQuery,
     /// A webhook's rooms are not null or 1-100 room names.
     #[error("rooms is null (every room) or 1-100 room names")]
     WebhookRooms,

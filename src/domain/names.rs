@@ -9,13 +9,14 @@ use uuid::Uuid;
 use super::ParseError;
 
 /// Reserved event names that a client may not use for custom events.
-pub const RESERVED_EVENTS: [&str; 10] = [
+pub const RESERVED_EVENTS: [&str; 11] = [
     "connected",
     "message",
     "presence",
     "broadcast",
     "error",
     "removed",
+    "read",
     "message_deleted",
     "member",
     "message_edited",

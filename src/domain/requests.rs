@@ -161,3 +161,19 @@ mod tests {
         );
     }
 }
+
+/// Query of `GET /api/search?q=&room=&before=&limit=`. Fields stay raw here; the route
+/// parses `q` into a [`super::SearchQuery`] and checks `limit`'s range.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// The words to find (1..=200 characters holding a word); the last one is a prefix too.
+    pub q: Option<String>,
+    /// Only this room.
+    pub room: Option<String>,
+    /// Only ids below this.
+    pub before: Option<i64>,
+    /// Most results (1..=50, default 20).
+    pub limit: Option<u32>,
+}

@@ -57,7 +57,7 @@ error_codes! {
     InvalidRequest = "invalid_request" => BAD_REQUEST,
     /// a form body of the wrong shape
     InvalidForm = "invalid_form" => BAD_REQUEST,
-    /// a query string of the wrong shape
+    /// a query string of the wrong shape, or a search `q` without a word or over 200 characters
     InvalidQuery = "invalid_query" => BAD_REQUEST,
     /// a path segment of the wrong type
     InvalidPath = "invalid_path" => BAD_REQUEST,
@@ -374,6 +374,7 @@ impl From<ParseError> for ApiError {
             ParseError::WebhookUrl => ErrorCode::InvalidUrl,
             ParseError::WebhookEvents => ErrorCode::InvalidEvent,
             ParseError::WebhookRooms => ErrorCode::InvalidRooms,
+            ParseError::SearchQuery => ErrorCode::InvalidQuery,
         };
         Self::validation(code, e.to_string())
     }

@@ -47,6 +47,7 @@ mod history;
 mod link;
 mod member;
 mod queue;
+mod read;
 mod room;
 mod stream;
 mod subscribe;
@@ -70,6 +71,7 @@ pub use filter::EventFilter;
 pub use history::{History, ReplayBounds};
 pub use link::{NodeLink, PresenceAction, PresenceSink};
 pub use member::MemberChange;
+pub use read::ReadMarker;
 pub use room::{RoomInfo, keep_busiest};
 pub use stream::ConnectionStream;
 pub use subscribe::{

@@ -6,6 +6,7 @@
 
 import { editorFor } from "./edit.js";
 import { plainText, renderBody } from "./format.js";
+import { markSeen } from "./readstate.js";
 import { keepFocus } from "./render.js";
 import {
   GROUP_MS,
@@ -356,7 +357,28 @@ function decorate(li) {
     !newDay &&
     prev.dataset.user === li.dataset.user &&
     Number(li.dataset.ts) - Number(prev.dataset.ts) < GROUP_MS;
-  li.classList.toggle("cont", cont);
+  const divided = newDivider(li, prev);
+  li.classList.toggle("cont", cont && !divided);
+}
+
+/**
+ * Keeps the "New messages" line on the first message above the marker the room had when it
+ * came on screen (and on no other).
+ */
+function newDivider(li, prev) {
+  const room = currentRoom();
+  const at = room ? room.dividerAt : null;
+  const id = Number(li.dataset.id);
+  const first = at !== null && id > at && (!prev || Number(prev.dataset.id) <= at);
+  const line = li.firstElementChild;
+  const has = !!line && line.classList.contains("new-divider");
+  if (first && !has) {
+    const div = document.createElement("div");
+    div.className = "new-divider";
+    div.textContent = "New messages";
+    li.prepend(div);
+  } else if (!first && has) line.remove();
+  return first;
 }
 
 /** Takes a drawn message out, with its separator when it was the day's first. */
@@ -521,6 +543,7 @@ export function messagesAdded(msgs) {
   reconcile();
   $("empty").hidden = room.ids.length > 0;
   renderJump();
+  markSeen();
 }
 
 /** A deleted message of the current room leaves the page. */
@@ -597,6 +620,7 @@ export function onScroll() {
   state.stick = atBottom && (!room || view.toId === null);
   if (state.stick && room && room.ids.length) view.seenTo = room.ids[room.ids.length - 1];
   renderJump();
+  markSeen();
   if (scroller.scrollTop < TOP_SLACK && room) {
     if (!showEarlier()) return "load";
   }

@@ -3,6 +3,7 @@
 // textContent, never as HTML.
 
 import { renderHistoryControls, renderMessages } from "./messages.js";
+import { markSeen, renderTitle } from "./readstate.js";
 import { me, roleIn, state } from "./state.js";
 
 export { renderHistoryControls, renderMessages };
@@ -124,6 +125,7 @@ export function renderRooms() {
   const current = list.querySelector("li.current");
   if (current) scrollIntoList(list, current);
   $("rooms-toggle-count").textContent = unreadTotal() ? ` (${unreadTotal()} unread)` : "";
+  renderTitle(unreadTotal());
 }
 
 function unreadTotal() {
@@ -300,6 +302,7 @@ export function renderRoom() {
   renderPresence();
   renderTyping();
   renderMembers();
+  markSeen();
 }
 
 /** Shows a broadcast in the banner. */

@@ -12,6 +12,7 @@ import {
   refreshDeleteButtons,
   showMessage,
 } from "./messages.js";
+import { notify } from "./readstate.js";
 import { originalChanged, renderReplyBar } from "./reply.js";
 import {
   $,
@@ -44,7 +45,9 @@ export async function loadMyRooms() {
   const before = state.current ? roleIn(state.current) : null;
   try {
     const data = await api("GET", "/api/me/rooms");
-    state.myRooms = new Map(data.rooms.map((r) => [r.name, { visibility: r.visibility, role: r.role }]));
+    // Followed rooms (no role) are in the list but not "My rooms".
+    const mine = data.rooms.filter((r) => r.role !== null);
+    state.myRooms = new Map(mine.map((r) => [r.name, { visibility: r.visibility, role: r.role }]));
   } catch (err) {
     console.warn("my rooms failed", err);
     return;
@@ -181,6 +184,7 @@ export function onMessage(msg, live) {
   const room = state.rooms.get(msg.room);
   if (!room || !room.add(msg)) return;
   clearTyping(room, msg.user.id);
+  if (live && state.countUnread) notify(msg);
   if (msg.room === state.current) {
     messagesAdded([msg]);
   } else if (live && state.countUnread) {
@@ -234,6 +238,9 @@ export function switchRoom(name) {
   const changed = state.current !== name;
   if (changed) state.members = null;
   state.current = name;
+  const opened = state.rooms.get(name);
+  // "New messages" below the marker as it is when the room comes on screen.
+  if (changed) opened.dividerAt = opened.unread > 0 ? opened.lastReadId : null;
   saveJoined();
   renderRoom();
   renderReplyBar();

@@ -1,5 +1,6 @@
 // The page's state: the one object every module reads and writes, the limits it keeps to,
-// and the joined rooms as saved on the server (per user, every device) and in localStorage.
+// and the joined rooms: the user's room list on the server (follows, the same on every
+// device, with each room's read marker), mirrored in localStorage.
 
 import { api } from "./api.js";
 
@@ -17,7 +18,7 @@ export const TYPING_SEND_MS = 3000;
 export const TYPING_SHOW_MS = 4000;
 /** How long to wait before starting over when the browser gives up on the EventSource. */
 export const RECONNECT_MS = 3000;
-/** Joins and leaves within this long are saved to the server in one `PUT /api/me/joined`. */
+/** Joins and leaves within this long are sent to the server together (follow/unfollow). */
 export const SAVE_JOINED_MS = 500;
 
 /** Most messages of the room on screen kept in the page at once; farther ones are dropped
@@ -82,6 +83,8 @@ export class RoomState {
     this.typing = new Map(); // user id -> {username, timer}
     this.unread = 0;
     this.mentioned = false; // an unread message mentions the user
+    this.lastReadId = 0; // the read marker, as the server keeps it for every device
+    this.dividerAt = null; // the marker when the room came on screen: "New messages" below it
   }
 
   /** The id of the oldest message in, or null. */
@@ -292,23 +295,28 @@ function localJoined() {
 }
 
 /**
- * The joined rooms to start with: this browser's list when it has changes the server never
- * confirmed (a reload right after a join, before the save went out); else the server's list
- * (`GET /api/me/joined`, the same on every device) when it has one; else what this browser
- * saved (a server without the route, or a user whose list was only ever kept here); else
- * `general`.
+ * The joined rooms to start with: the user's room list on the server (`GET /api/me/rooms`,
+ * the same on every device), with each room's read state; this browser's copy when the
+ * server cannot be read; else `general`. Returns `[{name, last_read_id, unread, mentions}]`.
  */
 export async function loadJoined() {
   const local = localJoined();
-  if (local && local.length && localStorage.getItem(unsavedKey)) return local;
+  // A reload right after a join, before the follow went out: this browser's list wins.
+  const pending = local && local.length && localStorage.getItem(unsavedKey);
+  const blank = (name) => ({ name, last_read_id: 0, unread: 0, mentions: 0 });
   try {
-    const data = await api("GET", "/api/me/joined");
-    const names = cleanNames(data && data.rooms);
-    if (names && names.length) return names;
+    const data = await api("GET", "/api/me/rooms");
+    const rooms = data.rooms.filter((r) => ROOM_RE.test(r.name)).slice(0, MAX_ROOMS);
+    followed = new Set(rooms.map((r) => r.name));
+    if (pending) {
+      const known = new Map(rooms.map((r) => [r.name, r]));
+      return local.map((name) => known.get(name) || blank(name));
+    }
+    if (rooms.length) return rooms;
   } catch (err) {
-    console.warn("joined rooms: using this browser's copy", err);
+    console.warn("room list: using this browser's copy", err);
   }
-  return local || ["general"];
+  return (local || ["general"]).map(blank);
 }
 
 /** The room the last visit had on screen, or null. */
@@ -317,12 +325,13 @@ export function loadCurrent() {
 }
 
 let saveTimer = null;
+/** The rooms the server's list holds, as far as this page knows. */
+let followed = new Set();
 
 /**
- * Saves the joined rooms and the one on screen for the next visit: at once in this browser,
- * and on the server (for every device) once the joins and leaves of `SAVE_JOINED_MS` settle.
- * The server hears only of changes, unless `force` (the start, which may have read the list
- * from this browser because the server had none).
+ * Saves the joined rooms and the one on screen: at once in this browser, and on the server
+ * (follow each room joined, unfollow each room left) once the joins and leaves of
+ * `SAVE_JOINED_MS` settle. `force` (the start) follows every joined room.
  */
 export function saveJoined(force = false) {
   const names = [...state.rooms.keys()];
@@ -331,17 +340,27 @@ export function saveJoined(force = false) {
   localStorage.setItem(storeKey, list);
   if (state.current) localStorage.setItem(currentKey, state.current);
   if (!changed && !force) return;
-  // The start (force) saves what it just loaded: not a change of this browser's own.
   if (changed && !force) localStorage.setItem(unsavedKey, "1");
   clearTimeout(saveTimer);
   saveTimer = setTimeout(() => {
-    const rooms = [...state.rooms.keys()];
-    api("PUT", "/api/me/joined", { rooms })
+    const now = new Set(state.rooms.keys());
+    const sent = [];
+    for (const name of now) {
+      if (followed.has(name)) continue;
+      followed.add(name);
+      sent.push(api("PUT", `/api/me/rooms/${name}`));
+    }
+    for (const name of [...followed]) {
+      if (now.has(name)) continue;
+      followed.delete(name);
+      sent.push(api("DELETE", `/api/me/rooms/${name}`));
+    }
+    Promise.all(sent)
       .then(() => {
         // Unless the list changed again meanwhile (its own save is on the way).
-        if (localStorage.getItem(storeKey) === JSON.stringify(rooms)) localStorage.removeItem(unsavedKey);
+        if (localStorage.getItem(storeKey) === JSON.stringify([...now])) localStorage.removeItem(unsavedKey);
       })
-      .catch((err) => console.warn("saving the joined rooms failed", err));
+      .catch((err) => console.warn("saving the room list failed", err));
   }, SAVE_JOINED_MS);
 }
 

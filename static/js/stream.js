@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import { retryNow } from "./outbox.js";
+import { onRead } from "./readstate.js";
 import { renderHistoryControls, renderMyRooms, setConn, showJoinError, showNotice } from "./render.js";
 import {
   forgetRoom,
@@ -97,6 +98,7 @@ export function connect() {
     onRemoved(ev);
   });
   mine.addEventListener("member", (e) => onMember(JSON.parse(e.data)));
+  mine.addEventListener("read", (e) => onRead(JSON.parse(e.data)));
   mine.addEventListener("presence", (e) => onPresence(JSON.parse(e.data)));
   mine.addEventListener("typing", (e) => onTyping(JSON.parse(e.data)));
   mine.addEventListener("error", () => {

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::{Backend, Db, messages::kind, now_rfc3339};
 use crate::domain::{
     Emoji, EventKind, MAX_REACTION_USERS, MAX_REACTIONS, MessageBody, MessageState, Reaction,
-    ReactionAction, ReplyTo, RoomName, StoredMessage, UserRef,
+    ReactionAction, ReplyTo, RoomName, StoredMessage, UserRef, index_words,
 };
 
 /// A change waiting to be appended.
@@ -184,6 +184,8 @@ struct Edit<'a> {
     body: &'a str,
     edited_at: &'a str,
     mentions: Option<String>,
+    /// The new body's words, for the search index.
+    words: Vec<String>,
 }
 
 /// Columns of an event's row besides id, room, user, body and time.
@@ -194,6 +196,8 @@ struct Columns<'a> {
     mentions: Option<String>,
     emoji: Option<&'a str>,
     reaction_count: Option<i64>,
+    /// A room message's words, for the search index (`None`: not indexed).
+    words: Option<Vec<String>>,
 }
 
 /// A list of users as stored (`None` for none).
@@ -212,11 +216,16 @@ fn columns(e: &StoredMessage) -> anyhow::Result<Columns<'_>> {
         mentions: None,
         emoji: None,
         reaction_count: None,
+        words: None,
     };
     match &e.kind {
         EventKind::Message(state) => {
             c.reply_to = state.reply_to.as_ref().map(|r| r.id);
             c.mentions = users_json(&state.mentions)?;
+            // Room messages are searched; broadcasts are not.
+            if e.room.is_some() {
+                c.words = Some(index_words(&e.body));
+            }
         }
         EventKind::Deleted { .. } => c.kind = kind::DELETED,
         EventKind::Edited { mentions, .. } => {
@@ -394,6 +403,7 @@ async fn edit(tx: &mut impl LogTx, post: &NewPost, sent_at: &str) -> anyhow::Res
             body: body.as_str(),
             edited_at: sent_at,
             mentions: users_json(mentions)?,
+            words: index_words(body.as_str()),
         })
         .await?;
     if !edited {

@@ -68,7 +68,8 @@ impl LogTx for PgTx<'_> {
 
     async fn edit_message(&mut self, e: &Edit<'_>) -> anyhow::Result<bool> {
         let n = sqlx::query(
-            "UPDATE messages SET body = $1, edited_at = $2, mentions = $3 \
+            "UPDATE messages SET body = $1, edited_at = $2, mentions = $3, \
+             words = array_to_tsvector($7) \
              WHERE id = $4 AND room = $5 AND kind = 0 AND user_id = $6",
         )
         .bind(e.body.as_bytes())
@@ -77,6 +78,7 @@ impl LogTx for PgTx<'_> {
         .bind(e.message_id)
         .bind(e.room.as_str())
         .bind(e.author)
+        .bind(&e.words)
         .execute(&mut *self.conn)
         .await?
         .rows_affected();
@@ -198,7 +200,7 @@ impl LogTx for PgTx<'_> {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut q = QueryBuilder::<sqlx::Postgres>::new(
             "INSERT INTO messages (id, room, user_id, body, sent_at, kind, about, reply_to, \
-             mentions, emoji, reaction_count) ",
+             mentions, emoji, reaction_count, words) ",
         );
         q.push_values(&rows, |mut row, (e, c)| {
             row.push_bind(e.id)
@@ -211,7 +213,10 @@ impl LogTx for PgTx<'_> {
                 .push_bind(c.reply_to)
                 .push_bind(c.mentions.clone())
                 .push_bind(c.emoji.map(str::to_owned))
-                .push_bind(c.reaction_count);
+                .push_bind(c.reaction_count)
+                .push("array_to_tsvector(")
+                .push_bind_unseparated(c.words.clone())
+                .push_unseparated(")");
         });
         q.build().execute(&mut *self.conn).await?;
         Ok(())

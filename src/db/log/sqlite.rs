@@ -45,6 +45,14 @@ fn uuid(bytes: Vec<u8>) -> rusqlite::Result<Uuid> {
     Uuid::from_slice(&bytes).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
+/// Adds message `id`'s words to the search index (space-separated: the `ascii` tokenizer
+/// splits on ASCII separators only, and a word holds none).
+fn index(conn: &Connection, id: i64, words: &[String]) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO message_words (rowid, words) VALUES ($1, $2)")?
+        .execute(params![id, words.join(" ")])?;
+    Ok(())
+}
+
 impl LogTx for SqliteTx<'_> {
     async fn lock(&mut self, _ids: &[i64]) -> anyhow::Result<()> {
         // `BEGIN IMMEDIATE` holds the database's one write lock already.
@@ -65,6 +73,9 @@ impl LogTx for SqliteTx<'_> {
         self.conn
             .prepare_cached("DELETE FROM reactions WHERE message_id = $1")?
             .execute([id])?;
+        self.conn
+            .prepare_cached("DELETE FROM message_words WHERE rowid = $1")?
+            .execute([id])?;
         Ok(true)
     }
 
@@ -83,6 +94,13 @@ impl LogTx for SqliteTx<'_> {
                 e.room.as_str(),
                 blob(&e.author)
             ])?;
+        if n == 1 {
+            // The index holds the current body only.
+            self.conn
+                .prepare_cached("DELETE FROM message_words WHERE rowid = $1")?
+                .execute([e.message_id])?;
+            index(self.conn, e.message_id, &e.words)?;
+        }
         Ok(n == 1)
     }
 
@@ -193,7 +211,11 @@ impl LogTx for SqliteTx<'_> {
                 c.emoji,
                 c.reaction_count,
             ])?;
+            let words = c.words;
             event.id = self.conn.last_insert_rowid();
+            if let Some(words) = words {
+                index(self.conn, event.id, &words)?;
+            }
         }
         Ok(())
     }

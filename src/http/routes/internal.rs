@@ -44,6 +44,7 @@ pub async fn call(
             closed(state.hub.remove_member(&room, user, by.as_ref()))
         }
         Op::Member { change, to_user } => closed(state.hub.announce_member(&change, to_user)),
+        Op::Read { user, marker } => closed(state.hub.announce_read(user, &marker)),
         Op::Stats => HttpResponse::Ok().json(state.cluster.node_stats()),
         Op::Rooms => HttpResponse::Ok().json(state.hub.rooms()),
         Op::Presence => HttpResponse::Ok().json(state.hub.local_presence()),

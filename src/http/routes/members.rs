@@ -1,5 +1,5 @@
 //! Created rooms, their members and moderation: create, list mine, members, add/change,
-//! remove/leave, delete a message, and the rooms a user's browser keeps joined.
+//! remove/leave, delete a message.
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::{
     access::{RoomActor, VisibleRoom},
     json::Json,
-    replies::{CreatedRoomReply, JoinedReply, MemberJson, MemberReply, MembersReply, MyRoomsReply},
+    replies::{CreatedRoomReply, MemberJson, MemberReply, MembersReply},
 };
 use crate::{
     db::CreateRoomError,
@@ -15,7 +15,7 @@ use crate::{
     http::auth::CurrentUser,
     http::error::{ApiError, ErrorCode},
     http::state::AppState,
-    hub::{MemberChange, parse_rooms},
+    hub::MemberChange,
 };
 
 /// Body of `POST /api/rooms`.
@@ -78,19 +78,6 @@ pub async fn create(
         }
     }
     Ok(HttpResponse::Created().json(CreatedRoomReply { room: &room }))
-}
-
-/// `GET /api/me/rooms`: rooms the caller created or was added to.
-#[utoipa::path(
-    get, path = "/api/me/rooms", tag = "rooms", security(("session" = [])),
-    responses((status = 200, body = MyRoomsReply, description = "The rooms the caller created or was added to"))
-)]
-pub async fn mine(
-    state: web::Data<AppState>,
-    current: CurrentUser,
-) -> Result<HttpResponse, ApiError> {
-    let rooms = state.db.my_rooms(current.user.id).await?;
-    Ok(HttpResponse::Ok().json(MyRoomsReply { rooms }))
 }
 
 /// `GET /api/rooms/{room}/members`, ordered by username (none for an implicit room).
@@ -296,46 +283,4 @@ pub async fn delete_message(
     let by = actor.user.as_ref().map(UserRef::from);
     super::answered_here(state.writer.delete(actor.view.name, by, id)).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// `GET /api/me/joined` → `{"rooms"}`: the rooms the caller's browser keeps joined.
-#[utoipa::path(
-    get, path = "/api/me/joined", tag = "rooms", security(("session" = [])),
-    responses((status = 200, body = JoinedReply, description = "The rooms kept joined"))
-)]
-pub async fn joined(
-    state: web::Data<AppState>,
-    current: CurrentUser,
-) -> Result<HttpResponse, ApiError> {
-    let rooms = state.db.joined_rooms(current.user.id).await?;
-    Ok(HttpResponse::Ok().json(JoinedReply { rooms: &rooms }))
-}
-
-/// Body of `PUT /api/me/joined`.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Joined {
-    rooms: Vec<String>,
-}
-
-/// `PUT /api/me/joined` `{"rooms"}` → `200 {"rooms"}` (at most 100).
-#[utoipa::path(
-    put, path = "/api/me/joined", tag = "rooms", security(("session" = [])), request_body = Joined,
-    responses(
-        (status = 200, body = JoinedReply, description = "The rooms kept joined, as stored"),
-        (status = 400, description = "`invalid_room`, `too_many_rooms`"),
-    )
-)]
-pub async fn set_joined(
-    state: web::Data<AppState>,
-    current: CurrentUser,
-    body: Json<Joined>,
-) -> Result<HttpResponse, ApiError> {
-    let rooms = if body.rooms.is_empty() {
-        Vec::new()
-    } else {
-        parse_rooms(&body.rooms)?
-    };
-    state.db.set_joined_rooms(current.user.id, &rooms).await?;
-    Ok(HttpResponse::Ok().json(JoinedReply { rooms: &rooms }))
 }

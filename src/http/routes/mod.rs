@@ -11,6 +11,7 @@ mod json;
 mod members;
 mod openapi;
 mod pages;
+mod readstate;
 mod relay;
 mod replies;
 mod rooms;
@@ -48,18 +49,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/login").post(accounts::login))
                 .service(web::resource("/logout").post(accounts::logout))
                 .service(web::resource("/me").get(accounts::me))
-                .service(web::resource("/me/rooms").get(members::mine))
+                .service(web::resource("/me/rooms").get(readstate::list))
+                .service(
+                    web::resource("/me/rooms/{room}")
+                        .put(readstate::follow)
+                        .delete(readstate::unfollow),
+                )
                 .service(
                     web::resource("/me/tokens")
                         .get(tokens::list)
                         .post(tokens::create),
                 )
                 .service(web::resource("/me/tokens/{id}").delete(tokens::revoke))
-                .service(
-                    web::resource("/me/joined")
-                        .get(members::joined)
-                        .put(members::set_joined),
-                )
                 .service(web::resource("/events").get(events::open))
                 .service(web::resource("/subscribe").post(events::subscribe))
                 .service(web::resource("/unsubscribe").post(events::unsubscribe))
@@ -75,6 +76,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .get(rooms::history)
                         .post(rooms::post_message),
                 )
+                .service(web::resource("/rooms/{room}/read").put(readstate::read))
+                .service(web::resource("/search").get(readstate::search))
                 .service(web::resource("/rooms/{room}/members").get(members::list))
                 .service(
                     web::resource("/rooms/{room}/members/{username}")

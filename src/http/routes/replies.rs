@@ -112,11 +112,34 @@ pub struct CreatedRoomReply<'a> {
     pub room: &'a RoomRecord,
 }
 
-/// `{"rooms": [{"name","visibility","role"}]}`.
+/// `{"rooms": [MyRoom]}`: the caller's room list, ordered by name.
 #[derive(Serialize, ToSchema)]
 pub struct MyRoomsReply {
-    /// The rooms the caller created or was added to.
+    /// The rooms the caller created, was added to or follows, with their read state.
     pub rooms: Vec<MyRoom>,
+}
+
+/// `{"room": MyRoom}`: one room of the caller's list.
+#[derive(Serialize, ToSchema)]
+pub struct MyRoomReply {
+    /// The room with its read state.
+    pub room: MyRoom,
+}
+
+/// One search result: the message as it is now and where its matched words are.
+#[derive(Serialize, ToSchema)]
+pub struct SearchHit<'a> {
+    /// The message.
+    pub message: MessageJson<'a>,
+    /// `[start, end)` code-point offsets in `message.body` of every matched word, ascending.
+    pub matches: Vec<[usize; 2]>,
+}
+
+/// `{"results": [{"message","matches"}]}`, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct SearchReply<'a> {
+    /// The matching messages.
+    pub results: Vec<SearchHit<'a>>,
 }
 
 /// `{"room", "members": [{"id","username","role"}]}`, ordered by username.
@@ -144,13 +167,6 @@ pub struct MemberJson<'a> {
     pub username: &'a str,
     /// Its role in the room.
     pub role: MemberRole,
-}
-
-/// `{"rooms": [name]}`: the rooms a user's browser keeps joined.
-#[derive(Serialize, ToSchema)]
-pub struct JoinedReply<'a> {
-    /// Room names.
-    pub rooms: &'a [RoomName],
 }
 
 /// The contract's `Token`: never its secret.

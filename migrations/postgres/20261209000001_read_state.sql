@@ -1,0 +1,40 @@
+-- A user's room list and its read markers: one row per room in the list (created, added
+-- to as a member, or followed). Keyed by user, removed with the account.
+CREATE TABLE read_markers (
+    user_id      UUID NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    room         TEXT COLLATE "C" NOT NULL,
+    last_read_id BIGINT NOT NULL,                 -- messages up to this id are read
+    PRIMARY KEY (user_id, room)
+);
+
+-- The messages that mention someone, per room: a mention count reads only these.
+CREATE INDEX messages_room_mentions ON messages (room, id) WHERE kind = 0 AND mentions IS NOT NULL;
+
+-- Every room a user is a member of is in its list, marker at the room's newest message.
+INSERT INTO read_markers (user_id, room, last_read_id)
+SELECT mb.user_id, mb.room,
+       COALESCE((SELECT MAX(m.id) FROM messages m WHERE m.room = mb.room AND m.kind = 0), 0)
+FROM room_members mb
+ON CONFLICT (user_id, room) DO NOTHING;
+
+-- The rooms a browser kept joined (`/api/me/joined`, retired) become follows, but private
+-- rooms the user is no member of.
+INSERT INTO read_markers (user_id, room, last_read_id)
+SELECT j.user_id, e.value,
+       COALESCE((SELECT MAX(m.id) FROM messages m WHERE m.room = e.value AND m.kind = 0), 0)
+FROM joined_rooms j, json_array_elements_text(j.rooms::json) AS e (value)
+WHERE NOT EXISTS (SELECT 1 FROM rooms r WHERE r.name = e.value AND r.visibility = 'private')
+ON CONFLICT (user_id, room) DO NOTHING;
+
+-- Full-text search: the words of each room message's current body (lower-cased runs of
+-- Unicode letters and digits, split by the server, so both backends agree), set by the
+-- writer in the statement that stores the body. The `simple` lexemes are the words as
+-- given: no stemming, no stop words.
+ALTER TABLE messages ADD COLUMN words TSVECTOR;
+CREATE INDEX messages_words ON messages USING GIN (words);
+
+-- Present until the server has indexed the messages stored before this migration.
+CREATE TABLE search_backfill (
+    id INT PRIMARY KEY CHECK (id = 1)
+);
+INSERT INTO search_backfill (id) VALUES (1);
