@@ -14,6 +14,7 @@ mod cluster;
 mod conversation;
 mod errors;
 mod faults;
+mod leaving;
 mod limits;
 mod moderation;
 mod one_step;
