@@ -311,6 +311,14 @@ pub struct HistorySettings {
     pub replay_limit: u32,
     /// Most bytes of frames one subscribe replays.
     pub replay_bytes: usize,
+    /// Days every stored event is kept (0: forever).
+    pub retain_days: u32,
+    /// Messages kept per room, the newest (0: no cap).
+    pub retain_per_room: u32,
+    /// Seconds between retention sweeps.
+    pub sweep_secs: u64,
+    /// Messages one sweep transaction deletes at most.
+    pub sweep_batch: u32,
 }
 
 /// `[limits]`

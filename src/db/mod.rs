@@ -36,6 +36,7 @@ mod cache;
 mod log;
 mod messages;
 pub mod nodes;
+mod retention;
 mod rooms;
 mod sessions;
 mod sqlite;
@@ -55,6 +56,7 @@ use sqlx::{
 
 pub use log::{Appended, MessageLog, NewPost};
 pub use messages::Page;
+pub use retention::{Retention, Swept};
 pub use rooms::{CreateRoomError, Member, MyRoom};
 pub use sessions::SqlSessionStore;
 pub use tokens::{CreateTokenError, TokenOwner, TokenRecord};

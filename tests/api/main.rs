@@ -22,6 +22,7 @@ mod pages;
 mod private;
 mod replay;
 mod resume;
+mod retention;
 mod rooms;
 mod security;
 mod stream;
