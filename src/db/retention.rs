@@ -343,7 +343,9 @@ mod tests {
             );
             let r = RoomName::parse("r").expect("room");
             assert!(
-                t.db.swept_after(std::slice::from_ref(&r), 4).await.expect("mark"),
+                t.db.swept_after(std::slice::from_ref(&r), 4)
+                    .await
+                    .expect("mark"),
                 "{}",
                 t.backend
             );

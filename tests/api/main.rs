@@ -9,6 +9,7 @@ mod sse;
 
 mod accounts;
 mod admin;
+mod backup;
 mod bodies;
 mod cluster;
 mod conversation;
