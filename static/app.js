@@ -66,6 +66,7 @@ import {
   state,
 } from "./js/state.js";
 import { closeStream, connect, streamClosed, syncRooms } from "./js/stream.js";
+import "./js/settings.js";
 import "./js/tokens.js";
 
 // ---------------------------------------------------------------------------------------
