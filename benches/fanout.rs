@@ -66,7 +66,7 @@ async fn subscribed_stream(
 ) -> ConnectionStream {
     let user = UserRef {
         id: Uuid::new_v4(),
-        username: format!("user{i}").into(),
+        username: Some(format!("user{i}").into()),
     };
     let stream = hub
         .connect(user.clone(), Uuid::new_v4(), None)

@@ -2822,6 +2822,60 @@ step("search, keyboard only: `/`, type, Enter, Tab to a result, Enter opens it i
   await alice.page.waitForFunction((id) => document.activeElement?.dataset?.id === String(id), id);
   assert.ok(await li.isVisible(), "the message is in sight");
   await alice.page.screenshot({ path: join(SHOTS, "search-opened.png") });
+step("settings: deleting one's account asks for the password, by keyboard; its messages then show as from a deleted user", async (t) => {
+  const room = unique("leave-");
+  const alice = await newUser(t, "alice");
+  const bob = await newUser(t, "bob");
+  await joinRoom(alice.page, room);
+  await joinRoom(bob.page, room);
+  await say(bob.page, "bye all");
+  await message(alice.page, "bye all").waitFor();
+  const page = bob.page;
+
+  // Opened from the keyboard; the focus starts on the one action.
+  await page.getByRole("button", { name: "Settings" }).focus();
+  await page.keyboard.press("Enter");
+  const dialog = page.getByRole("dialog", { name: "Settings" });
+  await dialog.waitFor();
+  assert.equal(await focused(page), "BUTTON#account-delete-start", "the focus starts on Delete my account…");
+  await page.keyboard.press("Enter");
+  assert.equal(await focused(page), "INPUT#account-delete-password", "the confirmation asks for the password");
+
+  // Nothing typed, then a wrong password: refused next to the field, still logged in.
+  await page.keyboard.press("Enter");
+  await dialog.locator("#account-delete-error", { hasText: "Type your password" }).waitFor();
+  await page.keyboard.type("not-my-password");
+  await page.keyboard.press("Enter");
+  await dialog.locator("#account-delete-error", { hasText: "not your password" }).waitFor();
+  assert.equal(await dialog.locator("#account-delete-password").getAttribute("aria-invalid"), "true");
+  assert.equal(new URL(page.url()).pathname, "/", "a wrong password leaves the page where it was");
+  await axeCheck(page, "the settings dialog asking for the password");
+  await page.screenshot({ path: join(SHOTS, "delete-account-desktop-1280x800.png") });
+
+  // Cancel puts everything back, the focus on the button that opened the question.
+  await dialog.getByRole("button", { name: "Cancel" }).focus();
+  await page.keyboard.press("Enter");
+  assert.equal(await focused(page), "BUTTON#account-delete-start", "focus back on Delete my account…");
+  assert.equal(await dialog.locator("#account-delete-form").isHidden(), true, "the question is gone");
+
+  // The right password: the account goes and the page says so on the login page.
+  await page.keyboard.press("Enter");
+  await page.keyboard.type(PASSWORD);
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/\/login\?reason=account_deleted/);
+  await page.locator("#login-notice", { hasText: "Your account is deleted" }).waitFor();
+  const gone = await pageApi(alice.page, "GET", `/api/rooms/${room}/messages`);
+  const kept = gone.body.messages.find((m) => m.body === "bye all");
+  assert.ok(kept, "the message stays");
+  assert.equal(kept.user.username, null, "its author has no name any more");
+
+  // Alice, reading the room again, sees it from a deleted user.
+  await alice.page.reload();
+  await waitLive(alice.page);
+  const msg = message(alice.page, "bye all");
+  await msg.waitFor();
+  await msg.locator(".deleted-user", { hasText: "deleted user" }).waitFor();
+  await axeCheck(alice.page, "a message from a deleted user");
 });
 
 step("no script errors and no CSP violations on any page", () => {

@@ -70,6 +70,10 @@ impl History for Db {
             .await?)
     }
 
+    async fn swept_after(&self, rooms: &[RoomName], after: i64) -> anyhow::Result<bool> {
+        Ok(Db::swept_after(self, rooms, after).await?)
+    }
+
     async fn recent(
         &self,
         room: &RoomName,

@@ -14,6 +14,12 @@ use crate::{
     writer::{WriteError, Writer},
 };
 
+/// Most reactions an account deletion reads at once to take back.
+const TAKE_BACK_BATCH: u32 = 500;
+/// Rounds of [`TAKE_BACK_BATCH`] reads before the account's row goes regardless: a bound on
+/// how long a deletion takes (what is left goes with the row by `ON DELETE CASCADE`).
+const PASSES: usize = 100;
+
 /// Why a change to the conversation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConversationError {
@@ -116,6 +122,38 @@ impl<'a> Conversation<'a> {
                 Err(WriteError::Failed.into())
             }
         }
+    }
+
+    /// Deletes `user`'s account. Its reactions are taken back first, each through the
+    /// writer as if it had taken them back itself: every message's list shrinks and a
+    /// `reaction` event (remove) is stored and sent, so history, replay and live streams
+    /// agree on the counts. Then the account's row goes (see [`Db::delete_user`]); its
+    /// messages stay, their author's name `null`. False when there was no such account.
+    pub async fn delete_account(&self, user: &User) -> Result<bool, ConversationError> {
+        let by = UserRef::from(user);
+        // A reaction added while these are taken back is taken back on the next pass; one
+        // added after the last pass goes with the row (a request racing its own account's
+        // deletion), leaving at worst one stale count.
+        for _ in 0..PASSES {
+            let held = self.db.reactions_held(user.id, TAKE_BACK_BATCH).await?;
+            if held.is_empty() {
+                break;
+            }
+            for (room, message_id, emoji) in held {
+                let reaction = NewPost::Reaction {
+                    room,
+                    by: by.clone(),
+                    message_id,
+                    emoji,
+                    action: ReactionAction::Remove,
+                };
+                match self.writer.submit(reaction).await {
+                    Ok(_) | Err(WriteError::Gone) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(self.db.delete_user(user.id).await?)
     }
 
     /// The users `body` mentions who may read `room`.

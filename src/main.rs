@@ -1,4 +1,4 @@
-//! The `roomcast` command: serve (default), migrate, and user administration.
+//! The `roomcast` command: serve (default), migrate, back up, and user administration.
 
 use std::{io::Read, process::ExitCode};
 
@@ -30,6 +30,13 @@ enum Command {
     Serve,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database to the new file PATH, safe while
+    /// servers write; serving that file as `database.url` restores it. On PostgreSQL it
+    /// says to use pg_dump and exits 2.
+    Backup {
+        /// The file to create.
+        path: std::path::PathBuf,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -83,7 +90,7 @@ async fn main() -> ExitCode {
     };
     telemetry::init_tracing(&settings.log.filter);
     match run(cli.command.unwrap_or(Command::Serve), settings).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("roomcast: {e:#}");
             ExitCode::FAILURE
@@ -91,22 +98,52 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+/// `roomcast backup PATH`: 0 when the copy is written, 1 when it failed, 2 on PostgreSQL.
+async fn backup(settings: &Settings, path: &std::path::Path) -> ExitCode {
+    let done = async {
+        let db = Db::open(&settings.database).await?;
+        let written = db.backup_to(path).await;
+        db.close().await;
+        written
+    };
+    match done.await {
+        Ok(true) => {
+            println!("backup written to {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!(
+                "roomcast: the database is PostgreSQL: back it up with pg_dump \
+                 (pg_dump -Fc -f roomcast.dump <database>; restore with pg_restore), see the README"
+            );
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("roomcast: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve => {
             let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "roomcast listening");
-            app.run_until_stopped().await
+            app.run_until_stopped().await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
             Db::connect(&settings.database).await?;
             println!("database is up to date");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::User { command } => {
             let db = Db::connect(&settings.database).await?;
-            user_command(&db, &settings, command).await
+            user_command(&db, &settings, command).await?;
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Backup { path } => Ok(backup(&settings, &path).await),
     }
 }
 

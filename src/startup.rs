@@ -26,7 +26,7 @@ use crate::{
     broker::Waking,
     cluster::{self, Cluster},
     config::Settings,
-    db::{Db, SqlSessionStore},
+    db::{Db, Retention, SqlSessionStore},
     http::auth,
     http::error,
     http::ratelimit::Limits,
@@ -94,6 +94,7 @@ impl Application {
             limits.clone(),
             cluster.clone(),
             Duration::from_secs(settings.session.purge_interval_secs),
+            retention(&settings),
         );
         transport::ensure_fd_budget(settings.server.max_connections, settings.limits.max_streams)?;
         let stream_writers = LiveWriters::default();
@@ -334,12 +335,25 @@ struct Housekeeping {
 }
 
 impl Housekeeping {
-    fn start(db: Db, limits: Arc<Limits>, cluster: Arc<Cluster>, purge_every: Duration) -> Self {
+    fn start(
+        db: Db,
+        limits: Arc<Limits>,
+        cluster: Arc<Cluster>,
+        purge_every: Duration,
+        retention: (Retention, Duration),
+    ) -> Self {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let mut stopped = stopped;
+            let chores = async {
+                // Side by side, so a long sweep delays no session purge.
+                tokio::join!(
+                    housekeeping(db.clone(), limits, cluster, purge_every),
+                    sweeping(db, retention.0, retention.1),
+                );
+            };
             tokio::select! {
-                () = housekeeping(db, limits, cluster, purge_every) => {}
+                () = chores => {}
                 _ = stopped.wait_for(|s| *s) => {}
             }
         });
@@ -372,6 +386,42 @@ async fn housekeeping(db: Db, limits: Arc<Limits>, cluster: Arc<Cluster>, purge_
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
             },
+        }
+    }
+}
+
+/// The retention policy and the time between sweeps, from `[history]`.
+fn retention(settings: &Settings) -> (Retention, Duration) {
+    let h = &settings.history;
+    let policy = Retention {
+        retain_days: h.retain_days,
+        retain_per_room: h.retain_per_room,
+        batch: h.sweep_batch,
+    };
+    (policy, Duration::from_secs(h.sweep_secs))
+}
+
+/// Every `every`: a retention sweep (nothing at all when retention keeps everything). A
+/// failed sweep is logged and tried again next time; on a cluster a node that finds
+/// another sweeping skips its turn.
+async fn sweeping(db: Db, policy: Retention, every: Duration) {
+    if !policy.is_active() {
+        return;
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let started = std::time::Instant::now();
+        match db.sweep(policy).await {
+            Ok(Some(swept)) if swept.events > 0 => tracing::info!(
+                events = swept.events,
+                batches = swept.batches,
+                ms = started.elapsed().as_millis() as u64,
+                "retention sweep"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "retention sweep failed"),
         }
     }
 }

@@ -68,6 +68,7 @@ import {
 import { askToNotify, markSeen, renderNotifyButton } from "./js/readstate.js";
 import { closeSearch, runSearch } from "./js/search.js";
 import { closeStream, connect, streamClosed, syncRooms } from "./js/stream.js";
+import "./js/settings.js";
 import "./js/tokens.js";
 
 // ---------------------------------------------------------------------------------------

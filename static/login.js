@@ -6,6 +6,7 @@ const REASONS = {
   session_ended:
     "Your session has ended: it expired, was closed by the server or an administrator, " +
     "or the server's keys changed. Log in again to continue.",
+  account_deleted: "Your account is deleted. Its messages stay, shown as from a deleted user.",
 };
 
 const reason = new URLSearchParams(location.search).get("reason");

@@ -209,7 +209,7 @@ mod tests {
     fn user(name: &str) -> UserRef {
         UserRef {
             id: Uuid::new_v4(),
-            username: name.into(),
+            username: Some(name.into()),
         }
     }
 

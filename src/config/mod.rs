@@ -314,6 +314,14 @@ pub struct HistorySettings {
     pub replay_limit: u32,
     /// Most bytes of frames one subscribe replays.
     pub replay_bytes: usize,
+    /// Days every stored event is kept (0: forever).
+    pub retain_days: u32,
+    /// Messages kept per room, the newest (0: no cap).
+    pub retain_per_room: u32,
+    /// Seconds between retention sweeps.
+    pub sweep_secs: u64,
+    /// Messages one sweep transaction deletes at most.
+    pub sweep_batch: u32,
 }
 
 /// `[limits]`
@@ -495,6 +503,15 @@ mod tests {
         assert_eq!(s.sse.heartbeat_secs, 15);
         assert_eq!(s.sse.queue_capacity, 1024);
         assert_eq!(s.history.replay_limit, 1000);
+        assert_eq!(
+            (
+                s.history.retain_days,
+                s.history.retain_per_room,
+                s.history.sweep_secs
+            ),
+            (0, 0, 60),
+            "retention keeps everything by default"
+        );
         assert_eq!(s.history.replay_bytes, 1 << 20);
         assert_eq!(s.limits.body_bytes, 16384);
         assert_eq!(s.limits.message_chars, 4000);
@@ -579,6 +596,23 @@ mod tests {
         s.database.url = "mysql://chat@db.internal/chat".to_owned();
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("database.url"), "error was: {e}");
+    }
+
+    #[test]
+    fn retention_settings_out_of_range_are_refused_naming_their_key() {
+        type Spoil = fn(&mut Settings);
+        let cases: [(&str, Spoil); 4] = [
+            ("history.sweep_secs", |s| s.history.sweep_secs = 0),
+            ("history.sweep_batch", |s| s.history.sweep_batch = 0),
+            ("history.sweep_batch", |s| s.history.sweep_batch = 10_001),
+            ("history.retain_days", |s| s.history.retain_days = 36_501),
+        ];
+        for (key, spoil) in cases {
+            let mut s = Settings::defaults();
+            spoil(&mut s);
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
     }
 
     #[test]

@@ -162,7 +162,15 @@ impl MetricsSettings {
 impl HistorySettings {
     fn validate(&self) -> Checked {
         at_least("history.replay_limit", self.replay_limit, 1)?;
-        at_least("history.replay_bytes", self.replay_bytes, 1024)
+        at_least("history.replay_bytes", self.replay_bytes, 1024)?;
+        // Past about 68 years a cutoff is before any stored time; the bound keeps the
+        // arithmetic on dates far from overflow.
+        at_most("history.retain_days", self.retain_days, 36_500)?;
+        at_least("history.sweep_secs", self.sweep_secs, 1)?;
+        at_most("history.sweep_secs", self.sweep_secs, 86_400)?;
+        // Each batch is one short write transaction that posts wait behind.
+        at_least("history.sweep_batch", self.sweep_batch, 1)?;
+        at_most("history.sweep_batch", self.sweep_batch, 10_000)
     }
 }
 

@@ -72,7 +72,7 @@ impl TryFrom<Row> for StoredMessage {
             room,
             user: r.user_id.map(|id| UserRef {
                 id,
-                username: r.username.unwrap_or_default().into(),
+                username: r.username.map(Into::into),
             }),
             body,
             sent_at: r.sent_at,
@@ -119,7 +119,7 @@ fn state_of(r: &mut Row) -> Result<MessageState, String> {
             id,
             user: excerpt.as_ref().and(r.reply_user_id).map(|id| UserRef {
                 id,
-                username: r.reply_username.take().unwrap_or_default().into(),
+                username: r.reply_username.take().map(Into::into),
             }),
             excerpt,
         }

@@ -37,6 +37,7 @@ mod log;
 mod messages;
 pub mod nodes;
 mod readstate;
+mod retention;
 mod rooms;
 mod sessions;
 mod sqlite;
@@ -57,6 +58,7 @@ use sqlx::{
 pub use log::{Appended, MessageLog, NewPost};
 pub use messages::Page;
 pub use readstate::{MAX_COUNT, MarkerMove, MyRoom};
+pub use retention::{Retention, Swept};
 pub use rooms::{CreateRoomError, Member};
 pub use sessions::SqlSessionStore;
 pub use tokens::{CreateTokenError, TokenOwner, TokenRecord};
@@ -129,6 +131,14 @@ impl Db {
     /// Opens the database named by `database.url` (`sqlite:` or `postgres:`; a SQLite file is
     /// created when missing) and applies pending migrations.
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let db = Self::open(settings).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Opens the database named by `database.url` as it is, migrating nothing: for tools
+    /// run beside a server (a backup), which must not change the schema under it.
+    pub async fn open(settings: &DatabaseSettings) -> anyhow::Result<Self> {
         let url = settings.url.as_str();
         let db = if url.starts_with("sqlite:") {
             Self::connect_sqlite(settings).await?
@@ -137,8 +147,35 @@ impl Db {
         } else {
             anyhow::bail!("configuration: `database.url` must start with sqlite:// or postgres://");
         };
-        db.migrate().await?;
         Ok(db)
+    }
+
+    /// Writes a consistent copy of the SQLite database to the new file `path` with
+    /// `VACUUM INTO`, while servers keep writing: the copy is the database as of the read
+    /// transaction it runs in, so it holds every event committed (every `201` answered)
+    /// before it began, and it is compacted (no free pages). The file is synced before this
+    /// returns. `Ok(false)` on PostgreSQL, which `pg_dump` backs up.
+    pub async fn backup_to(&self, path: &std::path::Path) -> anyhow::Result<bool> {
+        let Some(pool) = self.sqlite_pool() else {
+            return Ok(false);
+        };
+        anyhow::ensure!(
+            !path.exists(),
+            "{} exists already; a backup is written to a new file",
+            path.display()
+        );
+        let target = path
+            .to_str()
+            .with_context(|| format!("{} is not a UTF-8 path", path.display()))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(pool)
+            .await
+            .with_context(|| format!("writing the backup to {}", path.display()))?;
+        std::fs::File::open(path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing the backup {}", path.display()))?;
+        Ok(true)
     }
 
     async fn connect_sqlite(settings: &DatabaseSettings) -> anyhow::Result<Self> {

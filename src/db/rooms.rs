@@ -30,8 +30,9 @@ pub struct Member {
     pub role: MemberRole,
 }
 
-/// A room's row as one viewer reads it: visibility, owner id and name, the viewer's role.
-pub(super) type RoomViewRow = (String, Uuid, String, Option<String>);
+/// A room's row as one viewer reads it: visibility, owner id and name (none once the owner's
+/// account is deleted), the viewer's role.
+pub(super) type RoomViewRow = (String, Option<Uuid>, Option<String>, Option<String>);
 
 /// Forgets cached views of `room` (after a write to it commits).
 fn forget_room(db: &Db, room: &RoomName) {
@@ -61,7 +62,7 @@ impl Db {
                 let row: Option<RoomViewRow> = on_backend!(self, |pool| {
                     sqlx::query_as(
                         "SELECT r.visibility, r.owner_id, u.username, m.role FROM rooms r \
-                         JOIN users u ON u.id = r.owner_id \
+                         LEFT JOIN users u ON u.id = r.owner_id \
                          LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $1 \
                          WHERE r.name = $2",
                     )
@@ -94,10 +95,10 @@ impl Db {
             record: Some(RoomRecord {
                 name: room.clone(),
                 visibility: stored("visibility", Visibility::parse(&visibility))?,
-                owner: UserRef {
-                    id: owner_id,
-                    username: owner_name.into(),
-                },
+                owner: owner_id.map(|id| UserRef {
+                    id,
+                    username: owner_name.map(Into::into),
+                }),
             }),
             // An admin counts as the owner of every created room.
             role: if admin { Some(MemberRole::Owner) } else { role },
@@ -212,7 +213,7 @@ impl Db {
         Ok(RoomRecord {
             name: name.clone(),
             visibility,
-            owner: UserRef::from(owner),
+            owner: Some(UserRef::from(owner)),
         })
     }
 

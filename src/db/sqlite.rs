@@ -4,7 +4,7 @@
 
 use std::{path::Path, time::Duration};
 
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions};
 
 use crate::config::SqliteSync;
 
@@ -38,7 +38,14 @@ pub fn pool_options(
     synchronous: SqliteSync,
 ) -> Result<SqliteConnectOptions, sqlx::Error> {
     let mut options: SqliteConnectOptions = url.parse()?;
-    options = options.create_if_missing(true).busy_timeout(BUSY_TIMEOUT);
+    // Takes effect only on a file that has no tables yet (a new database): there SQLite
+    // then tracks free pages so that a retention sweep can hand them back to the file
+    // system (`PRAGMA incremental_vacuum`). An older file keeps its mode, since switching
+    // needs a whole-file VACUUM; its free pages are reused by new rows instead.
+    options = options
+        .create_if_missing(true)
+        .busy_timeout(BUSY_TIMEOUT)
+        .auto_vacuum(SqliteAutoVacuum::Incremental);
     for (key, value) in pragmas(synchronous) {
         options = options.pragma(key, value);
     }

@@ -37,7 +37,7 @@ pub const ACCOUNTS_CHANGED: &str = r#"{"k":"accounts"}"#;
 use uuid::Uuid;
 
 use super::{Db, now_rfc3339};
-use crate::domain::{Role, RoomName, User, UserRef, Username};
+use crate::domain::{Emoji, Role, RoomName, User, UserRef, Username};
 
 /// Why an account could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +233,69 @@ impl Db {
         Ok(Some(User { role, ..user }))
     }
 
+    /// The reactions `user` holds, as `(room, message id, emoji)`: at most `limit`, oldest
+    /// first. The account's deletion takes them back one by one through the writer, so
+    /// every message's reaction list and the `reaction` events stay in step.
+    pub async fn reactions_held(
+        &self,
+        user: Uuid,
+        limit: u32,
+    ) -> sqlx::Result<Vec<(RoomName, i64, Emoji)>> {
+        let rows: Vec<(Option<String>, i64, String)> = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT m.room, r.message_id, r.emoji FROM reactions r \
+                 JOIN messages m ON m.id = r.message_id \
+                 WHERE r.user_id = $1 ORDER BY r.seq LIMIT $2",
+            )
+            .bind(user)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })?;
+        let bad = |what: &str| sqlx::Error::Decode(format!("stored reaction: {what}").into());
+        rows.into_iter()
+            .map(|(room, id, emoji)| {
+                let room = room.as_deref().map(RoomName::parse);
+                let Some(Ok(room)) = room else {
+                    return Err(bad("room"));
+                };
+                let emoji = Emoji::parse(&emoji).map_err(|_| bad("emoji"))?;
+                Ok((room, id, emoji))
+            })
+            .collect()
+    }
+
+    /// Deletes the account: its sessions, and its row, which takes its tokens, memberships,
+    /// joined rooms and remaining reactions with it (`ON DELETE CASCADE`) and leaves the
+    /// rooms it owned without an owner (`ON DELETE SET NULL`). Its messages keep its id.
+    /// False when there was no such account.
+    pub async fn delete_user(&self, user: Uuid) -> sqlx::Result<bool> {
+        let drop_sessions = if self.is_postgres() {
+            "DELETE FROM sessions WHERE (state::json ->> 'user_id') = $1"
+        } else {
+            "DELETE FROM sessions WHERE json_extract(state, '$.user_id') = $1"
+        };
+        let deleted = on_backend!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(drop_sessions)
+                .bind(format!("\"{user}\""))
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(user)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n > 0
+        });
+        // Rooms it owned are cached with its name, under every viewer.
+        if let Some(cache) = &self.cache {
+            cache.forget_all();
+        }
+        Ok(deleted)
+    }
+
     /// Forgets what the read cache holds of `user`: its row, its sessions, and the rooms as
     /// it saw them (its role decides what it may see).
     pub fn forget_account(&self, user: Uuid) {
@@ -353,7 +416,7 @@ impl Db {
                 let (id, username) = rows.iter().find(|(_, u)| u.eq_ignore_ascii_case(name))?;
                 Some(UserRef {
                     id: *id,
-                    username: username.as_str().into(),
+                    username: Some(username.as_str().into()),
                 })
             })
             .collect())

@@ -178,7 +178,7 @@ pub enum EventData<'a> {
 /// A deleted or token-sent author still needs a shape in `Message.user`.
 static NOBODY: LazyLock<UserRef> = LazyLock::new(|| UserRef {
     id: Uuid::nil(),
-    username: "".into(),
+    username: None,
 });
 
 impl StoredMessage {

@@ -76,8 +76,8 @@ pub struct RoomRecord {
     pub name: RoomName,
     /// Public or private.
     pub visibility: Visibility,
-    /// Who created it.
-    pub owner: UserRef,
+    /// Who created it; `None` once that account is deleted (admins act as its owner).
+    pub owner: Option<UserRef>,
 }
 
 /// A room as one user sees it: its record (none for an implicit room) and that user's
@@ -149,10 +149,10 @@ mod tests {
             record: Some(RoomRecord {
                 name: RoomName::parse("r").unwrap(),
                 visibility,
-                owner: UserRef {
+                owner: Some(UserRef {
                     id: Uuid::new_v4(),
-                    username: Arc::from("owner"),
-                },
+                    username: Some(Arc::from("owner")),
+                }),
             }),
             role,
             admin,

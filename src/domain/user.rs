@@ -50,16 +50,16 @@ pub struct User {
 pub struct UserRef {
     /// Stable id.
     pub id: Uuid,
-    /// Display name.
-    #[schema(value_type = String)]
-    pub username: Arc<str>,
+    /// Display name; `null` once the account is deleted (its messages stay).
+    #[schema(value_type = Option<String>)]
+    pub username: Option<Arc<str>>,
 }
 
 impl From<&User> for UserRef {
     fn from(u: &User) -> Self {
         Self {
             id: u.id,
-            username: Arc::from(u.username.as_str()),
+            username: Some(Arc::from(u.username.as_str())),
         }
     }
 }

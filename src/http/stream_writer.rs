@@ -364,7 +364,7 @@ mod tests {
     ) -> (StreamWriter, tokio::io::DuplexStream) {
         let user = UserRef {
             id: Uuid::new_v4(),
-            username: Arc::from("alice"),
+            username: Some(Arc::from("alice")),
         };
         let stream = hub.connect(user, Uuid::new_v4(), None).expect("a stream");
         let (server, client) = tokio::io::duplex(capacity);

@@ -23,6 +23,18 @@ pub trait History: Sync {
         limit: u32,
     ) -> impl Future<Output = anyhow::Result<Vec<StoredMessage>>> + Send;
 
+    /// Whether events of `rooms` or broadcasts with ids above `after` were deleted by
+    /// retention, so that a resume from `after` cannot be complete. A log that never
+    /// deletes any says no.
+    fn swept_after(
+        &self,
+        rooms: &[RoomName],
+        after: i64,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send {
+        let _ = (rooms, after);
+        async { Ok(false) }
+    }
+
     /// The messages of `room` (deletion events left out) with ids up to `up_to`: the newest
     /// `limit` of them, newest first.
     fn recent(

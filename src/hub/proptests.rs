@@ -233,7 +233,7 @@ impl World {
             users: (0..USERS)
                 .map(|i| UserRef {
                     id: Uuid::new_v4(),
-                    username: Arc::from(format!("user{i}")),
+                    username: Some(Arc::from(format!("user{i}"))),
                 })
                 .collect(),
             clients: Vec::new(),

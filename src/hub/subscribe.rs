@@ -332,7 +332,8 @@ impl Hub {
                     history.since(rooms, after, up_to, skip.clone(), limit)
                 })
                 .await?;
-                (read.frames, !read.cut)
+                let swept = history.swept_after(rooms, after).await?;
+                (read.frames, !read.cut && !swept)
             }
             ReplayFrom::Recent(n) => {
                 // Each room's last `n`, then the newest of them all within the bounds. Once

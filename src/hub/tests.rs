@@ -32,7 +32,7 @@ fn hub() -> Arc<Hub> {
 fn user(name: &str) -> UserRef {
     UserRef {
         id: Uuid::new_v4(),
-        username: Arc::from(name),
+        username: Some(Arc::from(name)),
     }
 }
 
@@ -576,7 +576,12 @@ fn id_of(hub: &Hub, user: &UserRef) -> ConnectionId {
         .filter(|e| e.conn.user.id == user.id)
         .map(|e| *e.key())
         .collect();
-    assert_eq!(ids.len(), 1, "{} has one stream", user.username);
+    assert_eq!(
+        ids.len(),
+        1,
+        "{} has one stream",
+        user.username.as_deref().unwrap_or_default()
+    );
     ids[0]
 }
 

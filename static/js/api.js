@@ -57,7 +57,10 @@ export async function api(method, path, body) {
     /* not JSON */
   }
   if (!res.ok) {
-    if (res.status === 401) {
+    // A wrong password where one is asked again (deleting the account) is the caller's to
+    // show; any other 401 means the session is gone.
+    const ended = !(data && data.error && data.error.code === "invalid_credentials");
+    if (res.status === 401 && ended) {
       try {
         beforeSessionEnds();
       } finally {

@@ -15,6 +15,7 @@ import {
   mayDelete,
   me,
   mentionsMe,
+  nameOf,
   reactedByMe,
   state,
 } from "./state.js";
@@ -112,7 +113,8 @@ function messageEl(msg) {
 function headEl(msg, sent = new Date(msg.sent_at)) {
   const head = PROTO.head.cloneNode(true);
   const [who, when] = head.children;
-  who.textContent = msg.user.username;
+  who.textContent = nameOf(msg.user);
+  if (msg.user.username == null) who.classList.add("deleted-user");
   when.dateTime = msg.sent_at;
   if (!Number.isNaN(sent.getTime())) {
     when.textContent = timeFmt.format(sent);
@@ -165,7 +167,7 @@ function quoteEl(reply) {
   lead.textContent = "In reply to ";
   const who = document.createElement("span");
   who.className = "quote-user";
-  who.textContent = reply.user.username || "someone";
+  who.textContent = reply.user ? nameOf(reply.user) : "someone";
   const text = document.createElement("span");
   text.className = "quote-text";
   text.textContent = plainText(reply.excerpt);
@@ -184,7 +186,7 @@ function quoteEl(reply) {
 function bodyEl(msg) {
   const body = PROTO.body.cloneNode(false);
   const marks = msg.mentions.length
-    ? new Map(msg.mentions.map((u) => [u.username.toLowerCase(), u.id === me.id]))
+    ? new Map(msg.mentions.filter((u) => u.username).map((u) => [u.username.toLowerCase(), u.id === me.id]))
     : null;
   renderBody(body, msg.body, marks);
   return body;
@@ -194,7 +196,7 @@ const listFmt = new Intl.ListFormat(undefined, { style: "long", type: "conjuncti
 
 /** Who holds reaction `r`, for its chip's label: "you, alice and 3 others". */
 export function reactionNames(r) {
-  const names = r.users.map((u) => (u.id === me.id ? "you" : u.username));
+  const names = r.users.map((u) => (u.id === me.id ? "you" : nameOf(u)));
   const others = r.count - names.length;
   if (others > 0) names.push(`${others} other${others === 1 ? "" : "s"}`);
   return listFmt.format(names);
@@ -205,7 +207,7 @@ function reactionsEl(msg) {
   const bar = document.createElement("div");
   bar.className = "msg-reactions";
   bar.setAttribute("role", "group");
-  bar.setAttribute("aria-label", `Reactions to ${msg.user.username}'s message`);
+  bar.setAttribute("aria-label", `Reactions to ${nameOf(msg.user)}'s message`);
   for (const r of msg.reactions) {
     const chip = document.createElement("button");
     chip.type = "button";
@@ -264,7 +266,7 @@ function actionsEl(msg) {
   const bar = document.createElement("div");
   bar.className = "msg-actions";
   bar.setAttribute("role", "toolbar");
-  const name = msg.user.username;
+  const name = nameOf(msg.user);
   bar.setAttribute("aria-label", `Actions: message from ${name}`);
   const add = (proto, label) => {
     const b = proto.cloneNode(true);
@@ -730,7 +732,7 @@ export function pendingEl(p) {
     quote.className = "msg-quote pending-quote";
     const user = document.createElement("span");
     user.className = "quote-user";
-    user.textContent = p.replyTo.user ? p.replyTo.user.username : "";
+    user.textContent = p.replyTo.user ? nameOf(p.replyTo.user) : "";
     const text = document.createElement("span");
     text.className = "quote-text";
     text.textContent = plainText(p.replyTo.excerpt || "");

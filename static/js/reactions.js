@@ -6,7 +6,7 @@ import { api } from "./api.js";
 import { messageChanged } from "./messages.js";
 import { limited } from "./outbox.js";
 import { $ } from "./render.js";
-import { reactedByMe, state } from "./state.js";
+import { nameOf, reactedByMe, state } from "./state.js";
 
 /** The picker's row: emoji and their names (read out, and shown on hover). */
 export const COMMON = [
@@ -141,7 +141,7 @@ export function openPicker(id, opener) {
   }
   $("picker-input").value = "";
   pickerError("");
-  $("picker-for").textContent = `${msg.user.username}'s message`;
+  $("picker-for").textContent = `${nameOf(msg.user)}'s message`;
   const dialog = picker();
   dialog.showModal();
   place(dialog, opener);

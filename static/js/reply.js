@@ -4,7 +4,7 @@
 
 import { plainText } from "./format.js";
 import { $ } from "./render.js";
-import { excerpt, state } from "./state.js";
+import { excerpt, nameOf, state } from "./state.js";
 
 /** Answer message `msg` with the next post in its room; the focus goes to the message box. */
 export function startReply(msg) {
@@ -38,7 +38,7 @@ export function renderReplyBar() {
     $("reply-excerpt").textContent = "";
     return;
   }
-  $("reply-user").textContent = reply.user.username;
+  $("reply-user").textContent = nameOf(reply.user);
   $("reply-excerpt").textContent = plainText(reply.excerpt);
 }
 

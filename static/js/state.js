@@ -416,3 +416,10 @@ export function clearDrafts() {
   for (const room of Object.keys(knownDrafts)) delete knownDrafts[room];
   localStorage.removeItem(draftsKey);
 }
+
+/** What the page calls a message's author: its name, or "deleted user" once the account is
+ * deleted (the server keeps its messages with `username: null`). */
+export const DELETED_USER = "deleted user";
+export function nameOf(user) {
+  return user && typeof user.username === "string" ? user.username : DELETED_USER;
+}

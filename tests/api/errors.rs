@@ -76,7 +76,7 @@ async fn a_wrong_method_is_405() {
     let res = app
         .client()
         .http
-        .delete(format!("{}/api/me", app.base))
+        .put(format!("{}/api/me", app.base))
         .send()
         .await
         .unwrap();

@@ -705,7 +705,11 @@ mod tests {
         let list = reactions
             .iter()
             .map(|r| {
-                let users = r.users.iter().map(|u| u.username.to_string()).collect();
+                let users = r
+                    .users
+                    .iter()
+                    .map(|u| u.username.as_deref().unwrap_or_default().to_owned())
+                    .collect();
                 (r.emoji.as_str().to_owned(), r.count, users)
             })
             .collect();

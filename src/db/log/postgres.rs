@@ -99,7 +99,7 @@ impl LogTx for PgTx<'_> {
             id,
             user: user.map(|id| UserRef {
                 id,
-                username: name.unwrap_or_default().into(),
+                username: name.map(Into::into),
             }),
             excerpt: Some(excerpt_of(start)),
         }))
@@ -161,7 +161,7 @@ impl LogTx for PgTx<'_> {
             .into_iter()
             .map(|(id, name)| UserRef {
                 id,
-                username: name.into(),
+                username: Some(name.into()),
             })
             .collect())
     }

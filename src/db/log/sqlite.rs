@@ -119,7 +119,7 @@ impl LogTx for SqliteTx<'_> {
                 let user = match user {
                     Some(bytes) => Some(UserRef {
                         id: uuid(bytes)?,
-                        username: name.unwrap_or_default().into(),
+                        username: name.map(Into::into),
                     }),
                     None => None,
                 };
@@ -178,7 +178,7 @@ impl LogTx for SqliteTx<'_> {
             |r| {
                 Ok(UserRef {
                     id: uuid(r.get(0)?)?,
-                    username: r.get::<_, String>(1)?.into(),
+                    username: Some(r.get::<_, String>(1)?.into()),
                 })
             },
         )?;

@@ -124,6 +124,22 @@ pub async fn authenticate(
     }
 }
 
+/// Checks that `password` is `user`'s own, before something as final as deleting the
+/// account: under the per-IP limit of logins, since it is a password guess too.
+pub async fn confirm_password(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+    password: String,
+) -> Result<(), ApiError> {
+    limit_by_ip(state, req)?;
+    let confirmed = authenticate(&state.db, &state.passwords, &user.username, password).await?;
+    if confirmed.id != user.id {
+        return Err(ApiError::InvalidCredentials);
+    }
+    Ok(())
+}
+
 /// The per-IP limit on logins and registrations, by [`client_ip`].
 fn limit_by_ip(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     match client_ip(req, &state.settings.server.trusted_proxies) {

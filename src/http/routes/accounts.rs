@@ -1,10 +1,12 @@
-//! `/api/register`, `/api/login`, `/api/logout`, `/api/me`.
+//! `/api/register`, `/api/login`, `/api/logout`, `/api/me` (and deleting it).
 
 use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::{
+    conversation::Conversation,
+    domain::User,
     http::auth::{self, CurrentUser},
     http::error::ApiError,
     http::state::AppState,
@@ -90,4 +92,46 @@ pub async fn me(current: CurrentUser) -> HttpResponse {
     HttpResponse::Ok().json(UserReply {
         user: &current.user,
     })
+}
+
+/// Body of `DELETE /api/me`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccount {
+    password: String,
+}
+
+/// `DELETE /api/me` `{"password"}` → `204`: the account goes (see [`delete_account`]);
+/// `401 invalid_credentials` for a wrong password.
+#[utoipa::path(
+    delete, path = "/api/me", tag = "accounts", security(("session" = [])), request_body = DeleteAccount,
+    responses(
+        (status = 204, description = "Deleted: sessions, tokens, memberships and reactions gone, streams closed; messages stay with `username: null`"),
+        (status = 401, description = "`invalid_credentials`: not the account's password (or not logged in: `unauthorized`)"),
+        (status = 429, description = "`rate_limited`: too many attempts from this address; see `Retry-After`"),
+        (status = 503, description = "`unavailable`: password hashing is saturated, or the message writer is not storing"),
+    )
+)]
+pub async fn delete_me(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    current: CurrentUser,
+    session: Session,
+    body: Json<DeleteAccount>,
+) -> Result<HttpResponse, ApiError> {
+    let DeleteAccount { password } = body.into_inner();
+    auth::confirm_password(&state, &req, &current.user, password).await?;
+    delete_account(&state, &current.user).await?;
+    session.purge();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes `user`'s account (its reactions taken back, then its row and all that hangs on
+/// it) and closes its streams on every node; false when there was no such account.
+pub(super) async fn delete_account(state: &AppState, user: &User) -> Result<bool, ApiError> {
+    let deleted = Conversation::new(&state.db, &state.writer)
+        .delete_account(user)
+        .await?;
+    state.cluster.close_user(user.id).await;
+    Ok(deleted)
 }

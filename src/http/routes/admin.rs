@@ -119,6 +119,33 @@ pub async fn unban(
     }
 }
 
+/// `DELETE /api/admin/users/{username}` → `204`: the account goes, as with `DELETE
+/// /api/me` but without its password.
+#[utoipa::path(
+    delete, path = "/api/admin/users/{username}", tag = "admin", security(("session" = []), ("admin_token" = [])),
+    params(("username" = String, Path, description = "Whose account to delete", pattern = "^[A-Za-z0-9_]{3,32}$")),
+    responses(
+        (status = 204, description = "Deleted; its streams closed, its messages kept with `username: null`"),
+        (status = 403, description = "`forbidden`: logged in but not an admin"),
+        (status = 404, description = "`unknown_user`"),
+        (status = 503, description = "`unavailable`: the message writer is not storing"),
+    )
+)]
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    _: Admin,
+    username: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let unknown = || ApiError::not_found(ErrorCode::UnknownUser, "no such user");
+    let Some((user, _)) = state.db.user_for_login(&username).await? else {
+        return Err(unknown());
+    };
+    match super::accounts::delete_account(&state, &user).await? {
+        true => Ok(HttpResponse::NoContent().finish()),
+        false => Err(unknown()),
+    }
+}
+
 /// `POST /api/admin/users/{username}/disconnect` → `{"closed": n}`.
 #[utoipa::path(
     post, path = "/api/admin/users/{username}/disconnect", tag = "admin", security(("session" = []), ("admin_token" = [])),

@@ -48,7 +48,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/register").post(accounts::register))
                 .service(web::resource("/login").post(accounts::login))
                 .service(web::resource("/logout").post(accounts::logout))
-                .service(web::resource("/me").get(accounts::me))
+                .service(
+                    web::resource("/me")
+                        .get(accounts::me)
+                        .delete(accounts::delete_me),
+                )
                 .service(web::resource("/me/rooms").get(readstate::list))
                 .service(
                     web::resource("/me/rooms/{room}")
@@ -115,7 +119,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     web::resource("/admin/users/{username}/disconnect").post(admin::disconnect),
-                ),
+                )
+                .service(web::resource("/admin/users/{username}").delete(admin::delete_user)),
         )
         .configure(pages::configure)
         .default_service(web::to(not_found));
