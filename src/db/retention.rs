@@ -214,6 +214,18 @@ impl Db {
                 }
                 q.push(")");
                 q.build().execute(&mut *tx).await?;
+                // SQLite's search index is a table of its own (PostgreSQL's is a column of
+                // the row, gone with it).
+                if self.sqlite_pool().is_some() {
+                    let mut q =
+                        sqlx::QueryBuilder::<DB>::new("DELETE FROM message_words WHERE rowid IN (");
+                    let mut list = q.separated(", ");
+                    for id in &posts {
+                        list.push_bind(*id);
+                    }
+                    q.push(")");
+                    q.build().execute(&mut *tx).await?;
+                }
             }
             let mut marks: Vec<(String, i64)> = Vec::new();
             for (id, room, _) in &gone {
@@ -357,6 +369,23 @@ mod tests {
             let again = t.db.sweep(CAP_3).await.expect("sweep").expect("not locked");
             assert_eq!(again.events, 0, "{}: nothing more to sweep", t.backend);
         }
+    }
+
+    #[tokio::test]
+    async fn a_sweep_takes_its_messages_out_of_the_search_index() {
+        let t = testing::sqlite().await;
+        fill(&t.db, "r", 8, "needle").await;
+        let indexed = || async {
+            let pool = t.db.sqlite_pool().expect("sqlite");
+            let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM message_words")
+                .fetch_one(pool)
+                .await
+                .expect("count");
+            n
+        };
+        assert_eq!(indexed().await, 8, "every post is indexed");
+        t.db.sweep(CAP_3).await.expect("sweep").expect("not locked");
+        assert_eq!(indexed().await, 3, "the swept posts left the index");
     }
 
     #[tokio::test]
