@@ -16,6 +16,7 @@ mod conversation;
 mod errors;
 mod faults;
 mod leaving;
+mod lifecycle;
 mod limits;
 mod moderation;
 mod one_step;

@@ -16,7 +16,7 @@ async fn try_search(c: &Client, query: &str) -> reqwest::Response {
 }
 
 /// A search that must succeed; its results.
-async fn search(c: &Client, query: &str) -> Vec<Value> {
+pub async fn search(c: &Client, query: &str) -> Vec<Value> {
     let res = try_search(c, query).await;
     let status = res.status();
     let text = res.text().await.unwrap_or_default();
@@ -26,7 +26,7 @@ async fn search(c: &Client, query: &str) -> Vec<Value> {
 }
 
 /// The ids of a search's results, in order.
-async fn found(c: &Client, query: &str) -> Vec<i64> {
+pub async fn found(c: &Client, query: &str) -> Vec<i64> {
     search(c, query)
         .await
         .iter()
