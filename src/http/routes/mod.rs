@@ -36,8 +36,11 @@ async fn answered_here<F: Future>(call: F) -> F::Output {
 
 /// Registers every route. Unknown paths answer `404 not_found`, known paths with the wrong
 /// method `405 method_not_allowed`, both in the contract's JSON shape.
+///
+/// Resources (not bare routes) throughout, so another method answers 405 with `Allow`, not
+/// 404. Within `/api`, actix tries the dynamic patterns in the order registered, each a
+/// regular-expression match: the order of the groups below keeps the busiest early.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    // Resources (not bare routes), so another method answers 405 with `Allow`, not 404.
     cfg.service(web::resource("/healthz").get(health::healthz))
         .service(web::resource("/readyz").get(health::readyz))
         .service(web::resource("/metrics").get(health::metrics))
@@ -45,85 +48,102 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api")
                 .service(web::resource("/openapi.json").get(openapi::document))
-                .service(web::resource("/register").post(accounts::register))
-                .service(web::resource("/login").post(accounts::login))
-                .service(web::resource("/logout").post(accounts::logout))
-                .service(
-                    web::resource("/me")
-                        .get(accounts::me)
-                        .delete(accounts::delete_me),
-                )
-                .service(web::resource("/me/rooms").get(readstate::list))
-                .service(
-                    web::resource("/me/rooms/{room}")
-                        .put(readstate::follow)
-                        .delete(readstate::unfollow),
-                )
-                .service(
-                    web::resource("/me/tokens")
-                        .get(tokens::list)
-                        .post(tokens::create),
-                )
-                .service(web::resource("/me/tokens/{id}").delete(tokens::revoke))
-                .service(web::resource("/events").get(events::open))
-                .service(web::resource("/subscribe").post(events::subscribe))
-                .service(web::resource("/unsubscribe").post(events::unsubscribe))
-                .service(
-                    web::resource("/rooms")
-                        .get(rooms::list)
-                        .post(members::create),
-                )
-                // The busiest route first: actix tries the dynamic patterns in order, each a
-                // regular-expression match.
-                .service(
-                    web::resource("/rooms/{room}/messages")
-                        .get(rooms::history)
-                        .post(rooms::post_message),
-                )
-                .service(web::resource("/rooms/{room}/read").put(readstate::read))
-                .service(web::resource("/search").get(readstate::search))
-                .service(web::resource("/rooms/{room}/members").get(members::list))
-                .service(
-                    web::resource("/rooms/{room}/members/{username}")
-                        .put(members::set)
-                        .delete(members::remove),
-                )
-                .service(
-                    web::resource("/rooms/{room}/messages/{id}")
-                        .delete(members::delete_message)
-                        .patch(conversation::edit),
-                )
-                .service(
-                    web::resource("/rooms/{room}/messages/{id}/reactions/{emoji}")
-                        .put(conversation::react)
-                        .delete(conversation::unreact),
-                )
-                .service(web::resource("/rooms/{room}/events").post(rooms::post_event))
-                .service(web::resource("/rooms/{room}/presence").get(rooms::presence))
-                .service(web::resource("/admin/broadcast").post(admin::broadcast))
-                .service(web::resource("/admin/stats").get(admin::stats))
-                .service(
-                    web::resource("/admin/webhooks")
-                        .get(webhooks::list)
-                        .post(webhooks::create),
-                )
-                .service(
-                    web::resource("/admin/webhooks/{id}")
-                        .get(webhooks::get)
-                        .delete(webhooks::delete),
-                )
-                .service(
-                    web::resource("/admin/users/{username}/ban")
-                        .post(admin::ban)
-                        .delete(admin::unban),
-                )
-                .service(
-                    web::resource("/admin/users/{username}/disconnect").post(admin::disconnect),
-                )
-                .service(web::resource("/admin/users/{username}").delete(admin::delete_user)),
+                .configure(account_routes)
+                .configure(stream_routes)
+                .configure(room_routes)
+                .configure(admin_routes),
         )
         .configure(pages::configure)
         .default_service(web::to(not_found));
+}
+
+/// Register, log in and out; the caller's own account, room list and access tokens.
+fn account_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/register").post(accounts::register))
+        .service(web::resource("/login").post(accounts::login))
+        .service(web::resource("/logout").post(accounts::logout))
+        .service(
+            web::resource("/me")
+                .get(accounts::me)
+                .delete(accounts::delete_me),
+        )
+        .service(web::resource("/me/rooms").get(readstate::list))
+        .service(
+            web::resource("/me/rooms/{room}")
+                .put(readstate::follow)
+                .delete(readstate::unfollow),
+        )
+        .service(
+            web::resource("/me/tokens")
+                .get(tokens::list)
+                .post(tokens::create),
+        )
+        .service(web::resource("/me/tokens/{id}").delete(tokens::revoke));
+}
+
+/// The stream and what it is subscribed to.
+fn stream_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/events").get(events::open))
+        .service(web::resource("/subscribe").post(events::subscribe))
+        .service(web::resource("/unsubscribe").post(events::unsubscribe));
+}
+
+/// Rooms, their messages, members and events; search.
+fn room_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/rooms")
+            .get(rooms::list)
+            .post(members::create),
+    )
+    // The busiest route first.
+    .service(
+        web::resource("/rooms/{room}/messages")
+            .get(rooms::history)
+            .post(rooms::post_message),
+    )
+    .service(web::resource("/rooms/{room}/read").put(readstate::read))
+    .service(web::resource("/search").get(readstate::search))
+    .service(web::resource("/rooms/{room}/members").get(members::list))
+    .service(
+        web::resource("/rooms/{room}/members/{username}")
+            .put(members::set)
+            .delete(members::remove),
+    )
+    .service(
+        web::resource("/rooms/{room}/messages/{id}")
+            .delete(members::delete_message)
+            .patch(conversation::edit),
+    )
+    .service(
+        web::resource("/rooms/{room}/messages/{id}/reactions/{emoji}")
+            .put(conversation::react)
+            .delete(conversation::unreact),
+    )
+    .service(web::resource("/rooms/{room}/events").post(rooms::post_event))
+    .service(web::resource("/rooms/{room}/presence").get(rooms::presence));
+}
+
+/// What admins do: broadcast, stats, webhooks, bans, disconnects, deleting accounts.
+fn admin_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/admin/broadcast").post(admin::broadcast))
+        .service(web::resource("/admin/stats").get(admin::stats))
+        .service(
+            web::resource("/admin/webhooks")
+                .get(webhooks::list)
+                .post(webhooks::create),
+        )
+        .service(
+            web::resource("/admin/webhooks/{id}")
+                .get(webhooks::get)
+                .delete(webhooks::delete),
+        )
+        .service(
+            web::resource("/admin/users/{username}/ban")
+                .post(admin::ban)
+                .delete(admin::unban),
+        )
+        .service(web::resource("/admin/users/{username}/disconnect").post(admin::disconnect))
+        .service(web::resource("/admin/users/{username}").delete(admin::delete_user));
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
