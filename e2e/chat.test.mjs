@@ -2822,6 +2822,8 @@ step("search, keyboard only: `/`, type, Enter, Tab to a result, Enter opens it i
   await alice.page.waitForFunction((id) => document.activeElement?.dataset?.id === String(id), id);
   assert.ok(await li.isVisible(), "the message is in sight");
   await alice.page.screenshot({ path: join(SHOTS, "search-opened.png") });
+});
+
 step("settings: deleting one's account asks for the password, by keyboard; its messages then show as from a deleted user", async (t) => {
   const room = unique("leave-");
   const alice = await newUser(t, "alice");
