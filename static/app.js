@@ -15,6 +15,9 @@ import {
   keepBottom,
   messageLi,
   onScroll,
+  pendingAdded,
+  pendingChanged,
+  pendingGone,
   renderJump,
   showEarlier,
   viewInfo,
@@ -27,6 +30,7 @@ import {
   pump,
   restoreOutbox,
   retryNow,
+  showQueueWith,
   whenRefused,
 } from "./js/outbox.js";
 import {
@@ -40,7 +44,8 @@ import {
   renderDirectory,
   showToast,
 } from "./js/panels.js";
-import { $, renderMyRooms, renderRoom, setConn, showJoinError, showNotice } from "./js/render.js";
+import { $ } from "./js/dom.js";
+import { renderMyRooms, renderRoom, renderRooms, setConn, showJoinError, showNotice } from "./js/render.js";
 import {
   drawTimes,
   forgetRoom,
@@ -48,6 +53,7 @@ import {
   loadMembers,
   loadMyRooms,
   onBroadcast,
+  onMessage,
   onMessageDeleted,
   showOriginal,
   switchRoom,
@@ -65,7 +71,7 @@ import {
   saveJoined,
   state,
 } from "./js/state.js";
-import { askToNotify, markSeen, renderNotifyButton } from "./js/readstate.js";
+import { askToNotify, markSeen, renderNotifyButton, whenRecounted } from "./js/readstate.js";
 import { closeSearch, runSearch } from "./js/search.js";
 import { closeStream, connect, streamClosed, syncRooms } from "./js/stream.js";
 import "./js/settings.js";
@@ -325,6 +331,18 @@ $("reply-cancel").addEventListener("click", () => {
   cancelReply();
   focusHome();
 });
+
+// Posts on their way show under the messages until the server stores them; a stored one is
+// then shown as any message is.
+showQueueWith({
+  added: pendingAdded,
+  changed: pendingChanged,
+  gone: pendingGone,
+  sent: (message) => onMessage(message, false),
+});
+
+// Other tabs' read markers: the room list is drawn again with the counts read anew.
+whenRecounted(renderRooms);
 
 // A post the server refuses for good goes back into its room's box, with the reason.
 whenRefused((p, err) => {

@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { enqueue, limited, quiet } from "./outbox.js";
-import { $ } from "./render.js";
+import { $ } from "./dom.js";
 import { renderReplyBar } from "./reply.js";
 import {
   COUNTER_FROM,

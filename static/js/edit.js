@@ -6,9 +6,9 @@
 import { api } from "./api.js";
 import { charCount, counterText, tooLong } from "./composer.js";
 import { Autocomplete } from "./mentions.js";
-import { bodyBack, messageChanged, messageLi } from "./messages.js";
+import { bodyBack, drawEditorWith, messageChanged, messageLi } from "./messages.js";
 import { limited } from "./outbox.js";
-import { $ } from "./render.js";
+import { $ } from "./dom.js";
 import { MESSAGE_CHARS, me, state } from "./state.js";
 
 let seq = 0;
@@ -90,6 +90,8 @@ export function editorFor(msg) {
   requestAnimationFrame(() => grow(input));
   return form;
 }
+// messages.js draws the editor of the message being edited whenever it redraws that row.
+drawEditorWith(editorFor);
 
 /** Grows an edit box with its text, up to 240px. */
 function grow(input) {

@@ -4,7 +4,7 @@
 // `aria-activedescendant`; arrow keys choose, Enter or Tab picks, Escape closes; Enter after
 // a name typed out in full sends, as it would without the list).
 
-import { $ } from "./render.js";
+import { $ } from "./dom.js";
 import { me, state } from "./state.js";
 
 /** Most names the list shows at once. */

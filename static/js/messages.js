@@ -4,10 +4,9 @@
 // memory and are drawn again when scrolled back to. Consecutive messages of one author are
 // grouped under one name, and a separator starts each day.
 
-import { editorFor } from "./edit.js";
+import { $, keepFocus } from "./dom.js";
 import { plainText, renderBody } from "./format.js";
 import { markSeen } from "./readstate.js";
-import { keepFocus } from "./render.js";
 import {
   GROUP_MS,
   MAX_RENDERED,
@@ -20,7 +19,14 @@ import {
   state,
 } from "./state.js";
 
-const $ = (id) => document.getElementById(id);
+/** Draws the box a message is edited in; edit.js registers it (it draws with these rows). */
+let editorFor = (msg) => bodyEl(msg);
+
+/** The function that draws a message's editor (see edit.js). */
+export function drawEditorWith(fn) {
+  editorFor = fn;
+}
+
 
 /** How close to the bottom (px) still counts as "at the bottom". */
 const BOTTOM_SLACK = 80;

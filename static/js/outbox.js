@@ -5,8 +5,6 @@
 // after a removal, say) goes back into its room's message box with the reason.
 
 import { api } from "./api.js";
-import { pendingAdded, pendingChanged, pendingGone } from "./messages.js";
-import { onMessage } from "./rooms.js";
 import { draftOf, saveDraft, state } from "./state.js";
 
 const STORE_KEY = "roomcast.outbox";
@@ -21,10 +19,20 @@ let backoff = 1000;
 let seq = 0;
 /** Set by app.js: gives a refused post back to its room's box. */
 let onRefused = () => {};
+/** Set by app.js: shows posts on their way (added, changed, gone) and posts sent. */
+let view = { added() {}, changed() {}, gone() {}, sent() {} };
 
 /** Where refused posts go (see app.js). */
 export function whenRefused(fn) {
   onRefused = fn;
+}
+
+/**
+ * Who shows the queue (see app.js): `added(p)`, `changed(p)` and `gone(p)` for a post on
+ * its way, `sent(message)` for the stored message the server answered with.
+ */
+export function showQueueWith(handlers) {
+  view = handlers;
 }
 
 /** Whether a `typing` event may go out now without taking a post's place. */
@@ -76,13 +84,13 @@ export function enqueue(room, body, replyTo = null) {
   const p = { key: `p${++seq}`, room, body, replyTo, note: "" };
   state.outbox.push(p);
   save();
-  pendingAdded(p);
+  view.added(p);
   pump();
 }
 
 function note(p, text) {
   p.note = text;
-  pendingChanged(p);
+  view.changed(p);
 }
 
 function later(ms) {
@@ -126,15 +134,15 @@ export async function pump() {
         // Refused for good: back to its room's box, never dropped.
         state.outbox.shift();
         save();
-        pendingGone(p);
+        view.gone(p);
         onRefused(p, err);
         continue;
       }
       backoff = 1000;
       state.outbox.shift();
       save();
-      pendingGone(p);
-      onMessage(data.message, false);
+      view.gone(p);
+      view.sent(data.message);
     }
   } finally {
     running = false;

@@ -3,7 +3,7 @@
 // where it came from when it closes; Escape closes the one on top.
 
 import { api } from "./api.js";
-import { $ } from "./render.js";
+import { $ } from "./dom.js";
 import { ROOM_RE, state } from "./state.js";
 
 /** Phones: the rooms and people panels are overlays there. */

@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { messageChanged } from "./messages.js";
 import { limited } from "./outbox.js";
-import { $ } from "./render.js";
+import { $ } from "./dom.js";
 import { nameOf, reactedByMe, state } from "./state.js";
 
 /** The picker's row: emoji and their names (read out, and shown on hover). */

@@ -4,7 +4,6 @@
 // when the user asked for them, for a mention or a message while the page is hidden.
 
 import { api } from "./api.js";
-import { renderRooms } from "./render.js";
 import { me, mentionsMe, state } from "./state.js";
 
 /** Whether the user can see the room on screen now. */
@@ -28,6 +27,13 @@ export function markSeen() {
 }
 
 let recount = null;
+/** Set by app.js: redraws the room list once its counts were read again. */
+let onRecounted = () => {};
+
+/** What to do once the counts were read again (see app.js). */
+export function whenRecounted(fn) {
+  onRecounted = fn;
+}
 
 /**
  * A `read` event: a marker moved (in this tab, another one, or another device). The counts
@@ -50,7 +56,7 @@ export function onRead(ev) {
         known.unread = r.unread;
         known.mentioned = r.mentions > 0;
       }
-      renderRooms();
+      onRecounted();
     } catch (err) {
       console.warn("reading the room list failed", err);
     }

@@ -3,7 +3,7 @@
 // from older history page by page when it is not loaded yet.
 
 import { plainText } from "./format.js";
-import { $ } from "./render.js";
+import { $ } from "./dom.js";
 import { excerpt, nameOf, state } from "./state.js";
 
 /** Answer message `msg` with the next post in its room; the focus goes to the message box. */

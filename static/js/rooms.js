@@ -14,18 +14,8 @@ import {
 } from "./messages.js";
 import { notify } from "./readstate.js";
 import { originalChanged, renderReplyBar } from "./reply.js";
-import {
-  $,
-  renderHistoryControls,
-  renderMembers,
-  renderMyRooms,
-  renderPresence,
-  renderRoom,
-  renderRooms,
-  renderTyping,
-  showBanner,
-  showNotice,
-} from "./render.js";
+import { $ } from "./dom.js";
+import { renderHistoryControls, renderMembers, renderMyRooms, renderPresence, renderRoom, renderRooms, renderTyping, showBanner, showNotice } from "./render.js";
 import {
   HISTORY,
   RECONNECT_MS,

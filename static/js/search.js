@@ -3,7 +3,7 @@
 // nodes, never as HTML — and opening a result in its room with the history around it.
 
 import { api } from "./api.js";
-import { $, formatTime } from "./render.js";
+import { $, formatTime } from "./dom.js";
 
 /** Results asked for per search. */
 const LIMIT = 20;

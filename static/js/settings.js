@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { openDialog } from "./panels.js";
-import { $ } from "./render.js";
+import { $ } from "./dom.js";
 
 const dialog = $("settings");
 const start = $("account-delete-start");

@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { confirmAction, openDialog } from "./panels.js";
-import { $, formatTime } from "./render.js";
+import { $, formatTime } from "./dom.js";
 
 /** The answers to a token name the server refused, next to the field. */
 const NAME_ERRORS = {
