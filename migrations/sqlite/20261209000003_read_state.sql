@@ -7,6 +7,9 @@ CREATE TABLE read_markers (
     PRIMARY KEY (user_id, room)
 );
 
+-- Unread counts read this index alone (the author is in it), never the rows.
+CREATE INDEX messages_room_unread ON messages (room, id, user_id) WHERE kind = 0;
+
 -- The messages that mention someone, per room: a mention count reads only these.
 CREATE INDEX messages_room_mentions ON messages (room, id) WHERE kind = 0 AND mentions IS NOT NULL;
 

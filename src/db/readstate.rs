@@ -203,28 +203,14 @@ impl Db {
         before: Option<i64>,
         limit: u32,
     ) -> sqlx::Result<Vec<StoredMessage>> {
-        let (prefix, matched) = match &self.backend {
-            Backend::Sqlite { .. } => (
-                messages::SELECT_SQLITE,
-                "m.id IN (SELECT rowid FROM message_words WHERE message_words MATCH ",
-            ),
-            Backend::Postgres { .. } => (messages::SELECT_POSTGRES, "m.words @@ CAST("),
-        };
-        let text = match &self.backend {
-            Backend::Sqlite { .. } => query.fts5(),
-            Backend::Postgres { .. } => query.tsquery(),
-        };
-        let close = match &self.backend {
-            Backend::Sqlite { .. } => ")",
-            Backend::Postgres { .. } => " AS tsquery)",
-        };
-        let rows = on_backend!(self, |pool, DB| {
-            let mut q = sqlx::QueryBuilder::<DB>::new(prefix);
-            q.push("WHERE ")
-                .push(matched)
-                .push_bind(text)
-                .push(close)
-                .push(" AND m.kind = 0 AND m.room IS NOT NULL");
+        // The filters every backend applies to `m`, the candidate message.
+        fn filters<DB>(q: &mut sqlx::QueryBuilder<DB>, user: Uuid, room: Option<&RoomName>)
+        where
+            DB: Database,
+            for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+            for<'t> Uuid: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+        {
+            q.push(" AND m.kind = 0 AND m.room IS NOT NULL");
             match room {
                 Some(room) => {
                     q.push(" AND m.room = ").push_bind(room.as_str().to_owned());
@@ -239,13 +225,50 @@ impl Db {
                     .push("))");
                 }
             }
-            if let Some(before) = before {
-                q.push(" AND m.id < ").push_bind(before);
+        }
+        let rows: Vec<messages::Row> = match &self.backend {
+            Backend::Sqlite { pool, .. } => {
+                // FTS5 walks its matches newest first and stops at the limit; the rows are
+                // read after, by id.
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "SELECT message_words.rowid FROM message_words \
+                     JOIN messages m ON m.id = message_words.rowid \
+                     WHERE message_words MATCH ",
+                );
+                q.push_bind(query.fts5());
+                filters(&mut q, user, room);
+                if let Some(before) = before {
+                    q.push(" AND message_words.rowid < ").push_bind(before);
+                }
+                q.push(" ORDER BY message_words.rowid DESC LIMIT ")
+                    .push_bind(i64::from(limit));
+                let ids: Vec<(i64,)> = q.build_query_as().fetch_all(pool).await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(messages::SELECT_SQLITE);
+                q.push("WHERE m.id IN (");
+                let mut list = q.separated(", ");
+                for (id,) in ids {
+                    list.push_bind(id);
+                }
+                q.push(") ORDER BY m.id DESC");
+                q.build_query_as().fetch_all(pool).await?
             }
-            q.push(" ORDER BY m.id DESC LIMIT ")
-                .push_bind(i64::from(limit));
-            q.build_query_as::<messages::Row>().fetch_all(pool).await
-        })?;
+            Backend::Postgres { pool, .. } => {
+                let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(messages::SELECT_POSTGRES);
+                q.push("WHERE m.words @@ CAST(")
+                    .push_bind(query.tsquery())
+                    .push(" AS tsquery)");
+                filters(&mut q, user, room);
+                if let Some(before) = before {
+                    q.push(" AND m.id < ").push_bind(before);
+                }
+                q.push(" ORDER BY m.id DESC LIMIT ")
+                    .push_bind(i64::from(limit));
+                q.build_query_as().fetch_all(pool).await?
+            }
+        };
         messages::decode(rows)
     }
 

@@ -21,9 +21,26 @@ export function markSeen() {
   const newest = room.ids[room.ids.length - 1];
   if (newest <= room.lastReadId) return;
   room.lastReadId = newest;
-  api("PUT", `/api/rooms/${room.name}/read`, { last_read_id: newest }).catch((err) =>
-    console.warn("moving the read marker failed", err),
-  );
+  sendMarker(room.name, newest);
+}
+
+/** Per room, the marker being sent and the one to send after it (a busy room: one at a time). */
+const sending = new Map();
+
+function sendMarker(name, id) {
+  const s = sending.get(name);
+  if (s) {
+    s.next = Math.max(s.next, id);
+    return;
+  }
+  sending.set(name, { next: 0 });
+  api("PUT", `/api/rooms/${name}/read`, { last_read_id: id })
+    .catch((err) => console.warn("moving the read marker failed", err))
+    .finally(() => {
+      const next = sending.get(name).next;
+      sending.delete(name);
+      if (next > id) sendMarker(name, next);
+    });
 }
 
 let recount = null;
