@@ -51,6 +51,12 @@ const SWEEP_LOCK: i32 = 0x7263_7377;
 /// write of its own, like a sweep batch.
 const VACUUM_STEP_PAGES: u32 = 1000;
 
+/// Between two batches: a gap in which a waiting writer takes the write lock (SQLite), so
+/// a post waits behind one batch at most.
+async fn pause() {
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+}
+
 impl Db {
     /// Deletes, batch by batch, every event older than `retain_days` and every room's
     /// messages past the newest `retain_per_room`, with their reactions and change events.
@@ -117,7 +123,7 @@ impl Db {
                 if old.len() < head.len() || head.len() < policy.batch as usize {
                     break;
                 }
-                tokio::task::yield_now().await;
+                pause().await;
             }
         }
         if policy.retain_per_room > 0 {
@@ -162,7 +168,7 @@ impl Db {
                     let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
                     swept.events += self.delete_events(&ids).await?;
                     swept.batches += 1;
-                    tokio::task::yield_now().await;
+                    pause().await;
                 }
             }
         }
@@ -278,7 +284,7 @@ impl Db {
             )))
             .execute(pool)
             .await?;
-            tokio::task::yield_now().await;
+            pause().await;
         }
     }
 
