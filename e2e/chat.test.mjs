@@ -1154,8 +1154,12 @@ step("a banned account is told so at login", async (t) => {
 step("joined rooms follow the user to a new device", async (t) => {
   const room = unique("roam-");
   const { page, name } = await newUser(t, "olga");
+  // The follow goes out as the room is joined: listen before joining.
+  const followed = page.waitForResponse(
+    (r) => r.url().endsWith(`/api/me/rooms/${room}`) && r.request().method() === "PUT",
+  );
   await joinRoom(page, room);
-  await page.waitForResponse((r) => r.url().endsWith(`/api/me/rooms/${room}`) && r.request().method() === "PUT");
+  await followed;
   const other = await newUserPage(t, PHONE);
   await loginViaForm(other.page, name);
   await other.page.locator("#room-list button.room-open", { hasText: `#${room}` }).waitFor({ state: "attached" });

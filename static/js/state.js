@@ -329,9 +329,12 @@ let saveTimer = null;
 let followed = new Set();
 
 /**
- * Saves the joined rooms and the one on screen: at once in this browser, and on the server
- * (follow each room joined, unfollow each room left) once the joins and leaves of
- * `SAVE_JOINED_MS` settle. `force` (the start) follows every joined room.
+ * Saves the joined rooms and the one on screen: at once in this browser, and on the server.
+ * A room joined is followed at once, so the server's read marker starts where this page
+ * starts counting unread messages (a later follow would start it past messages the page
+ * already counts, and reading them would then move nothing). A room left is unfollowed once
+ * the joins and leaves of `SAVE_JOINED_MS` settle, so leaving and coming straight back sends
+ * nothing. `force` (the start) follows every joined room.
  */
 export function saveJoined(force = false) {
   const names = [...state.rooms.keys()];
@@ -341,27 +344,37 @@ export function saveJoined(force = false) {
   if (state.current) localStorage.setItem(currentKey, state.current);
   if (!changed && !force) return;
   if (changed && !force) localStorage.setItem(unsavedKey, "1");
+  const follows = [];
+  for (const name of names) {
+    if (followed.has(name)) continue;
+    followed.add(name);
+    follows.push(api("PUT", `/api/me/rooms/${name}`));
+  }
+  settled(follows);
   clearTimeout(saveTimer);
   saveTimer = setTimeout(() => {
     const now = new Set(state.rooms.keys());
-    const sent = [];
-    for (const name of now) {
-      if (followed.has(name)) continue;
-      followed.add(name);
-      sent.push(api("PUT", `/api/me/rooms/${name}`));
-    }
+    const unfollows = [];
     for (const name of [...followed]) {
       if (now.has(name)) continue;
       followed.delete(name);
-      sent.push(api("DELETE", `/api/me/rooms/${name}`));
+      unfollows.push(api("DELETE", `/api/me/rooms/${name}`));
     }
-    Promise.all(sent)
-      .then(() => {
-        // Unless the list changed again meanwhile (its own save is on the way).
-        if (localStorage.getItem(storeKey) === JSON.stringify([...now])) localStorage.removeItem(unsavedKey);
-      })
-      .catch((err) => console.warn("saving the room list failed", err));
+    settled(unfollows);
   }, SAVE_JOINED_MS);
+}
+
+/** Once `sent` are answered, the list counts as saved, unless it changed meanwhile. */
+function settled(sent) {
+  Promise.all(sent)
+    .then(() => {
+      const now = [...state.rooms.keys()];
+      const saved = now.length === followed.size && now.every((name) => followed.has(name));
+      if (saved && localStorage.getItem(storeKey) === JSON.stringify(now)) {
+        localStorage.removeItem(unsavedKey);
+      }
+    })
+    .catch((err) => console.warn("saving the room list failed", err));
 }
 
 /** This browser's unsent text per room: `{room: text}`. */
