@@ -322,12 +322,18 @@ mod tests {
     fn registered_routes() -> BTreeSet<(String, String)> {
         let mut out = BTreeSet::new();
         let mod_rs = include_str!("mod.rs");
-        let (top, api) = mod_rs
+        // `configure` registers the top-level routes, then the `/api` scope made of the
+        // route groups that follow it in the file.
+        let (top, rest) = mod_rs
             .split_once("web::scope(\"/api\")")
             .expect("routes::configure has the /api scope");
-        let (api, _) = api
-            .split_once(".configure(pages::configure)")
-            .expect("routes::configure registers the pages after the /api scope");
+        let (scope, groups) = rest
+            .split_once("fn account_routes(")
+            .expect("the /api route groups follow routes::configure");
+        collect_routes(scope, "/api", &mut out);
+        let (api, _) = groups
+            .split_once("async fn not_found(")
+            .expect("not_found follows the route groups");
         collect_routes(top, "", &mut out);
         collect_routes(api, "/api", &mut out);
         collect_routes(include_str!("pages.rs"), "", &mut out);
