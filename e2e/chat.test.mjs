@@ -2736,34 +2736,6 @@ async function postAs(page, room, body) {
   return res.body.message.id;
 }
 
-step("two tabs of one user: reading a room in one clears its badge in the other", async (t) => {
-  const [quiet, busy] = [unique("quiet-"), unique("busy-")];
-  const alice = await newUser(t, "rsa");
-  const bob = await newUser(t, "rsb");
-  await joinRoom(alice.page, busy);
-  await joinRoom(alice.page, quiet);
-  const tabB = await alice.context.newPage();
-  tabB.setDefaultTimeout(WAIT);
-  await tabB.goto("/");
-  await waitLive(tabB);
-  await roomButton(tabB, busy).waitFor();
-  await postAs(bob.page, busy, "first news");
-  await postAs(bob.page, busy, "second news");
-  for (const page of [alice.page, tabB]) {
-    await roomButton(page, busy).locator(".unread", { hasText: "2" }).waitFor();
-    await page.waitForFunction(() => document.title === "(2) roomcast");
-  }
-  await axeCheck(tabB, "the room list with an unread badge");
-  // Tab A reads the room: tab B's badge and title follow.
-  await roomButton(alice.page, busy).click();
-  await alice.page.locator("#messages .msg-body", { hasText: "second news" }).waitFor();
-  await roomButton(tabB, busy).locator(".unread").waitFor({ state: "detached" });
-  await tabB.waitForFunction(() => document.title === "roomcast");
-  const list = await pageApi(tabB, "GET", "/api/me/rooms");
-  const entry = list.body.rooms.find((r) => r.name === busy);
-  assert.equal(entry.unread, 0, "the server's marker moved");
-});
-
 step("a mention in a room not on screen shows a mention badge; opening it shows the new-messages line", async (t) => {
   const [here, there] = [unique("here-"), unique("there-")];
   const alice = await newUser(t, "rma");
