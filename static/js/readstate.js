@@ -70,8 +70,13 @@ export function onRead(ev) {
         if (!known) continue;
         known.lastReadId = Math.max(known.lastReadId, r.last_read_id);
         if (r.name === state.current && seeing()) continue;
-        known.unread = r.unread;
-        known.mentioned = r.mentions > 0;
+        // Messages that came on the stream after the server counted are counted on top.
+        const newer = known.ids
+          .filter((id) => id > r.last_message_id && id > known.lastReadId)
+          .map((id) => known.messages.get(id))
+          .filter((m) => m && m.user.id !== me.id);
+        known.unread = r.unread + newer.length;
+        known.mentioned = r.mentions > 0 || newer.some(mentionsMe);
       }
       onRecounted();
     } catch (err) {
