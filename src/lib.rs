@@ -4,8 +4,9 @@
 //!
 //! 1. [`domain`] — validated names and ids, users, stored events and their JSON shapes.
 //!    Knows no HTTP, SQL or SSE.
-//! 2. [`db`] (SQLite or PostgreSQL: accounts, sessions, the message log, the cluster's
-//!    node rows; [`db`]'s `sqlite` module sets up every SQLite connection) and [`hub`]
+//! 2. [`db`] (SQLite or PostgreSQL: accounts, sessions, the message log with its search
+//!    index, room lists and read markers, retention sweeps, the cluster's node rows; [`db`]'s
+//!    `sqlite` module sets up every SQLite connection) and [`hub`]
 //!    (connections, rooms, fan-out, the resume protocol; SSE bytes are made only in
 //!    [`hub::frame`]). Neither knows the other.
 //! 3. [`writer`] (group commit: a post, deletion, edit or reaction is on disk before anyone
