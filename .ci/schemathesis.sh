@@ -129,12 +129,16 @@ logout='^POST /api/logout$'
 # and the server would post the generated messages there. Only loopback is ever a target
 # here; the API tests make webhooks to receivers of their own.
 webhooks='^POST /api/admin/webhooks$'
+# Deleting an account (the caller's, or any by name with the admin token: schemathesis
+# learns `fuzzer` from /api/me) ends `fuzzer` for good, so those run very last.
+account_deleting='^DELETE /api/(me|admin/users/\{username\})$'
 cookie="$(login register)"
 open_stream "$cookie"
 SCHEMATHESIS_HOOKS="$root/.ci/schemathesis_hooks.py" ROOMCAST_CONNECTION_ID="$connection_id" \
-    run "$cookie" --exclude-name-regex "^GET /api/events$|$session_changing|$logout|$webhooks" || status=$?
+    run "$cookie" --exclude-name-regex "^GET /api/events$|$session_changing|$logout|$webhooks|$account_deleting" || status=$?
 run "$(login login)" --include-name-regex "$session_changing" || status=$?
 run "$(login login)" --include-name-regex "$logout" || status=$?
+run "$(login login)" --include-name-regex "$account_deleting" || status=$?
 if [ "$status" -ne 0 ]; then
     echo "schemathesis: failures above; server log:"
     tail -n 50 "$data/server.log"
