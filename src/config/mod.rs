@@ -344,6 +344,8 @@ pub struct LimitSettings {
     pub rooms_per_user: usize,
     /// Rooms one user may create (`POST /api/rooms`).
     pub rooms_created_per_user: usize,
+    /// Rooms one user's room list may hold (follows and first markers add to it).
+    pub rooms_listed_per_user: u32,
 }
 
 /// `[rate_limit]`

@@ -181,6 +181,11 @@ impl LimitSettings {
         at_least("limits.max_streams", self.max_streams, 1)?;
         at_least("limits.rooms_per_user", self.rooms_per_user, 1)?;
         at_least(
+            "limits.rooms_listed_per_user",
+            self.rooms_listed_per_user,
+            1,
+        )?;
+        at_least(
             "limits.rooms_created_per_user",
             self.rooms_created_per_user,
             1,

@@ -143,6 +143,21 @@ impl Db {
         })
     }
 
+    /// How many rooms `user`'s list holds, and whether `room` is one of them.
+    pub async fn list_size(&self, user: Uuid, room: &RoomName) -> sqlx::Result<(i64, bool)> {
+        let (size, here): (i64, i64) = on_backend!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN room = $2 THEN 1 ELSE 0 END), 0) \
+                 FROM read_markers WHERE user_id = $1",
+            )
+            .bind(user)
+            .bind(room.as_str())
+            .fetch_one(pool)
+            .await
+        })?;
+        Ok((size, here > 0))
+    }
+
     /// Takes `room` out of `user`'s list, unless it is a member there (then it stays).
     pub async fn unfollow(&self, user: Uuid, room: &RoomName) -> sqlx::Result<()> {
         on_backend!(self, |pool| {

@@ -414,3 +414,33 @@ async fn read_is_a_reserved_event_name() {
     let res = alice.custom("lobby", "read", json!({})).await;
     assert_error(res, 400, "reserved_event").await;
 }
+
+#[tokio::test]
+async fn a_full_room_list_takes_no_new_room_by_a_follow_or_a_first_marker() {
+    let app = spawn_app_with(|s| s.limits.rooms_listed_per_user = 2).await;
+    let alice = app.user("alice").await;
+    follow(&alice, "one").await;
+    follow(&alice, "two").await;
+    assert_error(try_follow(&alice, "three").await, 400, "too_many_rooms").await;
+    assert_error(
+        try_read(&alice, "three", json!({ "last_read_id": 0 })).await,
+        400,
+        "too_many_rooms",
+    )
+    .await;
+    // A room already listed still takes a follow and a marker; one unfollowed makes room.
+    follow(&alice, "two").await;
+    mark_read(&alice, "two", 0).await;
+    unfollow(&alice, "one").await;
+    follow(&alice, "three").await;
+    let names: Vec<Value> = room_list(&alice)
+        .await
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        [json!("three"), json!("two")],
+        "the list after making room"
+    );
+}

@@ -39,6 +39,21 @@ async fn listable(state: &AppState, room: &VisibleRoom) -> Result<(), ApiError> 
     Ok(())
 }
 
+/// A room enters the caller's list (by a follow or a first marker) only while the list
+/// holds fewer than `limits.rooms_listed_per_user`: nobody can grow a list, and the cost of
+/// every read of it, without bound. `400 too_many_rooms` past it.
+async fn fits_in_list(state: &AppState, room: &VisibleRoom) -> Result<(), ApiError> {
+    let max = state.settings.limits.rooms_listed_per_user;
+    let (size, listed) = state.db.list_size(room.caller.user.id, room.name()).await?;
+    if !listed && size >= i64::from(max) {
+        return Err(ApiError::validation(
+            ErrorCode::TooManyRooms,
+            format!("a room list holds at most {max} rooms; unfollow one first"),
+        ));
+    }
+    Ok(())
+}
+
 /// The room as the caller's list shows it, once it is there.
 async fn entry(state: &AppState, room: &VisibleRoom) -> Result<HttpResponse, ApiError> {
     let entry = state
@@ -69,6 +84,7 @@ pub async fn list(
     params(("room" = String, Path, description = "The room", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses(
         (status = 200, body = MyRoomReply, description = "The room as the list shows it"),
+        (status = 400, description = "`invalid_room`; `too_many_rooms`: the room list is full (`limits.rooms_listed_per_user`)"),
         (status = 404, description = "`unknown_room`: a private room the caller is not a member of"),
     )
 )]
@@ -77,6 +93,7 @@ pub async fn follow(
     room: VisibleRoom,
 ) -> Result<HttpResponse, ApiError> {
     listable(&state, &room).await?;
+    fits_in_list(&state, &room).await?;
     state.db.follow(room.caller.user.id, room.name()).await?;
     entry(&state, &room).await
 }
@@ -117,7 +134,7 @@ pub struct ReadBody {
     request_body = ReadBody,
     responses(
         (status = 200, body = MyRoomReply, description = "The room as the list shows it now"),
-        (status = 400, description = "`invalid_request`: `last_read_id` missing or below 0"),
+        (status = 400, description = "`invalid_request`: `last_read_id` missing or below 0; `too_many_rooms`: a room not listed yet, and the room list is full"),
         (status = 404, description = "`unknown_room`: a private room the caller is not a member of"),
     )
 )]
@@ -133,6 +150,7 @@ pub async fn read(
         ));
     }
     listable(&state, &room).await?;
+    fits_in_list(&state, &room).await?;
     let user = room.caller.user.id;
     let done = state
         .db
