@@ -184,11 +184,8 @@ impl Db {
         on_backend!(self, |pool, DB| {
             let mut tx = pool.begin().await?;
             let mut q = sqlx::QueryBuilder::<DB>::new("DELETE FROM messages WHERE id IN (");
-            let mut list = q.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
-            }
-            q.push(") RETURNING id, room, kind");
+            push_ids(&mut q, ids);
+            q.push(" RETURNING id, room, kind");
             gone.extend(
                 q.build_query_as::<(i64, Option<String>, i32)>()
                     .fetch_all(&mut *tx)
@@ -202,11 +199,8 @@ impl Db {
             if !posts.is_empty() {
                 let mut q = sqlx::QueryBuilder::<DB>::new("DELETE FROM messages WHERE kind <> ");
                 q.push_bind(kind::DELETED).push(" AND about IN (");
-                let mut list = q.separated(", ");
-                for id in &posts {
-                    list.push_bind(*id);
-                }
-                q.push(") RETURNING id, room, kind");
+                push_ids(&mut q, &posts);
+                q.push(" RETURNING id, room, kind");
                 gone.extend(
                     q.build_query_as::<(i64, Option<String>, i32)>()
                         .fetch_all(&mut *tx)
@@ -214,22 +208,14 @@ impl Db {
                 );
                 let mut q =
                     sqlx::QueryBuilder::<DB>::new("DELETE FROM reactions WHERE message_id IN (");
-                let mut list = q.separated(", ");
-                for id in &posts {
-                    list.push_bind(*id);
-                }
-                q.push(")");
+                push_ids(&mut q, &posts);
                 q.build().execute(&mut *tx).await?;
                 // SQLite's search index is a table of its own (PostgreSQL's is a column of
                 // the row, gone with it).
                 if self.sqlite_pool().is_some() {
                     let mut q =
                         sqlx::QueryBuilder::<DB>::new("DELETE FROM message_words WHERE rowid IN (");
-                    let mut list = q.separated(", ");
-                    for id in &posts {
-                        list.push_bind(*id);
-                    }
-                    q.push(")");
+                    push_ids(&mut q, &posts);
                     q.build().execute(&mut *tx).await?;
                 }
             }
@@ -304,6 +290,19 @@ impl Db {
         })?;
         Ok(found.is_some())
     }
+}
+
+/// Ends an `IN (` list: binds `ids`, comma-separated, and closes the parenthesis.
+fn push_ids<DB>(q: &mut sqlx::QueryBuilder<DB>, ids: &[i64])
+where
+    DB: sqlx::Database,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    list.push_unseparated(")");
 }
 
 #[cfg(test)]

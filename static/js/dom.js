@@ -4,7 +4,8 @@
 /** The element with this id. */
 export const $ = (id) => document.getElementById(id);
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+/** Hours and minutes, as the reader's clock shows them. */
+export const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateFmt = new Intl.DateTimeFormat(undefined, {
   month: "short",
   day: "numeric",

@@ -4,7 +4,7 @@
 // memory and are drawn again when scrolled back to. Consecutive messages of one author are
 // grouped under one name, and a separator starts each day.
 
-import { $, keepFocus } from "./dom.js";
+import { $, keepFocus, timeFmt } from "./dom.js";
 import { plainText, renderBody } from "./format.js";
 import { markSeen } from "./readstate.js";
 import {
@@ -40,7 +40,6 @@ const TOP_SLACK = 200;
  */
 const view = { room: null, fromId: 0, toId: null, els: new Map(), seenTo: 0 };
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dayFmt = new Intl.DateTimeFormat(undefined, {
   weekday: "long",
   year: "numeric",
