@@ -53,6 +53,8 @@ fn hub(heartbeat: Duration) -> Arc<Hub> {
         max_streams: usize::MAX,
         rooms_per_user: usize::MAX,
         presence_coalesce: Duration::ZERO,
+        reconnect_rate: 0,
+        replays_at_once: 4,
     }))
 }
 

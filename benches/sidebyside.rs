@@ -359,6 +359,15 @@ struct Tally {
     last_rx: AtomicU64,
     max_latency: AtomicU64,
     hist: Vec<AtomicU64>,
+    /// Streams back after a close (`--reconnect`), and when the last came back (µs).
+    reconnected: AtomicU64,
+    reconnected_last: AtomicU64,
+    /// Streams that, once back, got a message sent after they came back, in order (so
+    /// everything before it too), and when the last did.
+    caught_up: AtomicU64,
+    caught_up_last: AtomicU64,
+    /// Reopen attempts that failed (refused, or answered other than 200) and were retried.
+    refused: AtomicU64,
     /// Set once the child is done, so closing streams are not counted as errors.
     stopping: AtomicBool,
 }
@@ -378,6 +387,11 @@ impl Tally {
             last_rx: AtomicU64::new(0),
             max_latency: AtomicU64::new(0),
             hist: (0..HIST_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            reconnected: AtomicU64::new(0),
+            reconnected_last: AtomicU64::new(0),
+            caught_up: AtomicU64::new(0),
+            caught_up_last: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
         }
     }
@@ -400,6 +414,23 @@ struct Reader {
     /// Next expected sequence number per publisher.
     next_seq: Vec<u64>,
     pinged: bool,
+    /// The reconnection delay the server asked for (`retry:`), ms.
+    retry_ms: u64,
+    /// When the stream came back after a close, until a message sent later arrives.
+    back_at: Option<u64>,
+}
+
+impl Reader {
+    fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            last_id: 0,
+            next_seq: Vec::new(),
+            pinged: false,
+            retry_ms: 3000,
+            back_at: None,
+        }
+    }
 }
 
 impl Reader {
@@ -423,6 +454,11 @@ impl Reader {
                 data = Some(v);
             } else if line == b"event: reaction" {
                 reaction = true;
+            } else if let Some(v) = line.strip_prefix(b"retry: ") {
+                let ms = std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
+                self.retry_ms = ms.unwrap_or(self.retry_ms);
             }
         }
         let Some(data) = data else { return };
@@ -462,6 +498,11 @@ impl Reader {
         if s == self.next_seq[p] {
             self.next_seq[p] += 1;
             tally.in_order.fetch_add(1, Ordering::Relaxed);
+            if self.back_at.is_some_and(|back| t >= back) {
+                self.back_at = None;
+                tally.caught_up.fetch_add(1, Ordering::Relaxed);
+                tally.caught_up_last.fetch_max(now, Ordering::Relaxed);
+            }
         } else {
             tally.disorder.fetch_add(1, Ordering::Relaxed);
             if s > self.next_seq[p] {
@@ -508,9 +549,10 @@ async fn read_stream(
         if tally.stopping.load(Ordering::Relaxed) {
             return;
         }
-        // roomcast closed it (a slow reader): resume after the last id seen, as a browser
-        // would. What the reader checks carries on across the new connection.
+        // roomcast closed it (a slow reader, or a restart): resume after the last id seen,
+        // as a browser would. What the reader checks carries on across the new connection.
         let again = match reader.kind {
+            Kind::Roomcast if reopen.args.reconnect => reconnect(&reopen, &reader, &tally).await,
             Kind::Roomcast => reopen.open(Some(reader.last_id)).await.ok(),
             Kind::Nchan => None,
         };
@@ -519,8 +561,33 @@ async fn read_stream(
             return;
         };
         tally.resumed.fetch_add(1, Ordering::Relaxed);
+        if reopen.args.reconnect {
+            let now = now_us();
+            reader.back_at = Some(now);
+            tally.reconnected.fetch_add(1, Ordering::Relaxed);
+            tally.reconnected_last.fetch_max(now, Ordering::Relaxed);
+        }
         (stream, decoder, payload) = (s, d, p);
     }
+}
+
+/// How long a reconnecting stream keeps trying.
+const RECONNECT_FOR: Duration = Duration::from_secs(120);
+
+/// Reopens a closed stream as `EventSource` does: after the server's `retry:` delay, with
+/// `Last-Event-ID`, again after the same delay for as long as it fails.
+async fn reconnect(reopen: &Reopen, reader: &Reader, tally: &Tally) -> Option<Opened> {
+    let give_up = Instant::now() + RECONNECT_FOR;
+    while Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(reader.retry_ms)).await;
+        match reopen.open(Some(reader.last_id)).await {
+            Ok(opened) => return Some(opened),
+            Err(_) => {
+                tally.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    None
 }
 
 /// An open stream: its socket, its decoder (a chunked body's, mid-chunk perhaps) and what
@@ -532,11 +599,12 @@ struct Reopen {
     args: Arc<ChildArgs>,
     src: Ipv4Addr,
     pool: Pool,
+    room: String,
 }
 
 impl Reopen {
     async fn open(&self, last_event_id: Option<u64>) -> Result<Opened> {
-        open_stream(&self.args, self.src, &self.pool, last_event_id).await
+        open_stream(&self.args, self.src, &self.pool, &self.room, last_event_id).await
     }
 }
 
@@ -549,6 +617,21 @@ struct ChildArgs {
     first_addr: usize,
     /// roomcast: subscribe while connecting (`GET /api/events?rooms=`), not in two steps.
     one_step: bool,
+    /// Rooms the streams are spread over (see [`room_of`]).
+    rooms: usize,
+    /// The index of this child's first stream among all the children's.
+    first_stream: usize,
+    /// A closed stream comes back as `EventSource` would (see [`reconnect`]).
+    reconnect: bool,
+}
+
+/// The room (channel) of stream `i` of all: [`ROOM`] alone, or `bench0`, `bench1`, … in turn.
+fn room_of(i: usize, rooms: usize) -> String {
+    if rooms <= 1 {
+        ROOM.to_owned()
+    } else {
+        format!("{ROOM}{}", i % rooms)
+    }
 }
 
 /// Pool of keep-alive connections for the subscribe calls.
@@ -560,6 +643,7 @@ async fn open_stream(
     args: &ChildArgs,
     src: Ipv4Addr,
     pool: &Pool,
+    room: &str,
     last_event_id: Option<u64>,
 ) -> Result<Opened> {
     let dst = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
@@ -570,7 +654,7 @@ async fn open_stream(
             "GET /api/events{} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\
              Cookie: {}\r\n{}\r\n",
             if one_step {
-                format!("?rooms={ROOM}&events=message")
+                format!("?rooms={room}&events=message")
             } else {
                 String::new()
             },
@@ -578,7 +662,7 @@ async fn open_stream(
             last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n")),
         ),
         Kind::Nchan => format!(
-            "GET /sub/{ROOM} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+            "GET /sub/{room} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
         ),
     };
     stream.write_all(req.as_bytes()).await?;
@@ -629,7 +713,7 @@ async fn open_stream(
     let id = common::connection_id_in(&text)
         .context("no connection id in the first event")?
         .to_owned();
-    let body = serde_json::json!({ "connection_id": id, "rooms": [ROOM], "events": ["message"] });
+    let body = serde_json::json!({ "connection_id": id, "rooms": [room], "events": ["message"] });
     let mut conn = pool
         .lock()
         .await
@@ -663,22 +747,24 @@ async fn child_main(args: ChildArgs) -> Result<()> {
     let pool: Pool = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let args = Arc::new(args);
-    let opened: Vec<Result<()>> = futures_util::stream::iter(0..args.streams)
+    let opened: Vec<Result<usize>> = futures_util::stream::iter(0..args.streams)
         .map(|i| {
             let (args, pool, tally) = (args.clone(), pool.clone(), tally.clone());
             async move {
                 let addr = args.first_addr + i / STREAMS_PER_ADDR;
                 let src = Ipv4Addr::new(127, 0, (addr / 250) as u8, (2 + addr % 250) as u8);
-                let (stream, decoder, payload) = open_stream(&args, src, &pool, None).await?;
-                let reader = Reader {
-                    kind: args.kind,
-                    last_id: 0,
-                    next_seq: Vec::new(),
-                    pinged: false,
+                let room = room_of(args.first_stream + i, args.rooms);
+                let (stream, decoder, payload) =
+                    open_stream(&args, src, &pool, &room, None).await?;
+                let reader = Reader::new(args.kind);
+                let reopen = Reopen {
+                    args,
+                    src,
+                    pool,
+                    room,
                 };
-                let reopen = Reopen { args, src, pool };
                 tokio::spawn(read_stream(stream, decoder, payload, reader, tally, reopen));
-                Ok(())
+                Ok(i)
             }
         })
         .buffer_unordered(OPENING_AT_ONCE)
@@ -710,8 +796,19 @@ async fn child_main(args: ChildArgs) -> Result<()> {
             break counts;
         }
     };
-    let per_stream: u64 = expect.iter().sum();
-    let total = per_stream * (opened.len() - errors.len()) as u64;
+    // One room: every stream expects every publisher's messages. Several: publisher `r`
+    // posts to room `r` only.
+    let total: u64 = opened
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|&i| match args.rooms {
+            0 | 1 => expect.iter().sum(),
+            rooms => expect
+                .get((args.first_stream + i) % rooms)
+                .copied()
+                .unwrap_or(0),
+        })
+        .sum();
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     while tally.in_order.load(Ordering::Relaxed) + tally.disorder.load(Ordering::Relaxed) < total
         && Instant::now() < deadline
@@ -722,7 +819,7 @@ async fn child_main(args: ChildArgs) -> Result<()> {
     let t = &tally;
     let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
     println!(
-        "RESULT {} {} {} {} {} {} {} {} {} {} {} {} {}",
+        "RESULT {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
         r(&t.in_order),
         total.saturating_sub(r(&t.in_order)),
         r(&t.disorder),
@@ -736,6 +833,11 @@ async fn child_main(args: ChildArgs) -> Result<()> {
         r(&t.max_latency),
         r(&t.storm),
         r(&t.resumed),
+        r(&t.reconnected),
+        r(&t.reconnected_last),
+        r(&t.caught_up),
+        r(&t.caught_up_last),
+        r(&t.refused),
     );
     let hist: Vec<String> = t
         .hist
@@ -753,6 +855,24 @@ async fn child_main(args: ChildArgs) -> Result<()> {
 // ---------------------------------------------------------------------------------------
 // The parent: servers, publishing, figures.
 
+/// roomcast's settings in every scenario; `queue` sets `sse.queue_capacity`.
+fn roomcast_env(heartbeat_secs: u64, queue: Option<usize>) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "ROOMCAST__SSE__QUEUE_CAPACITY",
+            queue.unwrap_or(1024).to_string(),
+        ),
+        ("ROOMCAST__SSE__HEARTBEAT_SECS", heartbeat_secs.to_string()),
+        // Same as Nchan's worker_processes.
+        ("ROOMCAST__SERVER__WORKERS", "2".to_owned()),
+        // No line per request, as Nchan's `access_log off` (warnings still).
+        (
+            "RUST_LOG",
+            "roomcast=info,roomcast::http::telemetry=warn,actix_server=warn".to_owned(),
+        ),
+    ]
+}
+
 /// A server under test, stopped when dropped.
 enum Running {
     Roomcast(common::Server),
@@ -769,20 +889,7 @@ impl Running {
         match kind {
             Kind::Roomcast => Ok(Running::Roomcast(common::Server::start(
                 "127.0.0.1",
-                &[
-                    (
-                        "ROOMCAST__SSE__QUEUE_CAPACITY",
-                        queue.unwrap_or(1024).to_string(),
-                    ),
-                    ("ROOMCAST__SSE__HEARTBEAT_SECS", heartbeat_secs.to_string()),
-                    // Same as Nchan's worker_processes.
-                    ("ROOMCAST__SERVER__WORKERS", "2".to_owned()),
-                    // No line per request, as Nchan's `access_log off` (warnings still).
-                    (
-                        "RUST_LOG",
-                        "roomcast=info,roomcast::http::telemetry=warn,actix_server=warn".to_owned(),
-                    ),
-                ],
+                &roomcast_env(heartbeat_secs, queue),
             ))),
             Kind::Nchan => {
                 let prefix = tempfile::tempdir().context("temp dir")?;
@@ -872,6 +979,8 @@ struct Publisher {
     errors: u64,
     conn: HttpConn,
     cookie: String,
+    /// The room (channel) it posts to.
+    room: String,
 }
 
 impl Publisher {
@@ -884,7 +993,13 @@ impl Publisher {
             errors: 0,
             conn: HttpConn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
             cookie: cookie.to_owned(),
+            room: ROOM.to_owned(),
         }
+    }
+
+    /// The same, posting to `room`.
+    fn posting_to(self, room: String) -> Self {
+        Self { room, ..self }
     }
 
     /// Publishes the next message; a failure is counted (the first one printed), not fatal.
@@ -899,20 +1014,48 @@ impl Publisher {
 
     /// Publishes the next message; errors are answers other than 2xx.
     async fn publish(&mut self) -> Result<()> {
+        let text = self.next_text();
+        self.send(&text).await
+    }
+
+    /// Publishes the next message, sending it again every 50 ms while the server is not
+    /// there to take it (a restart), until `give_up`. Returns how many tries failed.
+    ///
+    /// Sending again cannot store it twice: a stopping server answers every request it
+    /// read before it closes the connection, and one it did not read it never stored.
+    async fn publish_until_stored(&mut self, give_up: Instant) -> Result<u64> {
+        let text = self.next_text();
+        let mut failed = 0;
+        loop {
+            match self.send(&text).await {
+                Ok(()) => return Ok(failed),
+                Err(e) if Instant::now() >= give_up => return Err(e),
+                Err(_) => failed += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The next message's text: its marks, padded to about 100 characters like the other
+    /// benches' messages.
+    fn next_text(&mut self) -> String {
         self.seq += 1;
         let text = format!("~p{}~s{}~t{}~", self.index, self.seq, now_us());
-        // About 100 characters, like the other benches' messages.
-        let text = format!("{text:x<100}");
+        format!("{text:x<100}")
+    }
+
+    async fn send(&mut self, text: &str) -> Result<()> {
+        let room = &self.room;
         let (path, headers, body) = match self.kind {
             Kind::Roomcast => (
-                format!("/api/rooms/{ROOM}/messages"),
+                format!("/api/rooms/{room}/messages"),
                 format!(
                     "Cookie: {}\r\nContent-Type: application/json\r\n",
                     self.cookie
                 ),
                 serde_json::json!({ "body": text }).to_string(),
             ),
-            Kind::Nchan => (format!("/pub/{ROOM}"), String::new(), text),
+            Kind::Nchan => (format!("/pub/{room}"), String::new(), text.to_owned()),
         };
         let (status, answer) = self
             .conn
@@ -1142,12 +1285,26 @@ fn load_pids(children: &[Child]) -> Vec<u32> {
         .collect()
 }
 
+/// How the children's streams listen beyond the defaults: over how many rooms, and whether
+/// they come back after a close as `EventSource` does.
+#[derive(Clone, Copy, Default)]
+struct Spread {
+    rooms: usize,
+    reconnect: bool,
+}
+
 /// Starts children holding `streams` in all.
-fn spawn_children(kind: Kind, port: u16, cookie: &str, streams: usize) -> Result<Vec<Child>> {
+fn spawn_children(
+    kind: Kind,
+    port: u16,
+    cookie: &str,
+    streams: usize,
+    spread: Spread,
+) -> Result<Vec<Child>> {
     let n = streams.div_ceil(STREAMS_PER_CHILD).max(1);
     let exe = std::env::current_exe()?;
     let mut children = Vec::new();
-    let mut first_addr = 0;
+    let (mut first_addr, mut first_stream) = (0, 0);
     for i in 0..n {
         let mine = streams / n + usize::from(i < streams % n);
         let mut proc = tokio::process::Command::new(&exe)
@@ -1163,8 +1320,13 @@ fn spawn_children(kind: Kind, port: u16, cookie: &str, streams: usize) -> Result
                 &mine.to_string(),
                 "--first-addr",
                 &first_addr.to_string(),
+                "--first-stream",
+                &first_stream.to_string(),
+                "--rooms",
+                &spread.rooms.max(1).to_string(),
             ])
             .args(common::flag("--one-step").then_some("--one-step"))
+            .args(spread.reconnect.then_some("--reconnect"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1172,6 +1334,7 @@ fn spawn_children(kind: Kind, port: u16, cookie: &str, streams: usize) -> Result
             .spawn()
             .context("re-running this bench as a child")?;
         first_addr += mine.div_ceil(STREAMS_PER_ADDR);
+        first_stream += mine;
         let stdin = proc.stdin.take().context("child stdin")?;
         let lines = BufReader::new(proc.stdout.take().context("child stdout")?).lines();
         children.push(Child { proc, stdin, lines });
@@ -1192,6 +1355,11 @@ struct Received {
     streams_pinged: u64,
     storm: u64,
     resumed: u64,
+    reconnected: u64,
+    reconnected_last: u64,
+    caught_up: u64,
+    caught_up_last: u64,
+    refused: u64,
     first_rx: u64,
     last_rx: u64,
     max_latency: u64,
@@ -1256,6 +1424,11 @@ async fn collect(children: &mut [Child], expect: &[u64]) -> Result<Received> {
             max,
             storm,
             resumed,
+            reconnected,
+            reconnected_last,
+            caught_up,
+            caught_up_last,
+            refused,
         ] = f[..]
         else {
             bail!("a RESULT line with {} fields", f.len());
@@ -1270,6 +1443,11 @@ async fn collect(children: &mut [Child], expect: &[u64]) -> Result<Received> {
         all.streams_pinged += pinged;
         all.storm += storm;
         all.resumed += resumed;
+        all.reconnected += reconnected;
+        all.reconnected_last = all.reconnected_last.max(reconnected_last);
+        all.caught_up += caught_up;
+        all.caught_up_last = all.caught_up_last.max(caught_up_last);
+        all.refused += refused;
         all.first_rx = all.first_rx.min(first);
         all.last_rx = all.last_rx.max(last);
         all.max_latency = all.max_latency.max(max);
@@ -1310,6 +1488,9 @@ struct Fanout {
     sample_every: Option<Duration>,
     /// Storm requests per second beside the published messages (0: none); see [`Storm`].
     storm: u32,
+    /// One publisher that waits for each answer and posts `interval` after it (closed
+    /// loop), instead of a message leaving every `interval` whatever the answers.
+    closed_loop: bool,
 }
 
 /// Starts the server, opens the streams, publishes and measures.
@@ -1329,7 +1510,7 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     let (pss_idle, rss_idle) = (common::pss_sum(&pids), common::rss_sum(&pids));
 
     let started = Instant::now();
-    let mut children = spawn_children(kind, port, &cookie, f.streams)?;
+    let mut children = spawn_children(kind, port, &cookie, f.streams, Spread::default())?;
     let mut open = 0;
     for c in &mut children {
         let ready = c.line("READY").await?;
@@ -1426,13 +1607,25 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     };
     let first_tx = now_us();
     let t0 = tokio::time::Instant::now();
-    // Message i leaves at t0 + i·D on publisher i mod C; a busy publisher delays it.
+    if f.closed_loop {
+        publishers.truncate(1);
+    }
+    // Open loop: message i leaves at t0 + i·D on publisher i mod C; a busy publisher delays
+    // it. Closed loop: one publisher, each message D after the last one's answer.
     let queues: Vec<_> = publishers
         .drain(..)
         .enumerate()
         .map(|(c, mut p)| {
             let (messages, conns, interval) = (f.messages, f.pub_conns, f.interval);
+            let closed_loop = f.closed_loop;
             tokio::spawn(async move {
+                if closed_loop {
+                    for _ in 0..messages {
+                        p.publish_counted().await;
+                        tokio::time::sleep(interval).await;
+                    }
+                    return p;
+                }
                 for i in (c..messages).step_by(conns) {
                     tokio::time::sleep_until(t0 + interval * i as u32).await;
                     p.publish_counted().await;
@@ -1548,7 +1741,7 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
         ),
         Kind::Nchan => (String::new(), String::new()),
     };
-    let mut children = spawn_children(kind, port, &cookie, subscribers)?;
+    let mut children = spawn_children(kind, port, &cookie, subscribers, Spread::default())?;
     for c in &mut children {
         c.line("READY").await?;
     }
@@ -1813,14 +2006,18 @@ async fn parent_main() -> Result<()> {
     let rounds = common::arg("--rounds", if side_by_side { 3usize } else { 1 });
     // CI's quick run takes every scenario, so none of them rots unseen.
     let scenario = common::arg("--scenario", if quick { "all" } else { "both" }.to_owned());
-    let (with_fanout, with_storm, with_publish) = match scenario.as_str() {
-        "fanout" => (true, false, false),
-        "storm" => (true, true, false),
-        "publish" => (false, false, true),
-        "both" => (true, false, true),
-        "all" => (true, true, true),
-        other => bail!("--scenario {other}: one of fanout, storm, publish, both, all"),
+    let with = |name: &str| match scenario.as_str() {
+        "both" => matches!(name, "fanout" | "publish"),
+        "all" => true,
+        one => one == name || (one == "storm" && name == "fanout"),
     };
+    const SCENARIOS: [&str; 7] = [
+        "fanout", "closed", "storm", "publish", "restart", "both", "all",
+    ];
+    if !SCENARIOS.contains(&scenario.as_str()) {
+        bail!("--scenario {scenario}: one of {}", SCENARIOS.join(", "));
+    }
+    let (with_fanout, with_storm, with_publish) = (with("fanout"), with("storm"), with("publish"));
     let hold = common::arg("--hold", 0u64);
     let soak = common::arg("--soak", 0u64);
     let interval = Duration::from_millis(common::arg(
@@ -1836,6 +2033,7 @@ async fn parent_main() -> Result<()> {
         hold: (hold > 0).then(|| Duration::from_secs(hold)),
         sample_every: None,
         storm: 0,
+        closed_loop: false,
     };
     if soak > 0 {
         fanout.messages =
@@ -1873,6 +2071,27 @@ async fn parent_main() -> Result<()> {
             })
             .await?;
             table(&title, &runs);
+            lost_table(&lost);
+        }
+        if with("closed") {
+            let closed = Fanout {
+                closed_loop: true,
+                ..fanout
+            };
+            let (runs, lost) = clean_rounds(&kinds, rounds, "closed loop", &mut failed, |k| {
+                run_fanout(k, &closed)
+            })
+            .await?;
+            table(
+                &format!(
+                    "fan-out, closed loop: {} subscribers in one room, {} messages from one \
+                     publisher, each {} ms after the last one's answer, 2 workers each",
+                    closed.streams,
+                    closed.messages,
+                    interval.as_millis()
+                ),
+                &runs,
+            );
             lost_table(&lost);
         }
         if with_storm {
@@ -1913,6 +2132,9 @@ async fn parent_main() -> Result<()> {
             );
             lost_table(&lost);
         }
+        if with("restart") {
+            run_restarts(quick, rounds, &mut failed).await?;
+        }
     }
     if failed > 0 {
         bail!(
@@ -1921,6 +2143,37 @@ async fn parent_main() -> Result<()> {
     }
     Ok(())
 }
+
+/// The restart scenario, `rounds` times on roomcast (Nchan keeps its messages in memory:
+/// a restart loses them, which the fan-out's checks would report as missing, not measure).
+async fn run_restarts(quick: bool, rounds: usize, failed: &mut u64) -> Result<()> {
+    let r = restart::Restart {
+        streams: common::arg("--streams", if quick { 100usize } else { 18_000 }),
+        rooms: common::arg("--rooms", if quick { 10usize } else { 100 }),
+        per_sec: common::arg("--rate", if quick { 50.0 } else { 500.0 }),
+        before: Duration::from_secs(common::arg("--before", if quick { 1u64 } else { 5 })),
+        after: Duration::from_secs(common::arg("--after", if quick { 5u64 } else { 25 })),
+    };
+    let mut runs = Vec::new();
+    for round in 1..=rounds {
+        eprintln!("restart, round {round}:");
+        settle().await;
+        let f = restart::run_restart(&r).await?;
+        *failed += f.errors;
+        runs.push(f);
+    }
+    table(
+        &format!(
+            "restart: {} streams over {} rooms, {} messages/s, SIGTERM and start again",
+            r.streams, r.rooms, r.per_sec
+        ),
+        &[(Kind::Roomcast, runs)],
+    );
+    Ok(())
+}
+
+#[path = "sidebyside/restart.rs"]
+mod restart;
 
 fn main() {
     // reqwest builds its TLS setup with every client: it needs the rustls provider.
@@ -1934,6 +2187,9 @@ fn main() {
                 streams: common::arg("--streams", 0usize),
                 first_addr: common::arg("--first-addr", 0usize),
                 one_step: common::flag("--one-step"),
+                rooms: common::arg("--rooms", 1usize),
+                first_stream: common::arg("--first-stream", 0usize),
+                reconnect: common::flag("--reconnect"),
             })
         })();
         tokio::runtime::Builder::new_multi_thread()

@@ -438,6 +438,8 @@ fn hub_settings(settings: &Settings) -> HubSettings {
         max_streams: settings.limits.max_streams,
         rooms_per_user: settings.limits.rooms_per_user,
         presence_coalesce: Duration::from_millis(settings.sse.presence_coalesce_ms),
+        reconnect_rate: settings.sse.reconnect_rate,
+        replays_at_once: settings.history.replays_at_once,
     }
 }
 

@@ -131,6 +131,8 @@ pub struct Server {
     pub pid: u32,
     /// The port it listens on.
     pub port: u16,
+    /// The bench's own settings, kept for a restart.
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -140,55 +142,84 @@ impl Server {
     /// is this build's, or `ROOMCAST_BENCH_BIN` to measure another build.
     pub fn start(host: &str, env: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let bin = std::env::var_os("ROOMCAST_BENCH_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_roomcast").into());
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(dir.path())
-            .env("ROOMCAST__SERVER__HOST", host)
-            .env("ROOMCAST__SERVER__PORT", "0")
-            .env("ROOMCAST__SERVER__DATA_DIR", dir.path())
-            .env(
-                "ROOMCAST__DATABASE__URL",
-                format!("sqlite://{}/rc.db?mode=rwc", dir.path().display()),
-            )
-            .env("ROOMCAST__RATE_LIMIT__MESSAGES_PER_SEC", "1000000")
-            .env("ROOMCAST__RATE_LIMIT__MESSAGES_BURST", "1000000")
-            .env("ROOMCAST__RATE_LIMIT__SUBSCRIBES_PER_SEC", "1000000")
-            .env("ROOMCAST__RATE_LIMIT__SUBSCRIBES_BURST", "1000000")
-            // A load tool is one client with many streams: lift the per-client caps, keep
-            // the server-wide ones near the open-file limit.
-            .env("ROOMCAST__LIMITS__STREAMS_PER_USER", "1000000")
-            .env("ROOMCAST__LIMITS__STREAMS_PER_SESSION", "1000000")
-            .env("ROOMCAST__LIMITS__MAX_STREAMS", "19000")
-            .env("ROOMCAST__SERVER__MAX_CONNECTIONS", "800")
-            .env("RUST_LOG", "roomcast=info,actix_server=warn")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start the server");
-        let pid = child.id();
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let port = loop {
-            let line = lines
-                .next()
-                .expect("the server exited before saying its port")
-                .expect("server output");
-            if let Some(rest) = line.split("port=").nth(1) {
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                break digits.parse().expect("port number");
-            }
-        };
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        env.insert(0, ("ROOMCAST__SERVER__HOST".to_owned(), host.to_owned()));
+        let (child, port) = spawn(dir.path(), 0, &env);
         Self {
+            pid: child.id(),
             child,
-            pid,
             port,
+            env,
             _dir: dir,
         }
     }
+
+    /// Stops the server as an operator would (SIGTERM, then waits for it to exit) and
+    /// starts it again on the same port and data. Returns when the new process says its
+    /// port; the seconds the old one took to exit come back.
+    pub fn restart(&mut self) -> f64 {
+        let t0 = std::time::Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM {} failed", self.pid);
+        let _ = self.child.wait();
+        let stopped = t0.elapsed().as_secs_f64();
+        let (child, port) = spawn(self._dir.path(), self.port, &self.env);
+        assert_eq!(port, self.port, "the restarted server took another port");
+        self.pid = child.id();
+        self.child = child;
+        stopped
+    }
+}
+
+/// Starts the binary in `dir` on `port` (0: any) and returns it with the port it says.
+fn spawn(dir: &std::path::Path, port: u16, env: &[(String, String)]) -> (Child, u16) {
+    let bin = std::env::var_os("ROOMCAST_BENCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_roomcast").into());
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(dir)
+        .env("ROOMCAST__SERVER__PORT", port.to_string())
+        .env("ROOMCAST__SERVER__DATA_DIR", dir)
+        .env(
+            "ROOMCAST__DATABASE__URL",
+            format!("sqlite://{}/rc.db?mode=rwc", dir.display()),
+        )
+        .env("ROOMCAST__RATE_LIMIT__MESSAGES_PER_SEC", "1000000")
+        .env("ROOMCAST__RATE_LIMIT__MESSAGES_BURST", "1000000")
+        .env("ROOMCAST__RATE_LIMIT__SUBSCRIBES_PER_SEC", "1000000")
+        .env("ROOMCAST__RATE_LIMIT__SUBSCRIBES_BURST", "1000000")
+        // A load tool is one client with many streams: lift the per-client caps, keep
+        // the server-wide ones near the open-file limit.
+        .env("ROOMCAST__LIMITS__STREAMS_PER_USER", "1000000")
+        .env("ROOMCAST__LIMITS__STREAMS_PER_SESSION", "1000000")
+        .env("ROOMCAST__LIMITS__MAX_STREAMS", "19000")
+        .env("ROOMCAST__SERVER__MAX_CONNECTIONS", "800")
+        .env("RUST_LOG", "roomcast=info,actix_server=warn")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start the server");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before saying its port")
+            .expect("server output");
+        if let Some(rest) = line.split("port=").nth(1) {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            break digits.parse().expect("port number");
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, port)
 }
 
 impl Drop for Server {

@@ -257,6 +257,8 @@ pub struct SseSettings {
     pub write_delay_ms: u64,
     /// How long a `leave` waits, cancelled by a `join` of the same user in the same room.
     pub presence_coalesce_ms: u64,
+    /// Reconnects per second the streams a shutdown closes are spread over (0: not spread).
+    pub reconnect_rate: u32,
 }
 
 /// `[metrics]`
@@ -322,6 +324,8 @@ pub struct HistorySettings {
     pub sweep_secs: u64,
     /// Messages one sweep transaction deletes at most.
     pub sweep_batch: u32,
+    /// Replays read from the database at once; more subscribes wait their turn.
+    pub replays_at_once: usize,
 }
 
 /// `[limits]`

@@ -141,7 +141,8 @@ impl SseSettings {
             "sse.presence_coalesce_ms",
             self.presence_coalesce_ms,
             60_000,
-        )
+        )?;
+        at_most("sse.reconnect_rate", self.reconnect_rate, 1_000_000)
     }
 }
 
@@ -170,7 +171,9 @@ impl HistorySettings {
         at_most("history.sweep_secs", self.sweep_secs, 86_400)?;
         // Each batch is one short write transaction that posts wait behind.
         at_least("history.sweep_batch", self.sweep_batch, 1)?;
-        at_most("history.sweep_batch", self.sweep_batch, 10_000)
+        at_most("history.sweep_batch", self.sweep_batch, 10_000)?;
+        at_least("history.replays_at_once", self.replays_at_once, 1)?;
+        at_most("history.replays_at_once", self.replays_at_once, 1024)
     }
 }
 

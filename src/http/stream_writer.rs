@@ -352,6 +352,8 @@ mod tests {
             max_streams: 10,
             rooms_per_user: 10,
             presence_coalesce: Duration::ZERO,
+            reconnect_rate: 0,
+            replays_at_once: 4,
         }))
     }
 

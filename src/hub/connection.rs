@@ -5,7 +5,7 @@ use std::{
     collections::BTreeSet,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     task::Waker,
 };
@@ -16,7 +16,8 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::{
-    ConnectionStream, Hub, HubError, fanout::Delivery, filter::EventFilter, queue, queue::Queue,
+    ConnectionStream, Hub, HubError, fanout::Delivery, filter::EventFilter, frame, queue,
+    queue::Queue,
 };
 use crate::domain::{ConnectionId, RoomName, UserRef};
 
@@ -30,6 +31,9 @@ pub struct Connection {
     /// The login session it belongs to (logout closes exactly these).
     pub session_id: Uuid,
     closed: AtomicBool,
+    /// The `retry:` (ms) the stream writes last, once closed; 0 for none. Set before
+    /// `closed`, so a stream that sees it closed sees this too.
+    come_back_after: AtomicU32,
     /// Wakes the stream when the connection is removed while it waits for a replay.
     pub(super) close_waker: AtomicWaker,
     pub(super) state: Mutex<ConnState>,
@@ -57,6 +61,14 @@ impl Connection {
     /// Whether the hub has closed this connection.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Once closed: the `retry:` frame the stream writes last, the first time it is asked.
+    pub(super) fn take_last_frame(&self) -> Option<bytes::Bytes> {
+        match self.come_back_after.swap(0, Ordering::Relaxed) {
+            0 => None,
+            ms => Some(frame::retry(u64::from(ms))),
+        }
     }
 
     /// Wakes `waker` when the hub closes this connection. One waker at a time: that of the
@@ -122,6 +134,7 @@ impl Hub {
                 user,
                 session_id,
                 closed: AtomicBool::new(false),
+                come_back_after: AtomicU32::new(0),
                 close_waker: AtomicWaker::new(),
                 state: Mutex::new(ConnState {
                     resume_from: last_event_id,
@@ -153,12 +166,19 @@ impl Hub {
 
     /// Closes a connection: it leaves every room and its stream ends. Idempotent.
     pub fn remove(&self, id: ConnectionId) {
+        self.remove_with(id, 0);
+    }
+
+    /// [`Hub::remove`], with a last `retry:` of `retry_ms` (unless 0) written before the
+    /// stream ends.
+    fn remove_with(&self, id: ConnectionId, retry_ms: u32) {
         let Some((_, entry)) = self.connections.remove(&id) else {
             return;
         };
         let conn = entry.conn;
         release(&self.streams_per_user, conn.user.id);
         release(&self.streams_per_session, conn.session_id);
+        conn.come_back_after.store(retry_ms, Ordering::Relaxed);
         conn.closed.store(true, Ordering::Release);
         conn.close_waker.wake();
         let rooms = {
@@ -201,16 +221,27 @@ impl Hub {
         rooms.into_iter().collect()
     }
 
-    /// Closes every stream, now and from now on (shutdown). Returns how many.
+    /// Closes every stream, now and from now on (shutdown), spread as
+    /// [`Hub::close_streams`] says. Returns how many.
     pub fn close_all(&self) -> usize {
         self.closing.store(true, Ordering::Release);
-        self.close_where(|_| true)
+        self.close_streams()
     }
 
     /// Closes every stream open now, but keeps taking new ones (a cluster node that was
     /// declared dead: its clients reconnect and resume). Returns how many.
+    ///
+    /// Every stream's last frame is a `retry:` that spreads the clients' return over
+    /// `streams ÷ reconnect_rate` seconds after the usual delay (see [`reconnect_delays`]):
+    /// without it they would all come back in the same instant, the storm that overflows
+    /// the listen queue and piles up replays.
     pub fn close_streams(&self) -> usize {
-        self.close_where(|_| true)
+        let ids: Vec<ConnectionId> = self.connections.iter().map(|e| *e.key()).collect();
+        let delays = reconnect_delays(ids.len(), self.settings.reconnect_rate);
+        for (i, id) in ids.iter().enumerate() {
+            self.remove_with(*id, delays.as_ref().map_or(0, |d| d(i)));
+        }
+        ids.len()
     }
 
     fn close_where(&self, pred: impl Fn(&Connection) -> bool) -> usize {
@@ -245,6 +276,22 @@ impl Hub {
 }
 
 /// Counts one more for `key` unless it already has `cap`; false when refused.
+/// The most a closed stream's return is put off beyond the usual delay, ms.
+const MAX_RECONNECT_SPREAD_MS: u64 = 60_000;
+
+/// The `retry:` of the `i`-th of `streams` closed at once: the usual delay plus an even
+/// share of `streams ÷ rate` seconds (at most [`MAX_RECONNECT_SPREAD_MS`]), so they come
+/// back at `rate` a second. `None` when nothing is to be spread.
+fn reconnect_delays(streams: usize, rate: u32) -> Option<impl Fn(usize) -> u32> {
+    if streams == 0 || rate == 0 {
+        return None;
+    }
+    let n = streams as u64;
+    let spread = (n * 1000 / u64::from(rate)).min(MAX_RECONNECT_SPREAD_MS);
+    // At most 63,000 ms: fits.
+    Some(move |i: usize| (frame::RETRY_MS + spread * i as u64 / n) as u32)
+}
+
 pub(super) fn claim(counts: &DashMap<Uuid, usize>, key: Uuid, cap: usize) -> bool {
     let mut n = counts.entry(key).or_insert(0);
     if *n >= cap {
@@ -267,5 +314,28 @@ pub(super) fn release(counts: &DashMap<Uuid, usize>, key: Uuid) {
         if *e.get() == 0 {
             e.remove();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_streams_come_back_evenly_at_the_configured_rate() {
+        let delay = reconnect_delays(18_000, 5000).expect("spread");
+        assert_eq!(delay(0), 3000, "the first comes back after the usual delay");
+        assert_eq!(delay(9_000), 3000 + 1800, "halfway through 3.6 s of spread");
+        assert_eq!(delay(17_999), 3000 + 3599, "the last just before 3.6 s");
+        let per_second = (0..18_000).filter(|&i| delay(i) < 4000).count();
+        assert_eq!(per_second, 5000, "5,000 in the first second of the spread");
+    }
+
+    #[test]
+    fn the_spread_is_bounded_and_can_be_off() {
+        let delay = reconnect_delays(1_000_000, 1).expect("spread");
+        assert!(u64::from(delay(999_999)) <= 3000 + MAX_RECONNECT_SPREAD_MS);
+        assert!(reconnect_delays(10, 0).is_none(), "rate 0: not spread");
+        assert!(reconnect_delays(0, 5000).is_none(), "nothing closed");
     }
 }

@@ -80,9 +80,18 @@ pub fn connected(
         },
     );
     let mut buf = BytesMut::with_capacity(event.len() + 12);
-    buf.put_slice(b"retry: 3000\n");
+    buf.put_slice(format!("retry: {RETRY_MS}\n").as_bytes());
     buf.put_slice(&event);
     buf.freeze()
+}
+
+/// The reconnection delay every stream opens with (`retry:`), ms.
+pub(super) const RETRY_MS: u64 = 3000;
+
+/// A frame with a `retry:` field alone: the client's next reconnection waits `ms`. It
+/// dispatches no event.
+pub(super) fn retry(ms: u64) -> Bytes {
+    Bytes::from(format!("retry: {ms}\n\n"))
 }
 
 #[cfg(test)]

@@ -107,6 +107,11 @@ pub struct HubSettings {
     /// How long a `leave` waits to be cancelled by a `join` of the same user in the same
     /// room (then neither is sent); zero announces leaves at once.
     pub presence_coalesce: Duration,
+    /// Reconnects per second the streams closed all at once (a shutdown, a cluster node
+    /// declared dead) are spread over; 0: not spread. See [`Hub::close_all`].
+    pub reconnect_rate: u32,
+    /// Replays read from the history at once; more subscribes wait their turn.
+    pub replays_at_once: usize,
 }
 
 /// A snapshot of the hub for `/api/admin/stats` and `/metrics`.
@@ -182,11 +187,17 @@ pub struct Hub {
     departing: Mutex<HashMap<(RoomName, Uuid), departing::Departure>>,
     /// Wakes [`Hub::announce_departures`] when a leave is deferred.
     departures: tokio::sync::Notify,
+    /// Turns to read a replay ([`HubSettings::replays_at_once`]). Why: a restart's
+    /// reconnect storm would otherwise take every pooled database connection and leave
+    /// posts and logins waiting behind thousands of replays; a subscribe waiting here waits,
+    /// it does not time out as a wait for the pool would.
+    replays: tokio::sync::Semaphore,
 }
 
 impl Hub {
     /// An empty hub.
     pub fn new(settings: HubSettings) -> Self {
+        let replays_at_once = settings.replays_at_once.max(1);
         Self {
             connections: DashMap::new(),
             rooms: DashMap::new(),
@@ -200,6 +211,7 @@ impl Hub {
             link: OnceLock::new(),
             departing: Mutex::new(HashMap::new()),
             departures: tokio::sync::Notify::new(),
+            replays: tokio::sync::Semaphore::new(replays_at_once),
         }
     }
 

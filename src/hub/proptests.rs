@@ -228,6 +228,8 @@ impl World {
                 max_streams: usize::MAX,
                 rooms_per_user: usize::MAX,
                 presence_coalesce: Duration::ZERO,
+                reconnect_rate: 0,
+                replays_at_once: 4,
             })),
             log: Log::default(),
             users: (0..USERS)

@@ -201,7 +201,12 @@ impl Stream for ConnectionStream {
         }
         loop {
             if this.conn.is_closed() {
-                return Poll::Ready(None);
+                // What was queued is dropped (the client resumes it by id); a last `retry:`
+                // still goes out.
+                return match this.conn.take_last_frame() {
+                    Some(bytes) => this.wrote(bytes),
+                    None => Poll::Ready(None),
+                };
             }
             if let Some(replay) = this.replay.as_mut() {
                 // Not reading the queue meanwhile, so let `Hub::remove` wake us instead.

@@ -290,6 +290,9 @@ impl Hub {
         let Some(pending) = replay else {
             return Ok(answer);
         };
+        // Held while reading; never closed, so an error cannot happen (and would only mean
+        // reading without a turn).
+        let _turn = self.replays.acquire().await;
         match self.read_replay(&replay_rooms, &pending, history).await {
             Ok((frames, complete)) => {
                 answer.replay = ReplayOutcome {

@@ -22,6 +22,8 @@ fn settings(queue_capacity: usize) -> HubSettings {
         max_streams: 100_000,
         rooms_per_user: 1000,
         presence_coalesce: Duration::ZERO,
+        reconnect_rate: 0,
+        replays_at_once: 4,
     }
 }
 
@@ -1044,4 +1046,75 @@ async fn invariants_hold_with_streams_open() {
     let distinct: std::collections::HashSet<_> =
         streams.iter().map(|s| s.connection().id).collect();
     assert_eq!(distinct.len(), 9);
+}
+
+#[tokio::test]
+async fn a_shutdown_tells_each_stream_when_to_come_back_spread_at_the_rate() {
+    let hub = Arc::new(Hub::new(HubSettings {
+        reconnect_rate: 1000,
+        ..settings(8)
+    }));
+    let alice = user("alice");
+    let mut streams: Vec<_> = (0..4)
+        .map(|_| hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap())
+        .collect();
+    for s in &mut streams {
+        drain(s).await;
+    }
+    assert_eq!(hub.close_all(), 4);
+    let mut retries = Vec::new();
+    for s in &mut streams {
+        let last = drain(s).await;
+        let ms = last
+            .strip_prefix("retry: ")
+            .and_then(|r| r.strip_suffix("\n\n"))
+            .and_then(|r| r.parse::<u64>().ok());
+        retries.push(ms.unwrap_or_else(|| panic!("no lone retry frame last: {last:?}")));
+        assert!(s.next().await.is_none(), "the stream ends after its retry");
+    }
+    retries.sort_unstable();
+    // 4 streams at 1,000 a second: 4 ms of spread after the usual 3 s.
+    assert_eq!(retries, [3000, 3001, 3002, 3003]);
+}
+
+#[tokio::test]
+async fn replays_past_the_limit_wait_their_turn_and_then_succeed() {
+    let hub = Arc::new(Hub::new(HubSettings {
+        replays_at_once: 1,
+        ..settings(64)
+    }));
+    let alice = user("alice");
+    let hold = Arc::new(Notify::new());
+    let history = Arc::new(FakeHistory {
+        log: vec![stored(1, Some("a")), stored(2, Some("b"))],
+        hold: Some(hold.clone()),
+        ..FakeHistory::default()
+    });
+    hub.set_watermark(2);
+    let mut tasks = Vec::new();
+    for r in ["a", "b"] {
+        let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
+        drain(&mut s).await;
+        let (hub, history) = (hub.clone(), history.clone());
+        let req = request(s.connection().id, &[room(r)]).with_replay(ReplayFrom::After(0));
+        tasks.push((
+            s,
+            tokio::spawn(async move { hub.subscribe(alice.id, req, &*history).await }),
+        ));
+    }
+    asked(&history, 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        history.calls().len(),
+        1,
+        "a second replay was read while the only turn was taken"
+    );
+    hold.notify_one();
+    asked(&history, 2).await;
+    hold.notify_one();
+    for (mut s, task) in tasks {
+        let sub = task.await.unwrap().expect("a waiting replay succeeds");
+        assert_eq!(sub.replay.count, 1);
+        assert_eq!(ids(&drain(&mut s).await).len(), 1, "its replay was written");
+    }
 }
