@@ -582,8 +582,11 @@ async fn reconnect(reopen: &Reopen, reader: &Reader, tally: &Tally) -> Option<Op
         tokio::time::sleep(Duration::from_millis(reader.retry_ms)).await;
         match reopen.open(Some(reader.last_id)).await {
             Ok(opened) => return Some(opened),
-            Err(_) => {
-                tally.refused.fetch_add(1, Ordering::Relaxed);
+            Err(e) => {
+                // The first few say why.
+                if tally.refused.fetch_add(1, Ordering::Relaxed) < 3 {
+                    eprintln!("child: a reconnect failed: {e:#}");
+                }
             }
         }
     }

@@ -151,6 +151,15 @@ impl Db {
 
     /// Whether the account is banned.
     pub async fn is_banned(&self, id: Uuid) -> sqlx::Result<bool> {
+        // The cache holds accounts that are not banned, and a ban forgets the account when
+        // it commits, before the banned user's streams are closed.
+        if self
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.users.get(&id).is_some())
+        {
+            return Ok(false);
+        }
         let (banned,): (bool,) = on_backend!(self, |pool| {
             sqlx::query_as("SELECT banned FROM users WHERE id = $1")
                 .bind(id)
