@@ -9,14 +9,19 @@
 //! cargo bench --bench sidebyside -- --quick               # roomcast only, tiny (CI)
 //! cargo bench --bench sidebyside -- --hold 60 --streams 19000   # streams held, heartbeats counted
 //! cargo bench --bench sidebyside -- --soak 10 --streams 5000    # paced traffic, PSS each minute
+//! cargo bench --bench sidebyside -- --scenario restart          # 18,000 streams, SIGTERM, back
 //! ```
 //!
 //! Options: `--streams N` (5,000), `--messages K` (200), `--interval-ms D` (2; paced
-//! publishing over `--pub-conns` keep-alive connections), `--rounds R` (3),
-//! `--scenario fanout|storm|publish|both|all` (`both`: fan-out and publish; `storm`: fan-out
-//! alone and beside a storm of `--storm-rate` (1,000) requests/s, see [`Storm`]), and for the
-//! publish scenario `--subscribers` (10),
-//! `--posters P` (64, each with one request in flight) and `--secs` (10).
+//! publishing over `--pub-conns` keep-alive connections), `--rounds R` (3), `--one-step`
+//! (roomcast streams subscribe while connecting),
+//! `--scenario fanout|closed|storm|publish|restart|both|all` (`both`: fan-out and publish;
+//! `closed`: the fan-out with one publisher that waits for each answer and posts
+//! `--interval-ms` later; `storm`: fan-out alone and beside a storm of `--storm-rate` (1,000)
+//! requests/s, see [`Storm`]), for the publish scenario `--subscribers` (10), `--posters P`
+//! (64, each with one request in flight) and `--secs` (10), and for the restart scenario
+//! (roomcast only, see [`restart`]) `--streams` (18,000), `--rooms` (100), `--rate`
+//! (500 messages/s), `--before` (5 s) and `--after` (25 s).
 //!
 //! How it is built:
 //! - The streams are held by child processes (this binary re-executed with `--child`), at
