@@ -275,7 +275,6 @@ impl Hub {
     }
 }
 
-/// Counts one more for `key` unless it already has `cap`; false when refused.
 /// The most a closed stream's return is put off beyond the usual delay, ms.
 const MAX_RECONNECT_SPREAD_MS: u64 = 60_000;
 
@@ -292,6 +291,7 @@ fn reconnect_delays(streams: usize, rate: u32) -> Option<impl Fn(usize) -> u32> 
     Some(move |i: usize| (frame::RETRY_MS + spread * i as u64 / n) as u32)
 }
 
+/// Counts one more for `key` unless it already has `cap`; false when refused.
 pub(super) fn claim(counts: &DashMap<Uuid, usize>, key: Uuid, cap: usize) -> bool {
     let mut n = counts.entry(key).or_insert(0);
     if *n >= cap {

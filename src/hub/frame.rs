@@ -80,13 +80,16 @@ pub fn connected(
         },
     );
     let mut buf = BytesMut::with_capacity(event.len() + 12);
-    buf.put_slice(format!("retry: {RETRY_MS}\n").as_bytes());
+    buf.put_slice(RETRY_LINE);
     buf.put_slice(&event);
     buf.freeze()
 }
 
 /// The reconnection delay every stream opens with (`retry:`), ms.
 pub(super) const RETRY_MS: u64 = 3000;
+
+/// The `retry:` line of every `connected` frame: [`RETRY_MS`], written out once.
+const RETRY_LINE: &[u8] = b"retry: 3000\n";
 
 /// A frame with a `retry:` field alone: the client's next reconnection waits `ms`. It
 /// dispatches no event.
@@ -109,6 +112,11 @@ mod tests {
         assert_eq!(lines.len(), 3, "exactly id, event and data lines: {text:?}");
         let data: serde_json::Value = serde_json::from_str(&lines[2]["data: ".len()..]).unwrap();
         assert_eq!(data["body"], body, "the body round-trips verbatim");
+    }
+
+    #[test]
+    fn the_opening_retry_line_says_retry_ms() {
+        assert_eq!(RETRY_LINE, format!("retry: {RETRY_MS}\n").as_bytes());
     }
 
     #[test]
