@@ -2706,6 +2706,8 @@ step("access tokens: made with a name, the secret shown once with Copy, listed, 
   await page.keyboard.press("Escape");
   await dialog.waitFor({ state: "hidden" });
   assert.equal(await focused(page), "BUTTON#tokens-open", "focus back on the Tokens button");
+  // Forgotten as the dialog closes, which may land a moment after it is hidden.
+  await page.waitForFunction(() => document.querySelector("#token-secret")?.textContent === "", null, { timeout: 2000 }).catch(() => {});
   assert.equal(await page.locator("#token-secret").textContent(), "", "the secret is not kept on the page");
 });
 
