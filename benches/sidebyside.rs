@@ -21,7 +21,7 @@
 //! requests/s, see [`Storm`]), for the publish scenario `--subscribers` (10), `--posters P`
 //! (64, each with one request in flight) and `--secs` (10), and for the restart scenario
 //! (roomcast only, see [`restart`]) `--streams` (18,000), `--rooms` (100), `--rate`
-//! (500 messages/s), `--before` (5 s) and `--after` (25 s).
+//! (100 messages/s), `--before` (5 s) and `--after` (25 s).
 //!
 //! How it is built:
 //! - The streams are held by child processes (this binary re-executed with `--child`), at
@@ -2158,7 +2158,7 @@ async fn run_restarts(quick: bool, rounds: usize, failed: &mut u64) -> Result<()
     let r = restart::Restart {
         streams: common::arg("--streams", if quick { 100usize } else { 18_000 }),
         rooms: common::arg("--rooms", if quick { 10usize } else { 100 }),
-        per_sec: common::arg("--rate", if quick { 50.0 } else { 500.0 }),
+        per_sec: common::arg("--rate", if quick { 50.0 } else { 100.0 }),
         before: Duration::from_secs(common::arg("--before", if quick { 1u64 } else { 5 })),
         after: Duration::from_secs(common::arg("--after", if quick { 5u64 } else { 25 })),
     };

@@ -48,6 +48,7 @@ mod link;
 mod member;
 mod queue;
 mod read;
+mod resume;
 mod room;
 mod stream;
 mod subscribe;
@@ -192,6 +193,8 @@ pub struct Hub {
     /// posts and logins waiting behind thousands of replays; a subscribe waiting here waits,
     /// it does not time out as a wait for the pool would.
     replays: tokio::sync::Semaphore,
+    /// Resumes of the same rooms from the same id share a read ([`resume`]).
+    resume_reads: resume::ResumeReads,
 }
 
 impl Hub {
@@ -212,6 +215,7 @@ impl Hub {
             departing: Mutex::new(HashMap::new()),
             departures: tokio::sync::Notify::new(),
             replays: tokio::sync::Semaphore::new(replays_at_once),
+            resume_reads: resume::ResumeReads::default(),
         }
     }
 

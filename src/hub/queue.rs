@@ -50,7 +50,7 @@ pub(super) struct ReplayBatch {
 }
 
 /// One persisted event read back for a replay, encoded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct ReplayFrame {
     /// Its message id.
     pub(super) id: i64,

@@ -19,6 +19,7 @@ use super::{
     filter::EventFilter,
     history::{History, ReplayBounds, merge_newest, read_newest},
     queue::{self, Outbound, PushError, ReplayBatch, ReplayFrame, ReplayRoom, Reserved},
+    resume,
     room::Subscriber,
 };
 use crate::domain::{
@@ -290,9 +291,6 @@ impl Hub {
         let Some(pending) = replay else {
             return Ok(answer);
         };
-        // Held while reading; never closed, so an error cannot happen (and would only mean
-        // reading without a turn).
-        let _turn = self.replays.acquire().await;
         match self.read_replay(&replay_rooms, &pending, history).await {
             Ok((frames, complete)) => {
                 answer.replay = ReplayOutcome {
@@ -329,16 +327,11 @@ impl Hub {
     ) -> anyhow::Result<(Vec<ReplayFrame>, bool)> {
         let bounds = self.replay_bounds();
         let (mut frames, complete) = match pending.from {
-            ReplayFrom::After(after) => {
-                let skip = &pending.broadcasts_sent;
-                let read = read_newest(pending.watermark, 0, None, bounds, |up_to, limit| {
-                    history.since(rooms, after, up_to, skip.clone(), limit)
-                })
-                .await?;
-                let swept = history.swept_after(rooms, after).await?;
-                (read.frames, !read.cut && !swept)
-            }
+            ReplayFrom::After(after) => self.read_after(rooms, after, pending, history).await?,
             ReplayFrom::Recent(n) => {
+                // Held while reading; the semaphore is never closed, so an error cannot
+                // happen (and would only mean reading without a turn).
+                let _turn = self.replays.acquire().await;
                 // Each room's last `n`, then the newest of them all within the bounds. Once
                 // those are full, a room is read only down to the oldest they hold.
                 let mut kept: Vec<ReplayFrame> = Vec::new();
@@ -364,6 +357,99 @@ impl Hub {
         };
         frames.reverse();
         Ok((frames, complete))
+    }
+
+    /// A resume's replay, newest first, and whether it is complete: through a read shared
+    /// with the resumes of the same rooms from the same id waiting at the same time
+    /// ([`resume`]), or alone when that read was cut or its leader went away.
+    async fn read_after(
+        &self,
+        rooms: &[RoomName],
+        after: i64,
+        pending: &PendingReplay,
+        history: &impl History,
+    ) -> anyhow::Result<(Vec<ReplayFrame>, bool)> {
+        let shared = match self.resume_reads.join(rooms, after, pending.watermark) {
+            resume::Part::Leader(leader) => {
+                let _turn = self.replays.acquire().await;
+                let Some(up_to) = leader.start() else {
+                    return self.read_alone(rooms, after, pending, history).await;
+                };
+                let read = self.read_shared(rooms, after, up_to, history).await;
+                let outcome = read.map(Arc::new).map_err(|e| format!("{e:#}"));
+                leader.finish(outcome.clone());
+                Some(outcome)
+            }
+            resume::Part::Member(rx) => resume::outcome(rx).await,
+        };
+        match shared {
+            Some(Ok(read)) if !read.cut => Ok((
+                read.for_member(pending.watermark, &pending.broadcasts_sent),
+                !read.swept,
+            )),
+            Some(Err(e)) => Err(anyhow::anyhow!(e)),
+            // Cut by the bounds (a member may need older events than it kept), or its
+            // leader gone: alone.
+            _ => {
+                let _turn = self.replays.acquire().await;
+                self.read_alone(rooms, after, pending, history).await
+            }
+        }
+    }
+
+    /// A resume's replay read for it alone (its turn taken), newest first, and whether it is
+    /// complete.
+    async fn read_alone(
+        &self,
+        rooms: &[RoomName],
+        after: i64,
+        pending: &PendingReplay,
+        history: &impl History,
+    ) -> anyhow::Result<(Vec<ReplayFrame>, bool)> {
+        let skip = &pending.broadcasts_sent;
+        let read = read_newest(
+            pending.watermark,
+            0,
+            None,
+            self.replay_bounds(),
+            |up_to, limit| history.since(rooms, after, up_to, skip.clone(), limit),
+        )
+        .await?;
+        let swept = history.swept_after(rooms, after).await?;
+        Ok((read.frames, !read.cut && !swept))
+    }
+
+    /// The read a leader makes for its members: every event of `rooms` and every broadcast
+    /// in `(after, up_to]`, within the bounds, noting which are broadcasts.
+    async fn read_shared(
+        &self,
+        rooms: &[RoomName],
+        after: i64,
+        up_to: i64,
+        history: &impl History,
+    ) -> anyhow::Result<resume::SharedRead> {
+        // Leaves out no broadcast: each member drops those it has.
+        let no_skip = RangeInclusive::new(1, 0);
+        let broadcasts = parking_lot::Mutex::new(Vec::new());
+        let read = read_newest(up_to, 0, None, self.replay_bounds(), |up_to, limit| {
+            let (broadcasts, skip) = (&broadcasts, no_skip.clone());
+            async move {
+                let page = history.since(rooms, after, up_to, skip, limit).await?;
+                let ids = page.iter().filter(|e| e.room.is_none()).map(|e| e.id);
+                broadcasts.lock().extend(ids);
+                Ok(page)
+            }
+        })
+        .await?;
+        let swept = history.swept_after(rooms, after).await?;
+        let mut broadcasts = broadcasts.into_inner();
+        broadcasts.sort_unstable();
+        Ok(resume::SharedRead {
+            frames: read.frames,
+            broadcasts,
+            cut: read.cut,
+            swept,
+        })
     }
 
     /// The room a replay from `from` to `watermark` may need in the queue: at most its

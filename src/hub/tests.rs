@@ -1118,3 +1118,75 @@ async fn replays_past_the_limit_wait_their_turn_and_then_succeed() {
         assert_eq!(ids(&drain(&mut s).await).len(), 1, "its replay was written");
     }
 }
+
+#[tokio::test]
+async fn resumes_of_a_room_from_one_id_waiting_together_share_one_read() {
+    let hub = Arc::new(Hub::new(HubSettings {
+        replays_at_once: 1,
+        ..settings(64)
+    }));
+    let alice = user("alice");
+    let hold = Arc::new(Notify::new());
+    let history = Arc::new(FakeHistory {
+        log: vec![
+            stored(1, Some("r")),
+            stored(2, Some("r")),
+            stored(3, Some("q")),
+            stored(4, Some("r")),
+        ],
+        hold: Some(hold.clone()),
+        ..FakeHistory::default()
+    });
+    hub.set_watermark(3);
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
+        drain(&mut s).await;
+        streams.push(s);
+    }
+    let resume = |s: &ConnectionStream, r: &str| {
+        let (hub, history) = (hub.clone(), history.clone());
+        let req = request(s.connection().id, &[room(r)]).with_replay(ReplayFrom::After(0));
+        tokio::spawn(async move { hub.subscribe(alice.id, req, &*history).await })
+    };
+    // Another room's resume holds the only turn while the two of room r wait.
+    let other = resume(&streams[0], "q");
+    asked(&history, 1).await;
+    let first = resume(&streams[1], "r");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Stored and sent after the first joined: live to it, replayed to the second.
+    hub.publish(&stored(4, Some("r")));
+    let second = resume(&streams[2], "r");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(history.calls().len(), 1, "a resume read without its turn");
+    while !(other.is_finished() && first.is_finished() && second.is_finished()) {
+        hold.notify_one();
+        tokio::task::yield_now().await;
+    }
+    other.await.unwrap().unwrap();
+    let (first, second) = (
+        first.await.unwrap().unwrap(),
+        second.await.unwrap().unwrap(),
+    );
+    let calls = history.calls();
+    assert_eq!(calls.len(), 2, "room r's two resumes read once: {calls:?}");
+    assert_eq!(
+        calls[1].up_to, 4,
+        "the shared read goes up to the later watermark"
+    );
+    assert_eq!(
+        first.replay.count, 2,
+        "the first replays what it had not got live"
+    );
+    assert_eq!(second.replay.count, 3);
+    assert_eq!(
+        ids(&drain(&mut streams[1]).await),
+        [1, 2, 4],
+        "replay, then live"
+    );
+    assert_eq!(
+        ids(&drain(&mut streams[2]).await),
+        [1, 2, 4],
+        "all replayed"
+    );
+}
