@@ -416,6 +416,8 @@ fn marker(data: &[u8], tag: &[u8]) -> Option<u64> {
 struct Reader {
     kind: Kind,
     last_id: u64,
+    /// Nchan's last `id:` (its own format), to resume from.
+    nchan_id: Option<String>,
     /// Next expected sequence number per publisher.
     next_seq: Vec<u64>,
     pinged: bool,
@@ -425,11 +427,25 @@ struct Reader {
     back_at: Option<u64>,
 }
 
+/// The `Last-Event-ID` header line for a resume, or nothing.
+fn resume_header(last_event_id: Option<&str>) -> String {
+    last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"))
+}
+
 impl Reader {
+    /// The id a reopened stream resumes after, as the server wrote it.
+    fn resume_from(&self) -> Option<String> {
+        match self.kind {
+            Kind::Roomcast => Some(self.last_id.to_string()),
+            Kind::Nchan => self.nchan_id.clone(),
+        }
+    }
+
     fn new(kind: Kind) -> Self {
         Self {
             kind,
             last_id: 0,
+            nchan_id: None,
             next_seq: Vec::new(),
             pinged: false,
             retry_ms: 3000,
@@ -485,7 +501,11 @@ impl Reader {
         tally.max_latency.fetch_max(latency, Ordering::Relaxed);
         let bucket = ((latency / HIST_US) as usize).min(HIST_BUCKETS - 1);
         tally.hist[bucket].fetch_add(1, Ordering::Relaxed);
-        if self.kind == Kind::Roomcast {
+        if self.kind == Kind::Nchan {
+            if let Some(id) = id.and_then(|v| std::str::from_utf8(v).ok()) {
+                self.nchan_id = Some(id.trim().to_owned());
+            }
+        } else {
             let id = id
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
@@ -557,8 +577,8 @@ async fn read_stream(
         // roomcast closed it (a slow reader, or a restart): resume after the last id seen,
         // as a browser would. What the reader checks carries on across the new connection.
         let again = match reader.kind {
-            Kind::Roomcast if reopen.args.reconnect => reconnect(&reopen, &reader, &tally).await,
-            Kind::Roomcast => reopen.open(Some(reader.last_id)).await.ok(),
+            _ if reopen.args.reconnect => reconnect(&reopen, &reader, &tally).await,
+            Kind::Roomcast => reopen.open(reader.resume_from()).await.ok(),
             Kind::Nchan => None,
         };
         let Some((s, d, p)) = again else {
@@ -585,7 +605,7 @@ async fn reconnect(reopen: &Reopen, reader: &Reader, tally: &Tally) -> Option<Op
     let give_up = Instant::now() + RECONNECT_FOR;
     while Instant::now() < give_up {
         tokio::time::sleep(Duration::from_millis(reader.retry_ms)).await;
-        match reopen.open(Some(reader.last_id)).await {
+        match reopen.open(reader.resume_from()).await {
             Ok(opened) => return Some(opened),
             Err(e) => {
                 // The first few say why.
@@ -611,7 +631,7 @@ struct Reopen {
 }
 
 impl Reopen {
-    async fn open(&self, last_event_id: Option<u64>) -> Result<Opened> {
+    async fn open(&self, last_event_id: Option<String>) -> Result<Opened> {
         open_stream(&self.args, self.src, &self.pool, &self.room, last_event_id).await
     }
 }
@@ -652,7 +672,7 @@ async fn open_stream(
     src: Ipv4Addr,
     pool: &Pool,
     room: &str,
-    last_event_id: Option<u64>,
+    last_event_id: Option<String>,
 ) -> Result<Opened> {
     let dst = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     let mut stream = connect_from(src, dst).await?;
@@ -667,10 +687,11 @@ async fn open_stream(
                 String::new()
             },
             args.cookie,
-            last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n")),
+            resume_header(last_event_id.as_deref()),
         ),
         Kind::Nchan => format!(
-            "GET /sub/{room} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+            "GET /sub/{room} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{}\r\n",
+            resume_header(last_event_id.as_deref()),
         ),
     };
     stream.write_all(req.as_bytes()).await?;
@@ -905,22 +926,7 @@ impl Running {
                 let port = std::net::TcpListener::bind("127.0.0.1:0")?
                     .local_addr()?
                     .port();
-                let out = std::process::Command::new("bash")
-                    .arg(script())
-                    .arg("start")
-                    .env("NCHAN_PREFIX", prefix.path())
-                    .env("NCHAN_PORT", port.to_string())
-                    .env("NCHAN_PING", heartbeat_secs.to_string())
-                    .stderr(Stdio::inherit())
-                    .output()
-                    .context("running benches/nchan/run.sh")?;
-                if !out.status.success() {
-                    bail!("benches/nchan/run.sh start failed ({})", out.status);
-                }
-                let pid = String::from_utf8_lossy(&out.stdout)
-                    .trim()
-                    .parse()
-                    .context("run.sh start prints the master pid")?;
+                let pid = start_nchan(prefix.path(), port, heartbeat_secs)?;
                 Ok(Running::Nchan { pid, port, prefix })
             }
         }
@@ -930,6 +936,28 @@ impl Running {
         match self {
             Running::Roomcast(s) => s.port,
             Running::Nchan { port, .. } => *port,
+        }
+    }
+
+    /// Stops the server with SIGTERM and starts it again on the same port (and, for
+    /// roomcast, the same database); the seconds it took to stop.
+    fn restart(&mut self) -> Result<f64> {
+        match self {
+            Running::Roomcast(s) => Ok(s.restart()),
+            Running::Nchan { pid, port, prefix } => {
+                let t0 = Instant::now();
+                let status = std::process::Command::new("bash")
+                    .arg(script())
+                    .arg("stop")
+                    .env("NCHAN_PREFIX", prefix.path())
+                    .status()?;
+                if !status.success() {
+                    bail!("benches/nchan/run.sh stop failed ({status})");
+                }
+                let stopped = t0.elapsed().as_secs_f64();
+                *pid = start_nchan(prefix.path(), *port, 15)?;
+                Ok(stopped)
+            }
         }
     }
 
@@ -952,6 +980,26 @@ impl Drop for Running {
                 .status();
         }
     }
+}
+
+/// Starts nginx + Nchan in `prefix` on `port`; its master's pid.
+fn start_nchan(prefix: &std::path::Path, port: u16, heartbeat_secs: u64) -> Result<u32> {
+    let out = std::process::Command::new("bash")
+        .arg(script())
+        .arg("start")
+        .env("NCHAN_PREFIX", prefix)
+        .env("NCHAN_PORT", port.to_string())
+        .env("NCHAN_PING", heartbeat_secs.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running benches/nchan/run.sh")?;
+    if !out.status.success() {
+        bail!("benches/nchan/run.sh start failed ({})", out.status);
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("run.sh start prints the master pid")
 }
 
 fn script() -> String {
@@ -2141,7 +2189,7 @@ async fn parent_main() -> Result<()> {
             lost_table(&lost);
         }
         if with("restart") {
-            run_restarts(quick, rounds, &mut failed).await?;
+            run_restarts(&kinds, quick, rounds, &mut failed).await?;
         }
     }
     if failed > 0 {
@@ -2152,9 +2200,10 @@ async fn parent_main() -> Result<()> {
     Ok(())
 }
 
-/// The restart scenario, `rounds` times on roomcast (Nchan keeps its messages in memory:
-/// a restart loses them, which the fan-out's checks would report as missing, not measure).
-async fn run_restarts(quick: bool, rounds: usize, failed: &mut u64) -> Result<()> {
+/// The restart scenario, `rounds` times on each server, alternating. Only roomcast's errors
+/// fail the bench: Nchan keeps its messages in memory, and what a restart loses of them is
+/// the figure.
+async fn run_restarts(kinds: &[Kind], quick: bool, rounds: usize, failed: &mut u64) -> Result<()> {
     let r = restart::Restart {
         streams: common::arg("--streams", if quick { 100usize } else { 18_000 }),
         rooms: common::arg("--rooms", if quick { 10usize } else { 100 }),
@@ -2162,20 +2211,24 @@ async fn run_restarts(quick: bool, rounds: usize, failed: &mut u64) -> Result<()
         before: Duration::from_secs(common::arg("--before", if quick { 1u64 } else { 5 })),
         after: Duration::from_secs(common::arg("--after", if quick { 5u64 } else { 25 })),
     };
-    let mut runs = Vec::new();
+    let mut runs: Vec<(Kind, Vec<Figures>)> = kinds.iter().map(|&k| (k, Vec::new())).collect();
     for round in 1..=rounds {
-        eprintln!("restart, round {round}:");
-        settle().await;
-        let f = restart::run_restart(&r).await?;
-        *failed += f.errors;
-        runs.push(f);
+        for (kind, figures) in &mut runs {
+            eprintln!("restart, round {round}, {}:", kind.name());
+            settle().await;
+            let f = restart::run_restart(*kind, &r).await?;
+            if *kind == Kind::Roomcast {
+                *failed += f.errors;
+            }
+            figures.push(f);
+        }
     }
     table(
         &format!(
             "restart: {} streams over {} rooms, {} messages/s, SIGTERM and start again",
             r.streams, r.rooms, r.per_sec
         ),
-        &[(Kind::Roomcast, runs)],
+        &runs,
     );
     Ok(())
 }

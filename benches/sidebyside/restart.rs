@@ -1,5 +1,6 @@
-//! The restart scenario: streams over many rooms while messages flow, the server stopped
-//! with SIGTERM and started again, every stream back as `EventSource` comes back (after the
+//! The restart scenario: streams over many rooms while messages flow, the server (roomcast,
+//! or nginx + Nchan, which keeps its messages in memory) stopped with SIGTERM and started
+//! again, every stream back as `EventSource` comes back (after the
 //! server's `retry:`, with `Last-Event-ID`, subscribing in one step), and every delivery
 //! checked across the gap.
 //!
@@ -20,23 +21,29 @@ pub(super) struct Restart {
     pub(super) after: Duration,
 }
 
-/// Runs it once on roomcast.
-pub(super) async fn run_restart(r: &Restart) -> Result<Figures> {
-    let mut server = common::Server::start("127.0.0.1", &roomcast_env(15, None));
-    let port = server.port;
-    let cookie = register(port, "bench_sub").await?;
-    let pub_cookie = register(port, "bench_pub").await?;
+/// Runs it once on a server of `kind`.
+pub(super) async fn run_restart(kind: Kind, r: &Restart) -> Result<Figures> {
+    let mut server = Running::start(kind, 15, None)?;
+    let port = server.port();
+    let (cookie, pub_cookie) = match kind {
+        Kind::Roomcast => (
+            register(port, "bench_sub").await?,
+            register(port, "bench_pub").await?,
+        ),
+        Kind::Nchan => (String::new(), String::new()),
+    };
     let spread = Spread {
         rooms: r.rooms,
         reconnect: true,
     };
     let started = Instant::now();
-    let mut children = spawn_children(Kind::Roomcast, port, &cookie, r.streams, spread)?;
+    let mut children = spawn_children(kind, port, &cookie, r.streams, spread)?;
     for c in &mut children {
         c.line("READY").await?;
     }
     eprintln!(
-        "  roomcast: {} streams over {} rooms open in {:.2} s",
+        "  {}: {} streams over {} rooms open in {:.2} s",
+        kind.name(),
         r.streams,
         r.rooms,
         started.elapsed().as_secs_f64()
@@ -48,8 +55,8 @@ pub(super) async fn run_restart(r: &Restart) -> Result<Figures> {
     let rooms = r.rooms;
     let publishers: Vec<_> = (0..rooms)
         .map(|room| {
-            let mut p = Publisher::new(Kind::Roomcast, room, port, &pub_cookie)
-                .posting_to(room_of(room, rooms));
+            let mut p =
+                Publisher::new(kind, room, port, &pub_cookie).posting_to(room_of(room, rooms));
             let stop = stop.clone();
             tokio::spawn(async move {
                 // Rooms start apart, so the posts do not come in waves.
@@ -72,45 +79,38 @@ pub(super) async fn run_restart(r: &Restart) -> Result<Figures> {
         })
         .collect();
 
-    // The server's PSS every 100 ms (the new process's after the restart): its peak.
-    let pid = Arc::new(AtomicU32::new(server.pid));
+    // The server's PSS every 100 ms (the new processes' after the restart): its peak.
+    let pids = Arc::new(std::sync::Mutex::new(server.pids()));
     let peak = Arc::new(AtomicU64::new(0));
     let sampler = {
-        let (pid, peak) = (pid.clone(), peak.clone());
+        let (pids, peak) = (pids.clone(), peak.clone());
         tokio::spawn(async move {
             loop {
-                let pss = std::fs::read_to_string(format!(
-                    "/proc/{}/smaps_rollup",
-                    pid.load(Ordering::Relaxed)
-                ))
-                .ok()
-                .and_then(|t| {
-                    t.lines()
-                        .find_map(|l| l.strip_prefix("Pss:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                });
-                if let Some(kb) = pss {
-                    peak.fetch_max(kb * 1024, Ordering::Relaxed);
-                }
+                let now = pids.lock().map(|p| p.clone()).unwrap_or_default();
+                peak.fetch_max(pss_of(&now), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
     };
 
     tokio::time::sleep(r.before).await;
-    let pss_before = common::pss(Some(server.pid));
+    let pss_before = pss_of(&server.pids());
     peak.store(0, Ordering::Relaxed);
     let term_at = now_us();
-    let stopped_secs = tokio::task::block_in_place(|| server.restart());
+    let stopped_secs = tokio::task::block_in_place(|| server.restart())?;
     let started_at = now_us();
-    pid.store(server.pid, Ordering::Relaxed);
-    let up_at = healthy(port).await?;
+    let up_at = answering(kind, port).await?;
+    let new_pids = server.pids();
+    if let Ok(mut p) = pids.lock() {
+        p.clone_from(&new_pids);
+    }
     eprintln!(
-        "  roomcast: SIGTERM; exited after {stopped_secs:.2} s, started again, /healthz after \
+        "  {}: SIGTERM; exited after {stopped_secs:.2} s, started again, answering after \
          {:.2} s",
+        kind.name(),
         (up_at - started_at) as f64 / 1e6
     );
-    let cpu_from = common::cpu_secs(server.pid);
+    let cpu_from = common::cpu_secs_sum(&new_pids);
     tokio::time::sleep(r.after).await;
     stop.store(true, Ordering::Relaxed);
     let mut expect = Vec::new();
@@ -122,13 +122,13 @@ pub(super) async fn run_restart(r: &Restart) -> Result<Figures> {
         retries += tries;
     }
     let got = collect(&mut children, &expect).await?;
-    let cpu = common::cpu_secs(server.pid) - cpu_from;
+    let cpu = common::cpu_secs_sum(&server.pids()) - cpu_from;
     sampler.abort();
 
     let after_term = |t: u64| t.saturating_sub(term_at) as f64 / 1e6;
     let mut figures = Figures::default();
     figures.put("SIGTERM → exited, s", stopped_secs);
-    figures.put("start → /healthz, s", (up_at - started_at) as f64 / 1e6);
+    figures.put("start → answering, s", (up_at - started_at) as f64 / 1e6);
     figures.put(
         "SIGTERM → every stream reconnected, s",
         after_term(got.reconnected_last),
@@ -153,8 +153,9 @@ pub(super) async fn run_restart(r: &Restart) -> Result<Figures> {
         + n.saturating_sub(got.caught_up);
     figures.put("errors", figures.errors as f64);
     eprintln!(
-        "  roomcast: {} deliveries; reconnected {} of {n}, caught up {}; missing {}, out of \
+        "  {}: {} deliveries; reconnected {} of {n}, caught up {}; missing {}, out of \
          order {}, id errors {}, closed {}, failed to open {}, publish errors {publish_errors}",
+        kind.name(),
         got.in_order,
         got.reconnected,
         got.caught_up,
@@ -167,12 +168,31 @@ pub(super) async fn run_restart(r: &Restart) -> Result<Figures> {
     Ok(figures)
 }
 
-/// Waits until the server on `port` answers `/healthz` with 200; returns when (µs).
-async fn healthy(port: u16) -> Result<u64> {
+/// PSS of the processes in `pids` still there, bytes (a process gone counts nothing).
+fn pss_of(pids: &[u32]) -> u64 {
+    let kb = |pid: &u32| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+        let line = text.lines().find_map(|l| l.strip_prefix("Pss:"))?;
+        line.trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    pids.iter().filter_map(kb).sum::<u64>() * 1024
+}
+
+/// Waits until the server on `port` answers (roomcast: `/healthz` with 200; nginx: any
+/// answer); returns when (µs).
+async fn answering(kind: Kind, port: u16) -> Result<u64> {
     let mut conn = HttpConn::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     let give_up = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok((200, _)) = conn.request("GET", "/healthz", "", b"").await {
+        let answer = conn.request("GET", "/healthz", "", b"").await;
+        if matches!(
+            (kind, answer),
+            (Kind::Roomcast, Ok((200, _))) | (Kind::Nchan, Ok(_))
+        ) {
             return Ok(now_us());
         }
         if Instant::now() >= give_up {

@@ -21,6 +21,8 @@
 //!   live (above the watermark) and which its replay must read (at or below it): no gap,
 //!   no duplicate. Broadcasts reaching a stream before its first subscribe wait in the
 //!   stream and are merged by id into that subscribe's replay ([`stream`]).
+//! * [`resume`]: resumes of the same rooms from the same id waiting at once share one read,
+//!   each keeping what it alone would have read.
 //!
 //! **Lock order.** Three kinds of lock, always taken in this order and never the reverse:
 //! a connection's state mutex (`Connection::state`), then the publish gate
@@ -33,6 +35,9 @@
 //!
 //! On a node of a cluster, a presence change also takes the cluster's presence view lock
 //! ([`PresenceSink`]), under a room shard; whoever holds that lock takes no hub lock.
+//!
+//! The shared resume reads' map lock ([`resume`]) is taken under no hub lock, and takes only
+//! the lock of one read being gathered, a leaf.
 //!
 //! A connection's queue lock is a leaf: taken under any of the locks above for a push, it
 //! takes none and wakes nothing while held. The wake after it may park a stream's waker in
