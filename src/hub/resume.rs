@@ -87,7 +87,7 @@ impl ResumeReads {
         let key = (rooms.to_vec(), after);
         let mut open = self.open.lock();
         if let Some(batch) = open.get(&key) {
-            // Each lock alone: the map's, then the batch's (a leaf).
+            // The batch's lock under the map's: a leaf, taken under no other.
             let mut up_to = batch.up_to.lock();
             if let Some((w, members)) = up_to.as_mut() {
                 *w = (*w).max(watermark);
