@@ -1026,6 +1026,17 @@ async fn register(port: u16, username: &str) -> Result<String> {
     Ok(cookie.to_owned())
 }
 
+/// The subscribers' and the publishers' session cookies (roomcast; Nchan has no users).
+async fn bench_users(kind: Kind, port: u16) -> Result<(String, String)> {
+    Ok(match kind {
+        Kind::Roomcast => (
+            register(port, "bench_sub").await?,
+            register(port, "bench_pub").await?,
+        ),
+        Kind::Nchan => (String::new(), String::new()),
+    })
+}
+
 /// One publisher: a keep-alive connection that sends its messages one at a time.
 struct Publisher {
     kind: Kind,
@@ -1553,13 +1564,7 @@ struct Fanout {
 async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     let server = Running::start(kind, f.heartbeat_secs, None)?;
     let port = server.port();
-    let (cookie, pub_cookie) = match kind {
-        Kind::Roomcast => (
-            register(port, "bench_sub").await?,
-            register(port, "bench_pub").await?,
-        ),
-        Kind::Nchan => (String::new(), String::new()),
-    };
+    let (cookie, pub_cookie) = bench_users(kind, port).await?;
     // The idle server: started, the two registrations done, nothing streamed.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pids = server.pids();
@@ -1790,13 +1795,7 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
     // setting. What this scenario measures is publishing.
     let server = Running::start(kind, 15, Some(PUBLISH_QUEUE))?;
     let port = server.port();
-    let (cookie, pub_cookie) = match kind {
-        Kind::Roomcast => (
-            register(port, "bench_sub").await?,
-            register(port, "bench_pub").await?,
-        ),
-        Kind::Nchan => (String::new(), String::new()),
-    };
+    let (cookie, pub_cookie) = bench_users(kind, port).await?;
     let mut children = spawn_children(kind, port, &cookie, subscribers, Spread::default())?;
     for c in &mut children {
         c.line("READY").await?;

@@ -108,6 +108,21 @@ pub fn pss_sum(pids: &[u32]) -> u64 {
     pids.iter().map(|&p| pss(Some(p))).sum()
 }
 
+/// PSS of those of `pids` still running, bytes: a process gone (a server restarting)
+/// counts nothing instead of stopping the bench.
+pub fn pss_sum_present(pids: &[u32]) -> u64 {
+    let kb = |pid: &u32| {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+        let line = text.lines().find_map(|l| l.strip_prefix("Pss:"))?;
+        line.trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    pids.iter().filter_map(kb).sum::<u64>() * 1024
+}
+
 /// RSS of several processes, bytes.
 pub fn rss_sum(pids: &[u32]) -> u64 {
     pids.iter().map(|&p| rss(Some(p))).sum()

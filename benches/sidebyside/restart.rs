@@ -25,13 +25,7 @@ pub(super) struct Restart {
 pub(super) async fn run_restart(kind: Kind, r: &Restart) -> Result<Figures> {
     let mut server = Running::start(kind, 15, None)?;
     let port = server.port();
-    let (cookie, pub_cookie) = match kind {
-        Kind::Roomcast => (
-            register(port, "bench_sub").await?,
-            register(port, "bench_pub").await?,
-        ),
-        Kind::Nchan => (String::new(), String::new()),
-    };
+    let (cookie, pub_cookie) = bench_users(kind, port).await?;
     let spread = Spread {
         rooms: r.rooms,
         reconnect: true,
@@ -87,14 +81,14 @@ pub(super) async fn run_restart(kind: Kind, r: &Restart) -> Result<Figures> {
         tokio::spawn(async move {
             loop {
                 let now = pids.lock().map(|p| p.clone()).unwrap_or_default();
-                peak.fetch_max(pss_of(&now), Ordering::Relaxed);
+                peak.fetch_max(common::pss_sum_present(&now), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
     };
 
     tokio::time::sleep(r.before).await;
-    let pss_before = pss_of(&server.pids());
+    let pss_before = common::pss_sum_present(&server.pids());
     peak.store(0, Ordering::Relaxed);
     let term_at = now_us();
     let stopped_secs = tokio::task::block_in_place(|| server.restart())?;
@@ -166,20 +160,6 @@ pub(super) async fn run_restart(kind: Kind, r: &Restart) -> Result<Figures> {
         got.open_errors,
     );
     Ok(figures)
-}
-
-/// PSS of the processes in `pids` still there, bytes (a process gone counts nothing).
-fn pss_of(pids: &[u32]) -> u64 {
-    let kb = |pid: &u32| {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-        let line = text.lines().find_map(|l| l.strip_prefix("Pss:"))?;
-        line.trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse::<u64>()
-            .ok()
-    };
-    pids.iter().filter_map(kb).sum::<u64>() * 1024
 }
 
 /// Waits until the server on `port` answers (roomcast: `/healthz` with 200; nginx: any

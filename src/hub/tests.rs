@@ -1077,20 +1077,27 @@ async fn a_shutdown_tells_each_stream_when_to_come_back_spread_at_the_rate() {
     assert_eq!(retries, [3000, 3001, 3002, 3003]);
 }
 
-#[tokio::test]
-async fn replays_past_the_limit_wait_their_turn_and_then_succeed() {
+/// A hub that reads one replay at a time, with everything up to `sent` fanned out, and a
+/// history of `log` that answers each read only once `hold` is notified.
+fn one_turn(log: Vec<StoredMessage>, sent: i64) -> (Arc<Hub>, Arc<FakeHistory>, Arc<Notify>) {
     let hub = Arc::new(Hub::new(HubSettings {
         replays_at_once: 1,
         ..settings(64)
     }));
-    let alice = user("alice");
+    hub.set_watermark(sent);
     let hold = Arc::new(Notify::new());
     let history = Arc::new(FakeHistory {
-        log: vec![stored(1, Some("a")), stored(2, Some("b"))],
+        log,
         hold: Some(hold.clone()),
         ..FakeHistory::default()
     });
-    hub.set_watermark(2);
+    (hub, history, hold)
+}
+
+#[tokio::test]
+async fn replays_past_the_limit_wait_their_turn_and_then_succeed() {
+    let (hub, history, hold) = one_turn(vec![stored(1, Some("a")), stored(2, Some("b"))], 2);
+    let alice = user("alice");
     let mut tasks = Vec::new();
     for r in ["a", "b"] {
         let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
@@ -1121,23 +1128,15 @@ async fn replays_past_the_limit_wait_their_turn_and_then_succeed() {
 
 #[tokio::test]
 async fn resumes_of_a_room_from_one_id_waiting_together_share_one_read() {
-    let hub = Arc::new(Hub::new(HubSettings {
-        replays_at_once: 1,
-        ..settings(64)
-    }));
+    // Event 4 is stored, not sent yet.
+    let log = vec![
+        stored(1, Some("r")),
+        stored(2, Some("r")),
+        stored(3, Some("q")),
+        stored(4, Some("r")),
+    ];
+    let (hub, history, hold) = one_turn(log, 3);
     let alice = user("alice");
-    let hold = Arc::new(Notify::new());
-    let history = Arc::new(FakeHistory {
-        log: vec![
-            stored(1, Some("r")),
-            stored(2, Some("r")),
-            stored(3, Some("q")),
-            stored(4, Some("r")),
-        ],
-        hold: Some(hold.clone()),
-        ..FakeHistory::default()
-    });
-    hub.set_watermark(3);
     let mut streams = Vec::new();
     for _ in 0..3 {
         let mut s = hub.connect(alice.clone(), Uuid::new_v4(), None).unwrap();
