@@ -33,16 +33,7 @@ fn now_us() -> u64 {
 
 /// CPU seconds of every PostgreSQL process (the server and its backends).
 fn postgres_cpu() -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim() == "postgres")
-        })
-        .map(common::cpu_secs)
-        .sum()
+    common::cpu_secs_sum(&common::postgres_pids())
 }
 
 struct Figures {
@@ -209,8 +200,7 @@ async fn main() {
     let messages = common::arg("--messages", if quick { 10usize } else { 200 });
     let every = Duration::from_millis(common::arg("--every-ms", 2u64));
     let rounds = common::arg("--rounds", if quick { 1usize } else { 3 });
-    let admin = std::env::var("ROOMCAST_BENCH_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = common::bench_postgres();
 
     let mut results: [Vec<Figures>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..rounds {
@@ -219,7 +209,7 @@ async fn main() {
                 .await
                 .expect("a bench schema (is PostgreSQL running? ROOMCAST_BENCH_POSTGRES)");
             results[slot].push(round(nodes, &url, streams, messages, every).await);
-            drop_schema(&admin, &url).await;
+            common::drop_schema(&admin, &url).await;
         }
     }
     println!(
@@ -248,18 +238,5 @@ async fn main() {
             fmt(two),
             two.0 / one.0
         );
-    }
-}
-
-/// Drops the schema `url` points at.
-async fn drop_schema(admin: &str, url: &str) {
-    use sqlx::Connection;
-    let Some(schema) = url.rsplit("search_path%3D").next() else {
-        return;
-    };
-    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&mut conn)
-            .await;
     }
 }

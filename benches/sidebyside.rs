@@ -10,18 +10,22 @@
 //! cargo bench --bench sidebyside -- --hold 60 --streams 19000   # streams held, heartbeats counted
 //! cargo bench --bench sidebyside -- --soak 10 --streams 5000    # paced traffic, PSS each minute
 //! cargo bench --bench sidebyside -- --scenario restart          # 18,000 streams, SIGTERM, back
+//! cargo bench --bench sidebyside -- --scenario nodes            # 100,000 streams, 6 nodes
 //! ```
 //!
 //! Options: `--streams N` (5,000), `--messages K` (200), `--interval-ms D` (2; paced
 //! publishing over `--pub-conns` keep-alive connections), `--rounds R` (3), `--one-step`
 //! (roomcast streams subscribe while connecting),
-//! `--scenario fanout|closed|storm|publish|restart|both|all` (`both`: fan-out and publish;
+//! `--scenario fanout|closed|storm|publish|restart|nodes|both|all` (`both`: fan-out and publish;
 //! `closed`: the fan-out with one publisher that waits for each answer and posts
 //! `--interval-ms` later; `storm`: fan-out alone and beside a storm of `--storm-rate` (1,000)
 //! requests/s, see [`Storm`]), for the publish scenario `--subscribers` (10), `--posters P`
 //! (64, each with one request in flight) and `--secs` (10), and for the restart scenario
-//! (roomcast only, see [`restart`]) `--streams` (18,000), `--rooms` (100), `--rate`
-//! (100 messages/s), `--before` (5 s) and `--after` (25 s).
+//! (see [`restart`]) `--streams` (18,000), `--rooms` (100), `--rate` (100 messages/s),
+//! `--before` (5 s) and `--after` (25 s), and for the many-nodes scenario (roomcast only, on
+//! PostgreSQL, see [`nodes`]) `--nodes` (6), `--node-workers` (1), `--streams` (100,000),
+//! `--messages` (100) `--interval-ms` (10) apart to one room, then `--rooms` (10,000) with
+//! one post each, `--post-every-us` (1,000) apart.
 //!
 //! How it is built:
 //! - The streams are held by child processes (this binary re-executed with `--child`), at
@@ -74,7 +78,8 @@ const ROOM: &str = "bench";
 /// Histogram resolution and range: 10 µs buckets up to 20 s (later lands in the last one).
 const HIST_US: u64 = 10;
 const HIST_BUCKETS: usize = 2_000_000;
-/// How long a child waits for the last deliveries after the parent's `EXPECT`.
+/// How long a child waits for the last deliveries after the parent's `EXPECT`, unless
+/// told otherwise (`--drain-secs`).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// roomcast's `sse.queue_capacity` in the publish scenario (see [`run_publish`]).
 const PUBLISH_QUEUE: usize = 16_384;
@@ -142,8 +147,11 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// Source ports this process takes in turn (see [`connect_from`]).
-const SOURCE_PORTS: std::ops::Range<u32> = 10_000..61_000;
+/// Source ports this process takes in turn (see [`connect_from`]): below Linux's ephemeral
+/// range (32,768–60,999), because a port a bound socket holds in TIME_WAIT is lost to every
+/// other `connect()` on the machine, and 40,000 of them starved the bench's own
+/// connections to PostgreSQL.
+const SOURCE_PORTS: std::ops::Range<u32> = 1_024..32_768;
 
 /// Opens a TCP connection from `src` to `dst`.
 ///
@@ -418,8 +426,9 @@ struct Reader {
     last_id: u64,
     /// Nchan's last `id:` (its own format), to resume from.
     nchan_id: Option<String>,
-    /// Next expected sequence number per publisher.
-    next_seq: Vec<u64>,
+    /// Next expected sequence number per publisher seen: (publisher, next). A stream hears
+    /// a few publishers (one per room in the many-rooms runs), so a short list is enough.
+    next_seq: Vec<(u64, u64)>,
     pinged: bool,
     /// The reconnection delay the server asked for (`retry:`), ms.
     retry_ms: u64,
@@ -516,12 +525,15 @@ impl Reader {
                 }
             }
         }
-        let p = p as usize;
-        if self.next_seq.len() <= p {
-            self.next_seq.resize(p + 1, 1);
-        }
-        if s == self.next_seq[p] {
-            self.next_seq[p] += 1;
+        let next = match self.next_seq.iter().position(|&(q, _)| q == p) {
+            Some(at) => &mut self.next_seq[at].1,
+            None => {
+                self.next_seq.push((p, 1));
+                &mut self.next_seq.last_mut().expect("just pushed").1
+            }
+        };
+        if s == *next {
+            *next += 1;
             tally.in_order.fetch_add(1, Ordering::Relaxed);
             if self.back_at.is_some_and(|back| t >= back) {
                 self.back_at = None;
@@ -530,9 +542,9 @@ impl Reader {
             }
         } else {
             tally.disorder.fetch_add(1, Ordering::Relaxed);
-            if s > self.next_seq[p] {
+            if s > *next {
                 // The skipped ones are missing; if they come later, they come out of order.
-                self.next_seq[p] = s + 1;
+                *next = s + 1;
             }
         }
     }
@@ -626,20 +638,31 @@ type Opened = (TcpStream, Option<Dechunk>, Vec<u8>);
 struct Reopen {
     args: Arc<ChildArgs>,
     src: Ipv4Addr,
+    port: u16,
     pool: Pool,
     room: String,
 }
 
 impl Reopen {
     async fn open(&self, last_event_id: Option<String>) -> Result<Opened> {
-        open_stream(&self.args, self.src, &self.pool, &self.room, last_event_id).await
+        open_stream(
+            &self.args,
+            self.src,
+            self.port,
+            &self.pool,
+            &self.room,
+            last_event_id,
+        )
+        .await
     }
 }
 
 /// Settings a child gets on its command line.
 struct ChildArgs {
     kind: Kind,
-    port: u16,
+    /// The server's ports: stream `i` of all goes to `ports[i % ports.len()]`, as a
+    /// round-robin balancer in front of several nodes would send it.
+    ports: Vec<u16>,
     cookie: String,
     streams: usize,
     first_addr: usize,
@@ -651,6 +674,8 @@ struct ChildArgs {
     first_stream: usize,
     /// A closed stream comes back as `EventSource` would (see [`reconnect`]).
     reconnect: bool,
+    /// How long to wait for the last deliveries after `EXPECT`.
+    drain: Duration,
 }
 
 /// The room (channel) of stream `i` of all: [`ROOM`] alone, or `bench0`, `bench1`, … in turn.
@@ -662,19 +687,20 @@ fn room_of(i: usize, rooms: usize) -> String {
     }
 }
 
-/// Pool of keep-alive connections for the subscribe calls.
-type Pool = Arc<Mutex<Vec<HttpConn>>>;
+/// Keep-alive connections for the subscribe calls, per server port.
+type Pool = Arc<Mutex<std::collections::HashMap<u16, Vec<HttpConn>>>>;
 
 /// Opens one stream and subscribes it (on roomcast resuming after `last_event_id`, which
 /// is always in one step).
 async fn open_stream(
     args: &ChildArgs,
     src: Ipv4Addr,
+    port: u16,
     pool: &Pool,
     room: &str,
     last_event_id: Option<String>,
 ) -> Result<Opened> {
-    let dst = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
+    let dst = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = connect_from(src, dst).await?;
     let one_step = args.one_step || last_event_id.is_some();
     let req = match args.kind {
@@ -746,7 +772,8 @@ async fn open_stream(
     let mut conn = pool
         .lock()
         .await
-        .pop()
+        .get_mut(&port)
+        .and_then(Vec::pop)
         .unwrap_or_else(|| HttpConn::new(dst));
     let answer = conn
         .request(
@@ -759,7 +786,7 @@ async fn open_stream(
             body.to_string().as_bytes(),
         )
         .await;
-    pool.lock().await.push(conn);
+    pool.lock().await.entry(port).or_default().push(conn);
     let (status, answer) = answer?;
     if status != 200 {
         bail!(
@@ -773,7 +800,7 @@ async fn open_stream(
 async fn child_main(args: ChildArgs) -> Result<()> {
     use futures_util::StreamExt;
     let tally = Arc::new(Tally::new());
-    let pool: Pool = Arc::new(Mutex::new(Vec::new()));
+    let pool: Pool = Pool::default();
     let started = Instant::now();
     let args = Arc::new(args);
     let opened: Vec<Result<usize>> = futures_util::stream::iter(0..args.streams)
@@ -783,12 +810,14 @@ async fn child_main(args: ChildArgs) -> Result<()> {
                 let addr = args.first_addr + i / STREAMS_PER_ADDR;
                 let src = Ipv4Addr::new(127, 0, (addr / 250) as u8, (2 + addr % 250) as u8);
                 let room = room_of(args.first_stream + i, args.rooms);
+                let port = args.ports[(args.first_stream + i) % args.ports.len()];
                 let (stream, decoder, payload) =
-                    open_stream(&args, src, &pool, &room, None).await?;
+                    open_stream(&args, src, port, &pool, &room, None).await?;
                 let reader = Reader::new(args.kind);
                 let reopen = Reopen {
                     args,
                     src,
+                    port,
                     pool,
                     room,
                 };
@@ -838,7 +867,7 @@ async fn child_main(args: ChildArgs) -> Result<()> {
                 .unwrap_or(0),
         })
         .sum();
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    let deadline = Instant::now() + args.drain;
     while tally.in_order.load(Ordering::Relaxed) + tally.disorder.load(Ordering::Relaxed) < total
         && Instant::now() < deadline
     {
@@ -1077,6 +1106,16 @@ impl Publisher {
             }
             self.errors += 1;
         }
+    }
+
+    /// Publishes one message to room `room` of `rooms`, as publisher `room` with sequence 1:
+    /// in the many-rooms runs each room hears from one publisher once, and one connection
+    /// posts to many rooms. A failure is counted, as in [`Publisher::publish_counted`].
+    async fn publish_once_to(&mut self, room: usize, rooms: usize) {
+        self.index = room;
+        self.room = room_of(room, rooms);
+        self.seq = 0;
+        self.publish_counted().await;
     }
 
     /// Publishes the next message; errors are answers other than 2xx.
@@ -1343,6 +1382,20 @@ impl Child {
     }
 }
 
+/// Waits until every child has opened its streams; how many are open in all.
+async fn streams_ready(children: &mut [Child]) -> Result<usize> {
+    let mut open = 0;
+    for c in children {
+        let ready = c.line("READY").await?;
+        open += ready
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+    }
+    Ok(open)
+}
+
 /// The load tool's processes: this one and the children holding the streams.
 fn load_pids(children: &[Child]) -> Vec<u32> {
     children
@@ -1358,12 +1411,14 @@ fn load_pids(children: &[Child]) -> Vec<u32> {
 struct Spread {
     rooms: usize,
     reconnect: bool,
+    /// How long the children wait for the last deliveries (default [`DRAIN_TIMEOUT`]).
+    drain: Option<Duration>,
 }
 
 /// Starts children holding `streams` in all.
 fn spawn_children(
     kind: Kind,
-    port: u16,
+    ports: &[u16],
     cookie: &str,
     streams: usize,
     spread: Spread,
@@ -1379,8 +1434,12 @@ fn spawn_children(
                 "--child",
                 "--server",
                 kind.name(),
-                "--port",
-                &port.to_string(),
+                "--ports",
+                &ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 "--cookie",
                 cookie,
                 "--streams",
@@ -1394,6 +1453,13 @@ fn spawn_children(
             ])
             .args(common::flag("--one-step").then_some("--one-step"))
             .args(spread.reconnect.then_some("--reconnect"))
+            .args(
+                spread
+                    .drain
+                    .map(|d| ["--drain-secs".to_owned(), d.as_secs().to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -1571,16 +1637,8 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     let (pss_idle, rss_idle) = (common::pss_sum(&pids), common::rss_sum(&pids));
 
     let started = Instant::now();
-    let mut children = spawn_children(kind, port, &cookie, f.streams, Spread::default())?;
-    let mut open = 0;
-    for c in &mut children {
-        let ready = c.line("READY").await?;
-        open += ready
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0);
-    }
+    let mut children = spawn_children(kind, &[port], &cookie, f.streams, Spread::default())?;
+    let open = streams_ready(&mut children).await?;
     let connect_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pids = server.pids();
@@ -1796,7 +1854,7 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
     let server = Running::start(kind, 15, Some(PUBLISH_QUEUE))?;
     let port = server.port();
     let (cookie, pub_cookie) = bench_users(kind, port).await?;
-    let mut children = spawn_children(kind, port, &cookie, subscribers, Spread::default())?;
+    let mut children = spawn_children(kind, &[port], &cookie, subscribers, Spread::default())?;
     for c in &mut children {
         c.line("READY").await?;
     }
@@ -2066,8 +2124,8 @@ async fn parent_main() -> Result<()> {
         "all" => true,
         one => one == name || (one == "storm" && name == "fanout"),
     };
-    const SCENARIOS: [&str; 7] = [
-        "fanout", "closed", "storm", "publish", "restart", "both", "all",
+    const SCENARIOS: [&str; 8] = [
+        "fanout", "closed", "storm", "publish", "restart", "nodes", "both", "all",
     ];
     if !SCENARIOS.contains(&scenario.as_str()) {
         bail!("--scenario {scenario}: one of {}", SCENARIOS.join(", "));
@@ -2190,6 +2248,9 @@ async fn parent_main() -> Result<()> {
         if with("restart") {
             run_restarts(&kinds, quick, rounds, &mut failed).await?;
         }
+        if with("nodes") {
+            run_many_nodes(quick, rounds, &mut failed).await?;
+        }
     }
     if failed > 0 {
         bail!(
@@ -2232,6 +2293,40 @@ async fn run_restarts(kinds: &[Kind], quick: bool, rounds: usize, failed: &mut u
     Ok(())
 }
 
+/// The many-nodes scenario (roomcast only), one room and then many, `rounds` times each.
+async fn run_many_nodes(quick: bool, rounds: usize, failed: &mut u64) -> Result<()> {
+    let nodes = common::arg("--nodes", if quick { 2usize } else { 6 });
+    let one_room = nodes::Nodes {
+        nodes,
+        streams: common::arg("--streams", if quick { 100usize } else { 100_000 }),
+        rooms: 1,
+        messages: common::arg("--messages", if quick { 10usize } else { 100 }),
+        interval: Duration::from_millis(common::arg("--interval-ms", 10u64)),
+        pub_conns: common::arg("--pub-conns", nodes),
+        workers: common::arg("--node-workers", 1usize),
+    };
+    let many_rooms = nodes::Nodes {
+        rooms: common::arg("--rooms", if quick { 10usize } else { 10_000 }),
+        interval: Duration::from_micros(common::arg("--post-every-us", 1000u64)),
+        ..one_room
+    };
+    let admin = common::bench_postgres();
+    for shape in [&one_room, &many_rooms] {
+        let mut runs = Vec::new();
+        for round in 1..=rounds {
+            eprintln!("{}, round {round}:", shape.title());
+            settle().await;
+            let f = nodes::run_nodes(&admin, shape).await?;
+            *failed += f.errors;
+            runs.push(f);
+        }
+        table(&shape.title(), &[(Kind::Roomcast, runs)]);
+    }
+    Ok(())
+}
+
+#[path = "sidebyside/nodes.rs"]
+mod nodes;
 #[path = "sidebyside/restart.rs"]
 mod restart;
 
@@ -2242,7 +2337,10 @@ fn main() {
         let args = (|| -> Result<ChildArgs> {
             Ok(ChildArgs {
                 kind: Kind::parse(&common::arg("--server", String::new()))?,
-                port: common::arg("--port", 0u16),
+                ports: common::arg("--ports", String::new())
+                    .split(',')
+                    .map(|p| p.parse().context("--ports: port numbers, comma-separated"))
+                    .collect::<Result<_>>()?,
                 cookie: common::arg("--cookie", String::new()),
                 streams: common::arg("--streams", 0usize),
                 first_addr: common::arg("--first-addr", 0usize),
@@ -2250,6 +2348,7 @@ fn main() {
                 rooms: common::arg("--rooms", 1usize),
                 first_stream: common::arg("--first-stream", 0usize),
                 reconnect: common::flag("--reconnect"),
+                drain: Duration::from_secs(common::arg("--drain-secs", DRAIN_TIMEOUT.as_secs())),
             })
         })();
         tokio::runtime::Builder::new_multi_thread()

@@ -138,6 +138,40 @@ pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1048576.0
 }
 
+/// Every PostgreSQL process on the machine (the server and its backends): a cluster's
+/// database, counted apart from the nodes.
+pub fn postgres_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .collect()
+}
+
+/// The PostgreSQL database a bench may create schemas in: `ROOMCAST_BENCH_POSTGRES`, or the
+/// local server's `postgres` database.
+pub fn bench_postgres() -> String {
+    std::env::var("ROOMCAST_BENCH_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Drops the schema a URL from `Db::create_test_schema` points at.
+pub async fn drop_schema(admin: &str, url: &str) {
+    use sqlx::Connection;
+    let Some(schema) = url.rsplit("search_path%3D").next() else {
+        return;
+    };
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
 /// A roomcast server (the real binary) on a free port with its own temporary data
 /// directory; killed when dropped.
 pub struct Server {
@@ -232,8 +266,23 @@ fn spawn(dir: &std::path::Path, port: u16, env: &[(String, String)]) -> (Child, 
             break digits.parse().expect("port number");
         }
     };
-    // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep draining its log so it never blocks on a full pipe; into a file when asked
+    // (`ROOMCAST_BENCH_LOGS=DIR`: one `roomcast-PORT.log` per server, appended).
+    let mut keep = std::env::var_os("ROOMCAST_BENCH_LOGS").and_then(|dir| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::path::Path::new(&dir).join(format!("roomcast-{port}.log")))
+            .ok()
+    });
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(file) = keep.as_mut() {
+                use std::io::Write;
+                let _ = writeln!(file, "{line}");
+            }
+        }
+    });
     (child, port)
 }
 

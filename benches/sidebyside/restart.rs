@@ -29,9 +29,10 @@ pub(super) async fn run_restart(kind: Kind, r: &Restart) -> Result<Figures> {
     let spread = Spread {
         rooms: r.rooms,
         reconnect: true,
+        drain: None,
     };
     let started = Instant::now();
-    let mut children = spawn_children(kind, port, &cookie, r.streams, spread)?;
+    let mut children = spawn_children(kind, &[port], &cookie, r.streams, spread)?;
     for c in &mut children {
         c.line("READY").await?;
     }

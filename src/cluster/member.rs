@@ -19,6 +19,7 @@ use super::{
     bus,
     bus::ClusterPresence,
     client::Answer,
+    head::HeadReads,
     node::{self, Node, RelayError},
     tailer,
     wire::{BusMessage, Closed, NodeStats, Op},
@@ -54,6 +55,8 @@ pub struct Member {
     node: Arc<Node>,
     /// The other nodes' room lists, reused for `cluster.fanout_cache_ms`.
     peer_rooms: PeerCache<Vec<RoomInfo>>,
+    /// The log's head as the subscribes waiting at once read it ([`Member::catch_up`]).
+    head_reads: HeadReads,
     pub(super) tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -94,6 +97,7 @@ impl Member {
             hub,
             node,
             peer_rooms: PeerCache::new(Duration::from_millis(settings.fanout_cache_ms)),
+            head_reads: HeadReads::default(),
             tasks: Mutex::new(tasks),
         })
     }
@@ -206,7 +210,7 @@ impl Member {
     /// [`CATCH_UP_WAIT`].
     pub(super) async fn catch_up(&self) {
         let node = &self.node;
-        let head = match node.db.log_head().await {
+        let head = match self.head_reads.read(|| node.db.log_head()).await {
             Ok(head) => head,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the log's head failed; not catching up");

@@ -21,6 +21,7 @@ mod accounts;
 mod alone;
 mod bus;
 mod client;
+mod head;
 mod member;
 mod node;
 mod presence;
