@@ -24,8 +24,8 @@
 //! (see [`restart`]) `--streams` (18,000), `--rooms` (100), `--rate` (100 messages/s),
 //! `--before` (5 s) and `--after` (25 s), and for the many-nodes scenario (roomcast only, on
 //! PostgreSQL, see [`nodes`]) `--nodes` (6), `--node-workers` (1), `--streams` (100,000),
-//! `--messages` (100) `--interval-ms` (10) apart to one room, then `--rooms` (10,000) with
-//! one post each, `--post-every-us` (1,000) apart.
+//! `--messages` (100) `--interval-ms` (10) apart to one room, then `--rooms` (10,000; 1 for
+//! none) with one post each, `--post-every-us` (1,000) apart.
 //!
 //! How it is built:
 //! - The streams are held by child processes (this binary re-executed with `--child`), at
@@ -1636,10 +1636,16 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     let pids = server.pids();
     let (pss_idle, rss_idle) = (common::pss_sum(&pids), common::rss_sum(&pids));
 
+    let perf = Perf::start(&pids, "--perf-connect").await?;
+    let cpu_idle = common::cpu_secs_sum(&pids);
     let started = Instant::now();
     let mut children = spawn_children(kind, &[port], &cookie, f.streams, Spread::default())?;
     let open = streams_ready(&mut children).await?;
     let connect_secs = started.elapsed().as_secs_f64();
+    let connect_cpu = common::cpu_secs_sum(&pids) - cpu_idle;
+    if let Some(perf) = perf {
+        perf.stop();
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pids = server.pids();
     let (pss_all, rss_all) = (common::pss_sum(&pids), common::rss_sum(&pids));
@@ -1653,6 +1659,10 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
     let mut figures = Figures::default();
     let n = f.streams as f64;
     figures.put("connect time, s", connect_secs);
+    figures.put(
+        "server CPU per connect, µs",
+        connect_cpu * 1e6 / open.max(1) as f64,
+    );
     figures.put(
         "server PSS with the streams open ÷ streams, KiB",
         pss_all as f64 / n / 1024.0,
@@ -1712,7 +1722,7 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
         0 => None,
         _ => Some(StormPlan::prepare(kind, port).await?),
     };
-    let perf = Perf::start(&pids).await?;
+    let perf = Perf::start(&pids, "--perf").await?;
     let cpu_before = common::cpu_secs_sum(&pids);
     // Counted from here: the CPU the storm costs is in the figures.
     let storm = match storm_plan {
@@ -1808,13 +1818,14 @@ async fn run_fanout(kind: Kind, f: &Fanout) -> Result<Figures> {
 }
 
 /// `--perf FILE`: samples the server's CPU (perf's software clock, call graphs) over a
-/// measured window only, for the profile.
+/// measured window only, for the profile: the publish window; `--perf-connect FILE` the
+/// fan-out's connects.
 struct Perf(std::process::Child);
 
 impl Perf {
     /// Starts `perf record` on `pids` when `--perf` names a file.
-    async fn start(pids: &[u32]) -> Result<Option<Self>> {
-        let path = common::arg("--perf", String::new());
+    async fn start(pids: &[u32], option: &str) -> Result<Option<Self>> {
+        let path = common::arg(option, String::new());
         if path.is_empty() {
             return Ok(None);
         }
@@ -1859,7 +1870,7 @@ async fn run_publish(kind: Kind, subscribers: usize, posters: usize, secs: f64) 
         c.line("READY").await?;
     }
     let pids = server.pids();
-    let perf = Perf::start(&pids).await?;
+    let perf = Perf::start(&pids, "--perf").await?;
     let cpu_before = common::cpu_secs_sum(&pids);
     let load_before = common::cpu_secs_sum(&load_pids(&children));
     let started = Instant::now();
@@ -2311,7 +2322,13 @@ async fn run_many_nodes(quick: bool, rounds: usize, failed: &mut u64) -> Result<
         ..one_room
     };
     let admin = common::bench_postgres();
-    for shape in [&one_room, &many_rooms] {
+    // `--rooms 1` (or 0): the one-room shape alone.
+    let shapes = if many_rooms.rooms > 1 {
+        vec![&one_room, &many_rooms]
+    } else {
+        vec![&one_room]
+    };
+    for shape in shapes {
         let mut runs = Vec::new();
         for round in 1..=rounds {
             eprintln!("{}, round {round}:", shape.title());

@@ -125,6 +125,7 @@ async fn round(url: &str, n: &Nodes) -> Result<Figures> {
     // node c mod N, so the nodes take turns.
     let posts = if n.rooms <= 1 { n.messages } else { n.rooms };
     let (conns, rooms, interval) = (n.pub_conns, n.rooms, n.interval);
+    let perf = Perf::start(&node_pids, "--perf").await?;
     let node_cpu0 = common::cpu_secs_sum(&node_pids);
     let pg_cpu0 = postgres_cpu_by_pid();
     let first_tx = now_us();
@@ -150,6 +151,9 @@ async fn round(url: &str, n: &Nodes) -> Result<Figures> {
         expect = vec![1; rooms];
     }
     let got = collect(&mut children, &expect).await?;
+    if let Some(perf) = perf {
+        perf.stop();
+    }
     // PostgreSQL's backends may come and go: a backend that ended inside the window is not
     // counted, so its figure is a floor.
     let pg_cpu: f64 = postgres_cpu_by_pid()

@@ -350,7 +350,15 @@ impl From<PasswordError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Internal(e.into())
+        match e {
+            // Not a bug: the database is out of reach, or every pooled connection stayed busy
+            // past the pool's wait. A client that tries again (EventSource does) may succeed.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %e, "the database did not answer a request");
+                Self::Unavailable("the database is not answering; try again".into())
+            }
+            e => Self::Internal(e.into()),
+        }
     }
 }
 
@@ -515,6 +523,23 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_out_of_reach_is_unavailable_not_a_bug() {
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Io(std::io::ErrorKind::AddrNotAvailable.into()),
+        ] {
+            let answer = ApiError::from(e).error_response();
+            assert_eq!(
+                answer.status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "a database that does not answer should be a 503, not a 500"
+            );
+        }
+        let bug = ApiError::from(sqlx::Error::RowNotFound).error_response();
+        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 
     /// `docs/api.md` lists every code the API can answer, and nothing else.
     #[test]
