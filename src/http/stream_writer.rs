@@ -47,8 +47,9 @@ const MAX_BATCH: usize = 64;
 /// Stop adding frames to a batch past this many bytes.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
 
-/// The slices of one write: the chunk's head, the frames, its tail, the terminating chunk.
-const SLICES: usize = MAX_BATCH + 3;
+/// The slices of one write: the response head (the first write only), the chunk's head, the
+/// frames, its tail, the terminating chunk.
+const SLICES: usize = MAX_BATCH + 4;
 
 /// The terminating chunk of a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
@@ -143,6 +144,9 @@ pub struct StreamWriter {
     stream: ConnectionStream,
     /// Whether the head said `Transfer-Encoding: chunked` (else the body runs to the close).
     chunked: bool,
+    /// The response head, which actix encoded and left to the first write: with the first
+    /// frames (the `connected` event) it costs the client one segment and one wake-up.
+    head: Option<Bytes>,
     /// What the socket has not taken yet of the last batch (only when its buffer filled).
     unsent: Option<Box<Unsent>>,
     /// The stream ended; the last batch (with the terminating chunk) is written or unsent.
@@ -163,6 +167,7 @@ impl StreamWriter {
             io: handed.io,
             stream,
             chunked: handed.chunked,
+            head: Some(handed.unwritten.freeze()).filter(|head| !head.is_empty()),
             unsent: None,
             ended: false,
             _live: live,
@@ -200,9 +205,9 @@ impl StreamWriter {
         Poll::Ready(Ok(()))
     }
 
-    /// Takes every frame queued now (up to a batch) and writes them as one chunk, followed
-    /// by the terminating chunk when the stream ended. `false` when there was nothing to
-    /// write.
+    /// Takes every frame queued now (up to a batch) and writes them as one chunk, after the
+    /// response head the first time and followed by the terminating chunk when the stream
+    /// ended. `false` when there was nothing to write.
     fn write_batch(&mut self, cx: &mut Context<'_>) -> io::Result<bool> {
         let mut frames: [Bytes; MAX_BATCH] = [const { Bytes::new() }; MAX_BATCH];
         let mut count = 0;
@@ -238,18 +243,20 @@ impl StreamWriter {
         } else {
             b""
         };
-        let total = head_len + len + tail.len() + last.len();
+        let response_head = self.head.take().unwrap_or_default();
+        let total = response_head.len() + head_len + len + tail.len() + last.len();
         if total == 0 {
             return Ok(false);
         }
         let mut slices = [IoSlice::new(&[]); SLICES];
-        slices[0] = IoSlice::new(&head[..head_len]);
-        for (slot, frame) in slices[1..].iter_mut().zip(&frames[..count]) {
+        slices[0] = IoSlice::new(&response_head);
+        slices[1] = IoSlice::new(&head[..head_len]);
+        for (slot, frame) in slices[2..].iter_mut().zip(&frames[..count]) {
             *slot = IoSlice::new(frame);
         }
-        slices[count + 1] = IoSlice::new(tail);
-        slices[count + 2] = IoSlice::new(last);
-        let written = match Pin::new(&mut *self.io).poll_write_vectored(cx, &slices[..count + 3]) {
+        slices[count + 2] = IoSlice::new(tail);
+        slices[count + 3] = IoSlice::new(last);
+        let written = match Pin::new(&mut *self.io).poll_write_vectored(cx, &slices[..count + 4]) {
             Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Poll::Ready(Ok(n)) => n,
             Poll::Ready(Err(e)) => return Err(e),
@@ -257,7 +264,8 @@ impl StreamWriter {
         };
         if written < total {
             // The socket's buffer is full: keep the rest, in order, for when it drains.
-            let mut parts = Vec::with_capacity(count + 3);
+            let mut parts = Vec::with_capacity(count + 4);
+            parts.push(response_head);
             parts.push(Bytes::copy_from_slice(&head[..head_len]));
             parts.extend(frames.into_iter().take(count));
             parts.push(Bytes::from_static(tail));
@@ -364,21 +372,77 @@ mod tests {
         chunked: bool,
         capacity: usize,
     ) -> (StreamWriter, tokio::io::DuplexStream) {
+        let (server, client) = tokio::io::duplex(capacity);
+        (writer_over(hub, chunked, Box::new(server), b""), client)
+    }
+
+    /// A writer for a new stream of `hub` over `io`, with `head` left unwritten by actix.
+    fn writer_over(
+        hub: &Arc<Hub>,
+        chunked: bool,
+        io: Box<dyn HandoffIo>,
+        head: &[u8],
+    ) -> StreamWriter {
         let user = UserRef {
             id: Uuid::new_v4(),
             username: Some(Arc::from("alice")),
         };
         let stream = hub.connect(user, Uuid::new_v4(), None).expect("a stream");
-        let (server, client) = tokio::io::duplex(capacity);
         let handed = HandedOff {
-            io: Box::new(server),
+            io,
             chunked,
             read_buf: Default::default(),
+            unwritten: head.into(),
         };
-        (
-            StreamWriter::new(handed, stream, LiveWriters::default().enter()),
-            client,
-        )
+        StreamWriter::new(handed, stream, LiveWriters::default().enter())
+    }
+
+    /// A socket that counts the writes it takes.
+    struct CountingIo {
+        inner: tokio::io::DuplexStream,
+        writes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl tokio::io::AsyncRead for CountingIo {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl tokio::io::AsyncWrite for CountingIo {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
     }
 
     /// Runs the writer until the hub closes its stream, reading as a client does.
@@ -441,6 +505,34 @@ mod tests {
             "first chunk: {got:?}"
         );
         assert_eq!(after, "\r\n", "nothing after the last chunk: {got:?}");
+    }
+
+    #[tokio::test]
+    async fn the_response_head_and_the_first_frame_leave_in_one_write() {
+        let hub = hub();
+        let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        let (server, client) = tokio::io::duplex(4096);
+        let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let io = CountingIo {
+            inner: server,
+            writes: writes.clone(),
+        };
+        let writer = writer_over(&hub, true, Box::new(io), head);
+        let got = run_and_close(&hub, writer, client).await;
+        let body = got
+            .strip_prefix(std::str::from_utf8(head).expect("ascii"))
+            .unwrap_or_else(|| panic!("the head comes first: {got:?}"));
+        let (chunks, _) = dechunk(body);
+        assert!(
+            chunks[0].contains("event: connected"),
+            "the first chunk follows the head: {got:?}"
+        );
+        // The head with the `connected` frame, then the last chunk at the close.
+        assert_eq!(
+            writes.load(Ordering::SeqCst),
+            2,
+            "the head and the first frame should share one write"
+        );
     }
 
     #[tokio::test]

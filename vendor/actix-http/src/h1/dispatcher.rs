@@ -195,8 +195,8 @@ pin_project! {
         codec: Codec,
 
         // roomcast: set once a response head that hands off its socket is encoded, with
-        // whether that head said chunked; the socket goes to it as soon as the head is
-        // flushed, and nothing more is read or answered meanwhile (see `crate::handoff`).
+        // whether that head said chunked; the socket (and the unwritten head) goes to it
+        // next, and nothing more is read or answered meanwhile (see `crate::handoff`).
         handoff: Option<(crate::Handoff, bool)>,
     }
 }
@@ -544,7 +544,7 @@ where
                 this.state.set(State::None);
             }
             // roomcast: a streamed body whose socket is handed off is never polled; the
-            // dispatcher only flushes the head (see `crate::handoff`).
+            // dispatcher only encodes the head (see `crate::handoff`).
             BodySize::Stream
                 if handoff.is_some()
                     && !close_for_unread_payload
@@ -1310,7 +1310,8 @@ where
         }
     }
 
-    /// roomcast: gives the socket to the waiting hand-off (the head is flushed).
+    /// roomcast: gives the socket, and what is not written yet (the head), to the waiting
+    /// hand-off.
     fn hand_off(self: Pin<&mut Self>) {
         let this = self.project();
         if let (Some((handoff, chunked)), Some(io)) = (this.handoff.take(), this.io.take()) {
@@ -1318,6 +1319,7 @@ where
                 io: Box::new(io),
                 chunked,
                 read_buf: mem::take(this.read_buf),
+                unwritten: mem::take(this.write_buf),
             });
         }
     }
@@ -1382,10 +1384,9 @@ where
                 inner.as_mut().poll_graceful_shutdown(cx);
                 inner.as_mut().poll_timers(cx)?;
 
-                // roomcast: a hand-off waiting for its head to flush reads nothing more (a
-                // pipelined request must not be answered onto the handed-off socket).
+                // roomcast: a waiting hand-off takes the socket before anything more is read
+                // (a pipelined request must not be answered onto the handed-off socket).
                 if inner.handoff.is_some() {
-                    ready!(inner.as_mut().poll_flush(cx))?;
                     inner.as_mut().hand_off();
                     return Poll::Ready(Ok(()));
                 }
@@ -1482,13 +1483,14 @@ where
                         //
                         // TODO: want to find a reference for this behavior
                         // see introduced commit: 3872d3ba
-                        let flush_was_ready = inner.as_mut().poll_flush(cx)?.is_ready();
-
-                        // roomcast: the head is out; the socket goes to the hand-off.
-                        if flush_was_ready && inner.handoff.is_some() {
+                        // roomcast: the head is encoded; the socket goes to the hand-off
+                        // with it unwritten, for the first write to carry it and the body.
+                        if inner.handoff.is_some() {
                             inner.as_mut().hand_off();
                             return Poll::Ready(Ok(()));
                         }
+
+                        let flush_was_ready = inner.as_mut().poll_flush(cx)?.is_ready();
 
                         // this assert seems to always be true but not willing to commit to it until
                         // we understand what Nikolay meant when writing the above comment
