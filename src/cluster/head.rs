@@ -12,18 +12,16 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use parking_lot::Mutex;
-
 /// See the module documentation.
 #[derive(Default)]
 pub(super) struct HeadReads {
-    /// Held while a read runs. Tokio's mutex is fair: the callers queued behind one read
-    /// get their turn in order, and the first of them begins the read the rest share.
-    turn: tokio::sync::Mutex<()>,
-    /// Reads begun so far.
+    /// Held while a read runs, over the last read that succeeded: the ordinal it began as,
+    /// and the head it read. Tokio's mutex is fair: the callers queued behind one read get
+    /// their turn in order, and the first of them begins the read the rest share.
+    last: tokio::sync::Mutex<Option<(u64, i64)>>,
+    /// Reads begun so far; read without the lock, so a caller knows which reads began
+    /// after it did.
     begun: AtomicU64,
-    /// The last read that succeeded: the ordinal it began as, and the head it read.
-    last: Mutex<Option<(u64, i64)>>,
 }
 
 impl HeadReads {
@@ -35,15 +33,15 @@ impl HeadReads {
         Fut: Future<Output = Result<i64, E>>,
     {
         let asked = self.begun.load(Ordering::Acquire);
-        let _turn = self.turn.lock().await;
-        if let Some((ordinal, head)) = *self.last.lock()
+        let mut last = self.last.lock().await;
+        if let Some((ordinal, head)) = *last
             && ordinal > asked
         {
             return Ok(head);
         }
         let ordinal = self.begun.fetch_add(1, Ordering::AcqRel) + 1;
         let head = read().await?;
-        *self.last.lock() = Some((ordinal, head));
+        *last = Some((ordinal, head));
         Ok(head)
     }
 }
